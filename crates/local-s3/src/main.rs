@@ -1,0 +1,67 @@
+//! `local-s3`: serve the embedded S3 endpoint on a loopback port, optionally seeded.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use anyhow::Context;
+use clap::Parser;
+use local_s3::{Credentials, LocalS3, seed_bucket};
+
+/// An in-memory S3-compatible endpoint with object ACLs, for local runs and tests.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on. Keep it on loopback: the endpoint has fake credentials.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    host: IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+    /// Create this bucket at start and fill it with `--objects` objects.
+    #[arg(long)]
+    seed_bucket: Option<String>,
+    /// How many objects to seed, with a deterministic mix of private, public-read,
+    /// authenticated-read and cross-account ACLs.
+    #[arg(long, default_value_t = 100, requires = "seed_bucket")]
+    objects: usize,
+    /// Access key id clients must sign with.
+    #[arg(long, env = "LOCAL_S3_ACCESS_KEY_ID", default_value_t = Credentials::default().access_key_id)]
+    access_key_id: String,
+    /// Secret key clients must sign with.
+    #[arg(long, env = "LOCAL_S3_SECRET_ACCESS_KEY", default_value_t = Credentials::default().secret_access_key, hide_default_value = true)]
+    secret_access_key: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::builder()
+                .with_default_directive(tracing::Level::INFO.into())
+                .from_env_lossy(),
+        )
+        .init();
+    let args = Args::parse();
+    let credentials = Credentials {
+        access_key_id: args.access_key_id,
+        secret_access_key: args.secret_access_key,
+    };
+    let addr = SocketAddr::new(args.host, args.port);
+    let mut s3 = LocalS3::start_on(addr, credentials)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    if let Some(bucket) = &args.seed_bucket {
+        let summary = seed_bucket(s3.store(), bucket, args.objects)
+            .with_context(|| format!("cannot seed bucket {bucket:?}"))?;
+        tracing::info!(bucket, ?summary, "seeded");
+    }
+    // The shell lines a client needs; the key pair is this endpoint's own, not an AWS one.
+    println!("export AWS_ENDPOINT_URL={}", s3.endpoint_url());
+    println!("export AWS_ACCESS_KEY_ID={}", s3.credentials().access_key_id);
+    println!("export AWS_SECRET_ACCESS_KEY={}", s3.credentials().secret_access_key);
+    println!("export AWS_REGION=us-east-1");
+    tokio::select! {
+        () = s3.wait() => {}
+        result = tokio::signal::ctrl_c() => result.context("cannot wait for Ctrl-C")?,
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Serving the store over HTTP on a loopback port.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::service::LocalS3Service;
+use crate::store::Store;
+
+/// The key pair the endpoint verifies SigV4 signatures against. Local and fake: they open
+/// nothing but this endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Credentials {
+            access_key_id: "LOCALS3ACCESSKEY".to_owned(),
+            secret_access_key: "local-s3-secret-key-not-an-aws-secret".to_owned(),
+        }
+    }
+}
+
+/// A running endpoint. Dropping it stops the server and closes its connections.
+pub struct LocalS3 {
+    addr: SocketAddr,
+    endpoint_url: String,
+    credentials: Credentials,
+    store: Arc<Store>,
+    server: JoinHandle<()>,
+}
+
+impl LocalS3 {
+    /// Starts an endpoint on an ephemeral loopback port with the default credentials.
+    pub async fn start() -> io::Result<Self> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), Credentials::default()).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, credentials: Credentials) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let store = Arc::new(Store::default());
+        let service = {
+            let mut builder = S3ServiceBuilder::new(LocalS3Service::new(Arc::clone(&store)));
+            builder.set_auth(SimpleAuth::from_single(
+                credentials.access_key_id.clone(),
+                credentials.secret_access_key.clone(),
+            ));
+            builder.build()
+        };
+        let server = tokio::spawn(serve(listener, service));
+        Ok(LocalS3 {
+            addr,
+            endpoint_url: format!("http://{addr}"),
+            credentials,
+            store,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: an IP host, so SDKs use path-style addressing.
+    pub fn endpoint_url(&self) -> &str {
+        &self.endpoint_url
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until the task is cancelled (Ctrl-C in the binary).
+    pub async fn wait(&mut self) {
+        // The task ends only by cancellation or a panic, which tokio reports on its own.
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for LocalS3 {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, service: S3Service) {
+    let http = ConnectionBuilder::new(TokioExecutor::new());
+    // Owning the connection tasks here means aborting this task closes them too.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => {
+                    let _ = socket.set_nodelay(true);
+                    let connection = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                    connections.spawn(async move {
+                        if let Err(err) = connection.await {
+                            tracing::debug!(error = %err, "connection closed with an error");
+                        }
+                    });
+                }
+                Err(err) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The S3 operations this endpoint serves, on top of `s3s` (routing, XML, SigV4). Every
+//! other operation keeps the trait's default answer, NotImplemented.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures::TryStreamExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use crate::acl::{Acl, AclError, AclRequest, owner_dto};
+use crate::listing::{ListRequest, MAX_KEYS_LIMIT, decode_token, encode_token, list_page};
+use crate::store::{Store, StoreError, StoredObject};
+
+pub struct LocalS3Service {
+    store: Arc<Store>,
+}
+
+impl LocalS3Service {
+    pub fn new(store: Arc<Store>) -> Self {
+        LocalS3Service { store }
+    }
+}
+
+impl From<StoreError> for S3Error {
+    fn from(err: StoreError) -> Self {
+        let code = match err {
+            StoreError::NoSuchBucket(_) => S3ErrorCode::NoSuchBucket,
+            StoreError::NoSuchKey(_) => S3ErrorCode::NoSuchKey,
+            StoreError::BucketAlreadyOwnedByYou(_) => S3ErrorCode::BucketAlreadyOwnedByYou,
+            StoreError::BucketNotEmpty(_) => S3ErrorCode::BucketNotEmpty,
+            StoreError::AclAccessDenied(_) => S3ErrorCode::AccessDenied,
+        };
+        S3Error::with_message(code, err.to_string())
+    }
+}
+
+impl From<AclError> for S3Error {
+    fn from(err: AclError) -> Self {
+        let code = match err {
+            AclError::Malformed(_) => S3ErrorCode::MalformedACLError,
+            AclError::CannedAndGrants => S3ErrorCode::InvalidRequest,
+            AclError::Unsupported(_) => S3ErrorCode::NotImplemented,
+        };
+        S3Error::with_message(code, err.to_string())
+    }
+}
+
+/// What S3 escapes in `encoding-type=url` listings: everything but unreserved characters
+/// and `/`, so that clients such as boto3 (which always asks for it) decode keys exactly.
+const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
+
+#[async_trait::async_trait]
+impl S3 for LocalS3Service {
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        let bucket = req.input.bucket;
+        self.store.create_bucket(&bucket)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        if !self.store.bucket_exists(&req.input.bucket) {
+            return Err(StoreError::NoSuchBucket(req.input.bucket).into());
+        }
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.store.delete_bucket(&req.input.bucket)?;
+        Ok(S3Response::new(DeleteBucketOutput::default()))
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        let acl = AclRequest {
+            canned: input.acl.as_ref().map(ObjectCannedACL::as_str),
+            grant_full_control: input.grant_full_control.as_deref(),
+            grant_read: input.grant_read.as_deref(),
+            grant_read_acp: input.grant_read_acp.as_deref(),
+            grant_write: None,
+            grant_write_acp: input.grant_write_acp.as_deref(),
+            policy: None,
+        }
+        .resolve()?
+        .unwrap_or_else(Acl::private);
+        // Fail before reading the body, as S3 does for a missing bucket.
+        if !self.store.bucket_exists(&input.bucket) {
+            return Err(StoreError::NoSuchBucket(input.bucket).into());
+        }
+        let body = match input.body {
+            Some(stream) => stream
+                .try_fold(BytesMut::new(), |mut acc, chunk| async move {
+                    acc.extend_from_slice(&chunk);
+                    Ok(acc)
+                })
+                .await
+                .map_err(|err| s3_error!(IncompleteBody, "reading the request body failed: {err}"))?
+                .freeze(),
+            None => bytes::Bytes::new(),
+        };
+        let object = StoredObject::new(body, acl);
+        let e_tag = ETag::Strong(object.etag.clone());
+        self.store.put_object(&input.bucket, &input.key, object)?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(e_tag),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.store.delete_object(&req.input.bucket, &req.input.key)?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        let acl = self.store.object_acl(&req.input.bucket, &req.input.key)?;
+        Ok(S3Response::new(GetObjectAclOutput {
+            grants: Some(acl.to_dto_grants()),
+            owner: Some(owner_dto()),
+            request_charged: None,
+        }))
+    }
+
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        let input = req.input;
+        let acl = AclRequest {
+            canned: input.acl.as_ref().map(ObjectCannedACL::as_str),
+            grant_full_control: input.grant_full_control.as_deref(),
+            grant_read: input.grant_read.as_deref(),
+            grant_read_acp: input.grant_read_acp.as_deref(),
+            grant_write: input.grant_write.as_deref(),
+            grant_write_acp: input.grant_write_acp.as_deref(),
+            policy: input.access_control_policy.as_ref(),
+        }
+        .resolve()?
+        .ok_or_else(|| {
+            s3_error!(
+                MalformedACLError,
+                "PutObjectAcl needs x-amz-acl, an x-amz-grant-* header or an AccessControlPolicy body"
+            )
+        })?;
+        self.store.set_object_acl(&input.bucket, &input.key, acl)?;
+        Ok(S3Response::new(PutObjectAclOutput::default()))
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input;
+        let max_keys = match input.max_keys {
+            None => MAX_KEYS_LIMIT,
+            Some(n) => usize::try_from(n).map_err(|_| s3_error!(InvalidArgument, "max-keys must not be negative"))?,
+        };
+        let token = input
+            .continuation_token
+            .as_deref()
+            .map(|token| {
+                decode_token(token)
+                    .ok_or_else(|| s3_error!(InvalidArgument, "the continuation token provided is incorrect"))
+            })
+            .transpose()?;
+        let prefix = input.prefix.as_deref().unwrap_or("");
+        let request = ListRequest {
+            prefix,
+            delimiter: input.delimiter.as_deref().filter(|d| !d.is_empty()),
+            max_keys,
+            after: token.as_deref().or(input.start_after.as_deref()),
+        };
+        let page = list_page(&self.store, &input.bucket, &request)?;
+
+        let url_encoded = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+        let encode = |s: &str| {
+            if url_encoded {
+                utf8_percent_encode(s, URL_ENCODE).to_string()
+            } else {
+                s.to_owned()
+            }
+        };
+        let fetch_owner = input.fetch_owner.unwrap_or(false);
+        let key_count = page.objects.len() + page.common_prefixes.len();
+        let contents = page
+            .objects
+            .into_iter()
+            .map(|object| Object {
+                key: Some(encode(&object.key)),
+                size: Some(object.size),
+                e_tag: Some(ETag::Strong(object.etag)),
+                last_modified: Some(object.last_modified.into()),
+                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                owner: fetch_owner.then(owner_dto),
+                ..Default::default()
+            })
+            .collect();
+        let common_prefixes = page
+            .common_prefixes
+            .iter()
+            .map(|prefix| CommonPrefix {
+                prefix: Some(encode(prefix)),
+            })
+            .collect();
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: Some(encode(prefix)),
+            delimiter: input.delimiter.as_deref().map(encode),
+            max_keys: Some(i32::try_from(max_keys.min(MAX_KEYS_LIMIT)).unwrap_or(i32::MAX)),
+            key_count: Some(i32::try_from(key_count).unwrap_or(i32::MAX)),
+            continuation_token: input.continuation_token,
+            is_truncated: Some(page.next_after.is_some()),
+            next_continuation_token: page.next_after.as_deref().map(encode_token),
+            contents: Some(contents),
+            common_prefixes: Some(common_prefixes),
+            encoding_type: input.encoding_type,
+            start_after: input.start_after.as_deref().map(encode),
+            request_charged: None,
+        }))
+    }
+}
