@@ -1,0 +1,148 @@
+//! The two S3 primitives every strategy shares: list the bucket's keys, fetch one ACL.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object_acl::GetObjectAclOutput;
+use aws_sdk_s3::types::{self as s3_types, Type};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AuditError;
+use crate::target::Target;
+
+/// One object's ACL as GetObjectAcl returned it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectAcl {
+    pub key: String,
+    pub owner_id: Option<String>,
+    pub grants: Vec<Grant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub grantee: Grantee,
+    /// `FULL_CONTROL`, `READ`, `WRITE`, `READ_ACP` or `WRITE_ACP`.
+    pub permission: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Grantee {
+    CanonicalUser { id: String },
+    Group { uri: String },
+    Email { address: String },
+    /// A grantee type this client does not know, kept so that nothing is dropped silently.
+    Other { description: String },
+}
+
+pub const ALL_USERS_URI: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+pub const AUTHENTICATED_USERS_URI: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+
+impl Grant {
+    /// READ or FULL_CONTROL: the permissions that let the grantee read the object.
+    pub fn allows_read(&self) -> bool {
+        self.permission == "READ" || self.permission == "FULL_CONTROL"
+    }
+}
+
+/// An object whose ACL could not be fetched; the run records it and goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectFailure {
+    pub key: String,
+    /// S3's error code (`AccessDenied`, `NoSuchKey`, `SlowDown` …) or, for a request that got
+    /// no answer, the kind of failure (`Timeout`, `DispatchFailure`, `TaskPanicked`).
+    pub code: String,
+    pub message: String,
+}
+
+pub type AclOutcome = Result<ObjectAcl, ObjectFailure>;
+
+/// The keys under the target's prefix, every page of them, up to its `max_objects`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub keys: Vec<String>,
+    /// False when `max_objects` stopped the listing before its end.
+    pub complete: bool,
+}
+
+pub async fn list_keys(client: &Client, target: &Target) -> Result<Listing, AuditError> {
+    let limit = target.max_objects.unwrap_or(usize::MAX);
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(&target.bucket)
+        .set_prefix(target.prefix.clone())
+        .into_paginator()
+        .send();
+    let mut keys = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| AuditError::from_list_error(&target.bucket, err))?;
+        for object in page.contents() {
+            if keys.len() == limit {
+                return Ok(Listing { keys, complete: false });
+            }
+            if let Some(key) = object.key() {
+                keys.push(key.to_owned());
+            }
+        }
+        if keys.len() == limit && page.is_truncated().unwrap_or(false) {
+            return Ok(Listing { keys, complete: false });
+        }
+    }
+    Ok(Listing { keys, complete: true })
+}
+
+/// One GetObjectAcl call; a failure is a value, never an early return for the whole run.
+pub async fn fetch_acl(client: &Client, bucket: &str, key: String) -> AclOutcome {
+    match client.get_object_acl().bucket(bucket).key(&key).send().await {
+        Ok(output) => Ok(object_acl(key, &output)),
+        Err(err) => Err(ObjectFailure {
+            code: error_code(&err),
+            message: DisplayErrorContext(&err).to_string(),
+            key,
+        }),
+    }
+}
+
+fn object_acl(key: String, output: &GetObjectAclOutput) -> ObjectAcl {
+    ObjectAcl {
+        key,
+        owner_id: output.owner().and_then(|owner| owner.id()).map(str::to_owned),
+        grants: output.grants().iter().map(grant).collect(),
+    }
+}
+
+fn grant(grant: &s3_types::Grant) -> Grant {
+    let grantee = match grant.grantee() {
+        Some(g) => match (g.r#type(), g.id(), g.uri(), g.email_address()) {
+            (Type::CanonicalUser, Some(id), _, _) => Grantee::CanonicalUser { id: id.to_owned() },
+            (Type::Group, _, Some(uri), _) => Grantee::Group { uri: uri.to_owned() },
+            (Type::AmazonCustomerByEmail, _, _, Some(address)) => Grantee::Email {
+                address: address.to_owned(),
+            },
+            _ => Grantee::Other {
+                description: format!("{g:?}"),
+            },
+        },
+        None => Grantee::Other {
+            description: "grant without a grantee".to_owned(),
+        },
+    };
+    Grant {
+        grantee,
+        permission: grant.permission().map_or("UNKNOWN", |p| p.as_str()).to_owned(),
+    }
+}
+
+/// S3's error code when S3 answered, else what kind of failure kept it from answering.
+pub(crate) fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
+    if let Some(code) = err.code() {
+        return code.to_owned();
+    }
+    match err {
+        SdkError::TimeoutError(_) => "Timeout",
+        SdkError::DispatchFailure(_) => "DispatchFailure",
+        SdkError::ResponseError(_) => "ResponseError",
+        SdkError::ConstructionFailure(_) => "ConstructionFailure",
+        _ => "Unknown",
+    }
+    .to_owned()
+}

@@ -1,0 +1,92 @@
+//! The handler the three Lambda functions share; each function only names its strategy.
+
+use aws_sdk_s3::Client;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+use crate::error::{AuditError, RequestError};
+use crate::report::AuditReport;
+use crate::strategy::StrategyKind;
+use crate::target::{Config, parse_event};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+impl HandlerError {
+    /// The `errorType` the Lambda console and `Invoke` callers see.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Request(RequestError::InvalidEvent(_)) => "InvalidEvent",
+            HandlerError::Request(RequestError::MissingBucket) => "MissingBucketName",
+            HandlerError::Request(RequestError::InvalidConfig { .. }) => "InvalidConfiguration",
+            HandlerError::Audit(AuditError::NoSuchBucket { .. }) => "NoSuchBucket",
+            HandlerError::Audit(AuditError::ListAccessDenied { .. }) => "AccessDenied",
+            HandlerError::Audit(AuditError::ListFailed { .. }) => "ListObjectsFailed",
+        }
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(err: HandlerError) -> Self {
+        Diagnostic {
+            error_type: err.error_type().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// One invocation: resolve the target from the event over `config`, audit it, log one
+/// summary event and return the report.
+pub async fn handle(
+    kind: StrategyKind,
+    client: &Client,
+    config: &Config,
+    event: LambdaEvent<Value>,
+) -> Result<AuditReport, HandlerError> {
+    let request = parse_event(event.payload)?;
+    let target = config.target(request)?;
+    let strategy = config.strategy(kind);
+    let report = crate::audit_bucket(client, &target, strategy)
+        .await
+        .inspect_err(|err| tracing::error!(strategy = kind.name(), error = %err, "audit failed"))?
+        .report;
+    tracing::info!(
+        request_id = %event.context.request_id,
+        strategy = kind.name(),
+        bucket = %report.bucket,
+        prefix = report.prefix.as_deref().unwrap_or(""),
+        objects_listed = report.objects_listed,
+        listing_complete = report.listing_complete,
+        acls_fetched = report.acls_fetched,
+        failures = report.failures.count,
+        readable_by_all_users = report.audit.readable_by_all_users.count,
+        readable_by_authenticated_users = report.audit.readable_by_authenticated_users.count,
+        granted_to_other_accounts = report.audit.granted_to_other_accounts.count,
+        concurrency_limit = report.concurrency_limit,
+        list_ms = report.timings_ms.list,
+        fetch_ms = report.timings_ms.fetch,
+        total_ms = report.timings_ms.total,
+        "audit complete"
+    );
+    Ok(report)
+}
+
+/// A function's whole `main`: logging, one client for the container's life, the runtime loop.
+pub async fn run(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let client = crate::client::client_from_env().await;
+    let handler = service_fn(|event: LambdaEvent<Value>| {
+        let client = &client;
+        async move {
+            let config = Config::from_env()?;
+            handle(kind, client, &config, event).await
+        }
+    });
+    // Boxed: the runtime's future type nests deeper than a caller's default recursion limit.
+    Box::pin(lambda_runtime::run(handler)).await
+}

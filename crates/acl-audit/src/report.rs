@@ -1,0 +1,207 @@
+//! The invocation's result: what was listed, fetched and failed, and what the ACLs say.
+//! Its JSON field names are a stable interface (see the README's schema).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, AclOutcome, Grantee, ObjectAcl, ObjectFailure};
+use crate::strategy::StrategyKind;
+
+/// How many keys or failures a report lists by name; counts always cover all of them.
+pub const SAMPLE_SIZE: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub strategy: StrategyKind,
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub max_objects: Option<usize>,
+    /// False when `max_objects` stopped the listing: the bucket holds more keys than audited.
+    pub listing_complete: bool,
+    pub objects_listed: usize,
+    pub acls_fetched: usize,
+    pub failures: Failures,
+    pub audit: AclAudit,
+    /// Calls under way at once at most; `null` for no limit.
+    pub concurrency_limit: Option<usize>,
+    pub timings_ms: Timings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Failures {
+    pub count: usize,
+    pub by_code: BTreeMap<String, usize>,
+    /// The first [`SAMPLE_SIZE`] failures, in listing order.
+    pub sample: Vec<ObjectFailure>,
+}
+
+/// Keys counted in full, named up to [`SAMPLE_SIZE`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeySample {
+    pub count: usize,
+    pub keys: Vec<String>,
+}
+
+impl KeySample {
+    fn add(&mut self, key: &str) {
+        self.count += 1;
+        if self.keys.len() < SAMPLE_SIZE {
+            self.keys.push(key.to_owned());
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AclAudit {
+    /// Objects that `AllUsers` (anyone) may read: READ or FULL_CONTROL granted to the group.
+    pub readable_by_all_users: KeySample,
+    /// Objects that any AWS account (`AuthenticatedUsers`) may read.
+    pub readable_by_authenticated_users: KeySample,
+    /// Objects with a grant to a canonical user other than the object's owner.
+    pub granted_to_other_accounts: KeySample,
+    /// Every grant of every fetched ACL, counted by permission.
+    pub grants_by_permission: BTreeMap<String, usize>,
+}
+
+impl AclAudit {
+    fn record(&mut self, acl: &ObjectAcl) {
+        let readable_by = |uri: &str| {
+            acl.grants
+                .iter()
+                .any(|g| g.allows_read() && matches!(&g.grantee, Grantee::Group { uri: u } if u == uri))
+        };
+        if readable_by(ALL_USERS_URI) {
+            self.readable_by_all_users.add(&acl.key);
+        }
+        if readable_by(AUTHENTICATED_USERS_URI) {
+            self.readable_by_authenticated_users.add(&acl.key);
+        }
+        let other_account = acl.grants.iter().any(
+            |g| matches!(&g.grantee, Grantee::CanonicalUser { id } if Some(id.as_str()) != acl.owner_id.as_deref()),
+        );
+        if other_account {
+            self.granted_to_other_accounts.add(&acl.key);
+        }
+        for grant in &acl.grants {
+            *self.grants_by_permission.entry(grant.permission.clone()).or_default() += 1;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub list: f64,
+    pub fetch: f64,
+    pub total: f64,
+}
+
+impl Timings {
+    pub fn new(list: Duration, fetch: Duration) -> Self {
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        Timings {
+            list: ms(list),
+            fetch: ms(fetch),
+            total: ms(list + fetch),
+        }
+    }
+}
+
+/// The counts and audit of a run's outcomes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    pub acls_fetched: usize,
+    pub failures: Failures,
+    pub audit: AclAudit,
+}
+
+impl Tally {
+    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a AclOutcome>) -> Self {
+        let mut tally = Tally::default();
+        for outcome in outcomes {
+            match outcome {
+                Ok(acl) => {
+                    tally.acls_fetched += 1;
+                    tally.audit.record(acl);
+                }
+                Err(failure) => {
+                    tally.failures.count += 1;
+                    *tally.failures.by_code.entry(failure.code.clone()).or_default() += 1;
+                    if tally.failures.sample.len() < SAMPLE_SIZE {
+                        tally.failures.sample.push(failure.clone());
+                    }
+                }
+            }
+        }
+        tally
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::Grant;
+
+    fn acl(key: &str, grants: Vec<(Grantee, &str)>) -> AclOutcome {
+        Ok(ObjectAcl {
+            key: key.to_owned(),
+            owner_id: Some("owner".to_owned()),
+            grants: grants
+                .into_iter()
+                .map(|(grantee, permission)| Grant {
+                    grantee,
+                    permission: permission.to_owned(),
+                })
+                .collect(),
+        })
+    }
+
+    fn group(uri: &str) -> Grantee {
+        Grantee::Group { uri: uri.to_owned() }
+    }
+
+    fn user(id: &str) -> Grantee {
+        Grantee::CanonicalUser { id: id.to_owned() }
+    }
+
+    #[test]
+    fn write_only_public_grant_is_not_public_read() {
+        let tally = Tally::of(&[acl("k", vec![(group(ALL_USERS_URI), "WRITE")])]);
+        assert_eq!(tally.audit.readable_by_all_users.count, 0);
+    }
+
+    #[test]
+    fn full_control_for_authenticated_users_counts_as_readable() {
+        let tally = Tally::of(&[acl("k", vec![(group(AUTHENTICATED_USERS_URI), "FULL_CONTROL")])]);
+        assert_eq!(tally.audit.readable_by_authenticated_users.keys, ["k"]);
+    }
+
+    #[test]
+    fn the_owner_s_own_grant_is_not_cross_account() {
+        let tally = Tally::of(&[
+            acl("mine", vec![(user("owner"), "FULL_CONTROL")]),
+            acl("shared", vec![(user("owner"), "FULL_CONTROL"), (user("partner"), "READ")]),
+        ]);
+        assert_eq!(tally.audit.granted_to_other_accounts.keys, ["shared"]);
+        assert_eq!(tally.audit.grants_by_permission["FULL_CONTROL"], 2);
+        assert_eq!(tally.audit.grants_by_permission["READ"], 1);
+    }
+
+    #[test]
+    fn samples_stop_at_the_sample_size_but_counts_do_not() {
+        let outcomes: Vec<AclOutcome> = (0..SAMPLE_SIZE + 5)
+            .map(|i| {
+                Err(ObjectFailure {
+                    key: format!("k{i}"),
+                    code: "AccessDenied".to_owned(),
+                    message: String::new(),
+                })
+            })
+            .collect();
+        let tally = Tally::of(&outcomes);
+        assert_eq!(tally.failures.count, SAMPLE_SIZE + 5);
+        assert_eq!(tally.failures.sample.len(), SAMPLE_SIZE);
+        assert_eq!(tally.failures.by_code["AccessDenied"], SAMPLE_SIZE + 5);
+    }
+}
