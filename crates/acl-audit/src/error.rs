@@ -4,7 +4,7 @@ use crate::acl::error_code;
 use crate::target::BUCKET_NAME;
 
 /// The invocation cannot start: its event or the function's configuration is wrong.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
     #[error("invalid event: {0}")]
     InvalidEvent(String),
@@ -22,7 +22,7 @@ pub enum RequestError {
 
 /// The bucket could not be listed. Failures on single objects are not errors: they are
 /// counted in the report.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum AuditError {
     #[error("the bucket {bucket:?} does not exist: check {BUCKET_NAME} or the event's \"bucket\"")]
     NoSuchBucket { bucket: String },

@@ -9,7 +9,7 @@ use crate::report::AuditReport;
 use crate::strategy::StrategyKind;
 use crate::target::{Config, parse_event};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum HandlerError {
     #[error(transparent)]
     Request(#[from] RequestError),

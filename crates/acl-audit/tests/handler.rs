@@ -1,0 +1,165 @@
+//! The functions' shared entry point, driven with the payloads kept under `fixtures/`.
+
+mod common;
+
+use std::collections::HashMap;
+
+use acl_audit::lambda::{HandlerError, handle};
+use acl_audit::{Config, RequestError, StrategyKind};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_vars(|name| vars.get(name).cloned()).expect("valid test configuration")
+}
+
+fn event(payload: Value) -> LambdaEvent<Value> {
+    LambdaEvent::new(payload, Context::default())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_event_audits_the_configured_bucket() {
+    let (_s3, client) = common::seeded("scheduled", 100).await;
+    let config = config(&[("BUCKET_NAME", "scheduled")]);
+    for kind in StrategyKind::ALL {
+        let report = handle(kind, &client, &config, event(common::fixture("eventbridge-scheduled.json")))
+            .await
+            .unwrap();
+        assert_eq!(report.strategy, kind);
+        assert_eq!(report.bucket, "scheduled");
+        assert_eq!((report.objects_listed, report.acls_fetched), (100, 100));
+        assert_eq!(report.audit.readable_by_all_users.count, 10);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_payload_overrides_the_configured_bucket() {
+    let (_s3, client) = common::seeded("acl-audit-demo", 30).await;
+    let config = config(&[("BUCKET_NAME", "some-other-bucket")]);
+    for kind in StrategyKind::ALL {
+        let report = handle(kind, &client, &config, event(common::fixture("console.json")))
+            .await
+            .unwrap();
+        assert_eq!(report.bucket, "acl-audit-demo");
+        assert_eq!(report.max_objects, Some(1000));
+        assert_eq!(report.acls_fetched, 30);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eventbridge_detail_overrides_bucket_and_prefix() {
+    let (s3, client) = common::seeded("acl-audit-demo", 5).await;
+    let object = || local_s3::store::StoredObject::new("r".into(), local_s3::acl::Acl::private());
+    s3.store().put_object("acl-audit-demo", "reports/q1.csv", object()).unwrap();
+    s3.store().put_object("acl-audit-demo", "reports/q2.csv", object()).unwrap();
+    let report = handle(
+        StrategyKind::JoinAll,
+        &client,
+        &config(&[]),
+        event(common::fixture("eventbridge-custom.json")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.prefix.as_deref(), Some("reports/"));
+    assert_eq!(report.objects_listed, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_serializes_with_its_documented_field_names() {
+    let (_s3, client) = common::seeded("schema", 10).await;
+    let report = handle(StrategyKind::JoinAll, &client, &config(&[]), event(json!({"bucket": "schema"})))
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    let mut fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "acls_fetched",
+            "audit",
+            "bucket",
+            "concurrency_limit",
+            "failures",
+            "listing_complete",
+            "max_objects",
+            "objects_listed",
+            "prefix",
+            "strategy",
+            "timings_ms"
+        ]
+    );
+    assert_eq!(json["strategy"], "join-all");
+    assert_eq!(json["concurrency_limit"], 64);
+    assert_eq!(json["audit"]["readable_by_all_users"]["count"], 1);
+}
+
+async fn handler_error(payload: Value, vars: &[(&str, &str)]) -> (HandlerError, Diagnostic) {
+    let (_s3, client) = common::endpoint().await;
+    let err = handle(StrategyKind::Sequential, &client, &config(vars), event(payload))
+        .await
+        .unwrap_err();
+    let diagnostic = Diagnostic::from(err.clone());
+    (err, diagnostic)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_bucket_anywhere_names_bucket_name() {
+    let (err, diagnostic) = handler_error(common::fixture("console-empty.json"), &[]).await;
+    assert_eq!(err, HandlerError::Request(RequestError::MissingBucket));
+    assert_eq!(diagnostic.error_type, "MissingBucketName");
+    assert!(diagnostic.error_message.contains("BUCKET_NAME"), "{}", diagnostic.error_message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_that_does_not_exist_is_reported_as_no_such_bucket() {
+    let (_, diagnostic) = handler_error(json!({"bucket": "not-there"}), &[]).await;
+    assert_eq!(diagnostic.error_type, "NoSuchBucket");
+    assert!(diagnostic.error_message.contains("\"not-there\" does not exist"), "{}", diagnostic.error_message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_field_is_rejected_by_name() {
+    let (_, diagnostic) = handler_error(json!({"buckt": "typo"}), &[]).await;
+    assert_eq!(diagnostic.error_type, "InvalidEvent");
+    assert!(diagnostic.error_message.contains("unknown field `buckt`"), "{}", diagnostic.error_message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_type_is_rejected_with_the_field_path() {
+    let (_, diagnostic) = handler_error(json!({"bucket": "b", "max_objects": "ten"}), &[]).await;
+    assert_eq!(diagnostic.error_type, "InvalidEvent");
+    assert!(diagnostic.error_message.contains("max_objects: invalid type: string \"ten\""), "{}", diagnostic.error_message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_eventbridge_detail_is_rejected_with_the_field_path() {
+    let mut payload = common::fixture("eventbridge-scheduled.json");
+    payload["detail"] = json!({"prefix": 7});
+    let (_, diagnostic) = handler_error(payload, &[("BUCKET_NAME", "b")]).await;
+    assert_eq!(diagnostic.error_type, "InvalidEvent");
+    assert!(diagnostic.error_message.contains("detail.prefix: invalid type: integer `7`"), "{}", diagnostic.error_message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_that_is_not_an_object_is_rejected() {
+    let (_, diagnostic) = handler_error(json!("my-bucket"), &[]).await;
+    assert_eq!(diagnostic.error_type, "InvalidEvent");
+    assert!(diagnostic.error_message.contains("got a string"), "{}", diagnostic.error_message);
+}
+
+#[test]
+fn a_malformed_setting_names_the_variable() {
+    let err = Config::from_vars(|name| (name == "MAX_IN_FLIGHT").then(|| "lots".to_owned())).unwrap_err();
+    assert!(matches!(err, RequestError::InvalidConfig { name: "MAX_IN_FLIGHT", .. }));
+    assert!(err.to_string().contains("MAX_IN_FLIGHT=\"lots\""), "{err}");
+}
+
+#[test]
+fn max_in_flight_zero_lifts_the_cap_and_blank_keeps_the_default() {
+    let zero = Config::from_vars(|name| (name == "MAX_IN_FLIGHT").then(|| "0".to_owned())).unwrap();
+    assert_eq!(zero.max_in_flight, None);
+    let blank = Config::from_vars(|name| (name == "MAX_IN_FLIGHT").then(|| " ".to_owned())).unwrap();
+    assert_eq!(blank.max_in_flight.map(|n| n.get()), Some(acl_audit::target::DEFAULT_MAX_IN_FLIGHT));
+}

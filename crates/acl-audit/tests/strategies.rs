@@ -1,0 +1,161 @@
+mod common;
+
+use std::num::NonZeroUsize;
+
+use acl_audit::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grant, Grantee, fetch_acl, list_keys};
+use acl_audit::report::Tally;
+use acl_audit::strategy::fetch_acls;
+use acl_audit::{AuditError, Strategy, Target, audit_bucket};
+use local_s3::acl::{OWNER, PARTNER};
+use local_s3::{SeedAcl, seed_key};
+
+fn all_strategies() -> [Strategy; 4] {
+    [
+        Strategy::Sequential,
+        Strategy::SpawnBlocking {
+            pool_size: NonZeroUsize::new(6).unwrap(),
+        },
+        Strategy::JoinAll {
+            max_in_flight: NonZeroUsize::new(8),
+        },
+        Strategy::JoinAll { max_in_flight: None },
+    ]
+}
+
+fn grant(grantee: Grantee, permission: &str) -> Grant {
+    Grant {
+        grantee,
+        permission: permission.to_owned(),
+    }
+}
+
+fn owner_full_control() -> Grant {
+    grant(Grantee::CanonicalUser { id: OWNER.id.to_owned() }, "FULL_CONTROL")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acls_are_decoded_grant_by_grant() {
+    let (_s3, client) = common::seeded("acls", 10).await;
+    let expected = [
+        (SeedAcl::Private, vec![owner_full_control()]),
+        (
+            SeedAcl::PublicRead,
+            vec![owner_full_control(), grant(Grantee::Group { uri: ALL_USERS_URI.into() }, "READ")],
+        ),
+        (
+            SeedAcl::AuthenticatedRead,
+            vec![owner_full_control(), grant(Grantee::Group { uri: AUTHENTICATED_USERS_URI.into() }, "READ")],
+        ),
+        (
+            SeedAcl::CrossAccountRead,
+            vec![owner_full_control(), grant(Grantee::CanonicalUser { id: PARTNER.id.into() }, "READ")],
+        ),
+    ];
+    for (kind, grants) in expected {
+        let index = (0..10).find(|&i| SeedAcl::for_index(i) == kind).unwrap();
+        let acl = fetch_acl(&client, "acls", seed_key(index)).await.unwrap();
+        assert_eq!(acl.owner_id.as_deref(), Some(OWNER.id), "{kind:?}");
+        assert_eq!(acl.grants, grants, "{kind:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_strategy_returns_the_same_acls_in_listing_order() {
+    let (_s3, client) = common::seeded("same", 250).await;
+    let target = Target::bucket("same");
+    let baseline = audit_bucket(&client, &target, Strategy::Sequential).await.unwrap().outcomes;
+    assert_eq!(baseline.len(), 250);
+    assert!(baseline.iter().all(Result::is_ok));
+    for strategy in all_strategies() {
+        let run = audit_bucket(&client, &target, strategy).await.unwrap();
+        assert_eq!(run.outcomes, baseline, "{strategy:?}");
+        assert_eq!(run.report.strategy, strategy.kind());
+        assert_eq!(run.report.concurrency_limit, strategy.concurrency_limit());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_counts_public_and_cross_account_objects() {
+    let (s3, client) = common::endpoint().await;
+    let seeded = local_s3::seed_bucket(s3.store(), "audit", 100).unwrap();
+    for strategy in all_strategies() {
+        let report = audit_bucket(&client, &Target::bucket("audit"), strategy).await.unwrap().report;
+        assert_eq!(report.objects_listed, 100);
+        assert_eq!(report.acls_fetched, 100);
+        assert!(report.listing_complete);
+        assert_eq!(report.failures.count, 0);
+        let audit = &report.audit;
+        assert_eq!(audit.readable_by_all_users.count, seeded.public_read);
+        assert_eq!(audit.readable_by_authenticated_users.count, seeded.authenticated_read);
+        assert_eq!(audit.granted_to_other_accounts.count, seeded.cross_account_read);
+        assert_eq!(audit.readable_by_all_users.keys[0], seed_key(7));
+        assert_eq!(audit.granted_to_other_accounts.keys[0], seed_key(9));
+        assert_eq!(audit.grants_by_permission["FULL_CONTROL"], 100);
+        assert_eq!(audit.grants_by_permission["READ"], 30);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_acl_is_a_counted_failure_and_the_rest_are_fetched() {
+    let (s3, client) = common::seeded("denied", 50).await;
+    for index in [3, 17] {
+        s3.store().set_acl_readable("denied", &seed_key(index), false).unwrap();
+    }
+    for strategy in all_strategies() {
+        let report = audit_bucket(&client, &Target::bucket("denied"), strategy).await.unwrap().report;
+        assert_eq!(report.objects_listed, 50, "{strategy:?}");
+        assert_eq!(report.acls_fetched, 48, "{strategy:?}");
+        assert_eq!(report.failures.count, 2);
+        assert_eq!(report.failures.by_code["AccessDenied"], 2);
+        let keys: Vec<&str> = report.failures.sample.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, [seed_key(3), seed_key(17)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_deleted_after_listing_is_a_no_such_key_failure() {
+    let (s3, client) = common::seeded("vanishing", 40).await;
+    for strategy in all_strategies() {
+        local_s3::seed_bucket(s3.store(), "vanishing", 40).unwrap();
+        let keys = list_keys(&client, &Target::bucket("vanishing")).await.unwrap().keys;
+        s3.store().delete_object("vanishing", &seed_key(5)).unwrap();
+        let outcomes = fetch_acls(&client, "vanishing", keys, strategy).await;
+        let tally = Tally::of(&outcomes);
+        assert_eq!(tally.acls_fetched, 39, "{strategy:?}");
+        assert_eq!(tally.failures.count, 1);
+        let failure = &tally.failures.sample[0];
+        assert_eq!((failure.key.as_str(), failure.code.as_str()), (seed_key(5).as_str(), "NoSuchKey"));
+        assert!(failure.message.contains("NoSuchKey"), "{}", failure.message);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_bucket_is_an_error_that_names_it() {
+    let (_s3, client) = common::endpoint().await;
+    for strategy in all_strategies() {
+        let err = audit_bucket(&client, &Target::bucket("no-such-bucket"), strategy)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            AuditError::NoSuchBucket {
+                bucket: "no-such-bucket".to_owned()
+            }
+        );
+        assert!(err.to_string().contains("\"no-such-bucket\" does not exist"), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_endpoint_reports_the_cause_not_just_dispatch_failure() {
+    let (s3, client) = common::endpoint().await;
+    drop(s3);
+    let err = audit_bucket(&client, &Target::bucket("any"), Strategy::Sequential)
+        .await
+        .unwrap_err();
+    let AuditError::ListFailed { code, detail, .. } = &err else {
+        panic!("expected ListFailed, got {err:?}");
+    };
+    assert_eq!(code, "DispatchFailure");
+    assert!(detail.to_lowercase().contains("connect"), "{detail}");
+}
