@@ -1,0 +1,216 @@
+//! The endpoint as an S3 client sees it: every operation it serves, through `aws-sdk-s3`.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{AccessControlPolicy, Grant, Grantee, ObjectCannedAcl, Owner, Permission, Type};
+use local_s3::LocalS3;
+use local_s3::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, OWNER, PARTNER};
+
+async fn start() -> (LocalS3, Client) {
+    let s3 = LocalS3::start().await.unwrap();
+    let client = client_with(&s3, &s3.credentials().secret_access_key);
+    (s3, client)
+}
+
+fn client_with(s3: &LocalS3, secret: &str) -> Client {
+    let credentials = Credentials::new(&s3.credentials().access_key_id, secret, None, None, "test");
+    let config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(s3.endpoint_url())
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .build();
+    Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+}
+
+/// (type, id or uri, permission) of each grant, for compact assertions.
+async fn grants(client: &Client, bucket: &str, key: &str) -> Vec<(String, String, String)> {
+    let acl = client.get_object_acl().bucket(bucket).key(key).send().await.unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(OWNER.id));
+    acl.grants()
+        .iter()
+        .map(|g| {
+            let grantee = g.grantee().unwrap();
+            let who = grantee.id().or(grantee.uri()).or(grantee.email_address()).unwrap_or_default();
+            (grantee.r#type().as_str().to_owned(), who.to_owned(), g.permission().unwrap().as_str().to_owned())
+        })
+        .collect()
+}
+
+fn owner_fc() -> (String, String, String) {
+    ("CanonicalUser".into(), OWNER.id.into(), "FULL_CONTROL".into())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_lifecycle_answers_with_s3_error_codes() {
+    let (_s3, client) = start().await;
+    client.create_bucket().bucket("life").send().await.unwrap();
+    client.head_bucket().bucket("life").send().await.unwrap();
+
+    let again = client.create_bucket().bucket("life").send().await.unwrap_err();
+    assert_eq!(again.code(), Some("BucketAlreadyOwnedByYou"));
+    assert_eq!(again.raw_response().unwrap().status().as_u16(), 409);
+
+    client.put_object().bucket("life").key("k").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    let not_empty = client.delete_bucket().bucket("life").send().await.unwrap_err();
+    assert_eq!(not_empty.code(), Some("BucketNotEmpty"));
+
+    client.delete_object().bucket("life").key("k").send().await.unwrap();
+    client.delete_object().bucket("life").key("never-existed").send().await.unwrap();
+    client.delete_bucket().bucket("life").send().await.unwrap();
+
+    let gone = client.head_bucket().bucket("life").send().await.unwrap_err();
+    assert_eq!(gone.raw_response().unwrap().status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_bucket_and_key_are_404s() {
+    let (_s3, client) = start().await;
+    let err = client.list_objects_v2().bucket("nope").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchBucket"));
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 404);
+
+    client.create_bucket().bucket("bkt").send().await.unwrap();
+    let err = client.get_object_acl().bucket("bkt").key("nope").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchKey"));
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_signature_is_refused() {
+    let (s3, _) = start().await;
+    let intruder = client_with(&s3, "not-the-secret");
+    let err = intruder.list_objects_v2().bucket("bkt").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn put_object_applies_canned_acls_and_grant_headers() {
+    let (_s3, client) = start().await;
+    client.create_bucket().bucket("bkt").send().await.unwrap();
+    let put = |key: &'static str| client.put_object().bucket("bkt").key(key).body(ByteStream::from_static(b"data"));
+
+    put("default").send().await.unwrap();
+    assert_eq!(grants(&client, "bkt", "default").await, [owner_fc()]);
+
+    put("public").acl(ObjectCannedAcl::PublicRead).send().await.unwrap();
+    assert_eq!(
+        grants(&client, "bkt", "public").await,
+        [owner_fc(), ("Group".into(), ALL_USERS_URI.into(), "READ".into())]
+    );
+
+    put("authenticated").acl(ObjectCannedAcl::AuthenticatedRead).send().await.unwrap();
+    assert_eq!(
+        grants(&client, "bkt", "authenticated").await,
+        [owner_fc(), ("Group".into(), AUTHENTICATED_USERS_URI.into(), "READ".into())]
+    );
+
+    put("granted")
+        .grant_full_control(format!("id=\"{}\"", OWNER.id))
+        .grant_read(format!("id=\"{}\", uri=\"{ALL_USERS_URI}\"", PARTNER.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        grants(&client, "bkt", "granted").await,
+        [
+            owner_fc(),
+            ("CanonicalUser".into(), PARTNER.id.into(), "READ".into()),
+            ("Group".into(), ALL_USERS_URI.into(), "READ".into()),
+        ]
+    );
+
+    let both = put("both").acl(ObjectCannedAcl::Private).grant_read("id=\"x\"").send().await.unwrap_err();
+    assert_eq!(both.code(), Some("InvalidRequest"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn put_object_acl_replaces_the_acl_from_a_policy_or_canned_acl() {
+    let (_s3, client) = start().await;
+    client.create_bucket().bucket("bkt").send().await.unwrap();
+    client.put_object().bucket("bkt").key("k").body(ByteStream::from_static(b"x")).send().await.unwrap();
+
+    let partner_read = Grant::builder()
+        .grantee(Grantee::builder().r#type(Type::CanonicalUser).id(PARTNER.id).build().unwrap())
+        .permission(Permission::Read)
+        .build();
+    let policy = AccessControlPolicy::builder()
+        .owner(Owner::builder().id(OWNER.id).build())
+        .grants(partner_read)
+        .build();
+    client.put_object_acl().bucket("bkt").key("k").access_control_policy(policy).send().await.unwrap();
+    assert_eq!(grants(&client, "bkt", "k").await, [("CanonicalUser".into(), PARTNER.id.into(), "READ".into())]);
+
+    client.put_object_acl().bucket("bkt").key("k").acl(ObjectCannedAcl::Private).send().await.unwrap();
+    assert_eq!(grants(&client, "bkt", "k").await, [owner_fc()]);
+
+    let missing = client.put_object_acl().bucket("bkt").key("nope").acl(ObjectCannedAcl::Private).send().await;
+    assert_eq!(missing.unwrap_err().code(), Some("NoSuchKey"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acl_marked_unreadable_answers_access_denied() {
+    let (s3, client) = start().await;
+    local_s3::seed_bucket(s3.store(), "bkt", 3).unwrap();
+    s3.store().set_acl_readable("bkt", &local_s3::seed_key(1), false).unwrap();
+    let err = client.get_object_acl().bucket("bkt").key(local_s3::seed_key(1)).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("AccessDenied"));
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_objects_v2_pages_with_delimiter_and_start_after() {
+    let (_s3, client) = start().await;
+    client.create_bucket().bucket("bkt").send().await.unwrap();
+    for key in ["a/1", "a/2", "b", "c/1", "d", "e f+g"] {
+        client.put_object().bucket("bkt").key(key).body(ByteStream::from_static(b"x")).send().await.unwrap();
+    }
+    let first = client.list_objects_v2().bucket("bkt").delimiter("/").max_keys(2).send().await.unwrap();
+    let prefixes: Vec<_> = first.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let keys: Vec<_> = first.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!((prefixes, keys), (vec!["a/"], vec!["b"]));
+    assert_eq!(first.key_count(), Some(2));
+    assert_eq!(first.is_truncated(), Some(true));
+
+    let token = first.next_continuation_token().unwrap();
+    let rest = client
+        .list_objects_v2()
+        .bucket("bkt")
+        .delimiter("/")
+        .continuation_token(token)
+        .send()
+        .await
+        .unwrap();
+    let prefixes: Vec<_> = rest.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let keys: Vec<_> = rest.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!((prefixes, keys), (vec!["c/"], vec!["d", "e f+g"]));
+    assert_eq!(rest.is_truncated(), Some(false));
+
+    let after = client.list_objects_v2().bucket("bkt").start_after("c/1").send().await.unwrap();
+    let keys: Vec<_> = after.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["d", "e f+g"]);
+    assert_eq!(after.contents()[0].size(), Some(1));
+    assert_eq!(after.contents()[0].e_tag(), Some("\"9dd4e461268c8034f5c8564e155c67a6\""));
+
+    let bad = client.list_objects_v2().bucket("bkt").continuation_token("not-hex").send().await;
+    assert_eq!(bad.unwrap_err().code(), Some("InvalidArgument"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn url_encoding_type_escapes_keys_for_clients_that_ask() {
+    let (_s3, client) = start().await;
+    client.create_bucket().bucket("bkt").send().await.unwrap();
+    client.put_object().bucket("bkt").key("dir/e f+g").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    let listing = client
+        .list_objects_v2()
+        .bucket("bkt")
+        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listing.contents()[0].key(), Some("dir/e%20f%2Bg"));
+}
