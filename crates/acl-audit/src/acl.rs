@@ -27,11 +27,19 @@ pub struct Grant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Grantee {
-    CanonicalUser { id: String },
-    Group { uri: String },
-    Email { address: String },
+    CanonicalUser {
+        id: String,
+    },
+    Group {
+        uri: String,
+    },
+    Email {
+        address: String,
+    },
     /// A grantee type this client does not know, kept so that nothing is dropped silently.
-    Other { description: String },
+    Other {
+        description: String,
+    },
 }
 
 pub const ALL_USERS_URI: &str = "http://acs.amazonaws.com/groups/global/AllUsers";

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 
 /// Standard retry mode: exponential backoff with jitter and a retry quota, three attempts.
 const MAX_ATTEMPTS: u32 = 3;
@@ -40,4 +41,17 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
         .force_path_style(endpoint_overridden)
         .build();
     Client::from_conf(config)
+}
+
+/// A client for an S3-compatible endpoint with its own static key pair (`local-s3`, moto):
+/// no profile or environment lookup, so tests and local runs cannot pick up real credentials.
+pub fn client_for_endpoint(endpoint_url: &str, access_key_id: &str, secret_access_key: &str) -> Client {
+    let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "static-endpoint-keys");
+    let sdk_config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint_url)
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .build();
+    client_from_sdk_config(&sdk_config)
 }

@@ -26,10 +26,16 @@ pub enum RequestError {
 pub enum AuditError {
     #[error("the bucket {bucket:?} does not exist: check {BUCKET_NAME} or the event's \"bucket\"")]
     NoSuchBucket { bucket: String },
-    #[error("access denied listing the bucket {bucket:?}: the function's role needs s3:ListBucket on arn:aws:s3:::{bucket}")]
+    #[error(
+        "access denied listing the bucket {bucket:?}: the function's role needs s3:ListBucket on arn:aws:s3:::{bucket}"
+    )]
     ListAccessDenied { bucket: String },
     #[error("listing the bucket {bucket:?} failed ({code}): {detail}")]
-    ListFailed { bucket: String, code: String, detail: String },
+    ListFailed {
+        bucket: String,
+        code: String,
+        detail: String,
+    },
 }
 
 impl AuditError {

@@ -181,7 +181,10 @@ mod tests {
     fn the_owner_s_own_grant_is_not_cross_account() {
         let tally = Tally::of(&[
             acl("mine", vec![(user("owner"), "FULL_CONTROL")]),
-            acl("shared", vec![(user("owner"), "FULL_CONTROL"), (user("partner"), "READ")]),
+            acl(
+                "shared",
+                vec![(user("owner"), "FULL_CONTROL"), (user("partner"), "READ")],
+            ),
         ]);
         assert_eq!(tally.audit.granted_to_other_accounts.keys, ["shared"]);
         assert_eq!(tally.audit.grants_by_permission["FULL_CONTROL"], 2);

@@ -22,7 +22,11 @@ pub enum StrategyKind {
 }
 
 impl StrategyKind {
-    pub const ALL: [StrategyKind; 3] = [StrategyKind::Sequential, StrategyKind::SpawnBlocking, StrategyKind::JoinAll];
+    pub const ALL: [StrategyKind; 3] = [
+        StrategyKind::Sequential,
+        StrategyKind::SpawnBlocking,
+        StrategyKind::JoinAll,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -87,7 +91,12 @@ async fn spawn_blocking(client: &Client, bucket: &str, keys: Vec<String>, pool_s
     let runtime = Handle::current();
     let bucket: Arc<str> = bucket.into();
     let calls = keys.into_iter().map(|key| {
-        let (workers, runtime, client, bucket) = (Arc::clone(&workers), runtime.clone(), client.clone(), Arc::clone(&bucket));
+        let (workers, runtime, client, bucket) = (
+            Arc::clone(&workers),
+            runtime.clone(),
+            client.clone(),
+            Arc::clone(&bucket),
+        );
         async move {
             // Held by the blocking thread until its call ends; the semaphore is never closed.
             let worker = workers.acquire_owned().await;

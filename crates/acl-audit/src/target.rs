@@ -4,8 +4,8 @@
 use std::num::NonZeroUsize;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::RequestError;
@@ -72,7 +72,11 @@ fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, RequestError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        RequestError::InvalidEvent(if path == "." { inner.to_string() } else { format!("{path}: {inner}") })
+        RequestError::InvalidEvent(if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        })
     })
 }
 
@@ -108,11 +112,14 @@ impl Config {
         let number = |name: &'static str| -> Result<Option<usize>, RequestError> {
             var(name)
                 .map(|value| {
-                    value.trim().parse::<usize>().map_err(|err| RequestError::InvalidConfig {
-                        name,
-                        value: value.clone(),
-                        reason: format!("expected a whole number ({err})"),
-                    })
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|err| RequestError::InvalidConfig {
+                            name,
+                            value: value.clone(),
+                            reason: format!("expected a whole number ({err})"),
+                        })
                 })
                 .transpose()
         };

@@ -23,9 +23,14 @@ async fn a_scheduled_event_audits_the_configured_bucket() {
     let (_s3, client) = common::seeded("scheduled", 100).await;
     let config = config(&[("BUCKET_NAME", "scheduled")]);
     for kind in StrategyKind::ALL {
-        let report = handle(kind, &client, &config, event(common::fixture("eventbridge-scheduled.json")))
-            .await
-            .unwrap();
+        let report = handle(
+            kind,
+            &client,
+            &config,
+            event(common::fixture("eventbridge-scheduled.json")),
+        )
+        .await
+        .unwrap();
         assert_eq!(report.strategy, kind);
         assert_eq!(report.bucket, "scheduled");
         assert_eq!((report.objects_listed, report.acls_fetched), (100, 100));
@@ -51,8 +56,12 @@ async fn a_console_payload_overrides_the_configured_bucket() {
 async fn an_eventbridge_detail_overrides_bucket_and_prefix() {
     let (s3, client) = common::seeded("acl-audit-demo", 5).await;
     let object = || local_s3::store::StoredObject::new("r".into(), local_s3::acl::Acl::private());
-    s3.store().put_object("acl-audit-demo", "reports/q1.csv", object()).unwrap();
-    s3.store().put_object("acl-audit-demo", "reports/q2.csv", object()).unwrap();
+    s3.store()
+        .put_object("acl-audit-demo", "reports/q1.csv", object())
+        .unwrap();
+    s3.store()
+        .put_object("acl-audit-demo", "reports/q2.csv", object())
+        .unwrap();
     let report = handle(
         StrategyKind::JoinAll,
         &client,
@@ -68,9 +77,14 @@ async fn an_eventbridge_detail_overrides_bucket_and_prefix() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_report_serializes_with_its_documented_field_names() {
     let (_s3, client) = common::seeded("schema", 10).await;
-    let report = handle(StrategyKind::JoinAll, &client, &config(&[]), event(json!({"bucket": "schema"})))
-        .await
-        .unwrap();
+    let report = handle(
+        StrategyKind::JoinAll,
+        &client,
+        &config(&[]),
+        event(json!({"bucket": "schema"})),
+    )
+    .await
+    .unwrap();
     let json = serde_json::to_value(&report).unwrap();
     let mut fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
     fields.sort_unstable();
@@ -109,28 +123,46 @@ async fn no_bucket_anywhere_names_bucket_name() {
     let (err, diagnostic) = handler_error(common::fixture("console-empty.json"), &[]).await;
     assert_eq!(err, HandlerError::Request(RequestError::MissingBucket));
     assert_eq!(diagnostic.error_type, "MissingBucketName");
-    assert!(diagnostic.error_message.contains("BUCKET_NAME"), "{}", diagnostic.error_message);
+    assert!(
+        diagnostic.error_message.contains("BUCKET_NAME"),
+        "{}",
+        diagnostic.error_message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bucket_that_does_not_exist_is_reported_as_no_such_bucket() {
     let (_, diagnostic) = handler_error(json!({"bucket": "not-there"}), &[]).await;
     assert_eq!(diagnostic.error_type, "NoSuchBucket");
-    assert!(diagnostic.error_message.contains("\"not-there\" does not exist"), "{}", diagnostic.error_message);
+    assert!(
+        diagnostic.error_message.contains("\"not-there\" does not exist"),
+        "{}",
+        diagnostic.error_message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_field_is_rejected_by_name() {
     let (_, diagnostic) = handler_error(json!({"buckt": "typo"}), &[]).await;
     assert_eq!(diagnostic.error_type, "InvalidEvent");
-    assert!(diagnostic.error_message.contains("unknown field `buckt`"), "{}", diagnostic.error_message);
+    assert!(
+        diagnostic.error_message.contains("unknown field `buckt`"),
+        "{}",
+        diagnostic.error_message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_type_is_rejected_with_the_field_path() {
     let (_, diagnostic) = handler_error(json!({"bucket": "b", "max_objects": "ten"}), &[]).await;
     assert_eq!(diagnostic.error_type, "InvalidEvent");
-    assert!(diagnostic.error_message.contains("max_objects: invalid type: string \"ten\""), "{}", diagnostic.error_message);
+    assert!(
+        diagnostic
+            .error_message
+            .contains("max_objects: invalid type: string \"ten\""),
+        "{}",
+        diagnostic.error_message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,20 +171,36 @@ async fn a_bad_eventbridge_detail_is_rejected_with_the_field_path() {
     payload["detail"] = json!({"prefix": 7});
     let (_, diagnostic) = handler_error(payload, &[("BUCKET_NAME", "b")]).await;
     assert_eq!(diagnostic.error_type, "InvalidEvent");
-    assert!(diagnostic.error_message.contains("detail.prefix: invalid type: integer `7`"), "{}", diagnostic.error_message);
+    assert!(
+        diagnostic
+            .error_message
+            .contains("detail.prefix: invalid type: integer `7`"),
+        "{}",
+        diagnostic.error_message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payload_that_is_not_an_object_is_rejected() {
     let (_, diagnostic) = handler_error(json!("my-bucket"), &[]).await;
     assert_eq!(diagnostic.error_type, "InvalidEvent");
-    assert!(diagnostic.error_message.contains("got a string"), "{}", diagnostic.error_message);
+    assert!(
+        diagnostic.error_message.contains("got a string"),
+        "{}",
+        diagnostic.error_message
+    );
 }
 
 #[test]
 fn a_malformed_setting_names_the_variable() {
     let err = Config::from_vars(|name| (name == "MAX_IN_FLIGHT").then(|| "lots".to_owned())).unwrap_err();
-    assert!(matches!(err, RequestError::InvalidConfig { name: "MAX_IN_FLIGHT", .. }));
+    assert!(matches!(
+        err,
+        RequestError::InvalidConfig {
+            name: "MAX_IN_FLIGHT",
+            ..
+        }
+    ));
     assert!(err.to_string().contains("MAX_IN_FLIGHT=\"lots\""), "{err}");
 }
 
@@ -161,5 +209,8 @@ fn max_in_flight_zero_lifts_the_cap_and_blank_keeps_the_default() {
     let zero = Config::from_vars(|name| (name == "MAX_IN_FLIGHT").then(|| "0".to_owned())).unwrap();
     assert_eq!(zero.max_in_flight, None);
     let blank = Config::from_vars(|name| (name == "MAX_IN_FLIGHT").then(|| " ".to_owned())).unwrap();
-    assert_eq!(blank.max_in_flight.map(|n| n.get()), Some(acl_audit::target::DEFAULT_MAX_IN_FLIGHT));
+    assert_eq!(
+        blank.max_in_flight.map(|n| n.get()),
+        Some(acl_audit::target::DEFAULT_MAX_IN_FLIGHT)
+    );
 }

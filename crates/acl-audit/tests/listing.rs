@@ -18,7 +18,11 @@ async fn prefix_limits_the_listing_to_matching_keys() {
     let (s3, client) = common::seeded("mixed", 10).await;
     for key in ["reports/2026/a.csv", "reports/2026/b.csv", "reportsX"] {
         s3.store()
-            .put_object("mixed", key, local_s3::store::StoredObject::new("x".into(), local_s3::acl::Acl::private()))
+            .put_object(
+                "mixed",
+                key,
+                local_s3::store::StoredObject::new("x".into(), local_s3::acl::Acl::private()),
+            )
             .unwrap();
     }
     let target = Target {

@@ -30,7 +30,12 @@ fn grant(grantee: Grantee, permission: &str) -> Grant {
 }
 
 fn owner_full_control() -> Grant {
-    grant(Grantee::CanonicalUser { id: OWNER.id.to_owned() }, "FULL_CONTROL")
+    grant(
+        Grantee::CanonicalUser {
+            id: OWNER.id.to_owned(),
+        },
+        "FULL_CONTROL",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,15 +45,34 @@ async fn acls_are_decoded_grant_by_grant() {
         (SeedAcl::Private, vec![owner_full_control()]),
         (
             SeedAcl::PublicRead,
-            vec![owner_full_control(), grant(Grantee::Group { uri: ALL_USERS_URI.into() }, "READ")],
+            vec![
+                owner_full_control(),
+                grant(
+                    Grantee::Group {
+                        uri: ALL_USERS_URI.into(),
+                    },
+                    "READ",
+                ),
+            ],
         ),
         (
             SeedAcl::AuthenticatedRead,
-            vec![owner_full_control(), grant(Grantee::Group { uri: AUTHENTICATED_USERS_URI.into() }, "READ")],
+            vec![
+                owner_full_control(),
+                grant(
+                    Grantee::Group {
+                        uri: AUTHENTICATED_USERS_URI.into(),
+                    },
+                    "READ",
+                ),
+            ],
         ),
         (
             SeedAcl::CrossAccountRead,
-            vec![owner_full_control(), grant(Grantee::CanonicalUser { id: PARTNER.id.into() }, "READ")],
+            vec![
+                owner_full_control(),
+                grant(Grantee::CanonicalUser { id: PARTNER.id.into() }, "READ"),
+            ],
         ),
     ];
     for (kind, grants) in expected {
@@ -63,7 +87,10 @@ async fn acls_are_decoded_grant_by_grant() {
 async fn every_strategy_returns_the_same_acls_in_listing_order() {
     let (_s3, client) = common::seeded("same", 250).await;
     let target = Target::bucket("same");
-    let baseline = audit_bucket(&client, &target, Strategy::Sequential).await.unwrap().outcomes;
+    let baseline = audit_bucket(&client, &target, Strategy::Sequential)
+        .await
+        .unwrap()
+        .outcomes;
     assert_eq!(baseline.len(), 250);
     assert!(baseline.iter().all(Result::is_ok));
     for strategy in all_strategies() {
@@ -79,7 +106,10 @@ async fn the_audit_counts_public_and_cross_account_objects() {
     let (s3, client) = common::endpoint().await;
     let seeded = local_s3::seed_bucket(s3.store(), "audit", 100).unwrap();
     for strategy in all_strategies() {
-        let report = audit_bucket(&client, &Target::bucket("audit"), strategy).await.unwrap().report;
+        let report = audit_bucket(&client, &Target::bucket("audit"), strategy)
+            .await
+            .unwrap()
+            .report;
         assert_eq!(report.objects_listed, 100);
         assert_eq!(report.acls_fetched, 100);
         assert!(report.listing_complete);
@@ -102,7 +132,10 @@ async fn an_unreadable_acl_is_a_counted_failure_and_the_rest_are_fetched() {
         s3.store().set_acl_readable("denied", &seed_key(index), false).unwrap();
     }
     for strategy in all_strategies() {
-        let report = audit_bucket(&client, &Target::bucket("denied"), strategy).await.unwrap().report;
+        let report = audit_bucket(&client, &Target::bucket("denied"), strategy)
+            .await
+            .unwrap()
+            .report;
         assert_eq!(report.objects_listed, 50, "{strategy:?}");
         assert_eq!(report.acls_fetched, 48, "{strategy:?}");
         assert_eq!(report.failures.count, 2);
@@ -124,7 +157,10 @@ async fn an_object_deleted_after_listing_is_a_no_such_key_failure() {
         assert_eq!(tally.acls_fetched, 39, "{strategy:?}");
         assert_eq!(tally.failures.count, 1);
         let failure = &tally.failures.sample[0];
-        assert_eq!((failure.key.as_str(), failure.code.as_str()), (seed_key(5).as_str(), "NoSuchKey"));
+        assert_eq!(
+            (failure.key.as_str(), failure.code.as_str()),
+            (seed_key(5).as_str(), "NoSuchKey")
+        );
         assert!(failure.message.contains("NoSuchKey"), "{}", failure.message);
     }
 }

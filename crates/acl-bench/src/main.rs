@@ -1,1 +1,159 @@
-fn main() {}
+//! `acl-bench`: run the three strategies against an embedded `local-s3`, or measure how many
+//! requests the endpoint itself serves.
+
+use std::num::NonZeroUsize;
+use std::time::Instant;
+
+use acl_audit::client::client_for_endpoint;
+use acl_audit::lambda::handle;
+use acl_audit::report::Tally;
+use acl_audit::strategy::fetch_acls;
+use acl_audit::{AuditReport, Config, Strategy, StrategyKind, Target};
+use anyhow::Context as _;
+use aws_sdk_s3::Client;
+use clap::{Parser, Subcommand};
+use lambda_runtime::{Context, LambdaEvent};
+use local_s3::{LocalS3, seed_bucket, seed_key};
+
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Seed a bucket on an embedded endpoint and run each strategy once through the
+    /// functions' handler, printing a comparison table.
+    Compare {
+        /// Objects to seed, as in the seed experiment.
+        #[arg(long, default_value_t = 100)]
+        objects: usize,
+        #[arg(long, default_value = "acl-audit-demo")]
+        bucket: String,
+        /// Print each strategy's full JSON report after the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the embedded endpoint's own GetObjectAcl throughput, to check it is not
+    /// what a benchmark of the client measures.
+    Endpoint {
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value = "64")]
+        concurrency: NonZeroUsize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Command::Compare { objects, bucket, json } => compare(objects, &bucket, json).await,
+        Command::Endpoint { requests, concurrency } => endpoint_throughput(requests, concurrency).await,
+    }
+}
+
+async fn seeded_endpoint(bucket: &str, objects: usize) -> anyhow::Result<(LocalS3, Client)> {
+    let s3 = LocalS3::start().await.context("cannot start the embedded endpoint")?;
+    seed_bucket(s3.store(), bucket, objects).with_context(|| format!("cannot seed {bucket:?}"))?;
+    let keys = s3.credentials();
+    let client = client_for_endpoint(s3.endpoint_url(), &keys.access_key_id, &keys.secret_access_key);
+    // Open a connection first, as a warm Lambda container has one: the strategies then
+    // compete on scheduling, not on who pays for the first handshake.
+    acl_audit::acl::list_keys(&client, &Target::bucket(bucket))
+        .await
+        .context("the embedded endpoint does not answer")?;
+    Ok((s3, client))
+}
+
+async fn compare(objects: usize, bucket: &str, json: bool) -> anyhow::Result<()> {
+    let (_s3, client) = seeded_endpoint(bucket, objects).await?;
+    // MAX_IN_FLIGHT and BLOCKING_POOL_SIZE apply here as in the functions.
+    let config = Config::from_env()?;
+    let mut reports = Vec::new();
+    for kind in StrategyKind::ALL {
+        let event = LambdaEvent::new(serde_json::json!({ "bucket": bucket }), Context::default());
+        reports.push(handle(kind, &client, &config, event).await?);
+    }
+    print_table(&reports);
+    if json {
+        for report in &reports {
+            println!("{}", serde_json::to_string_pretty(report)?);
+        }
+    }
+    Ok(())
+}
+
+fn print_table(reports: &[AuditReport]) {
+    let fastest = reports.iter().map(|r| r.timings_ms.total).fold(f64::INFINITY, f64::min);
+    println!(
+        "{:<15} {:>6} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "strategy",
+        "limit",
+        "listed",
+        "fetched",
+        "failed",
+        "all-users",
+        "auth-users",
+        "other-acct",
+        "list ms",
+        "fetch ms",
+        "total ms",
+        "vs best"
+    );
+    for r in reports {
+        let limit = r.concurrency_limit.map_or_else(|| "none".to_owned(), |n| n.to_string());
+        println!(
+            "{:<15} {:>6} {:>7} {:>7} {:>6} {:>9} {:>10} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>7.2}x",
+            r.strategy.name(),
+            limit,
+            r.objects_listed,
+            r.acls_fetched,
+            r.failures.count,
+            r.audit.readable_by_all_users.count,
+            r.audit.readable_by_authenticated_users.count,
+            r.audit.granted_to_other_accounts.count,
+            r.timings_ms.list,
+            r.timings_ms.fetch,
+            r.timings_ms.total,
+            r.timings_ms.total / fastest,
+        );
+    }
+    println!(
+        "(embedded endpoint on loopback: no network latency or TLS, so these compare CPU cost and scheduling only)"
+    );
+}
+
+async fn endpoint_throughput(requests: usize, concurrency: NonZeroUsize) -> anyhow::Result<()> {
+    const BUCKET: &str = "throughput";
+    const OBJECTS: usize = 100;
+    let (_s3, client) = seeded_endpoint(BUCKET, OBJECTS).await?;
+    let keys = (0..requests).map(|i| seed_key(i % OBJECTS)).collect();
+    let started = Instant::now();
+    let outcomes = fetch_acls(
+        &client,
+        BUCKET,
+        keys,
+        Strategy::JoinAll {
+            max_in_flight: Some(concurrency),
+        },
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let tally = Tally::of(&outcomes);
+    println!(
+        "local-s3: {requests} GetObjectAcl requests, {concurrency} in flight, in {:.2} s: {:.0} requests/s ({} failed; client and server share this machine's {} cores)",
+        elapsed.as_secs_f64(),
+        requests as f64 / elapsed.as_secs_f64(),
+        tally.failures.count,
+        std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+    );
+    anyhow::ensure!(
+        tally.failures.count == 0,
+        "the endpoint failed requests: {:?}",
+        tally.failures.by_code
+    );
+    Ok(())
+}

@@ -246,24 +246,44 @@ impl AclRequest<'_> {
 }
 
 fn acl_from_policy(policy: &dto::AccessControlPolicy) -> Result<Acl, AclError> {
-    let grants = policy.grants.iter().flatten().map(grant_from_dto).collect::<Result<_, _>>()?;
+    let grants = policy
+        .grants
+        .iter()
+        .flatten()
+        .map(grant_from_dto)
+        .collect::<Result<_, _>>()?;
     Ok(Acl { grants })
 }
 
 fn grant_from_dto(grant: &dto::Grant) -> Result<Grant, AclError> {
     let malformed = |what: &str| AclError::Malformed(format!("grant without {what}"));
     let dto_grantee = grant.grantee.as_ref().ok_or_else(|| malformed("a grantee"))?;
-    let permission = Permission::parse(grant.permission.as_ref().ok_or_else(|| malformed("a permission"))?.as_str())?;
+    let permission = Permission::parse(
+        grant
+            .permission
+            .as_ref()
+            .ok_or_else(|| malformed("a permission"))?
+            .as_str(),
+    )?;
     let grantee = match dto_grantee.type_.as_str() {
         dto::Type::CANONICAL_USER => Grantee::CanonicalUser {
-            id: dto_grantee.id.clone().ok_or_else(|| malformed("an ID for its CanonicalUser"))?,
+            id: dto_grantee
+                .id
+                .clone()
+                .ok_or_else(|| malformed("an ID for its CanonicalUser"))?,
             display_name: dto_grantee.display_name.clone(),
         },
         dto::Type::GROUP => Grantee::Group {
-            uri: dto_grantee.uri.clone().ok_or_else(|| malformed("a URI for its Group"))?,
+            uri: dto_grantee
+                .uri
+                .clone()
+                .ok_or_else(|| malformed("a URI for its Group"))?,
         },
         dto::Type::AMAZON_CUSTOMER_BY_EMAIL => Grantee::Email {
-            address: dto_grantee.email_address.clone().ok_or_else(|| malformed("an EmailAddress"))?,
+            address: dto_grantee
+                .email_address
+                .clone()
+                .ok_or_else(|| malformed("an EmailAddress"))?,
         },
         other => return Err(AclError::Malformed(format!("unknown grantee type {other:?}"))),
     };
@@ -289,7 +309,9 @@ pub fn parse_grant_header(value: &str) -> Result<Vec<Grantee>, AclError> {
                 }),
                 "uri" => Ok(Grantee::Group { uri: value }),
                 "emailAddress" => Ok(Grantee::Email { address: value }),
-                other => Err(AclError::Malformed(format!("unknown grantee type {other:?} in grant header"))),
+                other => Err(AclError::Malformed(format!(
+                    "unknown grantee type {other:?} in grant header"
+                ))),
             }
         })
         .collect()
@@ -301,7 +323,8 @@ mod tests {
 
     #[test]
     fn grant_header_lists_several_grantees() {
-        let grantees = parse_grant_header(r#"id="abc", uri="http://acs.amazonaws.com/groups/global/AllUsers""#).unwrap();
+        let grantees =
+            parse_grant_header(r#"id="abc", uri="http://acs.amazonaws.com/groups/global/AllUsers""#).unwrap();
         assert_eq!(
             grantees,
             vec![

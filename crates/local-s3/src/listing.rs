@@ -90,7 +90,7 @@ pub fn encode_token(after: &str) -> String {
 }
 
 pub fn decode_token(token: &str) -> Option<String> {
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..token.len())
@@ -110,7 +110,9 @@ mod tests {
         let store = Store::default();
         store.create_bucket("b").unwrap();
         for key in keys {
-            store.put_object("b", key, StoredObject::new("x".into(), Acl::private())).unwrap();
+            store
+                .put_object("b", key, StoredObject::new("x".into(), Acl::private()))
+                .unwrap();
         }
         store
     }
@@ -122,13 +124,29 @@ mod tests {
     #[test]
     fn pages_resume_after_the_marker() {
         let store = store_with(&["a", "b", "c", "d", "e"]);
-        let first = list_page(&store, "b", &ListRequest { max_keys: 2, ..Default::default() }).unwrap();
+        let first = list_page(
+            &store,
+            "b",
+            &ListRequest {
+                max_keys: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(keys(&first), ["a", "b"]);
         assert_eq!(first.next_after.as_deref(), Some("b"));
-        let request = ListRequest { max_keys: 2, after: first.next_after.as_deref(), ..Default::default() };
+        let request = ListRequest {
+            max_keys: 2,
+            after: first.next_after.as_deref(),
+            ..Default::default()
+        };
         let second = list_page(&store, "b", &request).unwrap();
         assert_eq!(keys(&second), ["c", "d"]);
-        let request = ListRequest { max_keys: 2, after: second.next_after.as_deref(), ..Default::default() };
+        let request = ListRequest {
+            max_keys: 2,
+            after: second.next_after.as_deref(),
+            ..Default::default()
+        };
         let last = list_page(&store, "b", &request).unwrap();
         assert_eq!(keys(&last), ["e"]);
         assert_eq!(last.next_after, None);
@@ -137,11 +155,18 @@ mod tests {
     #[test]
     fn delimiter_groups_keys_into_common_prefixes_across_pages() {
         let store = store_with(&["a/1", "a/2", "b/1", "c", "d/1"]);
-        let request = ListRequest { delimiter: Some("/"), max_keys: 2, ..Default::default() };
+        let request = ListRequest {
+            delimiter: Some("/"),
+            max_keys: 2,
+            ..Default::default()
+        };
         let first = list_page(&store, "b", &request).unwrap();
         assert_eq!(first.common_prefixes, ["a/", "b/"]);
         assert!(first.objects.is_empty());
-        let request = ListRequest { after: first.next_after.as_deref(), ..request };
+        let request = ListRequest {
+            after: first.next_after.as_deref(),
+            ..request
+        };
         let second = list_page(&store, "b", &request).unwrap();
         assert_eq!(keys(&second), ["c"]);
         assert_eq!(second.common_prefixes, ["d/"]);
@@ -151,7 +176,11 @@ mod tests {
     #[test]
     fn prefix_limits_the_listing() {
         let store = store_with(&["logs/1", "logs/2", "data/1", "logz"]);
-        let request = ListRequest { prefix: "logs/", max_keys: 1000, ..Default::default() };
+        let request = ListRequest {
+            prefix: "logs/",
+            max_keys: 1000,
+            ..Default::default()
+        };
         assert_eq!(keys(&list_page(&store, "b", &request).unwrap()), ["logs/1", "logs/2"]);
     }
 
@@ -159,7 +188,15 @@ mod tests {
     fn max_keys_is_capped_at_one_thousand() {
         let names: Vec<String> = (0..1005).map(|i| format!("k{i:04}")).collect();
         let store = store_with(&names.iter().map(String::as_str).collect::<Vec<_>>());
-        let page = list_page(&store, "b", &ListRequest { max_keys: 5000, ..Default::default() }).unwrap();
+        let page = list_page(
+            &store,
+            "b",
+            &ListRequest {
+                max_keys: 5000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(page.objects.len(), 1000);
         assert!(page.next_after.is_some());
     }

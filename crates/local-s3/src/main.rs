@@ -50,8 +50,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     if let Some(bucket) = &args.seed_bucket {
-        let summary = seed_bucket(s3.store(), bucket, args.objects)
-            .with_context(|| format!("cannot seed bucket {bucket:?}"))?;
+        let summary =
+            seed_bucket(s3.store(), bucket, args.objects).with_context(|| format!("cannot seed bucket {bucket:?}"))?;
         tracing::info!(bucket, ?summary, "seeded");
     }
     // The shell lines a client needs; the key pair is this endpoint's own, not an AWS one.

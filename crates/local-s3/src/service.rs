@@ -49,7 +49,12 @@ impl From<AclError> for S3Error {
 
 /// What S3 escapes in `encoding-type=url` listings: everything but unreserved characters
 /// and `/`, so that clients such as boto3 (which always asks for it) decode keys exactly.
-const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
+const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 #[async_trait::async_trait]
 impl S3 for LocalS3Service {
@@ -58,7 +63,6 @@ impl S3 for LocalS3Service {
         self.store.create_bucket(&bucket)?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
-            ..Default::default()
         }))
     }
 
@@ -170,7 +174,10 @@ impl S3 for LocalS3Service {
         };
         let page = list_page(&self.store, &input.bucket, &request)?;
 
-        let url_encoded = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+        let url_encoded = input
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
         let encode = |s: &str| {
             if url_encoded {
                 utf8_percent_encode(s, URL_ENCODE).to_string()

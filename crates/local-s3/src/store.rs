@@ -104,8 +104,13 @@ impl Store {
 
     pub fn object_acl(&self, bucket: &str, key: &str) -> Result<Acl, StoreError> {
         let buckets = self.buckets.read();
-        let b = buckets.get(bucket).ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
-        let object = b.objects.get(key).ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))?;
+        let b = buckets
+            .get(bucket)
+            .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
+        let object = b
+            .objects
+            .get(key)
+            .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))?;
         if !object.acl_readable {
             return Err(StoreError::AclAccessDenied(key.to_owned()));
         }
@@ -129,7 +134,9 @@ impl Store {
         mut visit: impl FnMut(&str, &StoredObject) -> bool,
     ) -> Result<(), StoreError> {
         let buckets = self.buckets.read();
-        let b = buckets.get(bucket).ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
+        let b = buckets
+            .get(bucket)
+            .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
         for (key, object) in b.objects.range::<str, _>((from, Bound::Unbounded)) {
             if !visit(key, object) {
                 break;
@@ -140,7 +147,9 @@ impl Store {
 
     pub fn object_count(&self, bucket: &str) -> Result<usize, StoreError> {
         let buckets = self.buckets.read();
-        let b = buckets.get(bucket).ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
+        let b = buckets
+            .get(bucket)
+            .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
         Ok(b.objects.len())
     }
 
@@ -150,13 +159,18 @@ impl Store {
         f: impl FnOnce(&mut Bucket) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut buckets = self.buckets.write();
-        let b = buckets.get_mut(bucket).ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
+        let b = buckets
+            .get_mut(bucket)
+            .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
         f(b)
     }
 
     fn with_object_mut(&self, bucket: &str, key: &str, f: impl FnOnce(&mut StoredObject)) -> Result<(), StoreError> {
         self.with_bucket_mut(bucket, |b| {
-            let object = b.objects.get_mut(key).ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))?;
+            let object = b
+                .objects
+                .get_mut(key)
+                .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))?;
             f(object);
             Ok(())
         })

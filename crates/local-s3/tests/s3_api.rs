@@ -23,7 +23,11 @@ fn client_with(s3: &LocalS3, secret: &str) -> Client {
         .endpoint_url(s3.endpoint_url())
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build();
-    Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+    Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 /// (type, id or uri, permission) of each grant, for compact assertions.
@@ -34,8 +38,16 @@ async fn grants(client: &Client, bucket: &str, key: &str) -> Vec<(String, String
         .iter()
         .map(|g| {
             let grantee = g.grantee().unwrap();
-            let who = grantee.id().or(grantee.uri()).or(grantee.email_address()).unwrap_or_default();
-            (grantee.r#type().as_str().to_owned(), who.to_owned(), g.permission().unwrap().as_str().to_owned())
+            let who = grantee
+                .id()
+                .or(grantee.uri())
+                .or(grantee.email_address())
+                .unwrap_or_default();
+            (
+                grantee.r#type().as_str().to_owned(),
+                who.to_owned(),
+                g.permission().unwrap().as_str().to_owned(),
+            )
         })
         .collect()
 }
@@ -54,12 +66,25 @@ async fn bucket_lifecycle_answers_with_s3_error_codes() {
     assert_eq!(again.code(), Some("BucketAlreadyOwnedByYou"));
     assert_eq!(again.raw_response().unwrap().status().as_u16(), 409);
 
-    client.put_object().bucket("life").key("k").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    client
+        .put_object()
+        .bucket("life")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
     let not_empty = client.delete_bucket().bucket("life").send().await.unwrap_err();
     assert_eq!(not_empty.code(), Some("BucketNotEmpty"));
 
     client.delete_object().bucket("life").key("k").send().await.unwrap();
-    client.delete_object().bucket("life").key("never-existed").send().await.unwrap();
+    client
+        .delete_object()
+        .bucket("life")
+        .key("never-existed")
+        .send()
+        .await
+        .unwrap();
     client.delete_bucket().bucket("life").send().await.unwrap();
 
     let gone = client.head_bucket().bucket("life").send().await.unwrap_err();
@@ -74,7 +99,13 @@ async fn missing_bucket_and_key_are_404s() {
     assert_eq!(err.raw_response().unwrap().status().as_u16(), 404);
 
     client.create_bucket().bucket("bkt").send().await.unwrap();
-    let err = client.get_object_acl().bucket("bkt").key("nope").send().await.unwrap_err();
+    let err = client
+        .get_object_acl()
+        .bucket("bkt")
+        .key("nope")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("NoSuchKey"));
     assert_eq!(err.raw_response().unwrap().status().as_u16(), 404);
 }
@@ -92,7 +123,13 @@ async fn a_wrong_signature_is_refused() {
 async fn put_object_applies_canned_acls_and_grant_headers() {
     let (_s3, client) = start().await;
     client.create_bucket().bucket("bkt").send().await.unwrap();
-    let put = |key: &'static str| client.put_object().bucket("bkt").key(key).body(ByteStream::from_static(b"data"));
+    let put = |key: &'static str| {
+        client
+            .put_object()
+            .bucket("bkt")
+            .key(key)
+            .body(ByteStream::from_static(b"data"))
+    };
 
     put("default").send().await.unwrap();
     assert_eq!(grants(&client, "bkt", "default").await, [owner_fc()]);
@@ -103,10 +140,17 @@ async fn put_object_applies_canned_acls_and_grant_headers() {
         [owner_fc(), ("Group".into(), ALL_USERS_URI.into(), "READ".into())]
     );
 
-    put("authenticated").acl(ObjectCannedAcl::AuthenticatedRead).send().await.unwrap();
+    put("authenticated")
+        .acl(ObjectCannedAcl::AuthenticatedRead)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         grants(&client, "bkt", "authenticated").await,
-        [owner_fc(), ("Group".into(), AUTHENTICATED_USERS_URI.into(), "READ".into())]
+        [
+            owner_fc(),
+            ("Group".into(), AUTHENTICATED_USERS_URI.into(), "READ".into())
+        ]
     );
 
     put("granted")
@@ -124,7 +168,12 @@ async fn put_object_applies_canned_acls_and_grant_headers() {
         ]
     );
 
-    let both = put("both").acl(ObjectCannedAcl::Private).grant_read("id=\"x\"").send().await.unwrap_err();
+    let both = put("both")
+        .acl(ObjectCannedAcl::Private)
+        .grant_read("id=\"x\"")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(both.code(), Some("InvalidRequest"));
 }
 
@@ -132,23 +181,59 @@ async fn put_object_applies_canned_acls_and_grant_headers() {
 async fn put_object_acl_replaces_the_acl_from_a_policy_or_canned_acl() {
     let (_s3, client) = start().await;
     client.create_bucket().bucket("bkt").send().await.unwrap();
-    client.put_object().bucket("bkt").key("k").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    client
+        .put_object()
+        .bucket("bkt")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
 
     let partner_read = Grant::builder()
-        .grantee(Grantee::builder().r#type(Type::CanonicalUser).id(PARTNER.id).build().unwrap())
+        .grantee(
+            Grantee::builder()
+                .r#type(Type::CanonicalUser)
+                .id(PARTNER.id)
+                .build()
+                .unwrap(),
+        )
         .permission(Permission::Read)
         .build();
     let policy = AccessControlPolicy::builder()
         .owner(Owner::builder().id(OWNER.id).build())
         .grants(partner_read)
         .build();
-    client.put_object_acl().bucket("bkt").key("k").access_control_policy(policy).send().await.unwrap();
-    assert_eq!(grants(&client, "bkt", "k").await, [("CanonicalUser".into(), PARTNER.id.into(), "READ".into())]);
+    client
+        .put_object_acl()
+        .bucket("bkt")
+        .key("k")
+        .access_control_policy(policy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        grants(&client, "bkt", "k").await,
+        [("CanonicalUser".into(), PARTNER.id.into(), "READ".into())]
+    );
 
-    client.put_object_acl().bucket("bkt").key("k").acl(ObjectCannedAcl::Private).send().await.unwrap();
+    client
+        .put_object_acl()
+        .bucket("bkt")
+        .key("k")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(grants(&client, "bkt", "k").await, [owner_fc()]);
 
-    let missing = client.put_object_acl().bucket("bkt").key("nope").acl(ObjectCannedAcl::Private).send().await;
+    let missing = client
+        .put_object_acl()
+        .bucket("bkt")
+        .key("nope")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await;
     assert_eq!(missing.unwrap_err().code(), Some("NoSuchKey"));
 }
 
@@ -156,8 +241,16 @@ async fn put_object_acl_replaces_the_acl_from_a_policy_or_canned_acl() {
 async fn an_acl_marked_unreadable_answers_access_denied() {
     let (s3, client) = start().await;
     local_s3::seed_bucket(s3.store(), "bkt", 3).unwrap();
-    s3.store().set_acl_readable("bkt", &local_s3::seed_key(1), false).unwrap();
-    let err = client.get_object_acl().bucket("bkt").key(local_s3::seed_key(1)).send().await.unwrap_err();
+    s3.store()
+        .set_acl_readable("bkt", &local_s3::seed_key(1), false)
+        .unwrap();
+    let err = client
+        .get_object_acl()
+        .bucket("bkt")
+        .key(local_s3::seed_key(1))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("AccessDenied"));
     assert_eq!(err.raw_response().unwrap().status().as_u16(), 403);
 }
@@ -167,9 +260,23 @@ async fn list_objects_v2_pages_with_delimiter_and_start_after() {
     let (_s3, client) = start().await;
     client.create_bucket().bucket("bkt").send().await.unwrap();
     for key in ["a/1", "a/2", "b", "c/1", "d", "e f+g"] {
-        client.put_object().bucket("bkt").key(key).body(ByteStream::from_static(b"x")).send().await.unwrap();
+        client
+            .put_object()
+            .bucket("bkt")
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
     }
-    let first = client.list_objects_v2().bucket("bkt").delimiter("/").max_keys(2).send().await.unwrap();
+    let first = client
+        .list_objects_v2()
+        .bucket("bkt")
+        .delimiter("/")
+        .max_keys(2)
+        .send()
+        .await
+        .unwrap();
     let prefixes: Vec<_> = first.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
     let keys: Vec<_> = first.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!((prefixes, keys), (vec!["a/"], vec!["b"]));
@@ -190,13 +297,27 @@ async fn list_objects_v2_pages_with_delimiter_and_start_after() {
     assert_eq!((prefixes, keys), (vec!["c/"], vec!["d", "e f+g"]));
     assert_eq!(rest.is_truncated(), Some(false));
 
-    let after = client.list_objects_v2().bucket("bkt").start_after("c/1").send().await.unwrap();
+    let after = client
+        .list_objects_v2()
+        .bucket("bkt")
+        .start_after("c/1")
+        .send()
+        .await
+        .unwrap();
     let keys: Vec<_> = after.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["d", "e f+g"]);
     assert_eq!(after.contents()[0].size(), Some(1));
-    assert_eq!(after.contents()[0].e_tag(), Some("\"9dd4e461268c8034f5c8564e155c67a6\""));
+    assert_eq!(
+        after.contents()[0].e_tag(),
+        Some("\"9dd4e461268c8034f5c8564e155c67a6\"")
+    );
 
-    let bad = client.list_objects_v2().bucket("bkt").continuation_token("not-hex").send().await;
+    let bad = client
+        .list_objects_v2()
+        .bucket("bkt")
+        .continuation_token("not-hex")
+        .send()
+        .await;
     assert_eq!(bad.unwrap_err().code(), Some("InvalidArgument"));
 }
 
@@ -204,7 +325,14 @@ async fn list_objects_v2_pages_with_delimiter_and_start_after() {
 async fn url_encoding_type_escapes_keys_for_clients_that_ask() {
     let (_s3, client) = start().await;
     client.create_bucket().bucket("bkt").send().await.unwrap();
-    client.put_object().bucket("bkt").key("dir/e f+g").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    client
+        .put_object()
+        .bucket("bkt")
+        .key("dir/e f+g")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
     let listing = client
         .list_objects_v2()
         .bucket("bkt")

@@ -1,30 +1,16 @@
-//! A fresh `local-s3` per test and an SDK client pointed at it through the same
-//! `client_from_sdk_config` the functions use.
+//! A fresh `local-s3` per test and an SDK client pointed at it, configured (retries,
+//! timeouts, path-style) as the functions configure theirs.
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
-use acl_audit::client::client_from_sdk_config;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use acl_audit::client::client_for_endpoint;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use local_s3::LocalS3;
 
 pub async fn endpoint() -> (LocalS3, Client) {
     let s3 = LocalS3::start().await.expect("a loopback port is free");
-    let credentials = Credentials::new(
-        &s3.credentials().access_key_id,
-        &s3.credentials().secret_access_key,
-        None,
-        None,
-        "local-s3",
-    );
-    let sdk_config = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(s3.endpoint_url())
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .build();
-    let client = client_from_sdk_config(&sdk_config);
+    let keys = s3.credentials();
+    let client = client_for_endpoint(s3.endpoint_url(), &keys.access_key_id, &keys.secret_access_key);
     (s3, client)
 }
 

@@ -1,0 +1,54 @@
+# Everything a user runs, from a fresh clone. Python tools (cargo-lambda) go into .venv.
+
+SHELL := bash
+CARGO ?= cargo
+VENV := .venv
+PYTHON ?= python3
+OBJECTS ?= 100
+PORT ?= 9000
+BUCKET ?= acl-audit-demo
+FUNCTIONS := sequential spawn-blocking join-all
+
+.PHONY: run test lint fmt build local-s3 bench-local-s3 tools clean
+
+## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once
+run:
+	$(CARGO) run --release --quiet -p acl-bench -- compare --objects $(OBJECTS)
+
+## test: every test of the workspace, against real local-s3 endpoints on loopback
+test:
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+## lint: formatting and clippy, warnings as errors
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## build: the three Lambda bootstraps for arm64 (target/lambda/<function>/bootstrap)
+build: $(VENV)/bin/cargo-lambda
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap; done
+
+## local-s3: serve local-s3 on 127.0.0.1:$(PORT) with a seeded bucket, until Ctrl-C
+local-s3:
+	$(CARGO) run --release --quiet -p local-s3 -- --port $(PORT) --seed-bucket $(BUCKET) --objects $(OBJECTS)
+
+## bench-local-s3: the endpoint's own GetObjectAcl requests/s
+bench-local-s3:
+	$(CARGO) run --release --quiet -p acl-bench -- endpoint
+
+$(VENV)/bin/cargo-lambda:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet cargo-lambda
+
+tools: $(VENV)/bin/cargo-lambda
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)
