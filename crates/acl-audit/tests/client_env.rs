@@ -34,7 +34,10 @@ fn list_with_endpoint_variable(variable: &str) -> usize {
     });
     // SAFETY: as above.
     unsafe { std::env::remove_var(variable) };
-    listed.expect("the bucket lists through the configured endpoint").keys.len()
+    listed
+        .expect("the bucket lists through the configured endpoint")
+        .keys
+        .len()
 }
 
 #[test]
