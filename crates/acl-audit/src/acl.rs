@@ -104,7 +104,7 @@ pub async fn fetch_acl(client: &Client, bucket: &str, key: String) -> AclOutcome
         Ok(output) => Ok(object_acl(key, &output)),
         Err(err) => Err(ObjectFailure {
             code: error_code(&err),
-            message: DisplayErrorContext(&err).to_string(),
+            message: error_message(&err),
             key,
         }),
     }
@@ -137,6 +137,20 @@ fn grant(grant: &s3_types::Grant) -> Grant {
     Grant {
         grantee,
         permission: grant.permission().map_or("UNKNOWN", |p| p.as_str()).to_owned(),
+    }
+}
+
+/// S3's own words when it answered (`NoSuchKey: The specified key does not exist.`), else
+/// the whole error chain: "dispatch failure" alone tells a user nothing.
+pub(crate) fn error_message<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => format!("{code}: (S3 sent no message)"),
+        (None, _) => DisplayErrorContext(err).to_string(),
     }
 }
 

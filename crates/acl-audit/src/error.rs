@@ -1,6 +1,6 @@
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-use crate::acl::error_code;
+use crate::acl::{error_code, error_message};
 use crate::target::BUCKET_NAME;
 
 /// The invocation cannot start: its event or the function's configuration is wrong.
@@ -51,7 +51,7 @@ impl AuditError {
             _ => AuditError::ListFailed {
                 bucket,
                 code: error_code(&err),
-                detail: DisplayErrorContext(&err).to_string(),
+                detail: error_message(&err),
             },
         }
     }

@@ -142,6 +142,27 @@ async fn a_bucket_that_does_not_exist_is_reported_as_no_such_bucket() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_refused_listing_is_reported_as_access_denied() {
+    let (s3, client) = common::seeded("locked", 1).await;
+    s3.store().set_listing_denied("locked", true).unwrap();
+    let err = handle(
+        StrategyKind::JoinAll,
+        &client,
+        &config(&[("BUCKET_NAME", "locked")]),
+        event(json!({})),
+    )
+    .await
+    .unwrap_err();
+    let diagnostic = Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "AccessDenied");
+    assert!(
+        diagnostic.error_message.contains("s3:ListBucket"),
+        "{}",
+        diagnostic.error_message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_field_is_rejected_by_name() {
     let (_, diagnostic) = handler_error(json!({"buckt": "typo"}), &[]).await;
     assert_eq!(diagnostic.error_type, "InvalidEvent");

@@ -161,7 +161,10 @@ async fn an_object_deleted_after_listing_is_a_no_such_key_failure() {
             (failure.key.as_str(), failure.code.as_str()),
             (seed_key(5).as_str(), "NoSuchKey")
         );
-        assert!(failure.message.contains("NoSuchKey"), "{}", failure.message);
+        assert_eq!(
+            failure.message,
+            format!("NoSuchKey: the key {:?} does not exist", seed_key(5))
+        );
     }
 }
 
@@ -180,6 +183,43 @@ async fn a_missing_bucket_is_an_error_that_names_it() {
         );
         assert!(err.to_string().contains("\"no-such-bucket\" does not exist"), "{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_refused_by_s3_is_an_access_denied_error_naming_the_permission() {
+    let (s3, client) = common::seeded("locked", 3).await;
+    s3.store().set_listing_denied("locked", true).unwrap();
+    let err = audit_bucket(&client, &Target::bucket("locked"), Strategy::Sequential)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AuditError::ListAccessDenied {
+            bucket: "locked".to_owned()
+        }
+    );
+    assert!(
+        err.to_string().contains("s3:ListBucket on arn:aws:s3:::locked"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_credentials_fail_the_listing_with_s3_s_code_and_message() {
+    let (s3, _) = common::seeded("signed", 1).await;
+    let client = acl_audit::client::client_for_endpoint(s3.endpoint_url(), &s3.credentials().access_key_id, "wrong");
+    let err = audit_bucket(&client, &Target::bucket("signed"), Strategy::Sequential)
+        .await
+        .unwrap_err();
+    let AuditError::ListFailed { code, detail, .. } = &err else {
+        panic!("expected ListFailed, got {err:?}");
+    };
+    assert_eq!(code, "SignatureDoesNotMatch");
+    assert!(detail.starts_with("SignatureDoesNotMatch: "), "{detail}");
+    assert!(
+        !detail.contains("wrong"),
+        "the secret must not leak into the message: {detail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

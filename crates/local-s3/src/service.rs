@@ -30,7 +30,7 @@ impl From<StoreError> for S3Error {
             StoreError::NoSuchKey(_) => S3ErrorCode::NoSuchKey,
             StoreError::BucketAlreadyOwnedByYou(_) => S3ErrorCode::BucketAlreadyOwnedByYou,
             StoreError::BucketNotEmpty(_) => S3ErrorCode::BucketNotEmpty,
-            StoreError::AclAccessDenied(_) => S3ErrorCode::AccessDenied,
+            StoreError::AclAccessDenied(_) | StoreError::ListAccessDenied(_) => S3ErrorCode::AccessDenied,
         };
         S3Error::with_message(code, err.to_string())
     }

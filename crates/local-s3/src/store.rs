@@ -23,6 +23,8 @@ pub enum StoreError {
     BucketNotEmpty(String),
     #[error("access to the ACL of {0:?} is denied")]
     AclAccessDenied(String),
+    #[error("listing the bucket {0:?} is denied")]
+    ListAccessDenied(String),
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ impl StoredObject {
 #[derive(Debug, Default)]
 struct Bucket {
     objects: BTreeMap<String, StoredObject>,
+    /// When true, ListObjectsV2 answers AccessDenied: a role without s3:ListBucket.
+    listing_denied: bool,
 }
 
 /// Buckets and their objects, shared by every connection.
@@ -126,6 +130,14 @@ impl Store {
         self.with_object_mut(bucket, key, |object| object.acl_readable = readable)
     }
 
+    /// Makes ListObjectsV2 on this bucket answer AccessDenied (or allowed again).
+    pub fn set_listing_denied(&self, bucket: &str, denied: bool) -> Result<(), StoreError> {
+        self.with_bucket_mut(bucket, |b| {
+            b.listing_denied = denied;
+            Ok(())
+        })
+    }
+
     /// Calls `visit` with each (key, object) in key order from `from` on, while it returns true.
     pub fn scan(
         &self,
@@ -137,6 +149,9 @@ impl Store {
         let b = buckets
             .get(bucket)
             .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
+        if b.listing_denied {
+            return Err(StoreError::ListAccessDenied(bucket.to_owned()));
+        }
         for (key, object) in b.objects.range::<str, _>((from, Bound::Unbounded)) {
             if !visit(key, object) {
                 break;
