@@ -78,6 +78,8 @@ pub async fn list_keys(client: &Client, target: &Target) -> Result<Listing, Audi
         .list_objects_v2()
         .bucket(&target.bucket)
         .set_prefix(target.prefix.clone())
+        // A small limit need not transfer a full 1 000-key page.
+        .set_max_keys(target.max_objects.and_then(|n| i32::try_from(n.min(1000)).ok()))
         .into_paginator()
         .send();
     let mut keys = Vec::new();

@@ -64,3 +64,15 @@ async fn an_empty_bucket_lists_no_keys() {
     assert!(listing.keys.is_empty());
     assert!(listing.complete);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_max_objects_stops_after_one_short_page() {
+    let (_s3, client) = common::seeded("small", 10).await;
+    let target = Target {
+        max_objects: Some(4),
+        ..Target::bucket("small")
+    };
+    let listing = list_keys(&client, &target).await.unwrap();
+    assert_eq!(listing.keys, (0..4).map(seed_key).collect::<Vec<_>>());
+    assert!(!listing.complete);
+}
