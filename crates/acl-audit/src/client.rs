@@ -1,13 +1,21 @@
 //! The S3 client, built once per process: a warm Lambda container reuses it, and with it
 //! its pool of open connections.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider, SharedHttpClient};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// The file of CA certificates to trust instead of the system's, as the AWS CLI and the other
+/// SDKs read it; aws-sdk-s3 does not read it itself.
+pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 
 /// Standard retry mode: exponential backoff with jitter and a retry quota, three attempts.
 const MAX_ATTEMPTS: u32 = 3;
@@ -18,11 +26,54 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read the CA bundle {} named by {AWS_CA_BUNDLE}: {source}", path.display())]
+    ReadCaBundle { path: PathBuf, source: std::io::Error },
+    #[error("the CA bundle {} named by {AWS_CA_BUNDLE} is not usable: {reason}", path.display())]
+    InvalidCaBundle { path: PathBuf, reason: String },
+}
+
 /// A client from the standard AWS configuration chain (environment, profile, the Lambda
-/// role), honouring `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_S3`.
-pub async fn client_from_env() -> Client {
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    client_from_sdk_config(&sdk_config)
+/// role), honouring `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3` and `AWS_CA_BUNDLE`.
+pub async fn client_from_env() -> Result<Client, ClientError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(path) = std::env::var_os(AWS_CA_BUNDLE).filter(|path| !path.is_empty()) {
+        let path = PathBuf::from(path);
+        let pem = std::fs::read(&path).map_err(|source| ClientError::ReadCaBundle {
+            path: path.clone(),
+            source,
+        })?;
+        let http_client =
+            https_client_trusting(&pem).map_err(|reason| ClientError::InvalidCaBundle { path, reason })?;
+        loader = loader.http_client(http_client);
+    }
+    Ok(client_from_sdk_config(&loader.load().await))
+}
+
+/// An HTTPS client that trusts the certificates in `pem` and nothing else, as the AWS CLI
+/// does with `AWS_CA_BUNDLE`. The bundle is checked here: the SDK would panic on it later.
+pub fn https_client_trusting(pem: &[u8]) -> Result<SharedHttpClient, String> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("it is not a PEM certificate list ({err})"))?;
+    if certificates.is_empty() {
+        return Err("it holds no PEM certificate".to_owned());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|err| format!("a certificate in it cannot be a trust anchor ({err})"))?;
+    }
+    let context = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
+        .build()
+        .map_err(|err| err.to_string())?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
 }
 
 pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {

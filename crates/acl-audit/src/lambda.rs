@@ -79,7 +79,9 @@ pub async fn handle(
 /// A function's whole `main`: logging, one client for the container's life, the runtime loop.
 pub async fn run(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let client = crate::client::client_from_env().await;
+    let client = crate::client::client_from_env()
+        .await
+        .inspect_err(|err| tracing::error!(error = %err, "cannot configure the S3 client"))?;
     let handler = service_fn(|event: LambdaEvent<Value>| {
         let client = &client;
         async move {

@@ -15,7 +15,8 @@ mod seed;
 mod server;
 mod service;
 pub mod store;
+mod tls;
 
 pub use seed::{SeedAcl, SeedSummary, seed_bucket, seed_key};
-pub use server::{Credentials, LocalS3};
+pub use server::{Credentials, LocalS3, Options};
 pub use store::{Store, StoreError};

@@ -1,10 +1,11 @@
 //! `local-s3`: serve the embedded S3 endpoint on a loopback port, optionally seeded.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use local_s3::{Credentials, LocalS3, seed_bucket};
+use local_s3::{Credentials, LocalS3, Options, seed_bucket};
 
 /// An in-memory S3-compatible endpoint with object ACLs, for local runs and tests.
 #[derive(Debug, Parser)]
@@ -23,6 +24,13 @@ struct Args {
     /// authenticated-read and cross-account ACLs.
     #[arg(long, default_value_t = 100, requires = "seed_bucket")]
     objects: usize,
+    /// Serve HTTPS, with a certificate signed by a CA generated at start.
+    #[arg(long)]
+    tls: bool,
+    /// Where to write that CA's certificate (PEM), for clients' AWS_CA_BUNDLE. Default: a
+    /// file named after the port in the system's temporary directory.
+    #[arg(long, requires = "tls")]
+    ca_bundle_out: Option<PathBuf>,
     /// Access key id clients must sign with.
     #[arg(long, env = "LOCAL_S3_ACCESS_KEY_ID", default_value_t = Credentials::default().access_key_id)]
     access_key_id: String,
@@ -48,9 +56,25 @@ async fn main() -> anyhow::Result<()> {
         secret_access_key: args.secret_access_key,
     };
     let addr = SocketAddr::new(args.host, args.port);
-    let mut s3 = LocalS3::start_on(addr, credentials)
+    let options = Options {
+        addr,
+        credentials,
+        tls: args.tls,
+    };
+    let mut s3 = LocalS3::start_with(options)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let ca_bundle = match s3.ca_pem() {
+        Some(pem) => {
+            let path = args
+                .ca_bundle_out
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("local-s3-{}-ca.pem", s3.addr().port())));
+            std::fs::write(&path, pem)
+                .with_context(|| format!("cannot write the CA certificate to {}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
     if let Some(bucket) = &args.seed_bucket {
         let summary =
             seed_bucket(s3.store(), bucket, args.objects).with_context(|| format!("cannot seed bucket {bucket:?}"))?;
@@ -61,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
     println!("export AWS_ACCESS_KEY_ID={}", s3.credentials().access_key_id);
     println!("export AWS_SECRET_ACCESS_KEY={}", s3.credentials().secret_access_key);
     println!("export AWS_REGION=us-east-1");
+    if let Some(path) = ca_bundle {
+        println!("export AWS_CA_BUNDLE={}", path.display());
+    }
     tokio::select! {
         () = s3.wait() => {}
         result = tokio::signal::ctrl_c() => result.context("cannot wait for Ctrl-C")?,

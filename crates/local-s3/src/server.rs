@@ -8,8 +8,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use crate::service::LocalS3Service;
 use crate::store::Store;
@@ -31,22 +32,45 @@ impl Default for Credentials {
     }
 }
 
+/// How to start an endpoint.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where to listen; port 0 picks a free one.
+    pub addr: SocketAddr,
+    pub credentials: Credentials,
+    /// Serve HTTPS with a certificate from a CA generated at start (see [`LocalS3::ca_pem`]).
+    pub tls: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            credentials: Credentials::default(),
+            tls: false,
+        }
+    }
+}
+
 /// A running endpoint. Dropping it stops the server and closes its connections.
 pub struct LocalS3 {
     addr: SocketAddr,
     endpoint_url: String,
     credentials: Credentials,
+    ca_pem: Option<String>,
     store: Arc<Store>,
     server: JoinHandle<()>,
 }
 
 impl LocalS3 {
-    /// Starts an endpoint on an ephemeral loopback port with the default credentials.
+    /// Starts a plain-HTTP endpoint on an ephemeral loopback port with the default credentials.
     pub async fn start() -> io::Result<Self> {
-        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), Credentials::default()).await
+        Self::start_with(Options::default()).await
     }
 
-    pub async fn start_on(addr: SocketAddr, credentials: Credentials) -> io::Result<Self> {
+    pub async fn start_with(options: Options) -> io::Result<Self> {
+        let Options { addr, credentials, tls } = options;
+        let tls = tls.then(crate::tls::generate).transpose()?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let store = Arc::new(Store::default());
@@ -58,11 +82,16 @@ impl LocalS3 {
             ));
             builder.build()
         };
-        let server = tokio::spawn(serve(listener, service));
+        let acceptor = tls
+            .as_ref()
+            .map(|tls| TlsAcceptor::from(Arc::clone(&tls.server_config)));
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let server = tokio::spawn(serve(listener, service, acceptor));
         Ok(LocalS3 {
             addr,
-            endpoint_url: format!("http://{addr}"),
+            endpoint_url: format!("{scheme}://{addr}"),
             credentials,
+            ca_pem: tls.map(|tls| tls.ca_pem),
             store,
             server,
         })
@@ -72,13 +101,18 @@ impl LocalS3 {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`: an IP host, so SDKs use path-style addressing.
+    /// `http://127.0.0.1:PORT` (or `https://`): an IP host, so SDKs use path-style addressing.
     pub fn endpoint_url(&self) -> &str {
         &self.endpoint_url
     }
 
     pub fn credentials(&self) -> &Credentials {
         &self.credentials
+    }
+
+    /// The PEM of the CA that signed the server's certificate, when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub fn store(&self) -> &Store {
@@ -98,7 +132,7 @@ impl Drop for LocalS3 {
     }
 }
 
-async fn serve(listener: TcpListener, service: S3Service) {
+async fn serve(listener: TcpListener, service: S3Service, tls: Option<TlsAcceptor>) {
     let http = ConnectionBuilder::new(TokioExecutor::new());
     // Owning the connection tasks here means aborting this task closes them too.
     let mut connections = JoinSet::new();
@@ -107,12 +141,7 @@ async fn serve(listener: TcpListener, service: S3Service) {
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
                     let _ = socket.set_nodelay(true);
-                    let connection = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
-                    connections.spawn(async move {
-                        if let Err(err) = connection.await {
-                            tracing::debug!(error = %err, "connection closed with an error");
-                        }
-                    });
+                    connections.spawn(serve_connection(http.clone(), service.clone(), tls.clone(), socket));
                 }
                 Err(err) => {
                     // Out of file descriptors, typically: back off instead of spinning.
@@ -122,5 +151,27 @@ async fn serve(listener: TcpListener, service: S3Service) {
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+    }
+}
+
+/// One client connection; the TLS handshake runs here, off the accept loop.
+async fn serve_connection(
+    http: ConnectionBuilder<TokioExecutor>,
+    service: S3Service,
+    tls: Option<TlsAcceptor>,
+    socket: TcpStream,
+) {
+    let served = match tls {
+        None => http.serve_connection(TokioIo::new(socket), service).await,
+        Some(acceptor) => match acceptor.accept(socket).await {
+            Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+            Err(err) => {
+                tracing::debug!(error = %err, "TLS handshake failed");
+                return;
+            }
+        },
+    };
+    if let Err(err) = served {
+        tracing::debug!(error = %err, "connection closed with an error");
     }
 }

@@ -17,41 +17,50 @@ impl Drop for Server {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_binary_serves_a_seeded_bucket_and_prints_its_environment() {
+/// Starts the binary with `args` and reads the `export` lines it prints (`lines` of them).
+fn start(args: &[&str], lines: usize) -> (Server, Vec<(String, String)>) {
     let mut server = Server(
         Command::new(env!("CARGO_BIN_EXE_local-s3"))
-            .args(["--port", "0", "--seed-bucket", "from-cli", "--objects", "25"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("the binary starts"),
     );
     let stdout = server.0.stdout.take().expect("piped stdout");
-    let exports: Vec<(String, String)> = BufReader::new(stdout)
+    let exports = BufReader::new(stdout)
         .lines()
-        .take(4)
+        .take(lines)
         .map(|line| {
             let line = line.expect("a line of output");
-            let (name, value) = line.trim_start_matches("export ").split_once('=').expect("NAME=value");
+            let (name, value) = line
+                .strip_prefix("export ")
+                .and_then(|l| l.split_once('='))
+                .expect("export NAME=value");
             (name.to_owned(), value.to_owned())
         })
         .collect();
-    let var = |name: &str| {
-        exports
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .expect(name)
-    };
+    (server, exports)
+}
 
+fn var(exports: &[(String, String)], name: &str) -> String {
+    exports
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .expect(name)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_serves_a_seeded_bucket_and_prints_its_environment() {
+    let (_server, exports) = start(&["--port", "0", "--seed-bucket", "from-cli", "--objects", "25"], 4);
     let config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(var("AWS_REGION")))
-        .endpoint_url(var("AWS_ENDPOINT_URL"))
+        .region(Region::new(var(&exports, "AWS_REGION")))
+        .endpoint_url(var(&exports, "AWS_ENDPOINT_URL"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            var("AWS_ACCESS_KEY_ID"),
-            var("AWS_SECRET_ACCESS_KEY"),
+            var(&exports, "AWS_ACCESS_KEY_ID"),
+            var(&exports, "AWS_SECRET_ACCESS_KEY"),
             None,
             None,
             "cli",
@@ -60,4 +69,16 @@ async fn the_binary_serves_a_seeded_bucket_and_prints_its_environment() {
     let client = aws_sdk_s3::Client::new(&config);
     let listing = client.list_objects_v2().bucket("from-cli").send().await.unwrap();
     assert_eq!(listing.key_count(), Some(25));
+}
+
+#[test]
+fn with_tls_the_binary_serves_https_and_writes_its_ca_for_aws_ca_bundle() {
+    let bundle = std::env::temp_dir().join(format!("local-s3-binary-test-{}.pem", std::process::id()));
+    let bundle_arg = bundle.display().to_string();
+    let (_server, exports) = start(&["--port", "0", "--tls", "--ca-bundle-out", &bundle_arg], 5);
+    assert!(var(&exports, "AWS_ENDPOINT_URL").starts_with("https://127.0.0.1:"));
+    assert_eq!(var(&exports, "AWS_CA_BUNDLE"), bundle_arg);
+    let pem = std::fs::read_to_string(&bundle).expect("the CA file is written before the exports");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let _ = std::fs::remove_file(&bundle);
 }
