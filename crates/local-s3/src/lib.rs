@@ -11,12 +11,14 @@
 
 pub mod acl;
 pub mod listing;
+mod network;
 mod seed;
 mod server;
 mod service;
 pub mod store;
 mod tls;
 
+pub use network::NetworkModel;
 pub use seed::{SeedAcl, SeedSummary, seed_bucket, seed_key};
 pub use server::{Credentials, LocalS3, Options};
 pub use store::{Store, StoreError};

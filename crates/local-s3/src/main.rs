@@ -2,10 +2,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use local_s3::{Credentials, LocalS3, Options, seed_bucket};
+use local_s3::{Credentials, LocalS3, NetworkModel, Options, seed_bucket};
 
 /// An in-memory S3-compatible endpoint with object ACLs, for local runs and tests.
 #[derive(Debug, Parser)]
@@ -31,6 +32,16 @@ struct Args {
     /// file named after the port in the system's temporary directory.
     #[arg(long, requires = "tls")]
     ca_bundle_out: Option<PathBuf>,
+    /// Network round trip to add, in milliseconds: per request, and per handshake round trip.
+    #[arg(long, default_value_t = 0.0)]
+    rtt_ms: f64,
+    /// S3's time to answer a request once it has arrived, in milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    service_ms: f64,
+    /// Round trips a new connection costs before its first request. Default: 1 (TCP), plus
+    /// 1 with --tls (a TLS 1.3 handshake).
+    #[arg(long)]
+    handshake_rtts: Option<u32>,
     /// Access key id clients must sign with.
     #[arg(long, env = "LOCAL_S3_ACCESS_KEY_ID", default_value_t = Credentials::default().access_key_id)]
     access_key_id: String,
@@ -56,10 +67,19 @@ async fn main() -> anyhow::Result<()> {
         secret_access_key: args.secret_access_key,
     };
     let addr = SocketAddr::new(args.host, args.port);
+    let milliseconds = |name: &str, ms: f64| {
+        Duration::try_from_secs_f64(ms / 1e3).with_context(|| format!("--{name} must be a non-negative number"))
+    };
+    let network = NetworkModel {
+        rtt: milliseconds("rtt-ms", args.rtt_ms)?,
+        service_time: milliseconds("service-ms", args.service_ms)?,
+        handshake_rtts: args.handshake_rtts.unwrap_or(1 + u32::from(args.tls)),
+    };
     let options = Options {
         addr,
         credentials,
         tls: args.tls,
+        network,
     };
     let mut s3 = LocalS3::start_with(options)
         .await
@@ -80,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
             seed_bucket(s3.store(), bucket, args.objects).with_context(|| format!("cannot seed bucket {bucket:?}"))?;
         tracing::info!(bucket, ?summary, "seeded");
     }
+    tracing::info!(?network, "serving");
     // The shell lines a client needs; the key pair is this endpoint's own, not an AWS one.
     println!("export AWS_ENDPOINT_URL={}", s3.endpoint_url());
     println!("export AWS_ACCESS_KEY_ID={}", s3.credentials().access_key_id);

@@ -4,6 +4,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hyper::body::Incoming;
+use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use s3s::auth::SimpleAuth;
@@ -12,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use crate::network::{NetworkModel, wait};
 use crate::service::LocalS3Service;
 use crate::store::Store;
 
@@ -40,6 +43,8 @@ pub struct Options {
     pub credentials: Credentials,
     /// Serve HTTPS with a certificate from a CA generated at start (see [`LocalS3::ca_pem`]).
     pub tls: bool,
+    /// Latency to add, so that loopback behaves like a network.
+    pub network: NetworkModel,
 }
 
 impl Default for Options {
@@ -48,6 +53,7 @@ impl Default for Options {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             credentials: Credentials::default(),
             tls: false,
+            network: NetworkModel::default(),
         }
     }
 }
@@ -69,7 +75,12 @@ impl LocalS3 {
     }
 
     pub async fn start_with(options: Options) -> io::Result<Self> {
-        let Options { addr, credentials, tls } = options;
+        let Options {
+            addr,
+            credentials,
+            tls,
+            network,
+        } = options;
         let tls = tls.then(crate::tls::generate).transpose()?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -86,7 +97,7 @@ impl LocalS3 {
             .as_ref()
             .map(|tls| TlsAcceptor::from(Arc::clone(&tls.server_config)));
         let scheme = if acceptor.is_some() { "https" } else { "http" };
-        let server = tokio::spawn(serve(listener, service, acceptor));
+        let server = tokio::spawn(serve(listener, service, acceptor, network));
         Ok(LocalS3 {
             addr,
             endpoint_url: format!("{scheme}://{addr}"),
@@ -132,7 +143,7 @@ impl Drop for LocalS3 {
     }
 }
 
-async fn serve(listener: TcpListener, service: S3Service, tls: Option<TlsAcceptor>) {
+async fn serve(listener: TcpListener, service: S3Service, tls: Option<TlsAcceptor>, network: NetworkModel) {
     let http = ConnectionBuilder::new(TokioExecutor::new());
     // Owning the connection tasks here means aborting this task closes them too.
     let mut connections = JoinSet::new();
@@ -141,7 +152,7 @@ async fn serve(listener: TcpListener, service: S3Service, tls: Option<TlsAccepto
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
                     let _ = socket.set_nodelay(true);
-                    connections.spawn(serve_connection(http.clone(), service.clone(), tls.clone(), socket));
+                    connections.spawn(serve_connection(http.clone(), service.clone(), tls.clone(), network, socket));
                 }
                 Err(err) => {
                     // Out of file descriptors, typically: back off instead of spinning.
@@ -154,13 +165,24 @@ async fn serve(listener: TcpListener, service: S3Service, tls: Option<TlsAccepto
     }
 }
 
-/// One client connection; the TLS handshake runs here, off the accept loop.
+/// One client connection; the handshake delay and the TLS handshake run here, off the
+/// accept loop.
 async fn serve_connection(
     http: ConnectionBuilder<TokioExecutor>,
     service: S3Service,
     tls: Option<TlsAcceptor>,
+    network: NetworkModel,
     socket: TcpStream,
 ) {
+    wait(network.connection_delay()).await;
+    let request_delay = network.request_delay();
+    let service = service_fn(move |request: hyper::Request<Incoming>| {
+        let service = service.clone();
+        async move {
+            wait(request_delay).await;
+            Service::call(&service, request).await
+        }
+    });
     let served = match tls {
         None => http.serve_connection(TokioIo::new(socket), service).await,
         Some(acceptor) => match acceptor.accept(socket).await {

@@ -1,11 +1,10 @@
 //! The `local-s3` binary as a user runs it: it serves a seeded bucket and prints the
 //! environment a client needs.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 
 /// Kills the server when the test ends, whichever way it ends.
 struct Server(Child);
@@ -54,19 +53,12 @@ fn var(exports: &[(String, String)], name: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_serves_a_seeded_bucket_and_prints_its_environment() {
     let (_server, exports) = start(&["--port", "0", "--seed-bucket", "from-cli", "--objects", "25"], 4);
-    let config = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(var(&exports, "AWS_REGION")))
-        .endpoint_url(var(&exports, "AWS_ENDPOINT_URL"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            var(&exports, "AWS_ACCESS_KEY_ID"),
-            var(&exports, "AWS_SECRET_ACCESS_KEY"),
-            None,
-            None,
-            "cli",
-        )))
-        .build();
-    let client = aws_sdk_s3::Client::new(&config);
+    assert_eq!(var(&exports, "AWS_REGION"), "us-east-1");
+    let client = common::client(
+        &var(&exports, "AWS_ENDPOINT_URL"),
+        &var(&exports, "AWS_ACCESS_KEY_ID"),
+        &var(&exports, "AWS_SECRET_ACCESS_KEY"),
+    );
     let listing = client.list_objects_v2().bucket("from-cli").send().await.unwrap();
     assert_eq!(listing.key_count(), Some(25));
 }

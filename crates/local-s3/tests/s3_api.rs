@@ -1,8 +1,8 @@
 //! The endpoint as an S3 client sees it: every operation it serves, through `aws-sdk-s3`.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+mod common;
+
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{AccessControlPolicy, Grant, Grantee, ObjectCannedAcl, Owner, Permission, Type};
@@ -11,23 +11,8 @@ use local_s3::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, OWNER, PARTNER};
 
 async fn start() -> (LocalS3, Client) {
     let s3 = LocalS3::start().await.unwrap();
-    let client = client_with(&s3, &s3.credentials().secret_access_key);
+    let client = common::client_for(&s3);
     (s3, client)
-}
-
-fn client_with(s3: &LocalS3, secret: &str) -> Client {
-    let credentials = Credentials::new(&s3.credentials().access_key_id, secret, None, None, "test");
-    let config = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(s3.endpoint_url())
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .build();
-    Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    )
 }
 
 /// (type, id or uri, permission) of each grant, for compact assertions.
@@ -113,7 +98,7 @@ async fn missing_bucket_and_key_are_404s() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_signature_is_refused() {
     let (s3, _) = start().await;
-    let intruder = client_with(&s3, "not-the-secret");
+    let intruder = common::client(s3.endpoint_url(), &s3.credentials().access_key_id, "not-the-secret");
     let err = intruder.list_objects_v2().bucket("bkt").send().await.unwrap_err();
     assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
     assert_eq!(err.raw_response().unwrap().status().as_u16(), 403);
