@@ -2,18 +2,21 @@
 //! requests the endpoint itself serves.
 
 use std::num::NonZeroUsize;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use acl_audit::client::client_for_endpoint;
 use acl_audit::lambda::handle;
 use acl_audit::report::Tally;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AuditReport, Config, Strategy, StrategyKind, Target};
+use acl_bench::invoke::Mode;
+use acl_bench::sweep::{SweepOptions, Variant};
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{Context, LambdaEvent};
-use local_s3::{LocalS3, seed_bucket, seed_key};
+use local_s3::{LocalS3, NetworkModel, seed_bucket, seed_key};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -45,13 +48,142 @@ enum Command {
         #[arg(long, default_value = "64")]
         concurrency: NonZeroUsize,
     },
+    /// The seed's experiment: every strategy at every Lambda memory size, against an HTTPS
+    /// local-s3 with a network model, each variant in its own CPU-limited process.
+    Bench {
+        /// Lambda memory sizes, MB; each gets memory/1769 of a CPU.
+        #[arg(long, value_delimiter = ',', default_value = "128,256,512,1024,1769,3008")]
+        sizes: Vec<u32>,
+        /// Objects in the bucket.
+        #[arg(long, default_value_t = 100)]
+        objects: usize,
+        /// Measured invocations per cell (after one warm-up, unless --cold).
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// A new process per invocation: init, an empty connection pool, one invocation.
+        #[arg(long)]
+        cold: bool,
+        /// Extra join-all variants with these MAX_IN_FLIGHT caps (0 = unbounded).
+        #[arg(long, value_delimiter = ',', default_value = "8,16,32,0")]
+        caps: Vec<usize>,
+        /// Network round trip per request and per handshake round trip, ms. Same-region
+        /// Lambda to S3 is in the low milliseconds.
+        #[arg(long, default_value_t = 2.0)]
+        rtt_ms: f64,
+        /// S3's time to answer a small request such as GetObjectAcl, ms.
+        #[arg(long, default_value_t = 15.0)]
+        service_ms: f64,
+        /// Round trips before a new connection's first request: TCP + TLS 1.3.
+        #[arg(long, default_value_t = 2)]
+        handshake_rtts: u32,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "results/bench.json")]
+        out: PathBuf,
+    },
+    /// One benchmark child (started by `bench`): a stand-in for a Lambda execution
+    /// environment, configured by the environment like a function.
+    #[command(hide = true)]
+    Invoke {
+        #[arg(long, value_parser = parse_strategy)]
+        strategy: StrategyKind,
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        #[arg(long)]
+        cold: bool,
+        /// Move this process into the cgroup whose cgroup.procs this is, before any work.
+        #[arg(long)]
+        join_cgroup: Option<PathBuf>,
+    },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Args::parse().command {
-        Command::Compare { objects, bucket, json } => compare(objects, &bucket, json).await,
-        Command::Endpoint { requests, concurrency } => endpoint_throughput(requests, concurrency).await,
+fn parse_strategy(name: &str) -> Result<StrategyKind, String> {
+    StrategyKind::ALL
+        .into_iter()
+        .find(|kind| kind.name() == name)
+        .ok_or_else(|| format!("expected sequential, spawn-blocking or join-all, got {name:?}"))
+}
+
+fn milliseconds(name: &str, ms: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(ms / 1e3).with_context(|| format!("--{name} must be a non-negative number"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let process_started = Instant::now();
+    let command = Args::parse().command;
+    // A benchmark child joins its cgroup before the runtime starts any thread.
+    if let Command::Invoke {
+        join_cgroup: Some(procs_file),
+        ..
+    } = &command
+    {
+        acl_bench::cpu_limit::join(procs_file)
+            .with_context(|| format!("cannot join the cgroup {}", procs_file.display()))?;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    match command {
+        Command::Compare { objects, bucket, json } => runtime.block_on(compare(objects, &bucket, json)),
+        Command::Endpoint { requests, concurrency } => runtime.block_on(endpoint_throughput(requests, concurrency)),
+        Command::Bench {
+            sizes,
+            objects,
+            runs,
+            cold,
+            caps,
+            rtt_ms,
+            service_ms,
+            handshake_rtts,
+            out,
+        } => {
+            let network = NetworkModel {
+                rtt: milliseconds("rtt-ms", rtt_ms)?,
+                service_time: milliseconds("service-ms", service_ms)?,
+                handshake_rtts,
+            };
+            let mut variants: Vec<Variant> = StrategyKind::ALL
+                .into_iter()
+                .map(|strategy| Variant {
+                    strategy,
+                    max_in_flight: None,
+                })
+                .collect();
+            variants.extend(caps.into_iter().map(|cap| Variant {
+                strategy: StrategyKind::JoinAll,
+                max_in_flight: Some(cap),
+            }));
+            let options = SweepOptions {
+                memory_sizes: sizes,
+                variants,
+                objects,
+                runs,
+                cold,
+                network,
+            };
+            let total = options.memory_sizes.len() * options.variants.len();
+            let mut done = 0;
+            let result = acl_bench::sweep::run(&options, |cell| {
+                done += 1;
+                eprintln!(
+                    "[{done}/{total}] {} MB {}: p50 {:.1} ms",
+                    cell.memory_mb, cell.variant, cell.summary.p50_ms
+                );
+            })?;
+            acl_bench::sweep::print_table(&result);
+            acl_bench::sweep::write_json(&result, &out)?;
+            println!("results: {}", out.display());
+            Ok(())
+        }
+        Command::Invoke {
+            strategy, runs, cold, ..
+        } => {
+            let mode = if cold {
+                Mode::Cold
+            } else {
+                Mode::Warm { warmup: 1, runs }
+            };
+            let report = runtime.block_on(acl_bench::invoke::run(strategy, mode, process_started))?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
     }
 }
 

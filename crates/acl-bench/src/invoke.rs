@@ -1,0 +1,99 @@
+//! The child side of the benchmark: one process stands for one Lambda execution environment.
+//! It builds the client as a function's `main` does and runs the functions' handler.
+
+use std::time::Instant;
+
+use acl_audit::client::client_from_env;
+use acl_audit::lambda::handle;
+use acl_audit::{Config, StrategyKind};
+use anyhow::Context as _;
+use lambda_runtime::{Context, LambdaEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Sample;
+
+/// What a child prints, as one JSON line, for its parent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildReport {
+    /// Process start to a built client: a cold start's init phase.
+    pub init_ms: f64,
+    pub samples: Vec<Sample>,
+    pub peak_rss_kb: u64,
+}
+
+/// How a child runs its invocations.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// `warmup` unmeasured invocations, then `runs` measured ones, all on one client.
+    Warm { warmup: usize, runs: usize },
+    /// One invocation, measured from process start: init plus the first request.
+    Cold,
+}
+
+pub async fn run(kind: StrategyKind, mode: Mode, process_started: Instant) -> anyhow::Result<ChildReport> {
+    let client = client_from_env().await.context("cannot build the S3 client")?;
+    let config = Config::from_env()?;
+    let init_ms = ms(process_started.elapsed());
+    let (warmup, runs) = match mode {
+        Mode::Warm { warmup, runs } => (warmup, runs),
+        Mode::Cold => (0, 1),
+    };
+    let mut samples = Vec::with_capacity(runs);
+    for index in 0..warmup + runs {
+        let cpu_before = cpu_time_ms();
+        let started = Instant::now();
+        let event = LambdaEvent::new(serde_json::json!({}), Context::default());
+        let report = handle(kind, &client, &config, event).await?;
+        let (wall_ms, cpu_ms) = match mode {
+            Mode::Cold => (ms(process_started.elapsed()), cpu_time_ms()),
+            Mode::Warm { .. } => (ms(started.elapsed()), cpu_time_ms() - cpu_before),
+        };
+        if index >= warmup {
+            samples.push(Sample {
+                wall_ms,
+                cpu_ms,
+                acls_fetched: report.acls_fetched,
+                failures: report.failures.count,
+            });
+        }
+    }
+    Ok(ChildReport {
+        init_ms,
+        samples,
+        peak_rss_kb: rusage().map_or(0, |usage| u64::try_from(usage.ru_maxrss).unwrap_or(0)),
+    })
+}
+
+fn ms(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+fn rusage() -> Option<libc::rusage> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole rusage into the pointer it is given, which points to
+    // memory sized and aligned for one.
+    let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    // SAFETY: a zero status means the kernel filled it; it was zeroed before in any case.
+    (status == 0).then(|| unsafe { usage.assume_init() })
+}
+
+/// User plus system CPU this process has used, in milliseconds.
+pub fn cpu_time_ms() -> f64 {
+    let time = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    rusage().map_or(0.0, |usage| time(usage.ru_utime) + time(usage.ru_stime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = cpu_time_ms();
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        assert!(cpu_time_ms() > before, "{x}");
+    }
+}
