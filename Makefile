@@ -9,11 +9,17 @@ PORT ?= 9000
 BUCKET ?= acl-audit-demo
 FUNCTIONS := sequential spawn-blocking join-all
 
-.PHONY: run test lint fmt build local-s3 bench-local-s3 tools clean
+.PHONY: run bench test lint fmt build local-s3 bench-local-s3 tools clean
 
 ## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once
 run:
 	$(CARGO) run --release --quiet -p acl-bench -- compare --objects $(OBJECTS)
+
+## bench: every strategy at every Lambda memory size, HTTPS + network model, CPU-limited children
+## (BENCH_ARGS passes options, e.g. BENCH_ARGS="--cold" or "--sizes 128,1769 --runs 20")
+bench:
+	$(CARGO) build --release --quiet -p local-s3 -p acl-bench
+	target/release/acl-bench bench $(BENCH_ARGS)
 
 ## test: every test of the workspace, against real local-s3 endpoints on loopback
 test:

@@ -63,8 +63,9 @@ enum Command {
         /// A new process per invocation: init, an empty connection pool, one invocation.
         #[arg(long)]
         cold: bool,
-        /// Extra join-all variants with these MAX_IN_FLIGHT caps (0 = unbounded).
-        #[arg(long, value_delimiter = ',', default_value = "8,16,32,0")]
+        /// Extra join-all variants with these MAX_IN_FLIGHT caps (0 = unbounded); `--caps`
+        /// alone for none.
+        #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "8,16,32,0")]
         caps: Vec<usize>,
         /// Network round trip per request and per handshake round trip, ms. Same-region
         /// Lambda to S3 is in the low milliseconds.
