@@ -81,6 +81,15 @@ enum Command {
         #[arg(long, default_value = "results/bench.json")]
         out: PathBuf,
     },
+    /// Redraw a sweep's SVG chart from its JSON results.
+    Chart {
+        /// The JSON `bench` wrote.
+        #[arg(long, default_value = "results/bench.json")]
+        from: PathBuf,
+        /// Where to write the chart.
+        #[arg(long, default_value = "results/bench.svg")]
+        out: PathBuf,
+    },
     /// One benchmark child (started by `bench`): a stand-in for a Lambda execution
     /// environment, configured by the environment like a function.
     #[command(hide = true)]
@@ -170,7 +179,17 @@ fn main() -> anyhow::Result<()> {
             })?;
             acl_bench::sweep::print_table(&result);
             acl_bench::sweep::write_json(&result, &out)?;
-            println!("results: {}", out.display());
+            let chart = out.with_extension("svg");
+            acl_bench::chart::write_svg(&result, &chart)?;
+            println!("results: {} and {}", out.display(), chart.display());
+            Ok(())
+        }
+        Command::Chart { from, out } => {
+            let json = std::fs::read_to_string(&from).with_context(|| format!("cannot read {}", from.display()))?;
+            let result =
+                serde_json::from_str(&json).with_context(|| format!("{} is not a bench result", from.display()))?;
+            acl_bench::chart::write_svg(&result, &out)?;
+            println!("chart: {}", out.display());
             Ok(())
         }
         Command::Invoke {

@@ -20,9 +20,16 @@ fn a_small_sweep_prints_the_table_and_writes_the_json() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for variant in ["sequential", "spawn-blocking", "join-all"] {
-        assert!(stdout.lines().any(|l| l.contains(" 3008 ") && l.contains(variant)), "{stdout}");
+        assert!(
+            stdout.lines().any(|l| l.contains(" 3008 ") && l.contains(variant)),
+            "{stdout}"
+        );
     }
 
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
