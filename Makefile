@@ -9,7 +9,7 @@ PORT ?= 9000
 BUCKET ?= acl-audit-demo
 FUNCTIONS := sequential spawn-blocking join-all
 
-.PHONY: run bench test lint fmt build local-s3 bench-local-s3 tools clean
+.PHONY: run bench bench-peers test lint fmt build local-s3 bench-local-s3 tools clean
 
 ## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once
 run:
@@ -20,6 +20,14 @@ run:
 bench:
 	$(CARGO) build --release --quiet -p local-s3 -p acl-bench
 	target/release/acl-bench bench $(BENCH_ARGS)
+
+## bench-peers: the same, with the seed's three Python functions (boto3, aioboto3 into .venv)
+bench-peers: $(VENV)/.peers-installed
+	$(MAKE) bench
+
+$(VENV)/.peers-installed: $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet aioboto3
+	touch $@
 
 ## test: every test of the workspace, against real local-s3 endpoints on loopback
 test:
@@ -48,9 +56,11 @@ local-s3:
 bench-local-s3:
 	$(CARGO) run --release --quiet -p acl-bench -- endpoint
 
-$(VENV)/bin/cargo-lambda:
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
+
+$(VENV)/bin/cargo-lambda: $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet cargo-lambda
 
 tools: $(VENV)/bin/cargo-lambda

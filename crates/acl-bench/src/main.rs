@@ -11,7 +11,7 @@ use acl_audit::report::Tally;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AuditReport, Config, Strategy, StrategyKind, Target};
 use acl_bench::invoke::Mode;
-use acl_bench::sweep::{SweepOptions, Variant};
+use acl_bench::sweep::{PythonPeer, PythonPeers, SweepOptions, Variant};
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use clap::{Parser, Subcommand};
@@ -77,9 +77,15 @@ enum Command {
         /// Round trips before a new connection's first request: TCP + TLS 1.3.
         #[arg(long, default_value_t = 2)]
         handshake_rtts: u32,
-        /// Where to write the JSON results.
+        /// Where to write the JSON results (the chart goes beside it, as .svg).
         #[arg(long, default_value = "results/bench.json")]
         out: PathBuf,
+        /// The Python with boto3 and aioboto3 (`make bench-peers` installs them); the seed's
+        /// Python functions join the sweep when it has them.
+        #[arg(long, default_value = ".venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value = "peers/python")]
+        peers_dir: PathBuf,
     },
     /// Redraw a sweep's SVG chart from its JSON results.
     Chart {
@@ -143,6 +149,8 @@ fn main() -> anyhow::Result<()> {
             service_ms,
             handshake_rtts,
             out,
+            python,
+            peers_dir,
         } => {
             let network = NetworkModel {
                 rtt: milliseconds("rtt-ms", rtt_ms)?,
@@ -151,15 +159,25 @@ fn main() -> anyhow::Result<()> {
             };
             let mut variants: Vec<Variant> = StrategyKind::ALL
                 .into_iter()
-                .map(|strategy| Variant {
+                .map(|strategy| Variant::Rust {
                     strategy,
                     max_in_flight: None,
                 })
                 .collect();
-            variants.extend(caps.into_iter().map(|cap| Variant {
+            variants.extend(caps.into_iter().map(|cap| Variant::Rust {
                 strategy: StrategyKind::JoinAll,
                 max_in_flight: Some(cap),
             }));
+            let python = match PythonPeers::find(&python, &peers_dir) {
+                Ok(peers) => {
+                    variants.extend(PythonPeer::ALL.map(|function| Variant::Python { function }));
+                    Some(peers)
+                }
+                Err(reason) => {
+                    println!("Python peers skipped: {reason} (`make bench-peers` installs them)");
+                    None
+                }
+            };
             let options = SweepOptions {
                 memory_sizes: sizes,
                 variants,
@@ -167,6 +185,7 @@ fn main() -> anyhow::Result<()> {
                 runs,
                 cold,
                 network,
+                python,
             };
             let total = options.memory_sizes.len() * options.variants.len();
             let mut done = 0;

@@ -16,31 +16,134 @@ use crate::stats::{Sample, Summary, floor_ms};
 
 pub const BUCKET: &str = "bench";
 
-/// One scheduler with its parameters, as a function would be configured.
+/// What runs in a benchmark child.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Variant {
-    pub strategy: StrategyKind,
-    /// `join-all`'s `MAX_IN_FLIGHT`; `None` leaves the function's default.
-    pub max_in_flight: Option<usize>,
+pub enum Variant {
+    /// One of our strategies, configured as a function would be; `max_in_flight` is
+    /// `join-all`'s `MAX_IN_FLIGHT` (`None` leaves the function's default).
+    Rust {
+        strategy: StrategyKind,
+        max_in_flight: Option<usize>,
+    },
+    /// One of the seed's Python functions (`peers/python/seed_functions.py`).
+    Python { function: PythonPeer },
+}
+
+/// The seed's three functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PythonPeer {
+    Serial,
+    Executor,
+    Aioboto3,
+}
+
+impl PythonPeer {
+    pub const ALL: [PythonPeer; 3] = [PythonPeer::Serial, PythonPeer::Executor, PythonPeer::Aioboto3];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PythonPeer::Serial => "python-serial",
+            PythonPeer::Executor => "python-executor",
+            PythonPeer::Aioboto3 => "python-aioboto3",
+        }
+    }
 }
 
 impl Variant {
     pub fn label(&self) -> String {
-        match (self.strategy, self.max_in_flight) {
-            (StrategyKind::JoinAll, Some(0)) => "join-all/unbounded".to_owned(),
-            (StrategyKind::JoinAll, Some(cap)) => format!("join-all/{cap}"),
-            (kind, _) => kind.name().to_owned(),
+        match self {
+            Variant::Rust {
+                strategy: StrategyKind::JoinAll,
+                max_in_flight: Some(0),
+            } => "join-all/unbounded".to_owned(),
+            Variant::Rust {
+                strategy: StrategyKind::JoinAll,
+                max_in_flight: Some(cap),
+            } => format!("join-all/{cap}"),
+            Variant::Rust { strategy, .. } => strategy.name().to_owned(),
+            Variant::Python { function } => function.name().to_owned(),
         }
     }
 
     /// Calls in flight at most, as the child's configuration will resolve them.
     fn concurrency(&self, objects: usize) -> usize {
-        match (self.strategy, self.max_in_flight) {
-            (StrategyKind::Sequential, _) => 1,
-            (StrategyKind::SpawnBlocking, _) => acl_audit::target::default_blocking_pool_size().get(),
-            (StrategyKind::JoinAll, Some(0)) => objects,
-            (StrategyKind::JoinAll, Some(cap)) => cap,
-            (StrategyKind::JoinAll, None) => acl_audit::target::DEFAULT_MAX_IN_FLIGHT,
+        let pool = acl_audit::target::default_blocking_pool_size().get();
+        match self {
+            Variant::Rust {
+                strategy,
+                max_in_flight,
+            } => match (strategy, max_in_flight) {
+                (StrategyKind::Sequential, _) => 1,
+                (StrategyKind::SpawnBlocking, _) => pool,
+                (StrategyKind::JoinAll, Some(0)) => objects,
+                (StrategyKind::JoinAll, Some(cap)) => *cap,
+                (StrategyKind::JoinAll, None) => acl_audit::target::DEFAULT_MAX_IN_FLIGHT,
+            },
+            Variant::Python {
+                function: PythonPeer::Serial,
+            } => 1,
+            // Python's default executor has min(32, CPUs + 4) threads, like our blocking pool.
+            Variant::Python {
+                function: PythonPeer::Executor,
+            } => pool,
+            Variant::Python {
+                function: PythonPeer::Aioboto3,
+            } => objects,
+        }
+    }
+
+    /// The child's command, with an empty environment but for the variant's own settings.
+    fn command(&self, binary_dir: &Path, python: Option<&PythonPeers>) -> anyhow::Result<Command> {
+        match self {
+            Variant::Rust {
+                strategy,
+                max_in_flight,
+            } => {
+                let mut command = Command::new(binary_dir.join("acl-bench"));
+                command.env_clear().args(["invoke", "--strategy", strategy.name()]);
+                if let Some(cap) = max_in_flight {
+                    command.env("MAX_IN_FLIGHT", cap.to_string());
+                }
+                Ok(command)
+            }
+            Variant::Python { function } => {
+                let python = python.with_context(|| format!("{} needs the Python peers", function.name()))?;
+                let mut command = Command::new(&python.interpreter);
+                command
+                    .env_clear()
+                    .arg(python.dir.join("bench_child.py"))
+                    .args(["--function", function.name()]);
+                Ok(command)
+            }
+        }
+    }
+}
+
+/// Where the Python peers live and which interpreter has boto3 and aioboto3.
+#[derive(Debug, Clone)]
+pub struct PythonPeers {
+    pub interpreter: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl PythonPeers {
+    /// The peers when `interpreter` can import boto3 and aioboto3, else why not.
+    pub fn find(interpreter: &Path, dir: &Path) -> Result<Self, String> {
+        if !dir.join("bench_child.py").exists() {
+            return Err(format!("{} holds no bench_child.py", dir.display()));
+        }
+        let imports = Command::new(interpreter)
+            .args(["-c", "import boto3, aioboto3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        match imports {
+            Ok(status) if status.success() => Ok(PythonPeers {
+                interpreter: interpreter.to_owned(),
+                dir: dir.to_owned(),
+            }),
+            Ok(_) => Err(format!("{} cannot import boto3 and aioboto3", interpreter.display())),
+            Err(err) => Err(format!("cannot run {} ({err})", interpreter.display())),
         }
     }
 }
@@ -54,6 +157,8 @@ pub struct SweepOptions {
     /// A fresh process (init + first request on an empty pool) per invocation.
     pub cold: bool,
     pub network: NetworkModel,
+    /// Where the Python variants run, when there are any.
+    pub python: Option<PythonPeers>,
 }
 
 /// One (memory size, variant) cell.
@@ -208,11 +313,9 @@ fn run_variant(
     let host_cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let blocking_pool_size = acl_audit::target::default_blocking_pool_size();
     let child = |mode: &[&str]| -> anyhow::Result<ChildReport> {
-        let mut command = Command::new(binary_dir.join("acl-bench"));
+        let mut command = variant.command(binary_dir, options.python.as_ref())?;
         command
-            .args(["invoke", "--strategy", variant.strategy.name()])
             .args(mode)
-            .env_clear()
             .envs(endpoint.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("BUCKET_NAME", BUCKET)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string())
@@ -225,9 +328,6 @@ fn run_variant(
             .env("TOKIO_WORKER_THREADS", host_cpus.to_string())
             .env("BLOCKING_POOL_SIZE", blocking_pool_size.to_string())
             .stderr(Stdio::inherit());
-        if let Some(cap) = variant.max_in_flight {
-            command.env("MAX_IN_FLIGHT", cap.to_string());
-        }
         if let Some(cgroup) = cgroup {
             command.arg("--join-cgroup").arg(cgroup.procs_file());
         }
@@ -304,4 +404,47 @@ pub fn write_json(result: &SweepResult, path: &PathBuf) -> anyhow::Result<()> {
     }
     let json = serde_json::to_string_pretty(result)?;
     std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../peers/python")
+    }
+
+    #[test]
+    fn peers_are_skipped_with_a_reason_when_the_interpreter_is_missing() {
+        let reason = PythonPeers::find(Path::new("/nonexistent/python"), &peers_dir()).unwrap_err();
+        assert!(reason.starts_with("cannot run /nonexistent/python"), "{reason}");
+    }
+
+    #[test]
+    fn peers_are_skipped_with_a_reason_when_the_scripts_are_missing() {
+        let reason = PythonPeers::find(Path::new("python3"), Path::new("/nonexistent")).unwrap_err();
+        assert_eq!(reason, "/nonexistent holds no bench_child.py");
+    }
+
+    #[test]
+    fn labels_name_the_cap_and_the_peer() {
+        let capped = Variant::Rust {
+            strategy: StrategyKind::JoinAll,
+            max_in_flight: Some(16),
+        };
+        let unbounded = Variant::Rust {
+            strategy: StrategyKind::JoinAll,
+            max_in_flight: Some(0),
+        };
+        assert_eq!(capped.label(), "join-all/16");
+        assert_eq!(unbounded.label(), "join-all/unbounded");
+        assert_eq!(unbounded.concurrency(100), 100);
+        assert_eq!(
+            Variant::Python {
+                function: PythonPeer::Aioboto3
+            }
+            .label(),
+            "python-aioboto3"
+        );
+    }
 }
