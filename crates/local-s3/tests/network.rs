@@ -11,6 +11,19 @@ const RTT: Duration = Duration::from_millis(20);
 const SERVICE_TIME: Duration = Duration::from_millis(10);
 const SLACK: Duration = Duration::from_millis(250);
 
+/// An endpoint with `network` applied, holding `objects` seeded objects in bucket "net".
+async fn endpoint_with(network: NetworkModel, objects: usize) -> (LocalS3, aws_sdk_s3::Client) {
+    let s3 = LocalS3::start_with(Options {
+        network,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    local_s3::seed_bucket(s3.store(), "net", objects).unwrap();
+    let client = common::client_for(&s3);
+    (s3, client)
+}
+
 async fn timed<T>(call: impl Future<Output = T>) -> (T, Duration) {
     let started = Instant::now();
     let output = call.await;
@@ -24,14 +37,7 @@ async fn a_new_connection_pays_its_handshakes_and_a_reused_one_only_the_request(
         service_time: SERVICE_TIME,
         handshake_rtts: 2,
     };
-    let s3 = LocalS3::start_with(Options {
-        network,
-        ..Options::default()
-    })
-    .await
-    .unwrap();
-    local_s3::seed_bucket(s3.store(), "net", 1).unwrap();
-    let client = common::client_for(&s3);
+    let (_s3, client) = endpoint_with(network, 1).await;
     let acl = || client.get_object_acl().bucket("net").key(local_s3::seed_key(0)).send();
 
     let (first, cold) = timed(acl()).await;
@@ -59,14 +65,7 @@ async fn requests_on_separate_connections_wait_concurrently_not_in_turn() {
         service_time: SERVICE_TIME,
         handshake_rtts: 1,
     };
-    let s3 = LocalS3::start_with(Options {
-        network,
-        ..Options::default()
-    })
-    .await
-    .unwrap();
-    local_s3::seed_bucket(s3.store(), "net", 10).unwrap();
-    let client = common::client_for(&s3);
+    let (_s3, client) = endpoint_with(network, 10).await;
     let calls = (0..10).map(|i| client.get_object_acl().bucket("net").key(local_s3::seed_key(i)).send());
     let (outcomes, elapsed) = timed(futures::future::join_all(calls)).await;
     assert!(outcomes.iter().all(Result::is_ok));
