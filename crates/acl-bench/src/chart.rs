@@ -23,7 +23,7 @@ pub fn write_svg(result: &SweepResult, path: &Path) -> anyhow::Result<()> {
     let title = format!(
         "p50 wall time, {} objects, {} ({} runs a cell)",
         result.objects,
-        if result.cold { "cold" } else { "warm" },
+        result.start.name(),
         result.runs
     );
     let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
@@ -118,7 +118,7 @@ mod tests {
         let result = SweepResult {
             objects: 100,
             runs: 1,
-            cold: false,
+            start: crate::invoke::Start::Warm,
             rtt_ms: 2.0,
             service_ms: 15.0,
             handshake_rtts: 2,
@@ -144,7 +144,7 @@ mod tests {
         let result = SweepResult {
             objects: 0,
             runs: 0,
-            cold: false,
+            start: crate::invoke::Start::Warm,
             rtt_ms: 0.0,
             service_ms: 0.0,
             handshake_rtts: 0,

@@ -21,32 +21,61 @@ pub struct ChildReport {
     pub peak_rss_kb: u64,
 }
 
-/// How a child runs its invocations.
-#[derive(Debug, Clone, Copy)]
-pub enum Mode {
-    /// `warmup` unmeasured invocations, then `runs` measured ones, all on one client.
-    Warm { warmup: usize, runs: usize },
-    /// One invocation, measured from process start: init plus the first request.
+/// What state an invocation finds its execution environment in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Start {
+    /// One process, one client: after a warm-up, every invocation finds its connections open.
+    Warm,
+    /// One process, a new client for each invocation: a warm container whose connections have
+    /// closed since its last run, as a scheduled run an hour later finds it.
+    EmptyPool,
+    /// A new process for each invocation: init, an empty pool, one invocation.
     Cold,
 }
 
-pub async fn run(kind: StrategyKind, mode: Mode, process_started: Instant) -> anyhow::Result<ChildReport> {
-    let client = client_from_env().await.context("cannot build the S3 client")?;
+impl Start {
+    pub fn name(self) -> &'static str {
+        match self {
+            Start::Warm => "warm",
+            Start::EmptyPool => "empty-pool",
+            Start::Cold => "cold",
+        }
+    }
+
+    /// Whether each invocation opens its connections (and pays their handshakes) itself.
+    pub fn opens_connections(self) -> bool {
+        self != Start::Warm
+    }
+}
+
+/// Runs `runs` invocations (one for `Start::Cold`), after one unmeasured warm-up unless cold.
+pub async fn run(
+    kind: StrategyKind,
+    start: Start,
+    runs: usize,
+    process_started: Instant,
+) -> anyhow::Result<ChildReport> {
+    let mut client = client_from_env().await.context("cannot build the S3 client")?;
     let config = Config::from_env()?;
     let init_ms = ms(process_started.elapsed());
-    let (warmup, runs) = match mode {
-        Mode::Warm { warmup, runs } => (warmup, runs),
-        Mode::Cold => (0, 1),
+    let (warmup, runs) = match start {
+        Start::Cold => (0, 1),
+        Start::Warm | Start::EmptyPool => (1, runs),
     };
     let mut samples = Vec::with_capacity(runs);
     for index in 0..warmup + runs {
+        if start == Start::EmptyPool && index > 0 {
+            // Outside the measurement: only the new client's empty pool is the point.
+            client = client_from_env().await.context("cannot build the S3 client")?;
+        }
         let cpu_before = cpu_time_ms();
         let started = Instant::now();
         let event = LambdaEvent::new(serde_json::json!({}), Context::default());
         let report = handle(kind, &client, &config, event).await?;
-        let (wall_ms, cpu_ms) = match mode {
-            Mode::Cold => (ms(process_started.elapsed()), cpu_time_ms()),
-            Mode::Warm { .. } => (ms(started.elapsed()), cpu_time_ms() - cpu_before),
+        let (wall_ms, cpu_ms) = match start {
+            Start::Cold => (ms(process_started.elapsed()), cpu_time_ms()),
+            Start::Warm | Start::EmptyPool => (ms(started.elapsed()), cpu_time_ms() - cpu_before),
         };
         if index >= warmup {
             samples.push(Sample {

@@ -10,7 +10,7 @@ use acl_audit::lambda::handle;
 use acl_audit::report::Tally;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AuditReport, Config, Strategy, StrategyKind, Target};
-use acl_bench::invoke::Mode;
+use acl_bench::invoke::Start;
 use acl_bench::sweep::{PythonPeer, PythonPeers, SweepOptions, Variant};
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
@@ -57,12 +57,13 @@ enum Command {
         /// Objects in the bucket.
         #[arg(long, default_value_t = 100)]
         objects: usize,
-        /// Measured invocations per cell (after one warm-up, unless --cold).
+        /// Measured invocations per cell (after one warm-up, unless --start cold).
         #[arg(long, default_value_t = 10)]
         runs: usize,
-        /// A new process per invocation: init, an empty connection pool, one invocation.
-        #[arg(long)]
-        cold: bool,
+        /// warm: one client, pool open; empty-pool: a new client (connections closed) per
+        /// invocation; cold: a new process (init included) per invocation.
+        #[arg(long, value_enum, default_value_t = Start::Warm)]
+        start: Start,
         /// Extra join-all variants with these MAX_IN_FLIGHT caps (0 = unbounded); `--caps`
         /// alone for none.
         #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "8,16,32,0")]
@@ -104,8 +105,8 @@ enum Command {
         strategy: StrategyKind,
         #[arg(long, default_value_t = 10)]
         runs: usize,
-        #[arg(long)]
-        cold: bool,
+        #[arg(long, value_enum, default_value_t = Start::Warm)]
+        start: Start,
         /// Move this process into the cgroup whose cgroup.procs this is, before any work.
         #[arg(long)]
         join_cgroup: Option<PathBuf>,
@@ -143,7 +144,7 @@ fn main() -> anyhow::Result<()> {
             sizes,
             objects,
             runs,
-            cold,
+            start,
             caps,
             rtt_ms,
             service_ms,
@@ -183,7 +184,7 @@ fn main() -> anyhow::Result<()> {
                 variants,
                 objects,
                 runs,
-                cold,
+                start,
                 network,
                 python,
             };
@@ -212,14 +213,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Invoke {
-            strategy, runs, cold, ..
+            strategy, runs, start, ..
         } => {
-            let mode = if cold {
-                Mode::Cold
-            } else {
-                Mode::Warm { warmup: 1, runs }
-            };
-            let report = runtime.block_on(acl_bench::invoke::run(strategy, mode, process_started))?;
+            let report = runtime.block_on(acl_bench::invoke::run(strategy, start, runs, process_started))?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

@@ -11,7 +11,7 @@ use local_s3::NetworkModel;
 use serde::{Deserialize, Serialize};
 
 use crate::cpu_limit::{CpuCgroup, CpuController, cpu_share};
-use crate::invoke::ChildReport;
+use crate::invoke::{ChildReport, Start};
 use crate::stats::{Sample, Summary, floor_ms};
 
 pub const BUCKET: &str = "bench";
@@ -154,8 +154,7 @@ pub struct SweepOptions {
     pub variants: Vec<Variant>,
     pub objects: usize,
     pub runs: usize,
-    /// A fresh process (init + first request on an empty pool) per invocation.
-    pub cold: bool,
+    pub start: Start,
     pub network: NetworkModel,
     /// Where the Python variants run, when there are any.
     pub python: Option<PythonPeers>,
@@ -181,7 +180,7 @@ pub struct Cell {
 pub struct SweepResult {
     pub objects: usize,
     pub runs: usize,
-    pub cold: bool,
+    pub start: Start,
     pub rtt_ms: f64,
     pub service_ms: f64,
     pub handshake_rtts: u32,
@@ -264,7 +263,7 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
                 concurrency,
                 network.request_delay().as_secs_f64() * 1e3,
                 network.connection_delay().as_secs_f64() * 1e3,
-                options.cold,
+                options.start.opens_connections(),
             );
             let cell = Cell {
                 memory_mb,
@@ -293,7 +292,7 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
     Ok(SweepResult {
         objects: options.objects,
         runs: options.runs,
-        cold: options.cold,
+        start: options.start,
         rtt_ms: options.network.rtt.as_secs_f64() * 1e3,
         service_ms: options.network.service_time.as_secs_f64() * 1e3,
         handshake_rtts: options.network.handshake_rtts,
@@ -341,10 +340,14 @@ fn run_variant(
         }
         serde_json::from_slice(&output.stdout).context("the child's report is not JSON")
     };
-    if options.cold {
-        (0..options.runs).map(|_| child(&["--cold"])).collect()
-    } else {
-        Ok(vec![child(&["--runs", &options.runs.to_string()])?])
+    match options.start {
+        Start::Cold => (0..options.runs).map(|_| child(&["--start", "cold"])).collect(),
+        start => Ok(vec![child(&[
+            "--start",
+            start.name(),
+            "--runs",
+            &options.runs.to_string(),
+        ])?]),
     }
 }
 
@@ -353,10 +356,10 @@ pub fn print_table(result: &SweepResult) {
         "{} objects, {} runs per cell ({}), RTT {} ms + service {} ms per request, {} round trips per new connection; CPU limit: {}",
         result.objects,
         result.runs,
-        if result.cold {
-            "cold: a new process each"
-        } else {
-            "warm: one process, after a warm-up"
+        match result.start {
+            Start::Warm => "warm: one process, after a warm-up",
+            Start::EmptyPool => "empty pool: one process, a new client each, after a warm-up",
+            Start::Cold => "cold: a new process each",
         },
         result.rtt_ms,
         result.service_ms,

@@ -3,8 +3,9 @@
 
 use std::process::Command;
 
-#[test]
-fn a_small_sweep_prints_the_table_and_writes_the_json() {
+/// Runs a 3-variant sweep at one size, starting each invocation as `start` says, and checks
+/// the table, the JSON and that no cgroup is left behind.
+fn small_sweep(start: &str) {
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_acl-bench"));
     let local_s3 = exe.with_file_name("local-s3");
     assert!(
@@ -12,13 +13,28 @@ fn a_small_sweep_prints_the_table_and_writes_the_json() {
         "{} is missing: the workspace build (`make test`) builds it",
         local_s3.display()
     );
-    let out = std::env::temp_dir().join(format!("acl-bench-cli-{}.json", std::process::id()));
-    let output = Command::new(&exe)
-        .args(["bench", "--sizes", "3008", "--objects", "12", "--runs", "2", "--caps"])
+    let out = std::env::temp_dir().join(format!("acl-bench-cli-{}-{start}.json", std::process::id()));
+    let child = Command::new(&exe)
+        .args([
+            "bench",
+            "--start",
+            start,
+            "--sizes",
+            "3008",
+            "--objects",
+            "12",
+            "--runs",
+            "2",
+            "--caps",
+        ])
         .args(["--rtt-ms", "1", "--service-ms", "1", "--out"])
         .arg(&out)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let bench_pid = child.id();
+    let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -33,6 +49,7 @@ fn a_small_sweep_prints_the_table_and_writes_the_json() {
     }
 
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(json["start"], start);
     let cells = json["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 3);
     for cell in cells {
@@ -44,17 +61,27 @@ fn a_small_sweep_prints_the_table_and_writes_the_json() {
     let fastest = cells.iter().filter(|c| c["vs_fastest"] == 1.0).count();
     assert_eq!(fastest, 1, "exactly one variant is the fastest: {cells:?}");
     let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(out.with_extension("svg"));
 
-    let pid_prefix = "acl-bench-";
-    for parent in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
-        if let Ok(entries) = std::fs::read_dir(parent) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                assert!(
-                    !(name.starts_with(pid_prefix) && name.ends_with("mb")),
-                    "a cgroup was left behind: {parent}/{name}"
-                );
-            }
-        }
+    // The sweep names its groups after its own pid; other tests' sweeps may be running.
+    let own_group = format!("acl-bench-{bench_pid}-3008mb");
+    for parent in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        let path = std::path::Path::new(parent).join(&own_group);
+        assert!(!path.exists(), "a cgroup was left behind: {}", path.display());
     }
+}
+
+#[test]
+fn a_warm_sweep_prints_the_table_and_writes_the_json() {
+    small_sweep("warm");
+}
+
+#[test]
+fn an_empty_pool_sweep_prints_the_table_and_writes_the_json() {
+    small_sweep("empty-pool");
+}
+
+#[test]
+fn a_cold_sweep_prints_the_table_and_writes_the_json() {
+    small_sweep("cold");
 }
