@@ -16,7 +16,7 @@ run:
 	$(CARGO) run --release --quiet -p acl-bench -- compare --objects $(OBJECTS)
 
 ## bench: every strategy at every Lambda memory size, HTTPS + network model, CPU-limited children
-## (BENCH_ARGS passes options, e.g. BENCH_ARGS="--cold" or "--sizes 128,1769 --runs 20")
+## (BENCH_ARGS passes options, e.g. BENCH_ARGS="--start cold" or "--sizes 128,1769 --runs 20")
 bench:
 	$(CARGO) build --release --quiet -p local-s3 -p acl-bench
 	target/release/acl-bench bench $(BENCH_ARGS)
