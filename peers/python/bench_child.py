@@ -22,7 +22,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--function", required=True)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--start", choices=["warm", "empty-pool", "cold"], default="warm")
     parser.add_argument("--join-cgroup")
     args = parser.parse_args()
     if args.join_cgroup:
@@ -33,12 +33,16 @@ def main():
 
     function = seed_functions.FUNCTIONS[args.function]
     init_ms = (time.perf_counter() - PROCESS_STARTED) * 1e3
-    warmup, runs = (0, 1) if args.cold else (1, args.runs)
+    cold = args.start == "cold"
+    warmup, runs = (0, 1) if cold else (1, args.runs)
     samples = []
     for index in range(warmup + runs):
+        if args.start == "empty-pool" and index > 0:
+            # Outside the measurement: a new client has no open connection, as an hour later.
+            seed_functions.s3 = seed_functions.boto3.client("s3")
         cpu_before, started = cpu_ms(), time.perf_counter()
         acls = len(function())
-        if args.cold:
+        if cold:
             wall, cpu = (time.perf_counter() - PROCESS_STARTED) * 1e3, cpu_ms()
         else:
             wall, cpu = (time.perf_counter() - started) * 1e3, cpu_ms() - cpu_before
