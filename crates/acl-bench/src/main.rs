@@ -3,7 +3,7 @@
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use acl_audit::client::client_for_endpoint;
 use acl_audit::lambda::handle;
@@ -120,10 +120,6 @@ fn parse_strategy(name: &str) -> Result<StrategyKind, String> {
         .ok_or_else(|| format!("expected sequential, spawn-blocking or join-all, got {name:?}"))
 }
 
-fn milliseconds(name: &str, ms: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(ms / 1e3).with_context(|| format!("--{name} must be a non-negative number"))
-}
-
 fn main() -> anyhow::Result<()> {
     let process_started = Instant::now();
     let command = Args::parse().command;
@@ -153,11 +149,7 @@ fn main() -> anyhow::Result<()> {
             python,
             peers_dir,
         } => {
-            let network = NetworkModel {
-                rtt: milliseconds("rtt-ms", rtt_ms)?,
-                service_time: milliseconds("service-ms", service_ms)?,
-                handshake_rtts,
-            };
+            let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts).map_err(anyhow::Error::msg)?;
             let mut variants: Vec<Variant> = StrategyKind::ALL
                 .into_iter()
                 .map(|strategy| Variant::Rust {

@@ -2,7 +2,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -67,14 +66,9 @@ async fn main() -> anyhow::Result<()> {
         secret_access_key: args.secret_access_key,
     };
     let addr = SocketAddr::new(args.host, args.port);
-    let milliseconds = |name: &str, ms: f64| {
-        Duration::try_from_secs_f64(ms / 1e3).with_context(|| format!("--{name} must be a non-negative number"))
-    };
-    let network = NetworkModel {
-        rtt: milliseconds("rtt-ms", args.rtt_ms)?,
-        service_time: milliseconds("service-ms", args.service_ms)?,
-        handshake_rtts: args.handshake_rtts.unwrap_or(1 + u32::from(args.tls)),
-    };
+    let handshake_rtts = args.handshake_rtts.unwrap_or(1 + u32::from(args.tls));
+    let network =
+        NetworkModel::from_millis(args.rtt_ms, args.service_ms, handshake_rtts).map_err(anyhow::Error::msg)?;
     let options = Options {
         addr,
         credentials,

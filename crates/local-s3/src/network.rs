@@ -16,6 +16,20 @@ pub struct NetworkModel {
 }
 
 impl NetworkModel {
+    /// A model from millisecond figures, as command-line flags give them; names the figure
+    /// that is negative or not a number.
+    pub fn from_millis(rtt_ms: f64, service_ms: f64, handshake_rtts: u32) -> Result<Self, String> {
+        let duration = |name: &str, ms: f64| {
+            Duration::try_from_secs_f64(ms / 1e3)
+                .map_err(|_| format!("{name} must be a non-negative number of milliseconds, not {ms}"))
+        };
+        Ok(NetworkModel {
+            rtt: duration("the round trip", rtt_ms)?,
+            service_time: duration("the service time", service_ms)?,
+            handshake_rtts,
+        })
+    }
+
     /// Added to every request: its round trip and S3's time to answer it.
     pub fn request_delay(&self) -> Duration {
         self.rtt + self.service_time
@@ -47,5 +61,22 @@ mod tests {
         };
         assert_eq!(model.request_delay(), Duration::from_millis(35));
         assert_eq!(model.connection_delay(), Duration::from_millis(40));
+    }
+
+    #[test]
+    fn millisecond_figures_convert_and_negative_ones_are_refused() {
+        let model = NetworkModel::from_millis(2.5, 15.0, 2).unwrap();
+        assert_eq!(model.rtt, Duration::from_micros(2500));
+        assert_eq!(model.service_time, Duration::from_millis(15));
+        let err = NetworkModel::from_millis(-1.0, 15.0, 2).unwrap_err();
+        assert_eq!(
+            err,
+            "the round trip must be a non-negative number of milliseconds, not -1"
+        );
+        assert!(
+            NetworkModel::from_millis(1.0, f64::NAN, 2)
+                .unwrap_err()
+                .starts_with("the service time")
+        );
     }
 }
