@@ -5,7 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use acl_audit::StrategyKind;
+use acl_audit::target::{BLOCKING_POOL_SIZE, MAX_IN_FLIGHT};
+use acl_audit::{Config, StrategyKind};
 use anyhow::{Context as _, bail};
 use local_s3::NetworkModel;
 use serde::{Deserialize, Serialize};
@@ -65,20 +66,22 @@ impl Variant {
         }
     }
 
-    /// Calls in flight at most, as the child's configuration will resolve them.
-    fn concurrency(&self, objects: usize) -> usize {
+    /// Calls in flight at most: for our strategies, what the child's configuration resolves
+    /// from the same variables it is given.
+    fn concurrency(&self, objects: usize) -> anyhow::Result<usize> {
         let pool = acl_audit::target::default_blocking_pool_size().get();
-        match self {
+        Ok(match self {
             Variant::Rust {
                 strategy,
                 max_in_flight,
-            } => match (strategy, max_in_flight) {
-                (StrategyKind::Sequential, _) => 1,
-                (StrategyKind::SpawnBlocking, _) => pool,
-                (StrategyKind::JoinAll, Some(0)) => objects,
-                (StrategyKind::JoinAll, Some(cap)) => *cap,
-                (StrategyKind::JoinAll, None) => acl_audit::target::DEFAULT_MAX_IN_FLIGHT,
-            },
+            } => {
+                let config = Config::from_vars(|name| match name {
+                    MAX_IN_FLIGHT => max_in_flight.map(|cap| cap.to_string()),
+                    BLOCKING_POOL_SIZE => Some(pool.to_string()),
+                    _ => None,
+                })?;
+                config.strategy(*strategy).concurrency_limit().unwrap_or(objects)
+            }
             Variant::Python {
                 function: PythonPeer::Serial,
             } => 1,
@@ -89,7 +92,7 @@ impl Variant {
             Variant::Python {
                 function: PythonPeer::Aioboto3,
             } => objects,
-        }
+        })
     }
 
     /// The child's command, with an empty environment but for the variant's own settings.
@@ -102,7 +105,7 @@ impl Variant {
                 let mut command = Command::new(binary_dir.join("acl-bench"));
                 command.env_clear().args(["invoke", "--strategy", strategy.name()]);
                 if let Some(cap) = max_in_flight {
-                    command.env("MAX_IN_FLIGHT", cap.to_string());
+                    command.env(MAX_IN_FLIGHT, cap.to_string());
                 }
                 Ok(command)
             }
@@ -256,7 +259,7 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
             let reports = run_variant(&binary_dir, &endpoint, cgroup.as_ref(), memory_mb, variant, options)?;
             let samples: Vec<Sample> = reports.iter().flat_map(|r| r.samples.iter().copied()).collect();
             let summary = Summary::of(&samples).context("a variant produced no samples")?;
-            let concurrency = variant.concurrency(options.objects);
+            let concurrency = variant.concurrency(options.objects)?;
             let network = options.network;
             let floor = floor_ms(
                 options.objects,
@@ -325,7 +328,7 @@ fn run_variant(
             // A Lambda VM shows its vCPUs whatever its memory size, and so os.cpu_count() for
             // Python; std and tokio would read the cgroup quota instead and see one.
             .env("TOKIO_WORKER_THREADS", host_cpus.to_string())
-            .env("BLOCKING_POOL_SIZE", blocking_pool_size.to_string())
+            .env(BLOCKING_POOL_SIZE, blocking_pool_size.to_string())
             .stderr(Stdio::inherit());
         if let Some(cgroup) = cgroup {
             command.arg("--join-cgroup").arg(cgroup.procs_file());
@@ -441,7 +444,16 @@ mod tests {
         };
         assert_eq!(capped.label(), "join-all/16");
         assert_eq!(unbounded.label(), "join-all/unbounded");
-        assert_eq!(unbounded.concurrency(100), 100);
+        assert_eq!(unbounded.concurrency(100).unwrap(), 100);
+        assert_eq!(capped.concurrency(100).unwrap(), 16);
+        let default_join_all = Variant::Rust {
+            strategy: StrategyKind::JoinAll,
+            max_in_flight: None,
+        };
+        assert_eq!(
+            default_join_all.concurrency(100).unwrap(),
+            acl_audit::target::DEFAULT_MAX_IN_FLIGHT
+        );
         assert_eq!(
             Variant::Python {
                 function: PythonPeer::Aioboto3
