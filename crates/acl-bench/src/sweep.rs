@@ -202,14 +202,23 @@ impl Drop for Reaped {
     }
 }
 
-/// The local-s3 process and the environment its clients need.
+/// The local-s3 process, the CA file it wrote and the environment its clients need. Dropping
+/// it stops the process and removes the file, however the sweep ends.
 struct Endpoint {
     _process: Reaped,
+    ca_file: PathBuf,
     env: Vec<(String, String)>,
 }
 
-fn start_endpoint(binary_dir: &Path, options: &SweepOptions, ca_file: &Path) -> anyhow::Result<Endpoint> {
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.ca_file);
+    }
+}
+
+fn start_endpoint(binary_dir: &Path, options: &SweepOptions) -> anyhow::Result<Endpoint> {
     let binary = binary_dir.join("local-s3");
+    let ca_file = std::env::temp_dir().join(format!("acl-bench-{}-ca.pem", std::process::id()));
     let network = options.network;
     let mut process = Reaped(
         Command::new(&binary)
@@ -225,18 +234,23 @@ fn start_endpoint(binary_dir: &Path, options: &SweepOptions, ca_file: &Path) -> 
             .with_context(|| format!("cannot start {} (run `make bench`, which builds it)", binary.display()))?,
     );
     let stdout = process.0.stdout.take().context("local-s3's stdout")?;
-    let mut env = Vec::new();
+    // From here on, dropping `endpoint` on an error also removes the CA file.
+    let mut endpoint = Endpoint {
+        _process: process,
+        ca_file,
+        env: Vec::new(),
+    };
     for line in BufReader::new(stdout).lines().take(5) {
         let line = line.context("reading local-s3's output")?;
         let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) else {
             bail!("unexpected output from local-s3: {line:?}");
         };
-        env.push((name.to_owned(), value.to_owned()));
+        endpoint.env.push((name.to_owned(), value.to_owned()));
     }
-    if !env.iter().any(|(name, _)| name == "AWS_CA_BUNDLE") {
+    if !endpoint.env.iter().any(|(name, _)| name == "AWS_CA_BUNDLE") {
         bail!("local-s3 exited before serving (is port binding allowed here?)");
     }
-    Ok(Endpoint { _process: process, env })
+    Ok(endpoint)
 }
 
 /// Runs the sweep; `progress` is told about each finished cell.
@@ -246,8 +260,7 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         .parent()
         .context("this executable has no directory")?
         .to_owned();
-    let ca_file = std::env::temp_dir().join(format!("acl-bench-{}-ca.pem", std::process::id()));
-    let endpoint = start_endpoint(&binary_dir, options, &ca_file)?;
+    let endpoint = start_endpoint(&binary_dir, options)?;
     let controller = CpuController::detect();
     let mut cells = Vec::new();
     for &memory_mb in &options.memory_sizes {
@@ -291,7 +304,6 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         }
         cells.extend(size_cells);
     }
-    let _ = std::fs::remove_file(&ca_file);
     Ok(SweepResult {
         objects: options.objects,
         runs: options.runs,
