@@ -80,11 +80,7 @@ impl CpuController {
         let quota_us = ((cores * PERIOD_US as f64).round() as u64).max(MIN_QUOTA_US);
         let path = parent.join(name);
         std::fs::create_dir(&path)?;
-        let cgroup = CpuCgroup {
-            path,
-            version,
-            quota_us,
-        };
+        let cgroup = CpuCgroup { path, quota_us };
         match version {
             CgroupVersion::V2 => std::fs::write(cgroup.path.join("cpu.max"), format!("{quota_us} {PERIOD_US}"))?,
             CgroupVersion::V1 => {
@@ -160,7 +156,6 @@ enum CgroupVersion {
 #[derive(Debug)]
 pub struct CpuCgroup {
     path: PathBuf,
-    version: CgroupVersion,
     quota_us: u64,
 }
 
@@ -177,18 +172,6 @@ impl CpuCgroup {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Microseconds the group's processes were held back by the quota, when the kernel says.
-    pub fn throttled_us(&self) -> Option<u64> {
-        let stat = std::fs::read_to_string(self.path.join("cpu.stat")).ok()?;
-        let (key, scale) = match self.version {
-            CgroupVersion::V2 => ("throttled_usec", 1),
-            CgroupVersion::V1 => ("throttled_time", 1_000), // nanoseconds
-        };
-        stat.lines()
-            .find_map(|line| line.strip_prefix(key)?.trim().parse::<u64>().ok())
-            .map(|value| value / scale)
     }
 }
 
