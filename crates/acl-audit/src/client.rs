@@ -37,7 +37,15 @@ pub enum ClientError {
 /// A client from the standard AWS configuration chain (environment, profile, the Lambda
 /// role), honouring `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3` and `AWS_CA_BUNDLE`.
 pub async fn client_from_env() -> Result<Client, ClientError> {
+    client_from_env_at(None).await
+}
+
+/// The same, with `endpoint_url` (when given) in place of the environment's endpoint.
+pub async fn client_from_env_at(endpoint_url: Option<&str>) -> Result<Client, ClientError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
     if let Some(path) = std::env::var_os(AWS_CA_BUNDLE).filter(|path| !path.is_empty()) {
         let path = PathBuf::from(path);
         let pem = std::fs::read(&path).map_err(|source| ClientError::ReadCaBundle {

@@ -25,24 +25,21 @@ pub use report::AuditReport;
 pub use strategy::{Strategy, StrategyKind};
 pub use target::{Config, Target};
 
-/// A finished run: the report, and every object's outcome in listing order.
-#[derive(Debug, Clone)]
-pub struct AuditRun {
-    pub report: AuditReport,
-    pub outcomes: Vec<AclOutcome>,
-}
-
-/// Lists `target` and fetches every listed object's ACL with `strategy`.
-pub async fn audit_bucket(client: &Client, target: &Target, strategy: Strategy) -> Result<AuditRun, AuditError> {
+/// Lists `target` and fetches every listed object's ACL with `strategy`, tallying each
+/// outcome as it arrives.
+pub async fn audit_bucket(client: &Client, target: &Target, strategy: Strategy) -> Result<AuditReport, AuditError> {
     let started = Instant::now();
     let listing = acl::list_keys(client, target).await?;
     let listed = started.elapsed();
     let objects_listed = listing.keys.len();
-    let outcomes = strategy::fetch_acls(client, &target.bucket, listing.keys, strategy).await;
+    let mut tally = report::Tally::default();
+    strategy::fetch_acls(client, &target.bucket, listing.keys, strategy, |outcome| {
+        tally.add(outcome)
+    })
+    .await;
     let fetched = started.elapsed() - listed;
 
-    let tally = report::Tally::of(&outcomes);
-    let report = AuditReport {
+    Ok(AuditReport {
         strategy: strategy.kind(),
         bucket: target.bucket.clone(),
         prefix: target.prefix.clone(),
@@ -54,6 +51,5 @@ pub async fn audit_bucket(client: &Client, target: &Target, strategy: Strategy) 
         audit: tally.audit,
         concurrency_limit: strategy.concurrency_limit(),
         timings_ms: report::Timings::new(listed, fetched),
-    };
-    Ok(AuditRun { report, outcomes })
+    })
 }

@@ -33,11 +33,11 @@ pub struct AuditReport {
 pub struct Failures {
     pub count: usize,
     pub by_code: BTreeMap<String, usize>,
-    /// The first [`SAMPLE_SIZE`] failures, in listing order.
+    /// The [`SAMPLE_SIZE`] failures first in listing order.
     pub sample: Vec<ObjectFailure>,
 }
 
-/// Keys counted in full, named up to [`SAMPLE_SIZE`].
+/// Keys counted in full, named up to [`SAMPLE_SIZE`]: those first in listing order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeySample {
     pub count: usize,
@@ -47,10 +47,20 @@ pub struct KeySample {
 impl KeySample {
     fn add(&mut self, key: &str) {
         self.count += 1;
-        if self.keys.len() < SAMPLE_SIZE {
-            self.keys.push(key.to_owned());
-        }
+        keep_first_in_listing_order(&mut self.keys, key.to_owned(), String::as_str);
     }
+}
+
+/// Outcomes arrive in completion order, which differs from run to run; ListObjectsV2 lists
+/// keys in UTF-8 byte order, so keeping the least keys keeps the sample the same in every run
+/// and with every strategy.
+fn keep_first_in_listing_order<T>(sample: &mut Vec<T>, item: T, key: impl Fn(&T) -> &str) {
+    if sample.len() == SAMPLE_SIZE && sample.last().is_some_and(|last| key(last) <= key(&item)) {
+        return;
+    }
+    let at = sample.partition_point(|kept| key(kept) <= key(&item));
+    sample.insert(at, item);
+    sample.truncate(SAMPLE_SIZE);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -117,23 +127,23 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a AclOutcome>) -> Self {
-        let mut tally = Tally::default();
-        for outcome in outcomes {
-            match outcome {
-                Ok(acl) => {
-                    tally.acls_fetched += 1;
-                    tally.audit.record(acl);
-                }
-                Err(failure) => {
-                    tally.failures.count += 1;
-                    *tally.failures.by_code.entry(failure.code.clone()).or_default() += 1;
-                    if tally.failures.sample.len() < SAMPLE_SIZE {
-                        tally.failures.sample.push(failure.clone());
-                    }
-                }
+    pub fn add(&mut self, outcome: AclOutcome) {
+        match outcome {
+            Ok(acl) => {
+                self.acls_fetched += 1;
+                self.audit.record(&acl);
+            }
+            Err(failure) => {
+                self.failures.count += 1;
+                *self.failures.by_code.entry(failure.code.clone()).or_default() += 1;
+                keep_first_in_listing_order(&mut self.failures.sample, failure, |f| f.key.as_str());
             }
         }
+    }
+
+    pub fn of(outcomes: impl IntoIterator<Item = AclOutcome>) -> Self {
+        let mut tally = Tally::default();
+        outcomes.into_iter().for_each(|outcome| tally.add(outcome));
         tally
     }
 }
@@ -167,19 +177,19 @@ mod tests {
 
     #[test]
     fn write_only_public_grant_is_not_public_read() {
-        let tally = Tally::of(&[acl("k", vec![(group(ALL_USERS_URI), "WRITE")])]);
+        let tally = Tally::of([acl("k", vec![(group(ALL_USERS_URI), "WRITE")])]);
         assert_eq!(tally.audit.readable_by_all_users.count, 0);
     }
 
     #[test]
     fn full_control_for_authenticated_users_counts_as_readable() {
-        let tally = Tally::of(&[acl("k", vec![(group(AUTHENTICATED_USERS_URI), "FULL_CONTROL")])]);
+        let tally = Tally::of([acl("k", vec![(group(AUTHENTICATED_USERS_URI), "FULL_CONTROL")])]);
         assert_eq!(tally.audit.readable_by_authenticated_users.keys, ["k"]);
     }
 
     #[test]
     fn the_owner_s_own_grant_is_not_cross_account() {
-        let tally = Tally::of(&[
+        let tally = Tally::of([
             acl("mine", vec![(user("owner"), "FULL_CONTROL")]),
             acl(
                 "shared",
@@ -202,9 +212,21 @@ mod tests {
                 })
             })
             .collect();
-        let tally = Tally::of(&outcomes);
+        let tally = Tally::of(outcomes);
         assert_eq!(tally.failures.count, SAMPLE_SIZE + 5);
         assert_eq!(tally.failures.sample.len(), SAMPLE_SIZE);
         assert_eq!(tally.failures.by_code["AccessDenied"], SAMPLE_SIZE + 5);
+    }
+
+    #[test]
+    fn samples_hold_the_keys_first_in_listing_order_whatever_order_they_arrive_in() {
+        let keys: Vec<String> = (0..SAMPLE_SIZE * 3).map(|i| format!("k{i:03}")).collect();
+        let public = |key: &String| acl(key, vec![(group(ALL_USERS_URI), "READ")]);
+        let in_order = Tally::of(keys.iter().map(public));
+        let reversed = Tally::of(keys.iter().rev().map(public));
+        let interleaved = Tally::of(keys.iter().skip(1).step_by(2).chain(keys.iter().step_by(2)).map(public));
+        assert_eq!(in_order.audit.readable_by_all_users.keys, keys[..SAMPLE_SIZE]);
+        assert_eq!(reversed, in_order);
+        assert_eq!(interleaved, in_order);
     }
 }

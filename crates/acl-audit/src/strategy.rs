@@ -1,11 +1,12 @@
 //! Three ways to schedule the same `fetch_acl` calls. They differ only in scheduling: the
-//! primitive, its result type and the order of the results are the same for all three.
+//! primitive, its result type and what is done with each result are the same for all three.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use futures::future::join_all;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
@@ -69,24 +70,41 @@ impl Strategy {
     }
 }
 
-/// Fetches the ACL of every key, in `keys` order, with the given scheduler.
-pub async fn fetch_acls(client: &Client, bucket: &str, keys: Vec<String>, strategy: Strategy) -> Vec<AclOutcome> {
+/// Fetches the ACL of every key with the given scheduler and hands each outcome to `record`
+/// as soon as it arrives, in completion order: nothing is kept per object, so a bucket of
+/// 100 000 objects costs no more memory per result than one of 100.
+pub async fn fetch_acls(
+    client: &Client,
+    bucket: &str,
+    keys: Vec<String>,
+    strategy: Strategy,
+    record: impl FnMut(AclOutcome) + Send,
+) {
+    // Calls finishing on several threads at once take turns; the lock is held for a tally.
+    let record = &Mutex::new(record);
     match strategy {
-        Strategy::Sequential => sequential(client, bucket, keys).await,
-        Strategy::SpawnBlocking { pool_size } => spawn_blocking(client, bucket, keys, pool_size).await,
-        Strategy::JoinAll { max_in_flight } => join_all_capped(client, bucket, keys, max_in_flight).await,
+        Strategy::Sequential => sequential(client, bucket, keys, record).await,
+        Strategy::SpawnBlocking { pool_size } => spawn_blocking(client, bucket, keys, pool_size, record).await,
+        Strategy::JoinAll { max_in_flight } => join_all_capped(client, bucket, keys, max_in_flight, record).await,
     }
 }
 
-async fn sequential(client: &Client, bucket: &str, keys: Vec<String>) -> Vec<AclOutcome> {
-    let mut outcomes = Vec::with_capacity(keys.len());
+type Recorder<'a, F> = &'a Mutex<F>;
+
+async fn sequential<F: FnMut(AclOutcome)>(client: &Client, bucket: &str, keys: Vec<String>, record: Recorder<'_, F>) {
     for key in keys {
-        outcomes.push(fetch_acl(client, bucket, key).await);
+        let outcome = fetch_acl(client, bucket, key).await;
+        (record.lock())(outcome);
     }
-    outcomes
 }
 
-async fn spawn_blocking(client: &Client, bucket: &str, keys: Vec<String>, pool_size: NonZeroUsize) -> Vec<AclOutcome> {
+async fn spawn_blocking<F: FnMut(AclOutcome)>(
+    client: &Client,
+    bucket: &str,
+    keys: Vec<String>,
+    pool_size: NonZeroUsize,
+    record: Recorder<'_, F>,
+) {
     let workers = Arc::new(Semaphore::new(pool_size.get()));
     let runtime = Handle::current();
     let bucket: Arc<str> = bucket.into();
@@ -101,7 +119,7 @@ async fn spawn_blocking(client: &Client, bucket: &str, keys: Vec<String>, pool_s
             // Held by the blocking thread until its call ends; the semaphore is never closed.
             let worker = workers.acquire_owned().await;
             let key_if_lost = key.clone();
-            tokio::task::spawn_blocking(move || {
+            let outcome = tokio::task::spawn_blocking(move || {
                 let _worker = worker;
                 runtime.block_on(fetch_acl(&client, &bucket, key))
             })
@@ -112,26 +130,31 @@ async fn spawn_blocking(client: &Client, bucket: &str, keys: Vec<String>, pool_s
                     code: "TaskPanicked".to_owned(),
                     message: err.to_string(),
                 })
-            })
+            });
+            (record.lock())(outcome);
         }
     });
-    join_all(calls).await
+    join_all(calls).await;
 }
 
-async fn join_all_capped(
+async fn join_all_capped<F: FnMut(AclOutcome)>(
     client: &Client,
     bucket: &str,
     keys: Vec<String>,
     max_in_flight: Option<NonZeroUsize>,
-) -> Vec<AclOutcome> {
+    record: Recorder<'_, F>,
+) {
     let in_flight = Semaphore::new(max_in_flight.map_or(Semaphore::MAX_PERMITS, NonZeroUsize::get));
     let calls = keys.into_iter().map(|key| {
         let in_flight = &in_flight;
         async move {
-            // The semaphore lives as long as this function and is never closed.
-            let _slot = in_flight.acquire().await;
-            fetch_acl(client, bucket, key).await
+            let outcome = {
+                // The semaphore lives as long as this function and is never closed.
+                let _slot = in_flight.acquire().await;
+                fetch_acl(client, bucket, key).await
+            };
+            (record.lock())(outcome);
         }
     });
-    join_all(calls).await
+    join_all(calls).await;
 }

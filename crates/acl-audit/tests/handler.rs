@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 use acl_audit::lambda::{HandlerError, handle};
 use acl_audit::{Config, RequestError, StrategyKind};
@@ -225,13 +226,40 @@ fn a_malformed_setting_names_the_variable() {
     assert!(err.to_string().contains("MAX_IN_FLIGHT=\"lots\""), "{err}");
 }
 
+fn max_in_flight(vars: &[(&str, &str)]) -> Option<usize> {
+    config(vars).max_in_flight.map(NonZeroUsize::get)
+}
+
 #[test]
 fn max_in_flight_zero_lifts_the_cap_and_blank_keeps_the_default() {
-    let zero = Config::from_vars(|name| (name == "MAX_IN_FLIGHT").then(|| "0".to_owned())).unwrap();
-    assert_eq!(zero.max_in_flight, None);
-    let blank = Config::from_vars(|name| (name == "MAX_IN_FLIGHT").then(|| " ".to_owned())).unwrap();
-    assert_eq!(
-        blank.max_in_flight.map(|n| n.get()),
-        Some(acl_audit::target::DEFAULT_MAX_IN_FLIGHT)
+    assert_eq!(max_in_flight(&[("MAX_IN_FLIGHT", "0")]), None);
+    assert_eq!(max_in_flight(&[("MAX_IN_FLIGHT", " ")]), max_in_flight(&[]));
+}
+
+#[test]
+fn the_default_cap_follows_the_function_s_memory_size() {
+    let at = |mb: &str| max_in_flight(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", mb)]);
+    assert_eq!(at("128"), Some(16));
+    assert_eq!(at("256"), Some(32));
+    assert_eq!(at("512"), Some(64));
+    assert_eq!(at("1769"), Some(221));
+    assert_eq!(at("10240"), Some(256));
+    // Outside Lambda the memory size is unknown.
+    assert_eq!(max_in_flight(&[]), Some(64));
+}
+
+#[test]
+fn max_in_flight_overrides_the_memory_derived_cap() {
+    let vars = [("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"), ("MAX_IN_FLIGHT", "100")];
+    assert_eq!(max_in_flight(&vars), Some(100));
+}
+
+#[test]
+fn a_malformed_memory_size_names_the_variable() {
+    let err =
+        Config::from_vars(|name| (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| "big".to_owned())).unwrap_err();
+    assert!(
+        err.to_string().contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=\"big\""),
+        "{err}"
     );
 }

@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 use acl_audit::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grant, Grantee, fetch_acl, list_keys};
 use acl_audit::report::Tally;
 use acl_audit::strategy::fetch_acls;
-use acl_audit::{AuditError, Strategy, Target, audit_bucket};
+use acl_audit::{AclOutcome, AuditError, AuditReport, Strategy, Target, audit_bucket};
 use local_s3::acl::{OWNER, PARTNER};
 use local_s3::{SeedAcl, seed_key};
 
@@ -83,21 +83,53 @@ async fn acls_are_decoded_grant_by_grant() {
     }
 }
 
+/// Every outcome `strategy` hands over, sorted into listing order.
+async fn outcomes(client: &aws_sdk_s3::Client, bucket: &str, keys: Vec<String>, strategy: Strategy) -> Vec<AclOutcome> {
+    let mut outcomes = Vec::new();
+    fetch_acls(client, bucket, keys, strategy, |outcome| outcomes.push(outcome)).await;
+    outcomes.sort_by(|a, b| outcome_key(a).cmp(outcome_key(b)));
+    outcomes
+}
+
+fn outcome_key(outcome: &AclOutcome) -> &str {
+    match outcome {
+        Ok(acl) => &acl.key,
+        Err(failure) => &failure.key,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn every_strategy_returns_the_same_acls_in_listing_order() {
+async fn every_strategy_hands_over_one_outcome_per_key_and_the_same_acls() {
     let (_s3, client) = common::seeded("same", 250).await;
-    let target = Target::bucket("same");
-    let baseline = audit_bucket(&client, &target, Strategy::Sequential)
-        .await
-        .unwrap()
-        .outcomes;
-    assert_eq!(baseline.len(), 250);
+    let keys = list_keys(&client, &Target::bucket("same")).await.unwrap().keys;
+    let baseline = outcomes(&client, "same", keys.clone(), Strategy::Sequential).await;
+    assert_eq!(baseline.iter().map(outcome_key).collect::<Vec<_>>(), keys);
     assert!(baseline.iter().all(Result::is_ok));
     for strategy in all_strategies() {
-        let run = audit_bucket(&client, &target, strategy).await.unwrap();
-        assert_eq!(run.outcomes, baseline, "{strategy:?}");
-        assert_eq!(run.report.strategy, strategy.kind());
-        assert_eq!(run.report.concurrency_limit, strategy.concurrency_limit());
+        assert_eq!(
+            outcomes(&client, "same", keys.clone(), strategy).await,
+            baseline,
+            "{strategy:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_strategy_writes_the_same_report_but_for_its_name_limit_and_timings() {
+    let (_s3, client) = common::seeded("reports", 250).await;
+    let target = Target::bucket("reports");
+    let baseline = audit_bucket(&client, &target, Strategy::Sequential).await.unwrap();
+    for strategy in all_strategies() {
+        let report = audit_bucket(&client, &target, strategy).await.unwrap();
+        assert_eq!(report.strategy, strategy.kind());
+        assert_eq!(report.concurrency_limit, strategy.concurrency_limit());
+        let comparable = AuditReport {
+            strategy: baseline.strategy,
+            concurrency_limit: baseline.concurrency_limit,
+            timings_ms: baseline.timings_ms,
+            ..report
+        };
+        assert_eq!(comparable, baseline, "{strategy:?}");
     }
 }
 
@@ -106,10 +138,7 @@ async fn the_audit_counts_public_and_cross_account_objects() {
     let (s3, client) = common::endpoint().await;
     let seeded = local_s3::seed_bucket(s3.store(), "audit", 100).unwrap();
     for strategy in all_strategies() {
-        let report = audit_bucket(&client, &Target::bucket("audit"), strategy)
-            .await
-            .unwrap()
-            .report;
+        let report = audit_bucket(&client, &Target::bucket("audit"), strategy).await.unwrap();
         assert_eq!(report.objects_listed, 100);
         assert_eq!(report.acls_fetched, 100);
         assert!(report.listing_complete);
@@ -134,8 +163,7 @@ async fn an_unreadable_acl_is_a_counted_failure_and_the_rest_are_fetched() {
     for strategy in all_strategies() {
         let report = audit_bucket(&client, &Target::bucket("denied"), strategy)
             .await
-            .unwrap()
-            .report;
+            .unwrap();
         assert_eq!(report.objects_listed, 50, "{strategy:?}");
         assert_eq!(report.acls_fetched, 48, "{strategy:?}");
         assert_eq!(report.failures.count, 2);
@@ -152,8 +180,7 @@ async fn an_object_deleted_after_listing_is_a_no_such_key_failure() {
         local_s3::seed_bucket(s3.store(), "vanishing", 40).unwrap();
         let keys = list_keys(&client, &Target::bucket("vanishing")).await.unwrap().keys;
         s3.store().delete_object("vanishing", &seed_key(5)).unwrap();
-        let outcomes = fetch_acls(&client, "vanishing", keys, strategy).await;
-        let tally = Tally::of(&outcomes);
+        let tally = Tally::of(outcomes(&client, "vanishing", keys, strategy).await);
         assert_eq!(tally.acls_fetched, 39, "{strategy:?}");
         assert_eq!(tally.failures.count, 1);
         let failure = &tally.failures.sample[0];

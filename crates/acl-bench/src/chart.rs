@@ -104,12 +104,13 @@ mod tests {
                 cpu_us_per_acl: Some(10.0),
                 acls_per_second: 1.0,
                 failures: 0,
+                connections_per_invocation: None,
             },
             init_ms: 1.0,
             peak_rss_kb: 1,
             vs_fastest: 1.0,
-            vs_floor: 1.0,
-            floor_ms: 1.0,
+            vs_floor: Some(1.0),
+            floor_ms: Some(1.0),
         }
     }
 
@@ -119,9 +120,10 @@ mod tests {
             objects: 100,
             runs: 1,
             start: crate::invoke::Start::Warm,
-            rtt_ms: 2.0,
-            service_ms: 15.0,
-            handshake_rtts: 2,
+            endpoint: "local-s3".to_owned(),
+            rtt_ms: Some(2.0),
+            service_ms: Some(15.0),
+            handshake_rtts: Some(2),
             cpu_limit: "test".to_owned(),
             cells: vec![
                 cell(128, "sequential", 1900.0),
@@ -145,9 +147,10 @@ mod tests {
             objects: 0,
             runs: 0,
             start: crate::invoke::Start::Warm,
-            rtt_ms: 0.0,
-            service_ms: 0.0,
-            handshake_rtts: 0,
+            endpoint: "local-s3".to_owned(),
+            rtt_ms: None,
+            service_ms: None,
+            handshake_rtts: None,
             cpu_limit: String::new(),
             cells: Vec::new(),
         };

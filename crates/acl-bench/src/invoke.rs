@@ -1,6 +1,7 @@
 //! The child side of the benchmark: one process stands for one Lambda execution environment.
 //! It builds the client as a function's `main` does and runs the functions' handler.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use acl_audit::client::client_from_env;
@@ -69,6 +70,7 @@ pub async fn run(
             // Outside the measurement: only the new client's empty pool is the point.
             client = client_from_env().await.context("cannot build the S3 client")?;
         }
+        let sockets_before = open_sockets();
         let cpu_before = cpu_time_ms();
         let started = Instant::now();
         let event = LambdaEvent::new(serde_json::json!({}), Context::default());
@@ -77,12 +79,16 @@ pub async fn run(
             Start::Cold => (ms(process_started.elapsed()), cpu_time_ms()),
             Start::Warm | Start::EmptyPool => (ms(started.elapsed()), cpu_time_ms() - cpu_before),
         };
+        let connections_opened = open_sockets()
+            .zip(sockets_before)
+            .map(|(after, before)| after.difference(&before).count());
         if index >= warmup {
             samples.push(Sample {
                 wall_ms,
                 cpu_ms,
                 acls_fetched: report.acls_fetched,
                 failures: report.failures.count,
+                connections_opened,
             });
         }
     }
@@ -91,6 +97,21 @@ pub async fn run(
         samples,
         peak_rss_kb: rusage().map_or(0, |usage| u64::try_from(usage.ru_maxrss).unwrap_or(0)),
     })
+}
+
+/// The inodes of this process's open sockets. The client keeps its connections pooled until
+/// well after an invocation, so the sockets open after it and not before are the connections
+/// it opened. `None` where /proc is missing.
+pub fn open_sockets() -> Option<HashSet<u64>> {
+    let fds = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter_map(|target| {
+                let target = target.to_str()?;
+                target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+            })
+            .collect(),
+    )
 }
 
 fn ms(duration: std::time::Duration) -> f64 {
@@ -124,5 +145,17 @@ mod tests {
             x = std::hint::black_box(x.wrapping_add(i));
         }
         assert!(cpu_time_ms() > before, "{x}");
+    }
+
+    #[test]
+    fn a_new_connection_is_a_new_open_socket() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let before = open_sockets().unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let after = open_sockets().unwrap();
+        assert_eq!(after.difference(&before).count(), 2);
+        drop((client, server));
+        assert_eq!(open_sockets().unwrap().difference(&before).count(), 0);
     }
 }

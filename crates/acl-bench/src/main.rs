@@ -11,7 +11,7 @@ use acl_audit::report::Tally;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AuditReport, Config, Strategy, StrategyKind, Target};
 use acl_bench::invoke::Start;
-use acl_bench::sweep::{PythonPeer, PythonPeers, SweepOptions, Variant};
+use acl_bench::sweep::{EndpointChoice, PythonPeer, PythonPeers, SweepOptions, Variant};
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use clap::{Parser, Subcommand};
@@ -78,6 +78,18 @@ enum Command {
         /// Round trips before a new connection's first request: TCP + TLS 1.3.
         #[arg(long, default_value_t = 2)]
         handshake_rtts: u32,
+        /// Run against this S3 endpoint (moto, MinIO, `https://s3.<region>.amazonaws.com`)
+        /// with your own AWS configuration, instead of an embedded local-s3. The network
+        /// model does not apply there.
+        #[arg(long, requires = "bucket", conflicts_with_all = ["rtt_ms", "service_ms", "handshake_rtts"])]
+        endpoint: Option<String>,
+        /// The bucket to audit on --endpoint.
+        #[arg(long, requires = "endpoint")]
+        bucket: Option<String>,
+        /// Before the sweep, create --bucket if it is missing and write --objects private
+        /// objects into it (`object-0000000` …); without it the bucket is audited as it is.
+        #[arg(long, requires = "endpoint")]
+        seed: bool,
         /// Where to write the JSON results (the chart goes beside it, as .svg).
         #[arg(long, default_value = "results/bench.json")]
         out: PathBuf,
@@ -132,7 +144,12 @@ fn main() -> anyhow::Result<()> {
         acl_bench::cpu_limit::join(procs_file)
             .with_context(|| format!("cannot join the cgroup {}", procs_file.display()))?;
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    // A benchmark child runs on the functions' own runtime.
+    let runtime = match &command {
+        Command::Invoke { .. } => acl_audit::lambda::runtime(),
+        _ => tokio::runtime::Runtime::new(),
+    }
+    .context("cannot start the tokio runtime")?;
     match command {
         Command::Compare { objects, bucket, json } => runtime.block_on(compare(objects, &bucket, json)),
         Command::Endpoint { requests, concurrency } => runtime.block_on(endpoint_throughput(requests, concurrency)),
@@ -145,11 +162,25 @@ fn main() -> anyhow::Result<()> {
             rtt_ms,
             service_ms,
             handshake_rtts,
+            endpoint,
+            bucket,
+            seed,
             out,
             python,
             peers_dir,
         } => {
-            let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts).map_err(anyhow::Error::msg)?;
+            let (endpoint, objects) = match (endpoint, bucket) {
+                (Some(url), Some(bucket)) => {
+                    let objects =
+                        runtime.block_on(acl_bench::external::prepare(&url, &bucket, seed.then_some(objects)))?;
+                    (EndpointChoice::External { url, bucket }, objects)
+                }
+                _ => {
+                    let network =
+                        NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts).map_err(anyhow::Error::msg)?;
+                    (EndpointChoice::Embedded { network }, objects)
+                }
+            };
             let mut variants: Vec<Variant> = StrategyKind::ALL
                 .into_iter()
                 .map(|strategy| Variant::Rust {
@@ -177,7 +208,7 @@ fn main() -> anyhow::Result<()> {
                 objects,
                 runs,
                 start,
-                network,
+                endpoint,
                 python,
             };
             let total = options.memory_sizes.len() * options.variants.len();
@@ -291,17 +322,12 @@ async fn endpoint_throughput(requests: usize, concurrency: NonZeroUsize) -> anyh
     let (_s3, client) = seeded_endpoint(BUCKET, OBJECTS).await?;
     let keys = (0..requests).map(|i| seed_key(i % OBJECTS)).collect();
     let started = Instant::now();
-    let outcomes = fetch_acls(
-        &client,
-        BUCKET,
-        keys,
-        Strategy::JoinAll {
-            max_in_flight: Some(concurrency),
-        },
-    )
-    .await;
+    let mut tally = Tally::default();
+    let strategy = Strategy::JoinAll {
+        max_in_flight: Some(concurrency),
+    };
+    fetch_acls(&client, BUCKET, keys, strategy, |outcome| tally.add(outcome)).await;
     let elapsed = started.elapsed();
-    let tally = Tally::of(&outcomes);
     println!(
         "local-s3: {requests} GetObjectAcl requests, {concurrency} in flight, in {:.2} s: {:.0} requests/s ({} failed; client and server share this machine's {} cores)",
         elapsed.as_secs_f64(),

@@ -11,6 +11,9 @@ pub struct Sample {
     pub cpu_ms: f64,
     pub acls_fetched: usize,
     pub failures: usize,
+    /// Connections the invocation opened; `None` where the child cannot tell.
+    #[serde(default)]
+    pub connections_opened: Option<usize>,
 }
 
 /// A cell's figures over its samples.
@@ -25,6 +28,9 @@ pub struct Summary {
     pub cpu_us_per_acl: Option<f64>,
     pub acls_per_second: f64,
     pub failures: usize,
+    /// Mean connections opened per invocation, when the child counted them.
+    #[serde(default)]
+    pub connections_per_invocation: Option<f64>,
 }
 
 impl Summary {
@@ -52,6 +58,11 @@ impl Summary {
                 0.0
             },
             failures: samples.iter().map(|s| s.failures).sum(),
+            connections_per_invocation: samples
+                .iter()
+                .map(|s| s.connections_opened)
+                .sum::<Option<usize>>()
+                .map(|total| total as f64 / runs as f64),
         })
     }
 }
@@ -83,6 +94,7 @@ mod tests {
             cpu_ms,
             acls_fetched: 100,
             failures: 0,
+            connections_opened: Some(4),
         }
     }
 
@@ -99,6 +111,17 @@ mod tests {
         assert_eq!(summary.cpu_ms_per_invocation, 5.0);
         assert_eq!(summary.cpu_us_per_acl, Some(50.0));
         assert_eq!(summary.acls_per_second, 500.0);
+        assert_eq!(summary.connections_per_invocation, Some(4.0));
+    }
+
+    #[test]
+    fn connections_are_unknown_if_any_invocation_could_not_count_them() {
+        let uncounted = Sample {
+            connections_opened: None,
+            ..sample(100.0, 4.0)
+        };
+        let summary = Summary::of(&[sample(100.0, 4.0), uncounted]).unwrap();
+        assert_eq!(summary.connections_per_invocation, None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use acl_audit::target::{BLOCKING_POOL_SIZE, MAX_IN_FLIGHT};
+use acl_audit::target::{BLOCKING_POOL_SIZE, LAMBDA_MEMORY_SIZE, MAX_IN_FLIGHT};
 use acl_audit::{Config, StrategyKind};
 use anyhow::{Context as _, bail};
 use local_s3::NetworkModel;
@@ -68,7 +68,7 @@ impl Variant {
 
     /// Calls in flight at most: for our strategies, what the child's configuration resolves
     /// from the same variables it is given.
-    fn concurrency(&self, objects: usize) -> anyhow::Result<usize> {
+    fn concurrency(&self, objects: usize, memory_mb: u32) -> anyhow::Result<usize> {
         let pool = acl_audit::target::default_blocking_pool_size().get();
         Ok(match self {
             Variant::Rust {
@@ -78,6 +78,7 @@ impl Variant {
                 let config = Config::from_vars(|name| match name {
                     MAX_IN_FLIGHT => max_in_flight.map(|cap| cap.to_string()),
                     BLOCKING_POOL_SIZE => Some(pool.to_string()),
+                    LAMBDA_MEMORY_SIZE => Some(memory_mb.to_string()),
                     _ => None,
                 })?;
                 config.strategy(*strategy).concurrency_limit().unwrap_or(objects)
@@ -151,14 +152,25 @@ impl PythonPeers {
     }
 }
 
+/// Where the children send their requests.
+#[derive(Debug, Clone)]
+pub enum EndpointChoice {
+    /// A local-s3 process started for the sweep: HTTPS, its bucket seeded, this network model.
+    Embedded { network: NetworkModel },
+    /// Any S3 endpoint (moto, MinIO, S3 itself), reached with the user's own AWS configuration;
+    /// its network is whatever it is, so no floor is computed.
+    External { url: String, bucket: String },
+}
+
 #[derive(Debug, Clone)]
 pub struct SweepOptions {
     pub memory_sizes: Vec<u32>,
     pub variants: Vec<Variant>,
+    /// Objects in the bucket: seeded on the embedded endpoint, counted on an external one.
     pub objects: usize,
     pub runs: usize,
     pub start: Start,
-    pub network: NetworkModel,
+    pub endpoint: EndpointChoice,
     /// Where the Python variants run, when there are any.
     pub python: Option<PythonPeers>,
 }
@@ -174,9 +186,9 @@ pub struct Cell {
     pub peak_rss_kb: u64,
     /// p50 over the fastest variant's p50 at this memory size.
     pub vs_fastest: f64,
-    /// p50 over the least time the network model allows.
-    pub vs_floor: f64,
-    pub floor_ms: f64,
+    /// p50 over the least time the network model allows; `None` on an external endpoint.
+    pub vs_floor: Option<f64>,
+    pub floor_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,12 +196,20 @@ pub struct SweepResult {
     pub objects: usize,
     pub runs: usize,
     pub start: Start,
-    pub rtt_ms: f64,
-    pub service_ms: f64,
-    pub handshake_rtts: u32,
+    /// `local-s3` (embedded), or the external endpoint's URL.
+    #[serde(default = "embedded_endpoint_name")]
+    pub endpoint: String,
+    /// The network model's settings; `None` on an external endpoint.
+    pub rtt_ms: Option<f64>,
+    pub service_ms: Option<f64>,
+    pub handshake_rtts: Option<u32>,
     /// How the memory sizes' CPU shares were enforced, or why they were not.
     pub cpu_limit: String,
     pub cells: Vec<Cell>,
+}
+
+fn embedded_endpoint_name() -> String {
+    "local-s3".to_owned()
 }
 
 /// A child process killed when dropped, so that no server outlives the benchmark.
@@ -202,28 +222,50 @@ impl Drop for Reaped {
     }
 }
 
-/// The local-s3 process, the CA file it wrote and the environment its clients need. Dropping
-/// it stops the process and removes the file, however the sweep ends.
+/// What the children talk to: the environment they need and, for the embedded endpoint, the
+/// local-s3 process and the CA file it wrote. Dropping it stops the process and removes the
+/// file, however the sweep ends.
 struct Endpoint {
-    _process: Reaped,
-    ca_file: PathBuf,
+    _process: Option<Reaped>,
+    ca_file: Option<PathBuf>,
     env: Vec<(String, String)>,
+    bucket: String,
+    /// Whether the children may read the user's AWS configuration (credentials, profile).
+    uses_own_aws_config: bool,
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.ca_file);
+        if let Some(ca_file) = &self.ca_file {
+            let _ = std::fs::remove_file(ca_file);
+        }
     }
 }
 
-fn start_endpoint(binary_dir: &Path, options: &SweepOptions) -> anyhow::Result<Endpoint> {
+impl Endpoint {
+    fn external(url: &str, bucket: &str) -> Self {
+        // The user's own AWS settings (keys, profile, region, CA bundle) reach the children.
+        let mut env: Vec<(String, String)> = std::env::vars()
+            .filter(|(name, _)| name.starts_with("AWS_") || name == "HOME")
+            .collect();
+        env.push(("AWS_ENDPOINT_URL".to_owned(), url.to_owned()));
+        Endpoint {
+            _process: None,
+            ca_file: None,
+            env,
+            bucket: bucket.to_owned(),
+            uses_own_aws_config: true,
+        }
+    }
+}
+
+fn start_endpoint(binary_dir: &Path, objects: usize, network: NetworkModel) -> anyhow::Result<Endpoint> {
     let binary = binary_dir.join("local-s3");
     let ca_file = std::env::temp_dir().join(format!("acl-bench-{}-ca.pem", std::process::id()));
-    let network = options.network;
     let mut process = Reaped(
         Command::new(&binary)
             .args(["--port", "0", "--tls", "--seed-bucket", BUCKET])
-            .args(["--objects", &options.objects.to_string()])
+            .args(["--objects", &objects.to_string()])
             .args(["--ca-bundle-out", &ca_file.display().to_string()])
             .args(["--rtt-ms", &(network.rtt.as_secs_f64() * 1e3).to_string()])
             .args(["--service-ms", &(network.service_time.as_secs_f64() * 1e3).to_string()])
@@ -236,9 +278,11 @@ fn start_endpoint(binary_dir: &Path, options: &SweepOptions) -> anyhow::Result<E
     let stdout = process.0.stdout.take().context("local-s3's stdout")?;
     // From here on, dropping `endpoint` on an error also removes the CA file.
     let mut endpoint = Endpoint {
-        _process: process,
-        ca_file,
+        _process: Some(process),
+        ca_file: Some(ca_file),
         env: Vec::new(),
+        bucket: BUCKET.to_owned(),
+        uses_own_aws_config: false,
     };
     for line in BufReader::new(stdout).lines().take(5) {
         let line = line.context("reading local-s3's output")?;
@@ -260,7 +304,12 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         .parent()
         .context("this executable has no directory")?
         .to_owned();
-    let endpoint = start_endpoint(&binary_dir, options)?;
+    let (endpoint, network) = match &options.endpoint {
+        EndpointChoice::Embedded { network } => {
+            (start_endpoint(&binary_dir, options.objects, *network)?, Some(*network))
+        }
+        EndpointChoice::External { url, bucket } => (Endpoint::external(url, bucket), None),
+    };
     let controller = CpuController::detect();
     let mut cells = Vec::new();
     for &memory_mb in &options.memory_sizes {
@@ -272,20 +321,21 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
             let reports = run_variant(&binary_dir, &endpoint, cgroup.as_ref(), memory_mb, variant, options)?;
             let samples: Vec<Sample> = reports.iter().flat_map(|r| r.samples.iter().copied()).collect();
             let summary = Summary::of(&samples).context("a variant produced no samples")?;
-            let concurrency = variant.concurrency(options.objects)?;
-            let network = options.network;
-            let floor = floor_ms(
-                options.objects,
-                concurrency,
-                network.request_delay().as_secs_f64() * 1e3,
-                network.connection_delay().as_secs_f64() * 1e3,
-                options.start.opens_connections(),
-            );
+            let concurrency = variant.concurrency(options.objects, memory_mb)?;
+            let floor = network.map(|network| {
+                floor_ms(
+                    options.objects,
+                    concurrency,
+                    network.request_delay().as_secs_f64() * 1e3,
+                    network.connection_delay().as_secs_f64() * 1e3,
+                    options.start.opens_connections(),
+                )
+            });
             let cell = Cell {
                 memory_mb,
                 variant: variant.label(),
                 concurrency,
-                vs_floor: summary.p50_ms / floor,
+                vs_floor: floor.map(|floor| summary.p50_ms / floor),
                 floor_ms: floor,
                 init_ms: reports.iter().map(|r| r.init_ms).sum::<f64>() / reports.len() as f64,
                 peak_rss_kb: reports.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0),
@@ -308,9 +358,13 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         objects: options.objects,
         runs: options.runs,
         start: options.start,
-        rtt_ms: options.network.rtt.as_secs_f64() * 1e3,
-        service_ms: options.network.service_time.as_secs_f64() * 1e3,
-        handshake_rtts: options.network.handshake_rtts,
+        endpoint: match &options.endpoint {
+            EndpointChoice::Embedded { .. } => embedded_endpoint_name(),
+            EndpointChoice::External { url, .. } => url.clone(),
+        },
+        rtt_ms: network.map(|n| n.rtt.as_secs_f64() * 1e3),
+        service_ms: network.map(|n| n.service_time.as_secs_f64() * 1e3),
+        handshake_rtts: network.map(|n| n.handshake_rtts),
         cpu_limit: controller.to_string(),
         cells,
     })
@@ -324,24 +378,25 @@ fn run_variant(
     variant: &Variant,
     options: &SweepOptions,
 ) -> anyhow::Result<Vec<ChildReport>> {
-    let host_cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let blocking_pool_size = acl_audit::target::default_blocking_pool_size();
     let child = |mode: &[&str]| -> anyhow::Result<ChildReport> {
         let mut command = variant.command(binary_dir, options.python.as_ref())?;
         command
             .args(mode)
             .envs(endpoint.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("BUCKET_NAME", BUCKET)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string())
-            // Nothing from the user's own AWS set-up reaches the children.
-            .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("BUCKET_NAME", &endpoint.bucket)
+            .env(LAMBDA_MEMORY_SIZE, memory_mb.to_string())
             // A Lambda VM shows its vCPUs whatever its memory size, and so os.cpu_count() for
-            // Python; std and tokio would read the cgroup quota instead and see one.
-            .env("TOKIO_WORKER_THREADS", host_cpus.to_string())
+            // Python; std would read the cgroup quota instead and see one.
             .env(BLOCKING_POOL_SIZE, blocking_pool_size.to_string())
             .stderr(Stdio::inherit());
+        if !endpoint.uses_own_aws_config {
+            // Nothing from the user's own AWS set-up reaches children of the embedded endpoint.
+            command
+                .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials")
+                .env("AWS_EC2_METADATA_DISABLED", "true");
+        }
         if let Some(cgroup) = cgroup {
             command.arg("--join-cgroup").arg(cgroup.procs_file());
         }
@@ -367,8 +422,15 @@ fn run_variant(
 }
 
 pub fn print_table(result: &SweepResult) {
+    let network = match (result.rtt_ms, result.service_ms, result.handshake_rtts) {
+        (Some(rtt), Some(service), Some(handshake)) => format!(
+            "{}, RTT {rtt} ms + service {service} ms per request, {handshake} round trips per new connection",
+            result.endpoint
+        ),
+        _ => format!("{} (its own network)", result.endpoint),
+    };
     println!(
-        "{} objects, {} runs per cell ({}), RTT {} ms + service {} ms per request, {} round trips per new connection; CPU limit: {}",
+        "{} objects, {} runs per cell ({}), {network}; CPU limit: {}",
         result.objects,
         result.runs,
         match result.start {
@@ -376,13 +438,10 @@ pub fn print_table(result: &SweepResult) {
             Start::EmptyPool => "empty pool: one process, a new client each, after a warm-up",
             Start::Cold => "cold: a new process each",
         },
-        result.rtt_ms,
-        result.service_ms,
-        result.handshake_rtts,
         result.cpu_limit
     );
     println!(
-        "{:>6} {:<20} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "{:>6} {:<20} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} {:>7}",
         "MB",
         "variant",
         "limit",
@@ -391,6 +450,7 @@ pub fn print_table(result: &SweepResult) {
         "min ms",
         "CPU ms",
         "µs/ACL",
+        "conns",
         "RSS MB",
         "vs best",
         "vs floor",
@@ -399,7 +459,7 @@ pub fn print_table(result: &SweepResult) {
     for cell in &result.cells {
         let s = &cell.summary;
         println!(
-            "{:>6} {:<20} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.0} {:>8.1} {:>7.2}x {:>7.2}x {:>7}",
+            "{:>6} {:<20} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.0} {:>6} {:>8.1} {:>7.2}x {:>8} {:>7}",
             cell.memory_mb,
             cell.variant,
             cell.concurrency,
@@ -408,9 +468,12 @@ pub fn print_table(result: &SweepResult) {
             s.min_ms,
             s.cpu_ms_per_invocation,
             s.cpu_us_per_acl.unwrap_or(f64::NAN),
+            s.connections_per_invocation
+                .map_or_else(|| "?".to_owned(), |n| format!("{n:.0}")),
             cell.peak_rss_kb as f64 / 1024.0,
             cell.vs_fastest,
-            cell.vs_floor,
+            cell.vs_floor
+                .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}x")),
             s.failures
         );
     }
@@ -456,15 +519,15 @@ mod tests {
         };
         assert_eq!(capped.label(), "join-all/16");
         assert_eq!(unbounded.label(), "join-all/unbounded");
-        assert_eq!(unbounded.concurrency(100).unwrap(), 100);
-        assert_eq!(capped.concurrency(100).unwrap(), 16);
+        assert_eq!(unbounded.concurrency(100, 128).unwrap(), 100);
+        assert_eq!(capped.concurrency(100, 128).unwrap(), 16);
         let default_join_all = Variant::Rust {
             strategy: StrategyKind::JoinAll,
             max_in_flight: None,
         };
         assert_eq!(
-            default_join_all.concurrency(100).unwrap(),
-            acl_audit::target::DEFAULT_MAX_IN_FLIGHT
+            default_join_all.concurrency(100, 128).unwrap(),
+            acl_audit::target::default_max_in_flight(Some(128)).get()
         );
         assert_eq!(
             Variant::Python {

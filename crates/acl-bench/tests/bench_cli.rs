@@ -1,18 +1,25 @@
 //! `acl-bench bench` as `make bench` runs it, on a small sweep: it starts local-s3, runs its
 //! children, prints the table, writes the JSON and leaves no process or cgroup behind.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 
-/// Runs a 3-variant sweep at one size, starting each invocation as `start` says, and checks
-/// the table, the JSON and that no cgroup is left behind.
-fn small_sweep(start: &str) {
-    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_acl-bench"));
+fn binaries() -> (PathBuf, PathBuf) {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_acl-bench"));
     let local_s3 = exe.with_file_name("local-s3");
     assert!(
         local_s3.exists(),
         "{} is missing: the workspace build (`make test`) builds it",
         local_s3.display()
     );
+    (exe, local_s3)
+}
+
+/// Runs a 3-variant sweep at one size, starting each invocation as `start` says, and checks
+/// the table, the JSON and that no cgroup is left behind.
+fn small_sweep(start: &str) {
+    let (exe, _) = binaries();
     let out = std::env::temp_dir().join(format!("acl-bench-cli-{}-{start}.json", std::process::id()));
     let child = Command::new(&exe)
         .args([
@@ -57,6 +64,13 @@ fn small_sweep(start: &str) {
         assert_eq!(cell["summary"]["failures"], 0);
         assert!(cell["summary"]["p50_ms"].as_f64().unwrap() > 0.0);
         assert!(cell["peak_rss_kb"].as_u64().unwrap() > 0);
+        // A warm invocation reuses the warm-up's connections; any other opens its own.
+        let connections = cell["summary"]["connections_per_invocation"].as_f64().unwrap();
+        if start == "warm" {
+            assert_eq!(connections, 0.0, "{cell}");
+        } else {
+            assert!(connections >= 1.0, "{cell}");
+        }
     }
     let fastest = cells.iter().filter(|c| c["vs_fastest"] == 1.0).count();
     assert_eq!(fastest, 1, "exactly one variant is the fastest: {cells:?}");
@@ -84,4 +98,96 @@ fn an_empty_pool_sweep_prints_the_table_and_writes_the_json() {
 #[test]
 fn a_cold_sweep_prints_the_table_and_writes_the_json() {
     small_sweep("cold");
+}
+
+/// A plain-HTTP local-s3 with no bucket, killed when dropped, and the environment its
+/// `export` lines give a client.
+struct ExternalEndpoint {
+    process: Child,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for ExternalEndpoint {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn external_endpoint() -> ExternalEndpoint {
+    let (_, local_s3) = binaries();
+    let mut process = Command::new(local_s3)
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(process.stdout.take().unwrap());
+    let env = stdout
+        .lines()
+        .take(4)
+        .map(|line| {
+            let line = line.unwrap();
+            let (name, value) = line.strip_prefix("export ").unwrap().split_once('=').unwrap();
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    ExternalEndpoint { process, env }
+}
+
+fn bench_against(endpoint: &ExternalEndpoint, extra: &[&str]) -> std::process::Output {
+    let (exe, _) = binaries();
+    let url = &endpoint
+        .env
+        .iter()
+        .find(|(name, _)| name == "AWS_ENDPOINT_URL")
+        .unwrap()
+        .1;
+    let out = std::env::temp_dir().join(format!("acl-bench-external-{}.json", std::process::id()));
+    let output = Command::new(exe)
+        .args(["bench", "--endpoint", url, "--bucket", "outside"])
+        .args(["--sizes", "3008", "--objects", "15", "--runs", "1", "--caps", "--out"])
+        .arg(&out)
+        .args(extra)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(endpoint.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(out.with_extension("svg"));
+    output
+}
+
+#[test]
+fn an_external_endpoint_is_seeded_on_request_and_swept_with_the_user_s_credentials() {
+    let endpoint = external_endpoint();
+    let output = bench_against(&endpoint, &["--seed"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("\n15 objects, 1 runs per cell"), "{stdout}");
+    assert!(stdout.contains("(its own network)"), "{stdout}");
+    for variant in ["sequential", "spawn-blocking", "join-all"] {
+        assert!(
+            stdout.lines().any(|l| l.contains(" 3008 ") && l.contains(variant)),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_external_bucket_is_named_before_any_child_runs() {
+    let endpoint = external_endpoint();
+    let output = bench_against(&endpoint, &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("\"outside\" does not exist"), "{stderr}");
+    assert!(stderr.contains("add --seed"), "{stderr}");
 }

@@ -1,6 +1,5 @@
 //! Lambda function `join-all`: the shared handler with the `join-all` strategy.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    acl_audit::lambda::run(acl_audit::StrategyKind::JoinAll).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    acl_audit::lambda::run(acl_audit::StrategyKind::JoinAll)
 }

@@ -1,6 +1,5 @@
 //! Lambda function `sequential`: the shared handler with the `sequential` strategy.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    acl_audit::lambda::run(acl_audit::StrategyKind::Sequential).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    acl_audit::lambda::run(acl_audit::StrategyKind::Sequential)
 }

@@ -1,6 +1,5 @@
 //! Lambda function `spawn-blocking`: the shared handler with the `spawn-blocking` strategy.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    acl_audit::lambda::run(acl_audit::StrategyKind::SpawnBlocking).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    acl_audit::lambda::run(acl_audit::StrategyKind::SpawnBlocking)
 }
