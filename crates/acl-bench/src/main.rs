@@ -57,6 +57,10 @@ enum Command {
         /// Objects in the bucket.
         #[arg(long, default_value_t = 100)]
         objects: usize,
+        /// The Rust strategies to run, each with its default settings (`join-all` alone for a
+        /// large bucket: `sequential` takes 100 000 round trips).
+        #[arg(long, value_delimiter = ',', value_parser = parse_strategy, default_value = "sequential,spawn-blocking,join-all")]
+        strategies: Vec<StrategyKind>,
         /// Measured invocations per cell (after one warm-up, unless --start cold).
         #[arg(long, default_value_t = 10)]
         runs: usize,
@@ -156,6 +160,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench {
             sizes,
             objects,
+            strategies,
             runs,
             start,
             caps,
@@ -181,7 +186,7 @@ fn main() -> anyhow::Result<()> {
                     (EndpointChoice::Embedded { network }, objects)
                 }
             };
-            let mut variants: Vec<Variant> = StrategyKind::ALL
+            let mut variants: Vec<Variant> = strategies
                 .into_iter()
                 .map(|strategy| Variant::Rust {
                     strategy,
@@ -211,15 +216,21 @@ fn main() -> anyhow::Result<()> {
                 endpoint,
                 python,
             };
-            let total = options.memory_sizes.len() * options.variants.len();
-            let mut done = 0;
+            let progress = progress_bar(options.memory_sizes.len() * options.variants.len());
             let result = acl_bench::sweep::run(&options, |cell| {
-                done += 1;
-                eprintln!(
-                    "[{done}/{total}] {} MB {}: p50 {:.1} ms",
+                let line = format!(
+                    "{} MB {}: p50 {:.1} ms",
                     cell.memory_mb, cell.variant, cell.summary.p50_ms
                 );
+                progress.inc(1);
+                if progress.is_hidden() {
+                    // Not a terminal (CI, a log file): one line per cell instead of a bar.
+                    eprintln!("[{}/{}] {line}", progress.position(), progress.length().unwrap_or(0));
+                } else {
+                    progress.set_message(line);
+                }
             })?;
+            progress.finish_and_clear();
             acl_bench::sweep::print_table(&result);
             acl_bench::sweep::write_json(&result, &out)?;
             let chart = out.with_extension("svg");
@@ -243,6 +254,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn progress_bar(cells: usize) -> indicatif::ProgressBar {
+    let progress = indicatif::ProgressBar::new(cells as u64);
+    let style = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} cells, last: {msg}")
+        .map(|style| style.progress_chars("=> "));
+    if let Ok(style) = style {
+        progress.set_style(style);
+    }
+    progress.enable_steady_tick(std::time::Duration::from_millis(500));
+    progress
 }
 
 async fn seeded_endpoint(bucket: &str, objects: usize) -> anyhow::Result<(LocalS3, Client)> {

@@ -441,13 +441,14 @@ pub fn print_table(result: &SweepResult) {
         result.cpu_limit
     );
     println!(
-        "{:>6} {:<20} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} {:>7}",
+        "{:>6} {:<20} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} {:>7}",
         "MB",
         "variant",
         "limit",
         "p50 ms",
         "p95 ms",
         "min ms",
+        "ACLs/s",
         "CPU ms",
         "µs/ACL",
         "conns",
@@ -459,13 +460,14 @@ pub fn print_table(result: &SweepResult) {
     for cell in &result.cells {
         let s = &cell.summary;
         println!(
-            "{:>6} {:<20} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.0} {:>6} {:>8.1} {:>7.2}x {:>8} {:>7}",
+            "{:>6} {:<20} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>8.0} {:>9.1} {:>8.0} {:>6} {:>8.1} {:>7.2}x {:>8} {:>7}",
             cell.memory_mb,
             cell.variant,
             cell.concurrency,
             s.p50_ms,
             s.p95_ms,
             s.min_ms,
+            s.acls_per_second,
             s.cpu_ms_per_invocation,
             s.cpu_us_per_acl.unwrap_or(f64::NAN),
             s.connections_per_invocation
