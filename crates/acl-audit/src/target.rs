@@ -21,17 +21,19 @@ pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
 /// `join-all`'s in-flight cap when `MAX_IN_FLIGHT` is unset, from the function's memory size.
 ///
-/// Each call in flight needs a connection, and a new connection costs a TLS handshake of about
-/// 0.7 ms of CPU, against about 0.2 ms for a request on an open one (`make bench`). At 128 MB
-/// (7 % of a core) 100 handshakes take over a second of CPU, so a run that finds its pool empty,
-/// as an hourly schedule does, is fastest with few connections; with a whole core, more calls in
-/// flight win. One call per 8 MB (16 at 128 MB, 221 at 1 769 MB) tracks the CPU share; the
-/// bounds keep at least 16 round trips' worth of overlap and stay far below Lambda's 1 024 file
-/// descriptors. The README's benchmark section shows the sweep behind the numbers.
+/// Each call in flight needs a connection of its own, and a new connection costs a TLS
+/// handshake: about 0.6 ms of CPU against 0.15 ms for a request on an open one (`make bench`).
+/// At 128 MB (7 % of a core) 100 handshakes take most of a second, so a run that finds its
+/// connections closed, as a schedule an hour apart does, is fastest with few of them; with more
+/// CPU, more calls in flight pay off. The sweep with an empty pool put the best cap at 16 for
+/// 128 and 256 MB, 32 at 512 MB and 64-128 from 1 024 MB up: one call per 16 MB, at least 16,
+/// at most 128 (far below Lambda's 1 024 file descriptors) follows it within 8 %. A container
+/// invoked again within seconds, its connections still open, would do better with more: set
+/// `MAX_IN_FLIGHT` then. The README's benchmark section has the figures.
 pub fn default_max_in_flight(memory_mb: Option<usize>) -> NonZeroUsize {
-    const MB_PER_CALL: usize = 8;
+    const MB_PER_CALL: usize = 16;
     const FEWEST: usize = 16;
-    const MOST: usize = 256;
+    const MOST: usize = 128;
     /// Outside Lambda (no memory size): a middle value.
     const UNKNOWN_MEMORY: usize = 64;
     let cap = memory_mb.map_or(UNKNOWN_MEMORY, |mb| (mb / MB_PER_CALL).clamp(FEWEST, MOST));
