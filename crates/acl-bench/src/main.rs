@@ -70,7 +70,7 @@ enum Command {
         start: Start,
         /// Extra join-all variants with these MAX_IN_FLIGHT caps (0 = unbounded); `--caps`
         /// alone for none.
-        #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "8,16,32,0")]
+        #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "16,32,64,128,0")]
         caps: Vec<usize>,
         /// Network round trip per request and per handshake round trip, ms. Same-region
         /// Lambda to S3 is in the low milliseconds.
