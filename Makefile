@@ -11,12 +11,13 @@ FUNCTIONS := sequential spawn-blocking join-all
 
 .PHONY: run bench bench-peers test lint fmt build local-s3 bench-local-s3 tools clean
 
-## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once
+## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once (loopback)
 run:
 	$(CARGO) run --release --quiet -p acl-bench -- compare --objects $(OBJECTS)
 
-## bench: every strategy at every Lambda memory size, HTTPS + network model, CPU-limited children
-## (BENCH_ARGS passes options, e.g. BENCH_ARGS="--start cold" or "--sizes 128,1769 --runs 20")
+## bench: the main job. Every strategy at every Lambda memory size, HTTPS + network model,
+## CPU-limited children (BENCH_ARGS passes options, e.g. BENCH_ARGS="--start empty-pool" or
+## "--sizes 128,1769 --runs 20" or "--endpoint URL --bucket NAME --seed")
 bench:
 	$(CARGO) build --release --quiet -p local-s3 -p acl-bench
 	target/release/acl-bench bench $(BENCH_ARGS)
