@@ -183,6 +183,10 @@ mod tests {
         let client = crate::client::client_for_endpoint("http://127.0.0.1:9", "key", "secret");
         let pending = fetch_acl(&client, "bucket", "key".to_owned());
         // 100 000 of them in 25 MB at most.
-        assert!(std::mem::size_of_val(&pending) <= 256, "{} bytes", std::mem::size_of_val(&pending));
+        assert!(
+            std::mem::size_of_val(&pending) <= 256,
+            "{} bytes",
+            std::mem::size_of_val(&pending)
+        );
     }
 }
