@@ -3,13 +3,15 @@
 SHELL := bash
 CARGO ?= cargo
 VENV := .venv
+# SAM CLI pins a botocore that aioboto3 (the Python peers, in $(VENV)) cannot use: its own venv.
+DEPLOY_VENV := .venv-deploy
 PYTHON ?= python3
 OBJECTS ?= 100
 PORT ?= 9000
 BUCKET ?= acl-audit-demo
 FUNCTIONS := sequential spawn-blocking join-all
 
-.PHONY: run bench bench-peers test lint fmt build local-s3 bench-local-s3 tools clean
+.PHONY: run bench bench-peers test template-check lint fmt build local-s3 bench-local-s3 tools clean
 
 ## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once (loopback)
 run:
@@ -30,10 +32,24 @@ $(VENV)/.peers-installed: $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet aioboto3
 	touch $@
 
-## test: every test of the workspace, against real local-s3 endpoints on loopback
-test:
+## test: every test of the workspace, against real local-s3 endpoints on loopback, and the template's checks
+test: template-check
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+
+## template-check: cfn-lint, sam validate --lint, and least privilege/packaging (deploy/check_template.py), offline
+template-check: $(DEPLOY_VENV)/.installed
+	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0 \
+		$(DEPLOY_VENV)/bin/sam validate --lint
+	$(DEPLOY_VENV)/bin/python deploy/check_template.py
+	$(DEPLOY_VENV)/bin/python -m unittest discover -s deploy
+
+$(DEPLOY_VENV)/.installed:
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --upgrade pip
+	$(DEPLOY_VENV)/bin/pip install --quiet cfn-lint aws-sam-cli
+	touch $@
 
 ## lint: formatting and clippy, warnings as errors
 lint:
@@ -68,4 +84,4 @@ tools: $(VENV)/bin/cargo-lambda
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(DEPLOY_VENV)

@@ -84,7 +84,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
-/// A function's whole `main`: logging, one client for the container's life, the runtime loop.
+/// A function's whole `main`: logging, one client for the container's life, the runtime loop,
+/// and one metrics line per successful invocation.
 pub fn run(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     runtime()?.block_on(serve(kind))
 }
@@ -98,7 +99,9 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
         let client = &client;
         async move {
             let config = Config::from_env()?;
-            handle(kind, client, &config, event).await
+            let report = handle(kind, client, &config, event).await?;
+            crate::metrics::emit(&report, config.memory_mb);
+            Ok::<_, HandlerError>(report)
         }
     });
     // Boxed: the runtime's future type nests deeper than a caller's default recursion limit.

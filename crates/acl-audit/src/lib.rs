@@ -6,11 +6,13 @@
 //! - [`report`]: the JSON report and the ACL audit.
 //! - [`target`]: the event and environment a function is given.
 //! - [`lambda`]: the handler the three functions share.
+//! - [`metrics`]: the CloudWatch Embedded Metric Format line each invocation logs.
 
 pub mod acl;
 pub mod client;
 pub mod error;
 pub mod lambda;
+pub mod metrics;
 pub mod report;
 pub mod strategy;
 pub mod target;

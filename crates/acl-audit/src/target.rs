@@ -120,6 +120,8 @@ pub struct Config {
     pub blocking_pool_size: NonZeroUsize,
     /// `join-all`'s cap: `MAX_IN_FLIGHT` (0 lifts it), else [`default_max_in_flight`].
     pub max_in_flight: Option<NonZeroUsize>,
+    /// The function's memory size, MB, when Lambda says it.
+    pub memory_mb: Option<usize>,
 }
 
 impl Config {
@@ -154,6 +156,7 @@ impl Config {
                 })
                 .transpose()
         };
+        let memory_mb = positive(LAMBDA_MEMORY_SIZE)?.map(NonZeroUsize::get);
         Ok(Config {
             bucket: var(BUCKET_NAME),
             prefix: var(OBJECT_PREFIX),
@@ -161,10 +164,9 @@ impl Config {
             blocking_pool_size: positive(BLOCKING_POOL_SIZE)?.unwrap_or_else(default_blocking_pool_size),
             max_in_flight: match number(MAX_IN_FLIGHT)? {
                 Some(n) => NonZeroUsize::new(n),
-                None => Some(default_max_in_flight(
-                    positive(LAMBDA_MEMORY_SIZE)?.map(NonZeroUsize::get),
-                )),
+                None => Some(default_max_in_flight(memory_mb)),
             },
+            memory_mb,
         })
     }
 
