@@ -10,8 +10,16 @@ OBJECTS ?= 100
 PORT ?= 9000
 BUCKET ?= acl-audit-demo
 FUNCTIONS := sequential spawn-blocking join-all
+STACK ?= acl-audit
+# cargo lambda watch's port; local-s3 keeps 9000.
+WATCH_PORT ?= 9001
+FUNCTION ?= join-all
+PAYLOAD ?= fixtures/console.json
+WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
+SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
-.PHONY: run bench bench-peers test template-check lint fmt build local-s3 bench-local-s3 tools clean
+.PHONY: run bench bench-peers test template-check local-loop-test lint fmt build sam-build deploy \
+	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean
 
 ## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once (loopback)
 run:
@@ -36,12 +44,17 @@ $(VENV)/.peers-installed: $(VENV)/bin/python
 test: template-check
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	$(MAKE) local-loop-test
+
+## local-loop-test: local-s3 + cargo lambda watch + cargo lambda invoke with the fixtures, for each function
+local-loop-test: $(VENV)/bin/cargo-lambda
+	$(CARGO) build --quiet -p local-s3
+	$(WITH_TOOLS) $(PYTHON) deploy/local_loop.py
 
 ## template-check: cfn-lint, sam validate --lint, and least privilege/packaging (deploy/check_template.py), offline
 template-check: $(DEPLOY_VENV)/.installed
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
-	AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0 \
-		$(DEPLOY_VENV)/bin/sam validate --lint
+	$(SAM_OFFLINE) $(DEPLOY_VENV)/bin/sam validate --lint
 	$(DEPLOY_VENV)/bin/python deploy/check_template.py
 	$(DEPLOY_VENV)/bin/python -m unittest discover -s deploy
 
@@ -64,6 +77,40 @@ build: $(VENV)/bin/cargo-lambda
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap; done
+
+## sam-build: sam build (rust-cargolambda: cargo lambda build --release --arm64 per function) into .aws-sam/
+sam-build: $(VENV)/bin/cargo-lambda $(DEPLOY_VENV)/.installed
+	rustup target add aarch64-unknown-linux-gnu
+	$(WITH_TOOLS) sam build
+
+## deploy: sam build + sam deploy (--guided until samconfig.toml holds BucketName)
+deploy: sam-build
+	if grep -q '^parameter_overrides.*BucketName' samconfig.toml; then \
+		$(WITH_TOOLS) sam deploy; else $(WITH_TOOLS) sam deploy --guided; fi
+
+## deploy-cargo-lambda: each function with cargo lambda deploy (make build first); IAM_ROLE= an ARN
+## that may read the bucket (the stack's AuditRole, for one), BUCKET= the bucket to audit
+deploy-cargo-lambda: $(VENV)/bin/cargo-lambda
+	test -n "$(IAM_ROLE)" || { echo "IAM_ROLE=arn:... is required: cargo lambda's own role cannot read S3"; exit 1; }
+	for f in $(FUNCTIONS); do $(WITH_TOOLS) $(CARGO) lambda deploy $$f --binary-name $$f \
+		--iam-role "$(IAM_ROLE)" --env-var BUCKET_NAME=$(BUCKET) --memory 256 --timeout 300 || exit 1; done
+
+## invoke: each deployed function once (sam remote invoke), with $(PAYLOAD)
+invoke: $(DEPLOY_VENV)/.installed
+	for f in SequentialFunction SpawnBlockingFunction JoinAllFunction; do \
+		$(WITH_TOOLS) sam remote invoke $$f --stack-name $(STACK) --event-file $(PAYLOAD) || exit 1; done
+
+## logs: tail the deployed functions' logs
+logs: $(DEPLOY_VENV)/.installed
+	$(WITH_TOOLS) sam logs --stack-name $(STACK) --tail
+
+## watch: serve the three functions locally (cargo lambda watch) against `make local-s3`
+watch: $(VENV)/bin/cargo-lambda
+	$(WITH_TOOLS) $(CARGO) lambda watch -A 127.0.0.1 -P $(WATCH_PORT) --env-file deploy/local.env
+
+## invoke-local: invoke FUNCTION (default join-all) served by `make watch` with PAYLOAD
+invoke-local: $(VENV)/bin/cargo-lambda
+	$(WITH_TOOLS) $(CARGO) lambda invoke $(FUNCTION) -A 127.0.0.1 -P $(WATCH_PORT) --data-file $(PAYLOAD) --output-format json
 
 ## local-s3: serve local-s3 on 127.0.0.1:$(PORT) with a seeded bucket, until Ctrl-C
 local-s3:
