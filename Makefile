@@ -18,7 +18,7 @@ PAYLOAD ?= fixtures/console.json
 WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
 SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
-.PHONY: run bench bench-peers test template-check local-loop-test lint fmt build sam-build deploy \
+.PHONY: run bench bench-peers test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
 	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean
 
 ## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once (loopback)
@@ -45,6 +45,7 @@ test: template-check
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(MAKE) local-loop-test
+	$(MAKE) sam-build-check
 
 ## local-loop-test: local-s3 + cargo lambda watch + cargo lambda invoke with the fixtures, for each function
 local-loop-test: $(VENV)/bin/cargo-lambda
@@ -81,7 +82,11 @@ build: $(VENV)/bin/cargo-lambda
 ## sam-build: sam build (rust-cargolambda: cargo lambda build --release --arm64 per function) into .aws-sam/
 sam-build: $(VENV)/bin/cargo-lambda $(DEPLOY_VENV)/.installed
 	rustup target add aarch64-unknown-linux-gnu
-	$(WITH_TOOLS) sam build
+	$(WITH_TOOLS) $(SAM_OFFLINE) sam build
+
+## sam-build-check: sam build offline, then check the three artefacts are aarch64 bootstraps
+sam-build-check: sam-build
+	$(PYTHON) deploy/check_artifacts.py
 
 ## deploy: sam build + sam deploy (--guided until samconfig.toml holds BucketName)
 deploy: sam-build
