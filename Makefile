@@ -15,6 +15,7 @@ STACK ?= acl-audit
 WATCH_PORT ?= 9001
 FUNCTION ?= join-all
 PAYLOAD ?= fixtures/console.json
+REMOTE_PAYLOAD ?= fixtures/console-empty.json
 WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
 SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
@@ -100,10 +101,10 @@ deploy-cargo-lambda: $(VENV)/bin/cargo-lambda
 	for f in $(FUNCTIONS); do $(WITH_TOOLS) $(CARGO) lambda deploy $$f --binary-name $$f \
 		--iam-role "$(IAM_ROLE)" --env-var BUCKET_NAME=$(BUCKET) --memory 256 --timeout 300 || exit 1; done
 
-## invoke: each deployed function once (sam remote invoke), with $(PAYLOAD)
+## invoke: each deployed function once (sam remote invoke), with $(REMOTE_PAYLOAD) ({}: the configured bucket)
 invoke: $(DEPLOY_VENV)/.installed
 	for f in SequentialFunction SpawnBlockingFunction JoinAllFunction; do \
-		$(WITH_TOOLS) sam remote invoke $$f --stack-name $(STACK) --event-file $(PAYLOAD) || exit 1; done
+		$(WITH_TOOLS) sam remote invoke $$f --stack-name $(STACK) --event-file $(REMOTE_PAYLOAD) || exit 1; done
 
 ## logs: tail the deployed functions' logs
 logs: $(DEPLOY_VENV)/.installed
