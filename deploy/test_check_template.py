@@ -25,40 +25,43 @@ def check(template_text):
 
 
 class CheckTemplate(unittest.TestCase):
+    def assert_finding(self, old, new, finding):
+        bad = TEMPLATE.replace(old, new)
+        self.assertNotEqual(bad, TEMPLATE, "the mutation must apply")
+        code, output = check(bad)
+        self.assertEqual(code, 1, output)
+        self.assertIn(finding, output)
+
     def test_the_project_template_passes(self):
         code, output = check(TEMPLATE)
         self.assertEqual(code, 0, output)
 
     def test_a_wildcard_resource_fails(self):
-        bad = TEMPLATE.replace("Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}/*", 'Resource: "*"')
-        self.assertNotEqual(bad, TEMPLATE)
-        code, output = check(bad)
-        self.assertEqual(code, 1, output)
-        self.assertIn('AuditRole/read-object-acls: Resource "*"', output)
+        self.assert_finding(
+            "Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}/*",
+            'Resource: "*"',
+            'AuditRole/read-object-acls: Resource "*"',
+        )
 
     def test_an_extra_action_fails(self):
-        bad = TEMPLATE.replace("Action: s3:GetObjectAcl", "Action: [s3:GetObjectAcl, s3:GetObject]")
-        self.assertNotEqual(bad, TEMPLATE)
-        code, output = check(bad)
-        self.assertEqual(code, 1, output)
-        self.assertIn("action s3:GetObject beyond", output)
+        self.assert_finding(
+            "Action: s3:GetObjectAcl", "Action: [s3:GetObjectAcl, s3:GetObject]", "action s3:GetObject beyond"
+        )
 
     def test_a_function_built_from_elsewhere_fails(self):
-        bad = TEMPLATE.replace("CodeUri: functions/join-all", "CodeUri: functions/join_all")
-        code, output = check(bad)
-        self.assertEqual(code, 1, output)
-        self.assertIn("JoinAllFunction: CodeUri 'functions/join_all'", output)
+        self.assert_finding(
+            "CodeUri: functions/join-all",
+            "CodeUri: functions/join_all",
+            "JoinAllFunction: CodeUri 'functions/join_all'",
+        )
 
     def test_a_managed_policy_fails(self):
-        bad = TEMPLATE.replace(
+        self.assert_finding(
             "      Policies:\n        - PolicyName: read-object-acls",
             "      ManagedPolicyArns:\n        - arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\n"
             "      Policies:\n        - PolicyName: read-object-acls",
+            "managed policy arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
         )
-        self.assertNotEqual(bad, TEMPLATE)
-        code, output = check(bad)
-        self.assertEqual(code, 1, output)
-        self.assertIn("managed policy arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", output)
 
 
 if __name__ == "__main__":

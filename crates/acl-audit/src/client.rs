@@ -106,6 +106,11 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
 /// no profile or environment lookup, so tests and local runs cannot pick up real credentials.
 pub fn client_for_endpoint(endpoint_url: &str, access_key_id: &str, secret_access_key: &str) -> Client {
     let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "static-endpoint-keys");
+    client_with_credentials(endpoint_url, credentials)
+}
+
+/// The same with any static credentials, a session token included.
+pub fn client_with_credentials(endpoint_url: &str, credentials: Credentials) -> Client {
     let sdk_config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))

@@ -6,11 +6,10 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use acl_audit::client::client_from_sdk_config;
+use acl_audit::client::client_with_credentials;
 use acl_audit::lambda::handle;
 use acl_audit::{Config, StrategyKind};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_s3::config::Credentials;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use local_s3::{LocalS3, Options};
 use serde_json::json;
@@ -40,13 +39,7 @@ impl Write for Captured {
 
 fn client(endpoint_url: &str, secret: &str) -> aws_sdk_s3::Client {
     let credentials = Credentials::new(ACCESS_KEY_ID, secret, Some(SESSION_TOKEN.to_owned()), None, "test");
-    let sdk_config = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint_url)
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .build();
-    client_from_sdk_config(&sdk_config)
+    client_with_credentials(endpoint_url, credentials)
 }
 
 #[tokio::test(flavor = "multi_thread")]
