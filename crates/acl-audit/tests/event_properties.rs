@@ -1,0 +1,79 @@
+//! Whatever JSON an invocation carries, reading it is an answer, never a panic: a request, or
+//! an `InvalidEvent` error that says what is wrong.
+
+use acl_audit::RequestError;
+use acl_audit::target::parse_event;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+/// Any JSON value, nested a few levels, with the field names a payload may use mixed in.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        ".{0,40}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        let key = prop_oneof![
+            Just("bucket".to_owned()),
+            Just("prefix".to_owned()),
+            Just("max_objects".to_owned()),
+            Just("detail-type".to_owned()),
+            Just("detail".to_owned()),
+            "[a-z_-]{1,12}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((key, inner), 0..6).prop_map(|fields| Value::Object(fields.into_iter().collect())),
+        ]
+    })
+}
+
+fn an_answer(payload: Value) -> Result<(), TestCaseError> {
+    match parse_event(payload) {
+        Ok(_) => Ok(()),
+        Err(RequestError::InvalidEvent(message)) => {
+            prop_assert!(!message.trim().is_empty());
+            Ok(())
+        }
+        Err(other) => Err(TestCaseError::fail(format!("not an event error: {other:?}"))),
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_payload_is_read_or_rejected_with_a_message(payload in any_json()) {
+        an_answer(payload)?;
+    }
+
+    #[test]
+    fn any_detail_of_an_eventbridge_event_is_read_or_rejected(detail in any_json()) {
+        an_answer(json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": detail}))?;
+    }
+
+    #[test]
+    fn well_typed_fields_are_taken_as_given(
+        bucket in "[a-z0-9.-]{3,63}",
+        prefix in ".{0,1024}",
+        max_objects in 1usize..=usize::MAX,
+    ) {
+        let request = parse_event(json!({"bucket": bucket, "prefix": prefix, "max_objects": max_objects}))
+            .map_err(|err| TestCaseError::fail(err.to_string()))?;
+        prop_assert_eq!(request.bucket.as_deref(), Some(bucket.as_str()));
+        prop_assert_eq!(request.prefix.as_deref(), Some(prefix.as_str()));
+        prop_assert_eq!(request.max_objects.map(|n| n.get()), Some(max_objects));
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_in_the_error(name in "[a-z]{1,12}") {
+        prop_assume!(!["bucket", "prefix", "max_objects"].contains(&name.as_str()));
+        let mut fields = Map::new();
+        fields.insert(name.clone(), json!(1));
+        match parse_event(Value::Object(fields)) {
+            Err(RequestError::InvalidEvent(message)) => prop_assert!(message.contains(&name), "{}", message),
+            other => prop_assert!(false, "expected InvalidEvent, got {:?}", other),
+        }
+    }
+}
