@@ -77,8 +77,9 @@ pub async fn handle(
 
 /// The runtime the functions run on: one thread. An execution environment handles one event at a
 /// time with at most a vCPU's worth of CPU below 1 769 MB, and the handler's future runs on the
-/// thread that also polls the sockets, so no wake-up crosses threads: `make bench` measured
-/// 150-170 µs of CPU per ACL against 220-250 µs on the multi-thread runtime (join-all, warm).
+/// thread that also polls the sockets, so no wake-up crosses threads. Measured with `acl-bench
+/// invoke` against the benchmark's HTTPS local-s3: 150-170 µs of CPU per ACL against 220-250 µs
+/// on the multi-thread runtime (join-all, warm).
 /// `spawn-blocking`'s threads come from this runtime's blocking pool all the same.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
