@@ -10,6 +10,7 @@
 //! ```
 
 pub mod acl;
+pub mod faults;
 pub mod listing;
 mod network;
 mod seed;
@@ -18,6 +19,7 @@ mod service;
 pub mod store;
 mod tls;
 
+pub use faults::{Fault, FaultCounts, FaultRule, Faults, Operation};
 pub use network::NetworkModel;
 pub use seed::{SeedAcl, SeedSummary, seed_bucket, seed_key};
 pub use server::{Credentials, LocalS3, Options};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use local_s3::{Credentials, LocalS3, NetworkModel, Options, seed_bucket};
+use local_s3::{Credentials, FaultRule, Faults, LocalS3, NetworkModel, Options, seed_bucket};
 
 /// An in-memory S3-compatible endpoint with object ACLs, for local runs and tests.
 #[derive(Debug, Parser)]
@@ -41,6 +41,18 @@ struct Args {
     /// 1 with --tls (a TLS 1.3 handshake).
     #[arg(long)]
     handshake_rtts: Option<u32>,
+    /// Inject a fault into a share of requests: OPERATION:FAULT=RATE, repeatable. OPERATION is
+    /// list-objects-v2, get-object-acl or * (every request); FAULT is slow-down (503 SlowDown),
+    /// internal-error (500 InternalError), reset (connection closed with no answer) or slow
+    /// (answered after --slow-response-ms). Example: --fault get-object-acl:slow-down=0.05
+    #[arg(long = "fault", value_name = "RULE")]
+    faults: Vec<FaultRule>,
+    /// Seed for the fault draws: the same seed fails the same requests in every run.
+    #[arg(long, default_value_t = 0)]
+    fault_seed: u64,
+    /// How late a `slow` fault's answer comes, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    slow_response_ms: u64,
     /// Access key id clients must sign with.
     #[arg(long, env = "LOCAL_S3_ACCESS_KEY_ID", default_value_t = Credentials::default().access_key_id)]
     access_key_id: String,
@@ -69,11 +81,17 @@ async fn main() -> anyhow::Result<()> {
     let handshake_rtts = args.handshake_rtts.unwrap_or(1 + u32::from(args.tls));
     let network =
         NetworkModel::from_millis(args.rtt_ms, args.service_ms, handshake_rtts).map_err(anyhow::Error::msg)?;
+    let fault_rules: Vec<String> = args.faults.iter().map(ToString::to_string).collect();
     let options = Options {
         addr,
         credentials,
         tls: args.tls,
         network,
+        faults: Faults {
+            seed: args.fault_seed,
+            rules: args.faults,
+            slow_response: std::time::Duration::from_millis(args.slow_response_ms),
+        },
     };
     let mut s3 = LocalS3::start_with(options)
         .await
@@ -94,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
             seed_bucket(s3.store(), bucket, args.objects).with_context(|| format!("cannot seed bucket {bucket:?}"))?;
         tracing::info!(bucket, ?summary, "seeded");
     }
-    tracing::info!(?network, "serving");
+    tracing::info!(?network, ?fault_rules, fault_seed = args.fault_seed, "serving");
     // The shell lines a client needs; the key pair is this endpoint's own, not an AWS one.
     println!("export AWS_ENDPOINT_URL={}", s3.endpoint_url());
     println!("export AWS_ACCESS_KEY_ID={}", s3.credentials().access_key_id);

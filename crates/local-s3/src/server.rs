@@ -10,10 +10,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{HttpError, HttpResponse};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use crate::faults::{Fault, FaultCounts, FaultInjector, Faults};
 use crate::network::{NetworkModel, wait};
 use crate::service::LocalS3Service;
 use crate::store::Store;
@@ -45,6 +47,8 @@ pub struct Options {
     pub tls: bool,
     /// Latency to add, so that loopback behaves like a network.
     pub network: NetworkModel,
+    /// Errors to answer a share of requests with; none by default.
+    pub faults: Faults,
 }
 
 impl Default for Options {
@@ -54,6 +58,7 @@ impl Default for Options {
             credentials: Credentials::default(),
             tls: false,
             network: NetworkModel::default(),
+            faults: Faults::default(),
         }
     }
 }
@@ -65,6 +70,7 @@ pub struct LocalS3 {
     credentials: Credentials,
     ca_pem: Option<String>,
     store: Arc<Store>,
+    faults: Arc<FaultInjector>,
     server: JoinHandle<()>,
 }
 
@@ -80,7 +86,9 @@ impl LocalS3 {
             credentials,
             tls,
             network,
+            faults,
         } = options;
+        let faults = Arc::new(FaultInjector::new(faults));
         let tls = tls.then(crate::tls::generate).transpose()?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -97,13 +105,14 @@ impl LocalS3 {
             .as_ref()
             .map(|tls| TlsAcceptor::from(Arc::clone(&tls.server_config)));
         let scheme = if acceptor.is_some() { "https" } else { "http" };
-        let server = tokio::spawn(serve(listener, service, acceptor, network));
+        let server = tokio::spawn(serve(listener, service, acceptor, network, Arc::clone(&faults)));
         Ok(LocalS3 {
             addr,
             endpoint_url: format!("{scheme}://{addr}"),
             credentials,
             ca_pem: tls.map(|tls| tls.ca_pem),
             store,
+            faults,
             server,
         })
     }
@@ -130,6 +139,11 @@ impl LocalS3 {
         &self.store
     }
 
+    /// The faults injected so far, by kind.
+    pub fn faults_injected(&self) -> FaultCounts {
+        self.faults.injected()
+    }
+
     /// Serves until the task is cancelled (Ctrl-C in the binary).
     pub async fn wait(&mut self) {
         // The task ends only by cancellation or a panic, which tokio reports on its own.
@@ -143,7 +157,13 @@ impl Drop for LocalS3 {
     }
 }
 
-async fn serve(listener: TcpListener, service: S3Service, tls: Option<TlsAcceptor>, network: NetworkModel) {
+async fn serve(
+    listener: TcpListener,
+    service: S3Service,
+    tls: Option<TlsAcceptor>,
+    network: NetworkModel,
+    faults: Arc<FaultInjector>,
+) {
     let http = ConnectionBuilder::new(TokioExecutor::new());
     // Owning the connection tasks here means aborting this task closes them too.
     let mut connections = JoinSet::new();
@@ -152,7 +172,14 @@ async fn serve(listener: TcpListener, service: S3Service, tls: Option<TlsAccepto
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
                     let _ = socket.set_nodelay(true);
-                    connections.spawn(serve_connection(http.clone(), service.clone(), tls.clone(), network, socket));
+                    connections.spawn(serve_connection(
+                        http.clone(),
+                        service.clone(),
+                        tls.clone(),
+                        network,
+                        Arc::clone(&faults),
+                        socket,
+                    ));
                 }
                 Err(err) => {
                     // Out of file descriptors, typically: back off instead of spinning.
@@ -172,15 +199,36 @@ async fn serve_connection(
     service: S3Service,
     tls: Option<TlsAcceptor>,
     network: NetworkModel,
+    faults: Arc<FaultInjector>,
     socket: TcpStream,
 ) {
     wait(network.connection_delay()).await;
     let request_delay = network.request_delay();
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         let service = service.clone();
+        let fault = faults.draw(request.method(), request.uri());
+        let slow_response = faults.slow_response();
         async move {
             wait(request_delay).await;
-            Service::call(&service, request).await
+            match fault {
+                None => Service::call(&service, request).await,
+                Some(Fault::Slow) => {
+                    wait(slow_response).await;
+                    Service::call(&service, request).await
+                }
+                Some(Fault::SlowDown) => Ok(s3_error(
+                    hyper::StatusCode::SERVICE_UNAVAILABLE,
+                    "SlowDown",
+                    "Please reduce your request rate.",
+                )),
+                Some(Fault::InternalError) => Ok(s3_error(
+                    hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "We encountered an internal error. Please try again.",
+                )),
+                // hyper closes a connection whose service fails, with no answer.
+                Some(Fault::Reset) => Err(HttpError::new("injected fault: connection reset".into())),
+            }
         }
     });
     let served = match tls {
@@ -196,4 +244,18 @@ async fn serve_connection(
     if let Err(err) = served {
         tracing::debug!(error = %err, "connection closed with an error");
     }
+}
+
+/// An error answer as S3 words it, so that clients classify it as they would S3's.
+fn s3_error(status: hyper::StatusCode, code: &str, message: &str) -> HttpResponse {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = HttpResponse::new(s3s::Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml"),
+    );
+    response
 }
