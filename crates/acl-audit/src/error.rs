@@ -12,6 +12,8 @@ pub enum RequestError {
         "no bucket to audit: set the {BUCKET_NAME} environment variable or pass {{\"bucket\": \"NAME\"}} in the event"
     )]
     MissingBucket,
+    #[error("invalid bucket name {name:?}: {reason}")]
+    InvalidBucketName { name: String, reason: String },
     #[error("invalid configuration: {name}={value:?}: {reason}")]
     InvalidConfig {
         name: &'static str,

@@ -1,7 +1,9 @@
 //! The handler the three Lambda functions share; each function only names its strategy.
 
 use aws_sdk_s3::Client;
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use std::time::{Duration, Instant, SystemTime};
+
+use lambda_runtime::{Context, Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::error::{AuditError, RequestError};
@@ -23,6 +25,7 @@ impl HandlerError {
         match self {
             HandlerError::Request(RequestError::InvalidEvent(_)) => "InvalidEvent",
             HandlerError::Request(RequestError::MissingBucket) => "MissingBucketName",
+            HandlerError::Request(RequestError::InvalidBucketName { .. }) => "InvalidBucketName",
             HandlerError::Request(RequestError::InvalidConfig { .. }) => "InvalidConfiguration",
             HandlerError::Audit(AuditError::NoSuchBucket { .. }) => "NoSuchBucket",
             HandlerError::Audit(AuditError::ListAccessDenied { .. }) => "AccessDenied",
@@ -51,18 +54,29 @@ pub async fn handle(
     let request = parse_event(event.payload)?;
     let target = config.target(request)?;
     let strategy = config.strategy(kind);
-    let report = crate::audit_bucket(client, &target, strategy)
+    let stop_at = stop_at(&event.context, config.deadline_margin);
+    let report = crate::audit_bucket_until(client, &target, strategy, stop_at)
         .await
         .inspect_err(|err| tracing::error!(strategy = kind.name(), error = %err, "audit failed"))?;
+    if let Some(truncated) = &report.truncated {
+        tracing::warn!(
+            strategy = kind.name(),
+            ?truncated,
+            objects_not_fetched = report.objects_not_fetched,
+            "audit stopped early: invoke again with the report's \"resume\" as the event's \"resume\" to carry on"
+        );
+    }
     tracing::info!(
         request_id = %event.context.request_id,
         strategy = kind.name(),
         bucket = %report.bucket,
         prefix = report.prefix.as_deref().unwrap_or(""),
         objects_listed = report.objects_listed,
-        listing_complete = report.listing_complete,
         acls_fetched = report.acls_fetched,
         failures = report.failures.count,
+        objects_not_fetched = report.objects_not_fetched,
+        truncated = report.truncated.is_some(),
+        retries = report.retries,
         readable_by_all_users = report.audit.readable_by_all_users.count,
         readable_by_authenticated_users = report.audit.readable_by_authenticated_users.count,
         granted_to_other_accounts = report.audit.granted_to_other_accounts.count,
@@ -73,6 +87,19 @@ pub async fn handle(
         "audit complete"
     );
     Ok(report)
+}
+
+/// When to stop: `margin` before the invocation's deadline. A context without one (a
+/// deadline of 0: outside Lambda, in tests and the benchmark) sets no stop.
+pub fn stop_at(context: &Context, margin: Duration) -> Option<Instant> {
+    if context.deadline == 0 {
+        return None;
+    }
+    let remaining = context
+        .deadline()
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some(Instant::now() + remaining.saturating_sub(margin))
 }
 
 /// The runtime the functions run on: one thread. An execution environment handles one event at a

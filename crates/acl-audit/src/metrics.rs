@@ -25,6 +25,8 @@ struct Record<'a> {
     objects_listed: usize,
     acls_fetched: usize,
     failures: usize,
+    objects_not_fetched: usize,
+    retries: usize,
     public_objects: usize,
     duration: f64,
 }
@@ -41,7 +43,7 @@ struct Directive {
 struct MetricDirective {
     namespace: &'static str,
     dimensions: [[&'static str; 2]; 1],
-    metrics: [Metric; 5],
+    metrics: [Metric; 7],
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +66,8 @@ pub fn emf_line(report: &AuditReport, memory_mb: Option<usize>, timestamp_ms: u6
                     metric("ObjectsListed", "Count"),
                     metric("AclsFetched", "Count"),
                     metric("Failures", "Count"),
+                    metric("ObjectsNotFetched", "Count"),
+                    metric("Retries", "Count"),
                     metric("PublicObjects", "Count"),
                     metric("Duration", "Milliseconds"),
                 ],
@@ -74,6 +78,8 @@ pub fn emf_line(report: &AuditReport, memory_mb: Option<usize>, timestamp_ms: u6
         objects_listed: report.objects_listed,
         acls_fetched: report.acls_fetched,
         failures: report.failures.count,
+        objects_not_fetched: report.objects_not_fetched,
+        retries: report.retries,
         public_objects: report.audit.readable_by_all_users.count,
         duration: report.timings_ms.total,
     };
@@ -103,13 +109,16 @@ mod tests {
             bucket: "b".to_owned(),
             prefix: None,
             max_objects: None,
-            listing_complete: true,
             objects_listed: 100,
             acls_fetched: 98,
             failures: Failures {
                 count: 2,
                 ..Failures::default()
             },
+            objects_not_fetched: 0,
+            truncated: None,
+            resume: None,
+            retries: 3,
             audit: AclAudit {
                 readable_by_all_users: KeySample {
                     count: 10,
@@ -146,6 +155,7 @@ mod tests {
         assert_eq!(record["ObjectsListed"], 100);
         assert_eq!(record["AclsFetched"], 98);
         assert_eq!(record["Failures"], 2);
+        assert_eq!(record["Retries"], 3);
         assert_eq!(record["PublicObjects"], 10);
         assert_eq!(record["Duration"], 220.5);
     }

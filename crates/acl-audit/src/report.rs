@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, AclOutcome, Grantee, ObjectAcl, ObjectFailure};
 use crate::strategy::StrategyKind;
+use crate::target::Resume;
 
 /// How many keys or failures a report lists by name; counts always cover all of them.
 pub const SAMPLE_SIZE: usize = 20;
@@ -18,15 +19,43 @@ pub struct AuditReport {
     pub bucket: String,
     pub prefix: Option<String>,
     pub max_objects: Option<usize>,
-    /// False when `max_objects` stopped the listing: the bucket holds more keys than audited.
-    pub listing_complete: bool,
+    /// Keys this run took on: those listed, and those a resume token handed it. Always
+    /// `acls_fetched + failures.count + objects_not_fetched`.
     pub objects_listed: usize,
     pub acls_fetched: usize,
     pub failures: Failures,
+    /// Keys listed whose ACL the run stopped before fetching; they are in `resume.keys`.
+    pub objects_not_fetched: usize,
+    /// Why the run ended before the end of the bucket (or prefix); `null` when it did not.
+    pub truncated: Option<Truncation>,
+    /// Where a next run picks up, when `truncated`: pass it as the event's `"resume"`.
+    pub resume: Option<Resume>,
+    /// Requests the SDK sent again after a throttling answer, a server error or a lost
+    /// connection: every one of them eventually fetched or failed.
+    pub retries: usize,
     pub audit: AclAudit,
     /// Calls under way at once at most; `null` for no limit.
     pub concurrency_limit: Option<usize>,
     pub timings_ms: Timings,
+}
+
+impl AuditReport {
+    /// The accounting every report keeps: each key taken on is fetched, failed or handed on.
+    pub fn accounts_for_every_object(&self) -> bool {
+        self.objects_listed == self.acls_fetched + self.failures.count + self.objects_not_fetched
+    }
+}
+
+/// Why a run did not cover the whole bucket (or prefix).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Truncation {
+    /// `max_objects` keys were listed and the bucket holds more.
+    MaxObjects,
+    /// The invocation's deadline (less the margin) came.
+    Deadline,
+    /// A later listing page failed after its retries; the pages before it were audited.
+    ListingFailed { error: String },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -100,6 +129,8 @@ impl AclAudit {
     }
 }
 
+/// `list`: until the first page of keys arrived; `fetch`: from then to the last outcome,
+/// later pages being listed meanwhile.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     pub list: f64,
@@ -124,21 +155,28 @@ pub struct Tally {
     pub acls_fetched: usize,
     pub failures: Failures,
     pub audit: AclAudit,
+    /// Every key not fetched: at most the pages under way when the run stopped.
+    pub not_fetched: Vec<String>,
 }
 
 impl Tally {
     pub fn add(&mut self, outcome: AclOutcome) {
         match outcome {
-            Ok(acl) => {
+            AclOutcome::Fetched(acl) => {
                 self.acls_fetched += 1;
                 self.audit.record(&acl);
             }
-            Err(failure) => {
+            AclOutcome::Failed(failure) => {
                 self.failures.count += 1;
                 *self.failures.by_code.entry(failure.code.clone()).or_default() += 1;
                 keep_first_in_listing_order(&mut self.failures.sample, failure, |f| f.key.as_str());
             }
+            AclOutcome::NotFetched(key) => self.not_fetched.push(key),
         }
+    }
+
+    pub fn outcomes(&self) -> usize {
+        self.acls_fetched + self.failures.count + self.not_fetched.len()
     }
 
     pub fn of(outcomes: impl IntoIterator<Item = AclOutcome>) -> Self {
@@ -154,7 +192,7 @@ mod tests {
     use crate::acl::Grant;
 
     fn acl(key: &str, grants: Vec<(Grantee, &str)>) -> AclOutcome {
-        Ok(ObjectAcl {
+        AclOutcome::Fetched(ObjectAcl {
             key: key.to_owned(),
             owner_id: Some("owner".to_owned()),
             grants: grants
@@ -205,7 +243,7 @@ mod tests {
     fn samples_stop_at_the_sample_size_but_counts_do_not() {
         let outcomes: Vec<AclOutcome> = (0..SAMPLE_SIZE + 5)
             .map(|i| {
-                Err(ObjectFailure {
+                AclOutcome::Failed(ObjectFailure {
                     key: format!("k{i}"),
                     code: "AccessDenied".to_owned(),
                     message: String::new(),

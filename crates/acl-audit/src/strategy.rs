@@ -5,13 +5,17 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use aws_sdk_s3::Client;
-use futures::future::join_all;
+use std::time::Instant;
+
+use futures::future::{FutureExt, join_all};
+use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::acl::{AclOutcome, ObjectFailure, fetch_acl};
+use crate::retries::RetryCount;
 
 /// Which scheduler a Lambda function uses; its parameters come from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -70,91 +74,136 @@ impl Strategy {
     }
 }
 
-/// Fetches the ACL of every key with the given scheduler and hands each outcome to `record`
-/// as soon as it arrives, in completion order: nothing is kept per object, so a bucket of
-/// 100 000 objects costs no more memory per result than one of 100.
+/// How many listing pages a concurrent strategy works on at once: the next page's calls
+/// start while the last calls of the previous one finish, and no more than two pages of keys
+/// are held however large the bucket.
+const PAGES_AT_ONCE: usize = 2;
+
+/// Fetches the ACL of every key of every page with the given scheduler and hands each outcome
+/// to `record` as soon as it arrives, in completion order: nothing is kept per object.
+///
+/// From `stop_at` on no call starts, calls under way are abandoned, and every key not yet
+/// fetched is recorded as [`AclOutcome::NotFetched`]; `pages` should end there too.
 pub async fn fetch_acls(
     client: &Client,
     bucket: &str,
-    keys: Vec<String>,
+    pages: impl Stream<Item = Vec<String>>,
     strategy: Strategy,
+    stop_at: Option<Instant>,
     record: impl FnMut(AclOutcome) + Send,
 ) {
-    // Calls finishing on several threads at once take turns; the lock is held for a tally.
-    let record = &Mutex::new(record);
+    let call = Call {
+        client,
+        bucket,
+        stop_at,
+        // Calls finishing on several threads at once take turns; the lock is held for a tally.
+        record: Mutex::new(record),
+    };
     match strategy {
-        Strategy::Sequential => sequential(client, bucket, keys, record).await,
-        Strategy::SpawnBlocking { pool_size } => spawn_blocking(client, bucket, keys, pool_size, record).await,
-        Strategy::JoinAll { max_in_flight } => join_all_capped(client, bucket, keys, max_in_flight, record).await,
+        Strategy::Sequential => sequential(&call, pages).await,
+        Strategy::SpawnBlocking { pool_size } => spawn_blocking(&call, pages, pool_size).await,
+        Strategy::JoinAll { max_in_flight } => join_all_capped(&call, pages, max_in_flight).await,
     }
 }
 
-type Recorder<'a, F> = &'a Mutex<F>;
+/// The one thing every strategy schedules: fetch a key's ACL, unless the run has stopped,
+/// and record what became of it.
+struct Call<'a, F> {
+    client: &'a Client,
+    bucket: &'a str,
+    stop_at: Option<Instant>,
+    record: Mutex<F>,
+}
 
-async fn sequential<F: FnMut(AclOutcome)>(client: &Client, bucket: &str, keys: Vec<String>, record: Recorder<'_, F>) {
-    for key in keys {
-        let outcome = fetch_acl(client, bucket, key).await;
-        (record.lock())(outcome);
+impl<F: FnMut(AclOutcome)> Call<'_, F> {
+    async fn run(&self, key: String) {
+        let outcome = fetch_before(self.client, self.bucket, key, self.stop_at).await;
+        (self.record.lock())(outcome);
     }
+}
+
+async fn fetch_before(client: &Client, bucket: &str, key: String, stop_at: Option<Instant>) -> AclOutcome {
+    let Some(stop_at) = stop_at else {
+        return fetch_acl(client, bucket, key).await.into();
+    };
+    if Instant::now() >= stop_at {
+        return AclOutcome::NotFetched(key);
+    }
+    match tokio::time::timeout_at(stop_at.into(), fetch_acl(client, bucket, key.clone())).await {
+        Ok(result) => result.into(),
+        Err(_) => AclOutcome::NotFetched(key),
+    }
+}
+
+async fn sequential<F: FnMut(AclOutcome)>(call: &Call<'_, F>, pages: impl Stream<Item = Vec<String>>) {
+    pages
+        .for_each(|keys| async move {
+            for key in keys {
+                call.run(key).await;
+            }
+        })
+        .await;
 }
 
 async fn spawn_blocking<F: FnMut(AclOutcome)>(
-    client: &Client,
-    bucket: &str,
-    keys: Vec<String>,
+    call: &Call<'_, F>,
+    pages: impl Stream<Item = Vec<String>>,
     pool_size: NonZeroUsize,
-    record: Recorder<'_, F>,
 ) {
     let workers = Arc::new(Semaphore::new(pool_size.get()));
     let runtime = Handle::current();
-    let bucket: Arc<str> = bucket.into();
-    let calls = keys.into_iter().map(|key| {
-        let (workers, runtime, client, bucket) = (
+    let bucket: Arc<str> = call.bucket.into();
+    // The blocking threads are outside this task, so the run's retry counter goes with them.
+    let retries = RetryCount::current().unwrap_or_default();
+    let blocking_call = |key: String| {
+        let (workers, runtime, client, bucket, retries) = (
             Arc::clone(&workers),
             runtime.clone(),
-            client.clone(),
+            call.client.clone(),
             Arc::clone(&bucket),
+            retries.clone(),
         );
+        let stop_at = call.stop_at;
         async move {
             // Held by the blocking thread until its call ends; the semaphore is never closed.
             let worker = workers.acquire_owned().await;
             let key_if_lost = key.clone();
             let outcome = tokio::task::spawn_blocking(move || {
                 let _worker = worker;
-                runtime.block_on(fetch_acl(&client, &bucket, key))
+                runtime.block_on(retries.count(fetch_before(&client, &bucket, key, stop_at)))
             })
             .await
             .unwrap_or_else(|err| {
-                Err(ObjectFailure {
+                AclOutcome::Failed(ObjectFailure {
                     key: key_if_lost,
                     code: "TaskPanicked".to_owned(),
                     message: err.to_string(),
                 })
             });
-            (record.lock())(outcome);
+            (call.record.lock())(outcome);
         }
-    });
-    join_all(calls).await;
+    };
+    pages
+        .for_each_concurrent(PAGES_AT_ONCE, |keys| {
+            join_all(keys.into_iter().map(blocking_call)).map(drop)
+        })
+        .await;
 }
 
 async fn join_all_capped<F: FnMut(AclOutcome)>(
-    client: &Client,
-    bucket: &str,
-    keys: Vec<String>,
+    call: &Call<'_, F>,
+    pages: impl Stream<Item = Vec<String>>,
     max_in_flight: Option<NonZeroUsize>,
-    record: Recorder<'_, F>,
 ) {
-    let in_flight = Semaphore::new(max_in_flight.map_or(Semaphore::MAX_PERMITS, NonZeroUsize::get));
-    let calls = keys.into_iter().map(|key| {
-        let in_flight = &in_flight;
-        async move {
-            let outcome = {
-                // The semaphore lives as long as this function and is never closed.
-                let _slot = in_flight.acquire().await;
-                fetch_acl(client, bucket, key).await
-            };
-            (record.lock())(outcome);
-        }
-    });
-    join_all(calls).await;
+    let in_flight = &Semaphore::new(max_in_flight.map_or(Semaphore::MAX_PERMITS, NonZeroUsize::get));
+    let capped_call = |key: String| async move {
+        // The semaphore lives as long as this function and is never closed.
+        let _slot = in_flight.acquire().await;
+        call.run(key).await;
+    };
+    pages
+        .for_each_concurrent(PAGES_AT_ONCE, |keys| {
+            join_all(keys.into_iter().map(capped_call)).map(drop)
+        })
+        .await;
 }

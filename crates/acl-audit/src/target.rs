@@ -2,6 +2,7 @@
 //! function's environment; and the strategies' parameters, from the environment.
 
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::de::DeserializeOwned;
@@ -16,6 +17,7 @@ pub const OBJECT_PREFIX: &str = "OBJECT_PREFIX";
 pub const MAX_OBJECTS: &str = "MAX_OBJECTS";
 pub const BLOCKING_POOL_SIZE: &str = "BLOCKING_POOL_SIZE";
 pub const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
+pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -40,6 +42,11 @@ pub fn default_max_in_flight(memory_mb: Option<usize>) -> NonZeroUsize {
     NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN)
 }
 
+/// How long before the invocation's deadline a run stops starting calls, abandons those
+/// under way and returns its partial report: time to build, log and send the report, with
+/// room to spare at 128 MB's 7 % of a core.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
 /// A bucket to audit, fully resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -47,6 +54,8 @@ pub struct Target {
     pub prefix: Option<String>,
     /// Stop listing after this many keys.
     pub max_objects: Option<usize>,
+    /// Where an earlier, truncated run stopped.
+    pub resume: Option<Resume>,
 }
 
 impl Target {
@@ -55,8 +64,58 @@ impl Target {
             bucket: bucket.into(),
             prefix: None,
             max_objects: None,
+            resume: None,
         }
     }
+}
+
+/// Where a truncated run stopped, as its report gives it and the next run's event takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    pub bucket: String,
+    pub prefix: Option<String>,
+    /// The listing goes on after this key; `null` with `listing_complete` false: from the start.
+    pub start_after: Option<String>,
+    /// The listing had reached the end: only `keys` are left.
+    pub listing_complete: bool,
+    /// Keys listed whose ACL was not fetched; fetched first by the next run.
+    pub keys: Vec<String>,
+}
+
+/// S3's naming rules, loosely: what no bucket can be called. Names from before 2018 may hold
+/// capitals and underscores and run to 255 characters, so those pass; S3 has the last word.
+pub fn check_bucket_name(name: &str) -> Result<(), RequestError> {
+    let invalid = |reason: &str| {
+        Err(RequestError::InvalidBucketName {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if let Some(rest) = name.strip_prefix("s3://") {
+        return invalid(&format!(
+            "give the bucket's name without \"s3://\": {:?}",
+            rest.split('/').next().unwrap_or_default()
+        ));
+    }
+    if name.starts_with("arn:") {
+        return invalid("give the bucket's name, not its ARN");
+    }
+    if let Some((bucket, prefix)) = name.split_once('/') {
+        return invalid(&format!(
+            "a bucket name has no '/': for bucket {bucket:?} and prefix {prefix:?} pass {{\"bucket\": {bucket:?}, \"prefix\": {prefix:?}}}"
+        ));
+    }
+    if !(3..=255).contains(&name.len()) {
+        return invalid("a bucket name is 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return invalid("a bucket name holds only lowercase letters, digits, '.' and '-'");
+    }
+    Ok(())
 }
 
 /// The overrides an invocation may carry: the whole payload of a console or Scheduler
@@ -67,6 +126,8 @@ pub struct Request {
     pub bucket: Option<String>,
     pub prefix: Option<String>,
     pub max_objects: Option<NonZeroUsize>,
+    /// A truncated run's `resume`, to carry on where it stopped.
+    pub resume: Option<Resume>,
 }
 
 /// Reads an invocation payload: an EventBridge event (recognised by its `detail-type`),
@@ -122,6 +183,8 @@ pub struct Config {
     pub max_in_flight: Option<NonZeroUsize>,
     /// The function's memory size, MB, when Lambda says it.
     pub memory_mb: Option<usize>,
+    /// How long before the invocation's deadline to stop: `DEADLINE_MARGIN_MS`.
+    pub deadline_margin: Duration,
 }
 
 impl Config {
@@ -167,6 +230,8 @@ impl Config {
                 None => Some(default_max_in_flight(memory_mb)),
             },
             memory_mb,
+            deadline_margin: number(DEADLINE_MARGIN_MS)?
+                .map_or(DEFAULT_DEADLINE_MARGIN, |ms| Duration::from_millis(ms as u64)),
         })
     }
 
@@ -182,16 +247,39 @@ impl Config {
         }
     }
 
-    /// The event's values win over the environment's.
+    /// The event's values win over the environment's, and a resume token's bucket and prefix
+    /// over both; an event naming others than its token is refused, not guessed at.
     pub fn target(&self, request: Request) -> Result<Target, RequestError> {
-        let bucket = request
-            .bucket
-            .or_else(|| self.bucket.clone())
-            .ok_or(RequestError::MissingBucket)?;
+        let max_objects = request.max_objects.map(NonZeroUsize::get).or(self.max_objects);
+        let (bucket, prefix) = match &request.resume {
+            Some(resume) => {
+                let conflict = |field: &str, event: &dyn std::fmt::Debug, token: &dyn std::fmt::Debug| {
+                    RequestError::InvalidEvent(format!(
+                        "the event's {field} {event:?} is not the resume token's {token:?}: drop one of them"
+                    ))
+                };
+                if let Some(bucket) = request.bucket.as_ref().filter(|b| **b != resume.bucket) {
+                    return Err(conflict("bucket", bucket, &resume.bucket));
+                }
+                if request.prefix.is_some() && request.prefix != resume.prefix {
+                    return Err(conflict("prefix", &request.prefix, &resume.prefix));
+                }
+                (resume.bucket.clone(), resume.prefix.clone())
+            }
+            None => (
+                request
+                    .bucket
+                    .or_else(|| self.bucket.clone())
+                    .ok_or(RequestError::MissingBucket)?,
+                request.prefix.or_else(|| self.prefix.clone()),
+            ),
+        };
+        check_bucket_name(&bucket)?;
         Ok(Target {
             bucket,
-            prefix: request.prefix.or_else(|| self.prefix.clone()),
-            max_objects: request.max_objects.map(NonZeroUsize::get).or(self.max_objects),
+            prefix,
+            max_objects,
+            resume: request.resume,
         })
     }
 }

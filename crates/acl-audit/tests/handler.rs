@@ -97,12 +97,15 @@ async fn the_report_serializes_with_its_documented_field_names() {
             "bucket",
             "concurrency_limit",
             "failures",
-            "listing_complete",
             "max_objects",
             "objects_listed",
+            "objects_not_fetched",
             "prefix",
+            "resume",
+            "retries",
             "strategy",
-            "timings_ms"
+            "timings_ms",
+            "truncated"
         ]
     );
     assert_eq!(json["strategy"], "join-all");

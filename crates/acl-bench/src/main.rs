@@ -342,13 +342,21 @@ async fn endpoint_throughput(requests: usize, concurrency: NonZeroUsize) -> anyh
     const BUCKET: &str = "throughput";
     const OBJECTS: usize = 100;
     let (_s3, client) = seeded_endpoint(BUCKET, OBJECTS).await?;
-    let keys = (0..requests).map(|i| seed_key(i % OBJECTS)).collect();
+    let keys: Vec<String> = (0..requests).map(|i| seed_key(i % OBJECTS)).collect();
     let started = Instant::now();
     let mut tally = Tally::default();
     let strategy = Strategy::JoinAll {
         max_in_flight: Some(concurrency),
     };
-    fetch_acls(&client, BUCKET, keys, strategy, |outcome| tally.add(outcome)).await;
+    fetch_acls(
+        &client,
+        BUCKET,
+        futures::stream::iter([keys]),
+        strategy,
+        None,
+        |outcome| tally.add(outcome),
+    )
+    .await;
     let elapsed = started.elapsed();
     println!(
         "local-s3: {requests} GetObjectAcl requests, {concurrency} in flight, in {:.2} s: {:.0} requests/s ({} failed; client and server share this machine's {} cores)",
