@@ -1,7 +1,5 @@
 mod common;
 
-use std::num::NonZeroUsize;
-
 use acl_audit::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grant, Grantee, fetch_acl, list_keys};
 use acl_audit::report::Tally;
 use acl_audit::strategy::fetch_acls;
@@ -9,19 +7,6 @@ use acl_audit::{AclOutcome, AuditError, AuditReport, Strategy, Target, audit_buc
 use futures::stream;
 use local_s3::acl::{OWNER, PARTNER};
 use local_s3::{SeedAcl, seed_key};
-
-fn all_strategies() -> [Strategy; 4] {
-    [
-        Strategy::Sequential,
-        Strategy::SpawnBlocking {
-            pool_size: NonZeroUsize::new(6).unwrap(),
-        },
-        Strategy::JoinAll {
-            max_in_flight: NonZeroUsize::new(8),
-        },
-        Strategy::JoinAll { max_in_flight: None },
-    ]
-}
 
 fn grant(grantee: Grantee, permission: &str) -> Grant {
     Grant {
@@ -102,7 +87,7 @@ async fn every_strategy_hands_over_one_outcome_per_key_and_the_same_acls() {
     let baseline = outcomes(&client, "same", keys.clone(), Strategy::Sequential).await;
     assert_eq!(baseline.iter().map(AclOutcome::key).collect::<Vec<_>>(), keys);
     assert!(baseline.iter().all(|o| matches!(o, AclOutcome::Fetched(_))));
-    for strategy in all_strategies() {
+    for strategy in common::all_strategies() {
         assert_eq!(
             outcomes(&client, "same", keys.clone(), strategy).await,
             baseline,
@@ -116,7 +101,7 @@ async fn every_strategy_writes_the_same_report_but_for_its_name_limit_and_timing
     let (_s3, client) = common::seeded("reports", 250).await;
     let target = Target::bucket("reports");
     let baseline = audit_bucket(&client, &target, Strategy::Sequential).await.unwrap();
-    for strategy in all_strategies() {
+    for strategy in common::all_strategies() {
         let report = audit_bucket(&client, &target, strategy).await.unwrap();
         assert_eq!(report.strategy, strategy.kind());
         assert_eq!(report.concurrency_limit, strategy.concurrency_limit());
@@ -134,7 +119,7 @@ async fn every_strategy_writes_the_same_report_but_for_its_name_limit_and_timing
 async fn the_audit_counts_public_and_cross_account_objects() {
     let (s3, client) = common::endpoint().await;
     let seeded = local_s3::seed_bucket(s3.store(), "audit", 100).unwrap();
-    for strategy in all_strategies() {
+    for strategy in common::all_strategies() {
         let report = audit_bucket(&client, &Target::bucket("audit"), strategy).await.unwrap();
         assert_eq!(report.objects_listed, 100);
         assert_eq!(report.acls_fetched, 100);
@@ -158,7 +143,7 @@ async fn an_unreadable_acl_is_a_counted_failure_and_the_rest_are_fetched() {
     for index in [3, 17] {
         s3.store().set_acl_readable("denied", &seed_key(index), false).unwrap();
     }
-    for strategy in all_strategies() {
+    for strategy in common::all_strategies() {
         let report = audit_bucket(&client, &Target::bucket("denied"), strategy)
             .await
             .unwrap();
@@ -174,7 +159,7 @@ async fn an_unreadable_acl_is_a_counted_failure_and_the_rest_are_fetched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_deleted_after_listing_is_a_no_such_key_failure() {
     let (s3, client) = common::seeded("vanishing", 40).await;
-    for strategy in all_strategies() {
+    for strategy in common::all_strategies() {
         local_s3::seed_bucket(s3.store(), "vanishing", 40).unwrap();
         let keys = list_keys(&client, &Target::bucket("vanishing")).await.unwrap().keys;
         s3.store().delete_object("vanishing", &seed_key(5)).unwrap();
@@ -196,7 +181,7 @@ async fn an_object_deleted_after_listing_is_a_no_such_key_failure() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_bucket_is_an_error_that_names_it() {
     let (_s3, client) = common::endpoint().await;
-    for strategy in all_strategies() {
+    for strategy in common::all_strategies() {
         let err = audit_bucket(&client, &Target::bucket("no-such-bucket"), strategy)
             .await
             .unwrap_err();

@@ -3,15 +3,55 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+use std::num::NonZeroUsize;
+
+use acl_audit::Strategy;
 use acl_audit::client::client_for_endpoint;
 use aws_sdk_s3::Client;
-use local_s3::LocalS3;
+use aws_sdk_s3::config::retry::RetryPartition;
+use local_s3::{Faults, LocalS3, Options};
 
 pub async fn endpoint() -> (LocalS3, Client) {
     let s3 = LocalS3::start().await.expect("a loopback port is free");
+    let client = client_for(&s3);
+    (s3, client)
+}
+
+/// The functions' client for `s3`, with a retry quota of its own. The SDK shares one quota
+/// among all clients of a process (a Lambda container has one client); tests run side by
+/// side, and one draining the quota on purpose must not refuse another's retries.
+pub fn client_for(s3: &LocalS3) -> Client {
     let keys = s3.credentials();
     let client = client_for_endpoint(s3.endpoint_url(), &keys.access_key_id, &keys.secret_access_key);
+    let own_quota = RetryPartition::new(s3.endpoint_url().to_owned());
+    Client::from_conf(client.config().to_builder().retry_partition(own_quota).build())
+}
+
+/// An endpoint answering with `faults` (seeded), holding `bucket` with `objects` objects.
+pub async fn faulty(bucket: &str, objects: usize, faults: Faults) -> (LocalS3, Client) {
+    let s3 = LocalS3::start_with(Options {
+        faults,
+        ..Options::default()
+    })
+    .await
+    .expect("a loopback port is free");
+    local_s3::seed_bucket(s3.store(), bucket, objects).expect("a fresh store accepts the seed");
+    let client = client_for(&s3);
     (s3, client)
+}
+
+/// Each scheduler, and join-all both capped and not.
+pub fn all_strategies() -> [Strategy; 4] {
+    [
+        Strategy::Sequential,
+        Strategy::SpawnBlocking {
+            pool_size: NonZeroUsize::new(6).unwrap(),
+        },
+        Strategy::JoinAll {
+            max_in_flight: NonZeroUsize::new(8),
+        },
+        Strategy::JoinAll { max_in_flight: None },
+    ]
 }
 
 /// An endpoint holding `bucket` seeded with `objects` objects.
