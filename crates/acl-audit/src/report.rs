@@ -175,10 +175,6 @@ impl Tally {
         }
     }
 
-    pub fn outcomes(&self) -> usize {
-        self.acls_fetched + self.failures.count + self.not_fetched.len()
-    }
-
     pub fn of(outcomes: impl IntoIterator<Item = AclOutcome>) -> Self {
         let mut tally = Tally::default();
         outcomes.into_iter().for_each(|outcome| tally.add(outcome));

@@ -1,8 +1,8 @@
 //! Whatever JSON an invocation carries, reading it is an answer, never a panic: a request, or
 //! an `InvalidEvent` error that says what is wrong.
 
-use acl_audit::RequestError;
-use acl_audit::target::parse_event;
+use acl_audit::target::{Request, check_bucket_name, parse_event};
+use acl_audit::{Config, RequestError};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -20,6 +20,8 @@ fn any_json() -> impl Strategy<Value = Value> {
             Just("bucket".to_owned()),
             Just("prefix".to_owned()),
             Just("max_objects".to_owned()),
+            Just("resume".to_owned()),
+            Just("keys".to_owned()),
             Just("detail-type".to_owned()),
             Just("detail".to_owned()),
             "[a-z_-]{1,12}",
@@ -68,12 +70,33 @@ proptest! {
 
     #[test]
     fn an_unknown_field_is_named_in_the_error(name in "[a-z]{1,12}") {
-        prop_assume!(!["bucket", "prefix", "max_objects"].contains(&name.as_str()));
+        prop_assume!(!["bucket", "prefix", "max_objects", "resume"].contains(&name.as_str()));
         let mut fields = Map::new();
         fields.insert(name.clone(), json!(1));
         match parse_event(Value::Object(fields)) {
             Err(RequestError::InvalidEvent(message)) => prop_assert!(message.contains(&name), "{}", message),
             other => prop_assert!(false, "expected InvalidEvent, got {:?}", other),
         }
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_bucket_name_is_taken_or_refused_with_a_reason(bucket in any::<String>()) {
+        let config = Config::from_vars(|_| None).map_err(|err| TestCaseError::fail(err.to_string()))?;
+        let request = Request { bucket: Some(bucket.clone()), ..Request::default() };
+        match config.target(request) {
+            Ok(target) => prop_assert_eq!(target.bucket, bucket),
+            Err(RequestError::InvalidBucketName { name, reason }) => {
+                prop_assert_eq!(name, bucket);
+                prop_assert!(!reason.is_empty());
+            }
+            Err(other) => prop_assert!(false, "not a bucket name error: {:?}", other),
+        }
+    }
+
+    #[test]
+    fn names_by_s3_s_current_rules_are_taken(bucket in "[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]") {
+        prop_assert!(check_bucket_name(&bucket).is_ok());
     }
 }

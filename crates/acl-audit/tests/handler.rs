@@ -135,6 +135,28 @@ async fn no_bucket_anywhere_names_bucket_name() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_name_no_bucket_can_have_is_refused_with_what_to_send_instead() {
+    for (bucket, advice) in [
+        ("s3://audit-me/reports", "without \"s3://\": \"audit-me\""),
+        (
+            "audit-me/reports/",
+            "pass {\"bucket\": \"audit-me\", \"prefix\": \"reports/\"}",
+        ),
+        ("arn:aws:s3:::audit-me", "not its ARN"),
+        ("my bucket", "only lowercase letters"),
+        ("ab", "3 to 63 characters"),
+    ] {
+        let (_, diagnostic) = handler_error(json!({ "bucket": bucket }), &[]).await;
+        assert_eq!(diagnostic.error_type, "InvalidBucketName", "{bucket}");
+        assert!(
+            diagnostic.error_message.contains(advice),
+            "{bucket}: {}",
+            diagnostic.error_message
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_bucket_that_does_not_exist_is_reported_as_no_such_bucket() {
     let (_, diagnostic) = handler_error(json!({"bucket": "not-there"}), &[]).await;
     assert_eq!(diagnostic.error_type, "NoSuchBucket");

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 /// What a faulty request gets instead of (or before) its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -188,7 +188,7 @@ fn unit_interval(bits: u64) -> f64 {
 /// and how many faults of each kind it has injected.
 #[derive(Debug, Default)]
 pub(crate) struct FaultInjector {
-    faults: Faults,
+    faults: RwLock<Faults>,
     requests_seen: Mutex<HashMap<String, u64>>,
     injected: [AtomicU64; Fault::ALL.len()],
 }
@@ -196,17 +196,22 @@ pub(crate) struct FaultInjector {
 impl FaultInjector {
     pub(crate) fn new(faults: Faults) -> Self {
         FaultInjector {
-            faults,
+            faults: RwLock::new(faults),
             ..FaultInjector::default()
         }
     }
 
+    pub(crate) fn replace(&self, faults: Faults) {
+        *self.faults.write() = faults;
+    }
+
     pub(crate) fn slow_response(&self) -> Duration {
-        self.faults.slow_response
+        self.faults.read().slow_response
     }
 
     pub(crate) fn draw(&self, method: &hyper::Method, uri: &hyper::Uri) -> Option<Fault> {
-        if self.faults.rules.is_empty() {
+        let faults = self.faults.read();
+        if faults.rules.is_empty() {
             return None;
         }
         let operation = Operation::of(method, uri.path(), uri.query());
@@ -217,7 +222,7 @@ impl FaultInjector {
             *count += 1;
             *count - 1
         };
-        let fault = self.faults.draw(operation, &identity, nth)?;
+        let fault = faults.draw(operation, &identity, nth)?;
         self.injected[fault as usize].fetch_add(1, Ordering::Relaxed);
         Some(fault)
     }

@@ -139,6 +139,11 @@ impl LocalS3 {
         &self.store
     }
 
+    /// Injects `faults` from now on instead of those it started with.
+    pub fn set_faults(&self, faults: Faults) {
+        self.faults.replace(faults);
+    }
+
     /// The faults injected so far, by kind.
     pub fn faults_injected(&self) -> FaultCounts {
         self.faults.injected()

@@ -1,0 +1,171 @@
+//! Runs that cannot finish: the invocation's deadline comes, or `max_objects` stops the
+//! listing. The report says so, accounts for every key, and carries a resume token that the
+//! next invocation takes to finish the job.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use acl_audit::lambda::{HandlerError, handle};
+use acl_audit::report::Truncation;
+use acl_audit::{AuditReport, Config, RequestError, Resume, StrategyKind, Target, audit_bucket};
+use lambda_runtime::{Context, LambdaEvent};
+use local_s3::Faults;
+use serde_json::{Value, json};
+
+const SLOW_RESPONSE: Duration = Duration::from_millis(300);
+
+fn config(margin_ms: u64) -> Config {
+    let margin = margin_ms.to_string();
+    Config::from_vars(|name| match name {
+        "DEADLINE_MARGIN_MS" => Some(margin.clone()),
+        "MAX_IN_FLIGHT" => Some("8".to_owned()),
+        "BLOCKING_POOL_SIZE" => Some("6".to_owned()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// An invocation whose deadline is `remaining` from now, as Lambda's context gives it.
+fn event_due_in(payload: Value, remaining: Duration) -> LambdaEvent<Value> {
+    let deadline = SystemTime::now() + remaining;
+    let mut context = Context::default();
+    context.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    LambdaEvent::new(payload, context)
+}
+
+fn every_response_slow() -> Faults {
+    Faults {
+        rules: vec!["get-object-acl:slow=1".parse().unwrap()],
+        slow_response: SLOW_RESPONSE,
+        ..Faults::default()
+    }
+}
+
+fn resume_event(report: &AuditReport) -> Value {
+    json!({ "resume": report.resume })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn near_its_deadline_a_run_stops_and_the_next_run_fetches_what_it_left() {
+    for kind in StrategyKind::ALL {
+        let (s3, client) = common::faulty("due", 60, every_response_slow()).await;
+        // Stops 1 s before a deadline 1.5 s away: after about 0.5 s, one or two rounds of calls.
+        let remaining = Duration::from_millis(1500);
+        let started = Instant::now();
+        let first = handle(
+            kind,
+            &client,
+            &config(1000),
+            event_due_in(json!({"bucket": "due"}), remaining),
+        )
+        .await
+        .unwrap();
+        let took = started.elapsed();
+        assert!(took < remaining, "{kind:?}: returned after {took:?}, past its deadline");
+        assert_eq!(first.truncated, Some(Truncation::Deadline), "{kind:?}");
+        assert!(first.accounts_for_every_object(), "{kind:?}: {first:?}");
+        assert_eq!(first.objects_listed, 60);
+        assert!(
+            first.objects_not_fetched > 0 && first.acls_fetched > 0,
+            "{kind:?}: {first:?}"
+        );
+        let resume = first.resume.as_ref().unwrap();
+        assert_eq!(resume.keys.len(), first.objects_not_fetched);
+        assert!(resume.listing_complete, "60 keys are one page, listed before the stop");
+
+        s3.set_faults(Faults::default());
+        let second = handle(
+            kind,
+            &client,
+            &config(1000),
+            LambdaEvent::new(resume_event(&first), Context::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(second.truncated, None, "{kind:?}");
+        assert_eq!(second.resume, None);
+        assert_eq!(second.objects_listed, resume.keys.len());
+        assert_eq!(first.acls_fetched + second.acls_fetched, 60, "{kind:?}");
+        assert_eq!(
+            first.audit.readable_by_all_users.count + second.audit.readable_by_all_users.count,
+            6,
+            "the two halves audit the whole seed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_with_no_time_left_fetches_nothing_and_hands_every_key_on() {
+    let (_s3, client) = common::seeded("late", 5).await;
+    let carried = Resume {
+        bucket: "late".to_owned(),
+        prefix: None,
+        start_after: Some("object-0000002".to_owned()),
+        listing_complete: false,
+        keys: vec!["object-0000000".to_owned(), "object-0000001".to_owned()],
+    };
+    let event = event_due_in(json!({ "resume": carried }), Duration::from_millis(500));
+    let report = handle(StrategyKind::JoinAll, &client, &config(1000), event)
+        .await
+        .unwrap();
+    assert_eq!(report.truncated, Some(Truncation::Deadline));
+    assert_eq!(
+        (report.objects_listed, report.acls_fetched, report.objects_not_fetched),
+        (2, 0, 2)
+    );
+    assert_eq!(report.resume, Some(carried), "nothing done, so the same token back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_objects_pages_through_a_large_bucket_one_resume_token_at_a_time() {
+    let (_s3, client) = common::seeded("paged", 2500).await;
+    let mut target = Target {
+        max_objects: Some(1000),
+        ..Target::bucket("paged")
+    };
+    let mut resumed_after = BTreeSet::new();
+    let mut runs = Vec::new();
+    loop {
+        let report = audit_bucket(&client, &target, common::all_strategies()[2])
+            .await
+            .unwrap();
+        assert!(report.accounts_for_every_object());
+        assert_eq!(report.failures.count, 0);
+        runs.push((report.objects_listed, report.truncated.clone()));
+        let Some(resume) = report.resume else { break };
+        assert!(resume.keys.is_empty(), "every listed key was fetched");
+        resumed_after.insert(resume.start_after.clone().unwrap());
+        target.resume = Some(resume);
+    }
+    assert_eq!(
+        runs,
+        [
+            (1000, Some(Truncation::MaxObjects)),
+            (1000, Some(Truncation::MaxObjects)),
+            (500, None)
+        ]
+    );
+    assert_eq!(
+        resumed_after,
+        BTreeSet::from([local_s3::seed_key(999), local_s3::seed_key(1999)])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_token_for_another_bucket_than_the_event_names_is_refused() {
+    let (_s3, client) = common::seeded("mine", 1).await;
+    let token = json!({"bucket": "theirs", "prefix": null, "start_after": null, "listing_complete": false, "keys": []});
+    let event = LambdaEvent::new(json!({"bucket": "mine", "resume": token}), Context::default());
+    let err = handle(StrategyKind::JoinAll, &client, &config(1000), event)
+        .await
+        .unwrap_err();
+    let HandlerError::Request(RequestError::InvalidEvent(message)) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        message.contains("\"mine\" is not the resume token's \"theirs\""),
+        "{message}"
+    );
+}
