@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use acl_audit::client::client_from_sdk_config;
+use acl_audit::report::Truncation;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AclOutcome, Strategy, Target, audit_bucket};
 use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition};
@@ -167,4 +168,31 @@ fn without_aws_retry_variables_the_functions_own_retry_policy_applies() {
     // With AWS_RETRY_MODE and AWS_MAX_ATTEMPTS unset, five standard attempts.
     assert_eq!(retry.max_attempts(), 5);
     assert_eq!(retry.mode(), aws_sdk_s3::config::retry::RetryMode::Standard);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_listing_page_that_keeps_failing_truncates_the_report_after_auditing_the_first() {
+    // With seed 11 the first page's request succeeds and the second's fails three times.
+    let faults = Faults {
+        seed: 11,
+        rules: vec!["list-objects-v2:internal-error=0.5".parse().unwrap()],
+        ..Faults::default()
+    };
+    let (_s3, client) = common::faulty("halfway", 1500, faults).await;
+    let report = audit_bucket(
+        &impatient_client(&client),
+        &Target::bucket("halfway"),
+        Strategy::JoinAll { max_in_flight: None },
+    )
+    .await
+    .unwrap();
+    let Some(Truncation::ListingFailed { error }) = &report.truncated else {
+        panic!("expected a failed listing: {:?}", report.truncated);
+    };
+    assert!(error.contains("InternalError"), "{error}");
+    assert_eq!((report.objects_listed, report.acls_fetched), (1000, 1000));
+    assert!(report.accounts_for_every_object());
+    let resume = report.resume.unwrap();
+    assert_eq!(resume.start_after.as_deref(), Some(local_s3::seed_key(999).as_str()));
+    assert!(!resume.listing_complete && resume.keys.is_empty());
 }
