@@ -5,6 +5,8 @@ CARGO ?= cargo
 VENV := .venv
 # SAM CLI pins a botocore that aioboto3 (the Python peers, in $(VENV)) cannot use: its own venv.
 DEPLOY_VENV := .venv-deploy
+# moto_server, the independent S3 implementation the integration tests also run against.
+MOTO_VENV := .venv-moto
 PYTHON ?= python3
 OBJECTS ?= 100
 PORT ?= 9000
@@ -41,9 +43,10 @@ $(VENV)/.peers-installed: $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet aioboto3
 	touch $@
 
-## test: every test of the workspace, against real local-s3 endpoints on loopback, and the template's checks
-test: template-check
-	$(CARGO) test --workspace --all-targets
+## test: every test of the workspace, against real local-s3 endpoints and moto_server on loopback,
+## and the template's checks
+test: template-check $(MOTO_VENV)/.installed
+	MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(MAKE) local-loop-test
 	$(MAKE) sam-build-check
@@ -64,6 +67,12 @@ $(DEPLOY_VENV)/.installed:
 	$(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet --upgrade pip
 	$(DEPLOY_VENV)/bin/pip install --quiet cfn-lint aws-sam-cli
+	touch $@
+
+$(MOTO_VENV)/.installed:
+	$(PYTHON) -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet --upgrade pip
+	$(MOTO_VENV)/bin/pip install --quiet 'moto[server]'
 	touch $@
 
 ## lint: formatting and clippy, warnings as errors
@@ -137,4 +146,4 @@ tools: $(VENV)/bin/cargo-lambda
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(DEPLOY_VENV)
+	rm -rf $(VENV) $(DEPLOY_VENV) $(MOTO_VENV)

@@ -24,15 +24,25 @@ impl LocalS3Service {
 }
 
 impl From<StoreError> for S3Error {
+    /// S3's own codes and messages, word for word (moto's too), so that clients see here
+    /// exactly what they would see from S3.
     fn from(err: StoreError) -> Self {
-        let code = match err {
-            StoreError::NoSuchBucket(_) => S3ErrorCode::NoSuchBucket,
-            StoreError::NoSuchKey(_) => S3ErrorCode::NoSuchKey,
-            StoreError::BucketAlreadyOwnedByYou(_) => S3ErrorCode::BucketAlreadyOwnedByYou,
-            StoreError::BucketNotEmpty(_) => S3ErrorCode::BucketNotEmpty,
-            StoreError::AclAccessDenied(_) | StoreError::ListAccessDenied(_) => S3ErrorCode::AccessDenied,
+        let (code, message) = match err {
+            StoreError::NoSuchBucket(_) => (S3ErrorCode::NoSuchBucket, "The specified bucket does not exist"),
+            StoreError::NoSuchKey(_) => (S3ErrorCode::NoSuchKey, "The specified key does not exist."),
+            StoreError::BucketAlreadyOwnedByYou(_) => (
+                S3ErrorCode::BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it.",
+            ),
+            StoreError::BucketNotEmpty(_) => (
+                S3ErrorCode::BucketNotEmpty,
+                "The bucket you tried to delete is not empty",
+            ),
+            StoreError::AclAccessDenied(_) | StoreError::ListAccessDenied(_) => {
+                (S3ErrorCode::AccessDenied, "Access Denied")
+            }
         };
-        S3Error::with_message(code, err.to_string())
+        S3Error::with_message(code, message)
     }
 }
 

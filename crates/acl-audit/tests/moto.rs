@@ -1,0 +1,188 @@
+//! The same client code against `moto_server`, an S3 implementation written independently of
+//! local-s3: listing across pages, ACL decoding, NoSuchBucket, NoSuchKey.
+//!
+//! `make test` installs moto into `.venv-moto` and sets `MOTO_SERVER` to its `moto_server`;
+//! each test starts its own server on a free loopback port and stops it when it ends. Without
+//! `MOTO_SERVER` these tests say so and pass, so that a bare `cargo test` needs no Python.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use acl_audit::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grantee, KeyPages, fetch_acl, list_keys};
+use acl_audit::client::client_for_endpoint;
+use acl_audit::{AuditError, Strategy, Target, audit_bucket};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ObjectCannedAcl;
+use futures::future::try_join_all;
+
+/// A canonical user id that is not moto's account: a grant to it is cross-account.
+const PARTNER_ID: &str = "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1";
+
+struct MotoServer {
+    child: Child,
+    endpoint_url: String,
+}
+
+impl MotoServer {
+    /// `None` when `MOTO_SERVER` is unset.
+    fn start() -> Option<MotoServer> {
+        let Some(program) = std::env::var_os("MOTO_SERVER") else {
+            eprintln!("MOTO_SERVER is unset: skipping the moto_server suite (make test runs it)");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start MOTO_SERVER={program:?}: {err}"));
+        let server = MotoServer {
+            child,
+            endpoint_url: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto_server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(server)
+    }
+
+    fn client(&self) -> Client {
+        // moto checks no signature: any key pair, never a real one.
+        client_for_endpoint(&self.endpoint_url, "moto-access-key", "moto-secret-key")
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn create_bucket_with(client: &Client, bucket: &str, keys: impl IntoIterator<Item = String>) {
+    client.create_bucket().bucket(bucket).send().await.unwrap();
+    let keys: Vec<String> = keys.into_iter().collect();
+    // A few at a time: moto serves one request at a time.
+    for chunk in keys.chunks(16) {
+        try_join_all(chunk.iter().map(|key| {
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(ByteStream::from_static(b"x"))
+                .send()
+        }))
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_reads_every_page_in_key_order() {
+    let Some(moto) = MotoServer::start() else { return };
+    let client = moto.client();
+    let keys: Vec<String> = (0..1100).map(|i| format!("logs/{i:05}")).collect();
+    create_bucket_with(&client, "paged", keys.clone()).await;
+
+    let listing = list_keys(&client, &Target::bucket("paged")).await.unwrap();
+    assert!(listing.complete);
+    assert_eq!(listing.keys, keys);
+
+    let mut pages = KeyPages::new(&client, &Target::bucket("paged"));
+    let mut sizes = Vec::new();
+    while let Some(page) = pages.next_page().await.unwrap() {
+        sizes.push(page.len());
+    }
+    assert_eq!(sizes, [1000, 100]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acls_decode_and_audit_the_same_with_every_strategy() {
+    let Some(moto) = MotoServer::start() else { return };
+    let client = moto.client();
+    create_bucket_with(&client, "acls", ["private".to_owned()]).await;
+    for (key, acl) in [
+        ("public", ObjectCannedAcl::PublicRead),
+        ("authenticated", ObjectCannedAcl::AuthenticatedRead),
+    ] {
+        let put = client.put_object().bucket("acls").key(key).acl(acl);
+        put.body(ByteStream::from_static(b"x")).send().await.unwrap();
+    }
+    client
+        .put_object()
+        .bucket("acls")
+        .key("shared")
+        .grant_read(format!("id=\"{PARTNER_ID}\""))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+
+    let public = fetch_acl(&client, "acls", "public".to_owned()).await.unwrap();
+    assert!(
+        public.grants.iter().any(|g| g.permission == "READ"
+            && g.grantee
+                == Grantee::Group {
+                    uri: ALL_USERS_URI.to_owned()
+                }),
+        "{public:?}"
+    );
+    let authenticated = fetch_acl(&client, "acls", "authenticated".to_owned()).await.unwrap();
+    assert!(authenticated.grants.iter().any(|g| g.grantee
+        == Grantee::Group {
+            uri: AUTHENTICATED_USERS_URI.to_owned()
+        }));
+    let owner = public.owner_id.clone().expect("moto names the owner");
+
+    let private = fetch_acl(&client, "acls", "private".to_owned()).await.unwrap();
+    assert_eq!(private.grants.len(), 1);
+    assert_eq!(private.grants[0].grantee, Grantee::CanonicalUser { id: owner });
+    assert_eq!(private.grants[0].permission, "FULL_CONTROL");
+
+    for strategy in [
+        Strategy::Sequential,
+        Strategy::SpawnBlocking {
+            pool_size: std::num::NonZeroUsize::new(4).unwrap(),
+        },
+        Strategy::JoinAll { max_in_flight: None },
+    ] {
+        let report = audit_bucket(&client, &Target::bucket("acls"), strategy).await.unwrap();
+        assert_eq!((report.objects_listed, report.acls_fetched), (4, 4), "{strategy:?}");
+        assert_eq!(report.audit.readable_by_all_users.keys, ["public"]);
+        assert_eq!(report.audit.readable_by_authenticated_users.keys, ["authenticated"]);
+        assert_eq!(report.audit.granted_to_other_accounts.keys, ["shared"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_bucket_is_no_such_bucket() {
+    let Some(moto) = MotoServer::start() else { return };
+    let err = audit_bucket(&moto.client(), &Target::bucket("not-there"), Strategy::Sequential)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AuditError::NoSuchBucket {
+            bucket: "not-there".to_owned()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_key_is_a_no_such_key_failure() {
+    let Some(moto) = MotoServer::start() else { return };
+    let client = moto.client();
+    create_bucket_with(&client, "sparse", ["kept".to_owned()]).await;
+    let failure = fetch_acl(&client, "sparse", "gone".to_owned()).await.unwrap_err();
+    assert_eq!(failure.code, "NoSuchKey");
+    // local-s3 words it the same (tests/strategies.rs), as S3 does.
+    assert_eq!(failure.message, "NoSuchKey: The specified key does not exist.");
+}
