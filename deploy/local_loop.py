@@ -105,6 +105,20 @@ def main():
             os.unlink(payload.name)
             if code == 0 or "NoSuchBucket" not in out + err:
                 failures.append(f"{function} missing bucket: expected a NoSuchBucket error, got {code}: {out} {err}")
+        # Bodies that are not JSON never reach our code: the runtime refuses them, with a clear
+        # message and the function stays up for the next event.
+        for body in ["not json", ""]:
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as payload:
+                payload.write(body)
+            code, out, err = invoke(port, "join-all", payload.name)
+            os.unlink(payload.name)
+            if code == 0 or "failed to deserialize" not in out + err:
+                failures.append(f"join-all body {body!r}: expected a deserialization error, got {code}: {out} {err}")
+        code, out, err = invoke(port, "join-all", ROOT / "fixtures" / "console.json")
+        if code != 0:
+            failures.append(f"join-all after bad bodies: exit {code}: {err.strip()}")
+        else:
+            successes += 1
         time.sleep(1)
         emf_lines = [line for line in pathlib.Path(log.name).read_text().splitlines() if '"_aws"' in line]
         if len(emf_lines) < successes:

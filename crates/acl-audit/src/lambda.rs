@@ -90,15 +90,20 @@ pub async fn handle(
 }
 
 /// When to stop: `margin` before the invocation's deadline. A context without one (a
-/// deadline of 0: outside Lambda, in tests and the benchmark) sets no stop.
+/// deadline of 0: outside Lambda, in tests and the benchmark) sets no stop, nor does a deadline
+/// already past when the invocation starts, which Lambda never sends: `cargo lambda watch`
+/// sends its timeout (600 000 ms) where Lambda sends a time.
 pub fn stop_at(context: &Context, margin: Duration) -> Option<Instant> {
     if context.deadline == 0 {
         return None;
     }
-    let remaining = context
-        .deadline()
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
+    let Ok(remaining) = context.deadline().duration_since(SystemTime::now()) else {
+        tracing::warn!(
+            deadline_ms = context.deadline,
+            "the invocation's deadline is already past: running without one"
+        );
+        return None;
+    };
     Some(Instant::now() + remaining.saturating_sub(margin))
 }
 

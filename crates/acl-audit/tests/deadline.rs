@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use acl_audit::lambda::{HandlerError, handle};
+use acl_audit::lambda::{HandlerError, handle, stop_at};
 use acl_audit::report::Truncation;
 use acl_audit::{AuditReport, Config, RequestError, Resume, StrategyKind, Target, audit_bucket};
 use lambda_runtime::{Context, LambdaEvent};
@@ -167,5 +167,21 @@ async fn a_resume_token_for_another_bucket_than_the_event_names_is_refused() {
     assert!(
         message.contains("\"mine\" is not the resume token's \"theirs\""),
         "{message}"
+    );
+}
+
+#[test]
+fn no_deadline_or_one_already_past_sets_no_stop() {
+    let margin = Duration::from_secs(2);
+    let mut context = Context::default();
+    assert_eq!(stop_at(&context, margin), None, "no deadline: outside Lambda");
+    context.deadline = 600_000; // what `cargo lambda watch` sends: its timeout, not a time
+    assert_eq!(stop_at(&context, margin), None);
+    let in_ten_seconds = event_due_in(Value::Null, Duration::from_secs(10)).context;
+    let stop = stop_at(&in_ten_seconds, margin).unwrap();
+    let until_stop = stop.duration_since(Instant::now());
+    assert!(
+        until_stop <= Duration::from_secs(8) && until_stop > Duration::from_secs(7),
+        "{until_stop:?}"
     );
 }
