@@ -44,6 +44,33 @@ impl AuditReport {
     pub fn accounts_for_every_object(&self) -> bool {
         self.objects_listed == self.acls_fetched + self.failures.count + self.objects_not_fetched
     }
+
+    /// Adds another run's report over the same bucket, as the batches of one Distributed Map
+    /// run add up: counts and retries sum, samples keep the keys first in listing order, keys
+    /// not fetched are pooled into one resume token, timings sum (time spent, not wall time).
+    pub fn absorb(&mut self, other: AuditReport) {
+        self.objects_listed += other.objects_listed;
+        self.acls_fetched += other.acls_fetched;
+        self.failures.absorb(other.failures);
+        self.objects_not_fetched += other.objects_not_fetched;
+        self.retries += other.retries;
+        self.audit.absorb(other.audit);
+        self.truncated = self.truncated.take().or(other.truncated);
+        if let Some(theirs) = other.resume {
+            match &mut self.resume {
+                Some(ours) => {
+                    ours.keys.extend(theirs.keys);
+                    ours.keys.sort_unstable();
+                }
+                None => self.resume = Some(theirs),
+            }
+        }
+        self.timings_ms = Timings {
+            list: self.timings_ms.list + other.timings_ms.list,
+            fetch: self.timings_ms.fetch + other.timings_ms.fetch,
+            total: self.timings_ms.total + other.timings_ms.total,
+        };
+    }
 }
 
 /// Why a run did not cover the whole bucket (or prefix).
@@ -66,6 +93,24 @@ pub struct Failures {
     pub sample: Vec<ObjectFailure>,
 }
 
+impl Failures {
+    pub fn add(&mut self, failure: ObjectFailure) {
+        self.count += 1;
+        *self.by_code.entry(failure.code.clone()).or_default() += 1;
+        keep_first_in_listing_order(&mut self.sample, failure, |f| f.key.as_str());
+    }
+
+    fn absorb(&mut self, other: Failures) {
+        self.count += other.count;
+        for (code, count) in other.by_code {
+            *self.by_code.entry(code).or_default() += count;
+        }
+        for failure in other.sample {
+            keep_first_in_listing_order(&mut self.sample, failure, |f| f.key.as_str());
+        }
+    }
+}
+
 /// Keys counted in full, named up to [`SAMPLE_SIZE`]: those first in listing order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeySample {
@@ -77,6 +122,13 @@ impl KeySample {
     fn add(&mut self, key: &str) {
         self.count += 1;
         keep_first_in_listing_order(&mut self.keys, key.to_owned(), String::as_str);
+    }
+
+    fn absorb(&mut self, other: KeySample) {
+        self.count += other.count;
+        for key in other.keys {
+            keep_first_in_listing_order(&mut self.keys, key, String::as_str);
+        }
     }
 }
 
@@ -105,6 +157,16 @@ pub struct AclAudit {
 }
 
 impl AclAudit {
+    fn absorb(&mut self, other: AclAudit) {
+        self.readable_by_all_users.absorb(other.readable_by_all_users);
+        self.readable_by_authenticated_users
+            .absorb(other.readable_by_authenticated_users);
+        self.granted_to_other_accounts.absorb(other.granted_to_other_accounts);
+        for (permission, count) in other.grants_by_permission {
+            *self.grants_by_permission.entry(permission).or_default() += count;
+        }
+    }
+
     fn record(&mut self, acl: &ObjectAcl) {
         let readable_by = |uri: &str| {
             acl.grants
@@ -166,11 +228,7 @@ impl Tally {
                 self.acls_fetched += 1;
                 self.audit.record(&acl);
             }
-            AclOutcome::Failed(failure) => {
-                self.failures.count += 1;
-                *self.failures.by_code.entry(failure.code.clone()).or_default() += 1;
-                keep_first_in_listing_order(&mut self.failures.sample, failure, |f| f.key.as_str());
-            }
+            AclOutcome::Failed(failure) => self.failures.add(failure),
             AclOutcome::NotFetched(key) => self.not_fetched.push(key),
         }
     }

@@ -54,7 +54,7 @@ pub struct Target {
     pub prefix: Option<String>,
     /// Stop listing after this many keys.
     pub max_objects: Option<usize>,
-    /// Where an earlier, truncated run stopped.
+    /// Where an earlier, truncated run stopped, or the keys a Distributed Map batch names.
     pub resume: Option<Resume>,
 }
 
@@ -128,16 +128,53 @@ pub struct Request {
     pub max_objects: Option<NonZeroUsize>,
     /// A truncated run's `resume`, to carry on where it stopped.
     pub resume: Option<Resume>,
+    /// Exactly these keys, without listing: a Distributed Map batch's items.
+    #[serde(skip)]
+    pub keys: Option<Vec<String>>,
+}
+
+/// What a Step Functions Distributed Map sends each child when an `ItemReader` lists the
+/// bucket (ListObjectsV2) and an `ItemBatcher` groups the objects: the batch's objects, and
+/// the `BatchInput` the state machine adds (`statemachine/audit-bucket.asl.json`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapBatch {
+    #[serde(rename = "Items")]
+    items: Vec<MapItem>,
+    #[serde(rename = "BatchInput", default)]
+    batch_input: BatchInput,
+}
+
+/// One listed object; its `Etag`, `LastModified`, `Size` and `StorageClass` are not needed.
+#[derive(Debug, Deserialize)]
+struct MapItem {
+    #[serde(rename = "Key")]
+    key: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchInput {
+    bucket: Option<String>,
 }
 
 /// Reads an invocation payload: an EventBridge event (recognised by its `detail-type`),
-/// whose `detail` may hold a [`Request`], or a [`Request`] itself (`{}` included).
+/// whose `detail` may hold a [`Request`]; a Distributed Map batch (recognised by its
+/// `Items`); or a [`Request`] itself (`{}` included).
 pub fn parse_event(payload: Value) -> Result<Request, RequestError> {
     match payload {
         Value::Null => Ok(Request::default()),
         Value::Object(fields) if fields.contains_key("detail-type") => {
             let event: EventBridgeEvent<Request> = from_value(Value::Object(fields))?;
             Ok(event.detail)
+        }
+        Value::Object(fields) if fields.contains_key("Items") => {
+            let batch: MapBatch = from_value(Value::Object(fields))?;
+            Ok(Request {
+                bucket: batch.batch_input.bucket,
+                keys: Some(batch.items.into_iter().map(|item| item.key).collect()),
+                ..Request::default()
+            })
         }
         Value::Object(fields) => from_value(Value::Object(fields)),
         other => Err(RequestError::InvalidEvent(format!(
@@ -250,6 +287,27 @@ impl Config {
     /// The event's values win over the environment's, and a resume token's bucket and prefix
     /// over both; an event naming others than its token is refused, not guessed at.
     pub fn target(&self, request: Request) -> Result<Target, RequestError> {
+        if let Some(keys) = request.keys {
+            let bucket = request
+                .bucket
+                .or_else(|| self.bucket.clone())
+                .ok_or(RequestError::MissingBucket)?;
+            check_bucket_name(&bucket)?;
+            // Handed-over keys with nothing to list: a resume token whose listing is done.
+            let keys_only = Resume {
+                bucket: bucket.clone(),
+                prefix: None,
+                start_after: None,
+                listing_complete: true,
+                keys,
+            };
+            return Ok(Target {
+                bucket,
+                prefix: None,
+                max_objects: None,
+                resume: Some(keys_only),
+            });
+        }
         let max_objects = request.max_objects.map(NonZeroUsize::get).or(self.max_objects);
         let (bucket, prefix) = match &request.resume {
             Some(resume) => {

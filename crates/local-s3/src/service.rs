@@ -125,6 +125,16 @@ impl S3 for LocalS3Service {
         }))
     }
 
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let (body, etag) = self.store.object(&req.input.bucket, &req.input.key)?;
+        Ok(S3Response::new(GetObjectOutput {
+            content_length: i64::try_from(body.len()).ok(),
+            e_tag: Some(ETag::Strong(etag)),
+            body: Some(StreamingBlob::from(s3s::Body::from(body))),
+            ..Default::default()
+        }))
+    }
+
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.store.delete_object(&req.input.bucket, &req.input.key)?;
         Ok(S3Response::new(DeleteObjectOutput::default()))

@@ -106,6 +106,19 @@ impl Store {
         })
     }
 
+    /// The object's body and ETag.
+    pub fn object(&self, bucket: &str, key: &str) -> Result<(Bytes, String), StoreError> {
+        let buckets = self.buckets.read();
+        let b = buckets
+            .get(bucket)
+            .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
+        let object = b
+            .objects
+            .get(key)
+            .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))?;
+        Ok((object.body.clone(), object.etag.clone()))
+    }
+
     pub fn object_acl(&self, bucket: &str, key: &str) -> Result<Acl, StoreError> {
         let buckets = self.buckets.read();
         let b = buckets

@@ -327,3 +327,35 @@ async fn url_encoding_type_escapes_keys_for_clients_that_ask() {
         .unwrap();
     assert_eq!(listing.contents()[0].key(), Some("dir/e%20f%2Bg"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_object_returns_the_body_that_was_put() {
+    let (_s3, client) = start().await;
+    client.create_bucket().bucket("bodies").send().await.unwrap();
+    let body = br#"{"report": "json"}"#;
+    client
+        .put_object()
+        .bucket("bodies")
+        .key("results/manifest.json")
+        .body(ByteStream::from_static(body))
+        .send()
+        .await
+        .unwrap();
+    let object = client
+        .get_object()
+        .bucket("bodies")
+        .key("results/manifest.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(object.content_length(), Some(body.len() as i64));
+    assert_eq!(object.body.collect().await.unwrap().into_bytes().as_ref(), body);
+    let missing = client
+        .get_object()
+        .bucket("bodies")
+        .key("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Some("NoSuchKey"));
+}
