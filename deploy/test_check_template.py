@@ -1,5 +1,6 @@
 """The template checker catches what it is for: run with `python -m unittest discover deploy`."""
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -61,6 +62,41 @@ class CheckTemplate(unittest.TestCase):
             "      ManagedPolicyArns:\n        - arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\n"
             "      Policies:\n        - PolicyName: read-object-acls",
             "managed policy arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+        )
+
+    def test_a_state_machine_reading_objects_fails(self):
+        self.assert_finding(
+            "                Action: lambda:InvokeFunction",
+            "                Action: [lambda:InvokeFunction, s3:GetObject]",
+            "AuditStateMachineRole/run-distributed-audit: action s3:GetObject beyond",
+        )
+
+    def test_results_written_outside_their_prefix_fail(self):
+        self.assert_finding(
+            "Resource: !Sub ${ResultsBucket.Arn}/results/*",
+            "Resource: !Sub ${ResultsBucket.Arn}/*",
+            "writes outside results/",
+        )
+
+    def test_a_definition_without_a_result_writer_fails(self):
+        definition = json.loads((DEPLOY.parent / "statemachine/audit-bucket.asl.json").read_text())
+        del definition["States"]["AuditBatches"]["ResultWriter"]
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+            json.dump(definition, file)
+        try:
+            self.assert_finding(
+                "DefinitionUri: statemachine/audit-bucket.asl.json",
+                f"DefinitionUri: {file.name}",
+                "AuditBatches.ResultWriter.Resource is None",
+            )
+        finally:
+            pathlib.Path(file.name).unlink()
+
+    def test_a_placeholder_without_a_substitution_fails(self):
+        self.assert_finding(
+            "        ResultsPrefix: results\n",
+            "",
+            "placeholders",
         )
 
 
