@@ -21,7 +21,7 @@ REMOTE_PAYLOAD ?= fixtures/console-empty.json
 WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
 SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
-.PHONY: run bench bench-peers test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
+.PHONY: run bench bench-peers rehearse summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
 	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean
 
 ## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once (loopback)
@@ -42,6 +42,17 @@ bench-peers: $(VENV)/.peers-installed
 $(VENV)/.peers-installed: $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet aioboto3
 	touch $@
+
+## rehearse: the Step Functions Distributed Map's sharding run locally, with K workers
+## (REHEARSE_ARGS passes options, e.g. "--objects 100000 --workers 1,2,4,8")
+rehearse:
+	$(CARGO) build --release --quiet -p acl-map
+	target/release/acl-map rehearse $(REHEARSE_ARGS)
+
+## summarize: add up a state machine run's batch reports (RESULTS=s3://bucket/results/<map run id>/)
+summarize:
+	@test -n "$(RESULTS)" || { echo "RESULTS=s3://<results bucket>/results/<map run id>/ is required (the stack's ResultsLocation output)"; exit 2; }
+	$(CARGO) run --release --quiet -p acl-map -- summarize $(RESULTS)
 
 ## test: every test of the workspace, against real local-s3 endpoints and moto_server on loopback,
 ## and the template's checks

@@ -131,11 +131,25 @@ pub fn client_for_endpoint(endpoint_url: &str, access_key_id: &str, secret_acces
 
 /// The same with any static credentials, a session token included.
 pub fn client_with_credentials(endpoint_url: &str, credentials: Credentials) -> Client {
-    let sdk_config = SdkConfig::builder()
+    client_from_sdk_config(&static_config(endpoint_url, credentials, None))
+}
+
+/// The same over HTTPS, trusting only the CA in `ca_pem` (an endpoint's own, as local-s3's).
+pub fn client_trusting(endpoint_url: &str, credentials: Credentials, ca_pem: &[u8]) -> Result<Client, String> {
+    let http_client = https_client_trusting(ca_pem)?;
+    Ok(client_from_sdk_config(&static_config(
+        endpoint_url,
+        credentials,
+        Some(http_client),
+    )))
+}
+
+fn static_config(endpoint_url: &str, credentials: Credentials, http_client: Option<SharedHttpClient>) -> SdkConfig {
+    let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint_url)
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .build();
-    client_from_sdk_config(&sdk_config)
+        .credentials_provider(SharedCredentialsProvider::new(credentials));
+    builder.set_http_client(http_client);
+    builder.build()
 }

@@ -45,10 +45,35 @@ impl AuditReport {
         self.objects_listed == self.acls_fetched + self.failures.count + self.objects_not_fetched
     }
 
+    /// A report of nothing yet, to add batch reports to: it takes the bucket and concurrency
+    /// limit of the first it absorbs.
+    pub fn empty(strategy: StrategyKind, bucket: impl Into<String>) -> Self {
+        AuditReport {
+            strategy,
+            bucket: bucket.into(),
+            prefix: None,
+            max_objects: None,
+            objects_listed: 0,
+            acls_fetched: 0,
+            failures: Failures::default(),
+            objects_not_fetched: 0,
+            truncated: None,
+            resume: None,
+            retries: 0,
+            audit: AclAudit::default(),
+            concurrency_limit: None,
+            timings_ms: Timings::default(),
+        }
+    }
+
     /// Adds another run's report over the same bucket, as the batches of one Distributed Map
     /// run add up: counts and retries sum, samples keep the keys first in listing order, keys
     /// not fetched are pooled into one resume token, timings sum (time spent, not wall time).
     pub fn absorb(&mut self, other: AuditReport) {
+        if self.bucket.is_empty() {
+            self.bucket = other.bucket;
+        }
+        self.concurrency_limit = self.concurrency_limit.or(other.concurrency_limit);
         self.objects_listed += other.objects_listed;
         self.acls_fetched += other.acls_fetched;
         self.failures.absorb(other.failures);

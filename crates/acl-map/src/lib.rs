@@ -1,0 +1,8 @@
+//! Past one invocation: a Step Functions Distributed Map lists the bucket, hands batches of
+//! keys to the `join-all` function and writes each batch's report to S3.
+//!
+//! - [`results`]: reading what the map run's ResultWriter wrote, and adding the batches up.
+//! - [`rehearsal`]: the same sharding on this machine, against local-s3, with K workers.
+
+pub mod rehearsal;
+pub mod results;

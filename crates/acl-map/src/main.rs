@@ -1,0 +1,129 @@
+//! `acl-map`: add up a Step Functions Distributed Map run's batch reports, or rehearse the
+//! same sharding on this machine.
+
+use acl_map::rehearsal::{RehearsalOptions, rehearse};
+use acl_map::results::{S3Location, summarize};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use local_s3::NetworkModel;
+
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Add up the batch reports a state machine run wrote (its ResultWriter folder, e.g.
+    /// s3://RESULTS-BUCKET/results/MAP-RUN-ID/) into one report, printed as JSON. Uses the
+    /// usual AWS configuration (profile, AWS_REGION, AWS_ENDPOINT_URL, AWS_CA_BUNDLE).
+    Summarize { location: S3Location },
+    /// Run the Distributed Map's sharding locally: an HTTPS local-s3 with the benchmark's
+    /// network model, the listing split into batches, K workers running the join-all handler
+    /// in parallel, the results written and summed as on AWS. Prints the time per K.
+    Rehearse {
+        #[arg(long, default_value_t = 20_000)]
+        objects: usize,
+        /// Keys per batch (the state machine's BatchSize).
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Counts of workers to time (the state machine's MapMaxConcurrency).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        workers: Vec<usize>,
+        /// Each worker's memory size, MB: join-all's in-flight cap follows it.
+        #[arg(long, default_value_t = 1769)]
+        memory_mb: usize,
+        #[arg(long, default_value_t = 2.0)]
+        rtt_ms: f64,
+        #[arg(long, default_value_t = 15.0)]
+        service_ms: f64,
+        #[arg(long, default_value_t = 2)]
+        handshake_rtts: u32,
+        /// Print the runs as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    match args.command {
+        Command::Summarize { location } => runtime.block_on(async {
+            let client = acl_audit::client::client_from_env().await?;
+            let summary = summarize(&client, &location).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            let report = &summary.report;
+            eprintln!(
+                "{} batches ({} failed, {} unfinished): {} objects, {} ACLs fetched, {} failures, {} not fetched",
+                summary.batches.succeeded + summary.batches.failed + summary.batches.pending,
+                summary.batches.failed,
+                summary.batches.pending,
+                report.objects_listed,
+                report.acls_fetched,
+                report.failures.count,
+                report.objects_not_fetched
+            );
+            Ok(())
+        }),
+        Command::Rehearse {
+            objects,
+            batch_size,
+            workers,
+            memory_mb,
+            rtt_ms,
+            service_ms,
+            handshake_rtts,
+            json,
+        } => {
+            anyhow::ensure!(
+                batch_size > 0 && workers.iter().all(|&k| k > 0),
+                "--batch-size and --workers must be at least 1"
+            );
+            let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts).map_err(anyhow::Error::msg)?;
+            let options = RehearsalOptions {
+                objects,
+                batch_size,
+                workers,
+                memory_mb,
+                network,
+            };
+            let runs = runtime.block_on(rehearse(&options))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+                return Ok(());
+            }
+            println!(
+                "{objects} objects in batches of {batch_size}, workers at {memory_mb} MB, RTT {rtt_ms} ms + service {service_ms} ms, TLS"
+            );
+            println!(
+                "{:>8} {:>8} {:>10} {:>10} {:>9}",
+                "workers", "batches", "wall ms", "ACLs/s", "speed-up"
+            );
+            for run in &runs {
+                println!(
+                    "{:>8} {:>8} {:>10.0} {:>10.0} {:>8.2}x",
+                    run.workers, run.batches, run.wall_ms, run.acls_per_second, run.speedup
+                );
+            }
+            if let Some(last) = runs.last() {
+                let report = &last.summary.report;
+                println!(
+                    "summed from the results written: {} listed = {} fetched + {} failed + {} not fetched; {} readable by anyone",
+                    report.objects_listed,
+                    report.acls_fetched,
+                    report.failures.count,
+                    report.objects_not_fetched,
+                    report.audit.readable_by_all_users.count
+                );
+            }
+            println!(
+                "(workers share this machine's {} cores; on Lambda each has its own CPU)",
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The Distributed Map, rehearsed locally: list the bucket as the ItemReader does, batch the
+//! keys as the ItemBatcher does, run K workers (each a Lambda container: its own thread,
+//! one-thread runtime and client, so its own connections) through the functions' handler,
+//! write the results as the ResultWriter does, and add them up with [`summarize`].
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use acl_audit::client::client_trusting;
+use acl_audit::lambda::handle;
+use acl_audit::{Config, StrategyKind};
+use anyhow::Context as _;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::primitives::ByteStream;
+use lambda_runtime::{Context, LambdaEvent};
+use local_s3::{LocalS3, NetworkModel, Options};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::results::{MANIFEST, S3Location, Summary, summarize};
+
+pub const BUCKET: &str = "acl-audit-demo";
+pub const RESULTS_BUCKET: &str = "acl-audit-results";
+
+#[derive(Debug, Clone)]
+pub struct RehearsalOptions {
+    pub objects: usize,
+    pub batch_size: usize,
+    /// Each count of workers to time, e.g. 1, 2, 4, 8.
+    pub workers: Vec<usize>,
+    /// The function's memory size: join-all's in-flight cap follows it.
+    pub memory_mb: usize,
+    pub network: NetworkModel,
+}
+
+/// One count of workers, timed.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerRun {
+    pub workers: usize,
+    pub batches: usize,
+    pub wall_ms: f64,
+    pub acls_per_second: f64,
+    /// Against the first count of workers in the list.
+    pub speedup: f64,
+    /// The run's results, summed from what it wrote as a ResultWriter does.
+    pub summary: Summary,
+}
+
+/// Seeds an HTTPS local-s3 (with `options.network`) and times each count of workers over the
+/// same batches.
+pub async fn rehearse(options: &RehearsalOptions) -> anyhow::Result<Vec<WorkerRun>> {
+    let s3 = LocalS3::start_with(Options {
+        tls: true,
+        network: options.network,
+        ..Options::default()
+    })
+    .await
+    .context("cannot start the embedded endpoint")?;
+    local_s3::seed_bucket(s3.store(), BUCKET, options.objects).context("cannot seed the bucket")?;
+    s3.store()
+        .create_bucket(RESULTS_BUCKET)
+        .context("cannot create the results bucket")?;
+    let client = client_for(&s3)?;
+    let batches = item_reader(&client, options.batch_size).await?;
+    let config = Config::from_vars(|name| {
+        (name == acl_audit::target::LAMBDA_MEMORY_SIZE).then(|| options.memory_mb.to_string())
+    })?;
+
+    let mut runs: Vec<WorkerRun> = Vec::new();
+    for &workers in &options.workers {
+        let started = Instant::now();
+        let outcomes = run_workers(&s3, &config, &batches, workers)?;
+        let wall = started.elapsed();
+        let folder = format!("results/rehearsal-{workers}-workers/");
+        write_results(&client, &folder, &batches, &outcomes).await?;
+        let summary = summarize(
+            &client,
+            &format!("s3://{RESULTS_BUCKET}/{folder}")
+                .parse::<S3Location>()
+                .map_err(anyhow::Error::msg)?,
+        )
+        .await?;
+        anyhow::ensure!(
+            summary.report.accounts_for_every_object() && summary.report.objects_listed == options.objects,
+            "the batches do not account for the {} objects: {:?}",
+            options.objects,
+            summary.report
+        );
+        let wall_ms = wall.as_secs_f64() * 1e3;
+        let baseline = runs.first().map_or(wall_ms, |first| first.wall_ms);
+        runs.push(WorkerRun {
+            workers,
+            batches: batches.len(),
+            wall_ms,
+            acls_per_second: summary.report.acls_fetched as f64 / wall.as_secs_f64(),
+            speedup: baseline / wall_ms,
+            summary,
+        });
+    }
+    Ok(runs)
+}
+
+fn client_for(s3: &LocalS3) -> anyhow::Result<Client> {
+    let keys = s3.credentials();
+    let credentials = Credentials::new(&keys.access_key_id, &keys.secret_access_key, None, None, "local-s3");
+    let ca = s3.ca_pem().context("the endpoint serves no TLS")?;
+    client_trusting(s3.endpoint_url(), credentials, ca.as_bytes()).map_err(anyhow::Error::msg)
+}
+
+/// The payloads a Distributed Map sends: ListObjectsV2's objects, `batch_size` to a batch,
+/// with the state machine's `BatchInput`.
+async fn item_reader(client: &Client, batch_size: usize) -> anyhow::Result<Vec<Value>> {
+    let mut items = Vec::new();
+    let mut pages = client.list_objects_v2().bucket(BUCKET).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.context("cannot list the bucket")?;
+        for object in page.contents() {
+            items.push(json!({
+                "Etag": object.e_tag(),
+                "Key": object.key(),
+                "LastModified": object.last_modified().map(|t| t.secs()),
+                "Size": object.size(),
+                "StorageClass": object.storage_class().map(|c| c.as_str()),
+            }));
+        }
+    }
+    Ok(items
+        .chunks(batch_size.max(1))
+        .map(|chunk| json!({"Items": chunk, "BatchInput": {"bucket": BUCKET}}))
+        .collect())
+}
+
+/// What one child execution gave: the report, or the handler's error type and message.
+type Outcome = Result<Value, (String, String)>;
+
+/// `workers` threads, each a fresh container, taking batches from one queue until it is empty.
+fn run_workers(s3: &LocalS3, config: &Config, batches: &[Value], workers: usize) -> anyhow::Result<Vec<Outcome>> {
+    let queue: Arc<Mutex<VecDeque<(usize, Value)>>> =
+        Arc::new(Mutex::new(batches.iter().cloned().enumerate().collect()));
+    let done: Arc<Mutex<Vec<Option<Outcome>>>> = Arc::new(Mutex::new(vec![None; batches.len()]));
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut threads = Vec::new();
+        for _ in 0..workers {
+            let (queue, done) = (Arc::clone(&queue), Arc::clone(&done));
+            let client = client_for(s3)?;
+            threads.push(scope.spawn(move || -> anyhow::Result<()> {
+                let runtime = acl_audit::lambda::runtime()?;
+                loop {
+                    let next = queue
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("a worker panicked"))?
+                        .pop_front();
+                    let Some((index, payload)) = next else { return Ok(()) };
+                    let event = LambdaEvent::new(payload, Context::default());
+                    let outcome = runtime
+                        .block_on(handle(StrategyKind::JoinAll, &client, config, event))
+                        .map_err(|err| (err.error_type().to_owned(), err.to_string()))
+                        .and_then(|report| {
+                            serde_json::to_value(report).map_err(|err| ("Serialization".to_owned(), err.to_string()))
+                        });
+                    done.lock().map_err(|_| anyhow::anyhow!("a worker panicked"))?[index] = Some(outcome);
+                }
+            }));
+        }
+        for thread in threads {
+            thread.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    let done = Arc::try_unwrap(done)
+        .map_err(|_| anyhow::anyhow!("workers still hold the results"))?
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a worker panicked"))?;
+    done.into_iter()
+        .enumerate()
+        .map(|(index, outcome)| outcome.with_context(|| format!("batch {index} was not run")))
+        .collect()
+}
+
+/// What a ResultWriter writes under its prefix: SUCCEEDED_0.json, FAILED_0.json (the child
+/// executions, with their input and output as JSON strings) and manifest.json naming them.
+async fn write_results(client: &Client, folder: &str, batches: &[Value], outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
+    for (index, (batch, outcome)) in batches.iter().zip(outcomes).enumerate() {
+        let mut execution = json!({
+            "ExecutionArn": format!("arn:aws:states:local:000000000000:execution:rehearsal/AuditBatches:{index}"),
+            "Input": batch.to_string(),
+            "InputDetails": {"Included": true},
+            "Name": index.to_string(),
+        });
+        match outcome {
+            Ok(report) => {
+                execution["Status"] = json!("SUCCEEDED");
+                execution["Output"] = json!(report.to_string());
+                execution["OutputDetails"] = json!({"Included": true});
+                succeeded.push(execution);
+            }
+            Err((error, cause)) => {
+                execution["Status"] = json!("FAILED");
+                execution["Error"] = json!(error);
+                execution["Cause"] = json!(cause);
+                failed.push(execution);
+            }
+        }
+    }
+    let mut files = json!({"FAILED": [], "PENDING": [], "SUCCEEDED": []});
+    for (status, executions) in [("SUCCEEDED", succeeded), ("FAILED", failed)] {
+        if executions.is_empty() {
+            continue;
+        }
+        let key = format!("{folder}{status}_0.json");
+        put_json(client, &key, &Value::Array(executions)).await?;
+        files[status] = json!([{"Key": key}]);
+    }
+    let manifest = json!({"DestinationBucket": RESULTS_BUCKET, "MapRunArn": "arn:aws:states:local:000000000000:mapRun:rehearsal/AuditBatches:local", "ResultFiles": files});
+    put_json(client, &format!("{folder}{MANIFEST}"), &manifest).await
+}
+
+async fn put_json(client: &Client, key: &str, value: &Value) -> anyhow::Result<()> {
+    client
+        .put_object()
+        .bucket(RESULTS_BUCKET)
+        .key(key)
+        .body(ByteStream::from(serde_json::to_vec(value)?))
+        .send()
+        .await
+        .with_context(|| format!("cannot write s3://{RESULTS_BUCKET}/{key}"))?;
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! A Distributed Map run's results as its ResultWriter leaves them in S3: `manifest.json`
+//! naming the result files, each file a JSON array of child executions whose `Output` is a
+//! batch's report (SUCCEEDED) or whose `Error` and `Cause` say why it has none (FAILED).
+
+use std::fmt;
+use std::str::FromStr;
+
+use acl_audit::{AuditReport, ObjectFailure, StrategyKind};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::DisplayErrorContext;
+use serde::{Deserialize, Serialize};
+
+/// `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl FromStr for S3Location {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let rest = text
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{text:?} is not an s3://bucket/prefix location"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{text:?} names no bucket"));
+        }
+        Ok(S3Location {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+pub const MANIFEST: &str = "manifest.json";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Manifest {
+    pub result_files: ResultFiles,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub struct ResultFiles {
+    #[serde(default)]
+    pub succeeded: Vec<ResultFile>,
+    #[serde(default)]
+    pub failed: Vec<ResultFile>,
+    #[serde(default)]
+    pub pending: Vec<ResultFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResultFile {
+    pub key: String,
+}
+
+/// One child execution, as a result file lists it; fields this tool does not read are left out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChildExecution {
+    pub name: Option<String>,
+    pub status: String,
+    /// The batch, as a JSON string: `{"Items": [...], "BatchInput": {...}}`.
+    pub input: Option<String>,
+    /// The batch's report, as a JSON string, when it succeeded.
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchKeys {
+    #[serde(rename = "Items")]
+    items: Vec<BatchItem>,
+    #[serde(rename = "BatchInput", default)]
+    batch_input: BatchInput,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BatchInput {
+    bucket: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchItem {
+    #[serde(rename = "Key")]
+    key: String,
+}
+
+/// The run's batches added up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub manifest: String,
+    pub batches: BatchCounts,
+    /// The sum of the batch reports; the keys of failed batches are failures (with the child
+    /// execution's error as their code), those of unfinished ones are in `resume.keys`.
+    pub report: AuditReport,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BatchCounts {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub pending: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SummarizeError {
+    #[error(
+        "no {MANIFEST} under {0}: give the folder a run's ResultWriter wrote (results/<map run id>/), or the run is still going"
+    )]
+    NoManifest(S3Location),
+    #[error("{count} runs' manifests under {location}: give one run's folder, e.g. s3://{bucket}/{first}", bucket = location.bucket, first = first.trim_end_matches(MANIFEST))]
+    SeveralManifests {
+        location: S3Location,
+        count: usize,
+        first: String,
+    },
+    #[error("cannot read s3://{bucket}/{key}: {detail}")]
+    Read {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+    #[error("s3://{bucket}/{key} is not what a ResultWriter writes: {reason}")]
+    Malformed {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// Finds the run's manifest under `location`, reads every result file it names and adds the
+/// batches up.
+pub async fn summarize(client: &Client, location: &S3Location) -> Result<Summary, SummarizeError> {
+    let manifest_key = find_manifest(client, location).await?;
+    let manifest: Manifest = read_json(client, &location.bucket, &manifest_key).await?;
+    let mut report = AuditReport::empty(StrategyKind::JoinAll, "");
+    let mut batches = BatchCounts::default();
+    let files = &manifest.result_files;
+    for file in files.succeeded.iter().chain(&files.failed).chain(&files.pending) {
+        let executions: Vec<ChildExecution> = read_json(client, &location.bucket, &file.key).await?;
+        for execution in executions {
+            let malformed = |reason: String| SummarizeError::Malformed {
+                bucket: location.bucket.clone(),
+                key: file.key.clone(),
+                reason,
+            };
+            let batch = match (execution.status.as_str(), &execution.output) {
+                ("SUCCEEDED", Some(output)) => {
+                    batches.succeeded += 1;
+                    serde_json::from_str::<AuditReport>(output)
+                        .map_err(|err| malformed(format!("a batch's Output is not a report: {err}")))?
+                }
+                (status, _) => {
+                    let input = execution.input.as_deref().ok_or_else(|| {
+                        malformed(format!(
+                            "execution {:?} ({status}) carries no Input, so its keys cannot be counted",
+                            execution.name
+                        ))
+                    })?;
+                    let keys = serde_json::from_str::<BatchKeys>(input)
+                        .map_err(|err| malformed(format!("a batch's Input is not a batch: {err}")))?;
+                    if status == "FAILED" {
+                        batches.failed += 1;
+                    } else {
+                        batches.pending += 1;
+                    }
+                    unfinished_batch(status, &execution, keys)
+                }
+            };
+            report.absorb(batch);
+        }
+    }
+    if let Some(resume) = &mut report.resume {
+        resume.bucket = report.bucket.clone();
+    }
+    Ok(Summary {
+        manifest: manifest_key,
+        batches,
+        report,
+    })
+}
+
+/// A batch with no report: a failed one's keys are failures, a pending one's are not fetched.
+fn unfinished_batch(status: &str, execution: &ChildExecution, keys: BatchKeys) -> AuditReport {
+    let mut report = AuditReport::empty(StrategyKind::JoinAll, keys.batch_input.bucket.unwrap_or_default());
+    report.objects_listed = keys.items.len();
+    if status == "FAILED" {
+        let code = execution.error.clone().unwrap_or_else(|| "ExecutionFailed".to_owned());
+        let message = execution.cause.clone().unwrap_or_default();
+        for item in keys.items {
+            report.failures.add(ObjectFailure {
+                key: item.key,
+                code: code.clone(),
+                message: message.clone(),
+            });
+        }
+    } else {
+        report.objects_not_fetched = keys.items.len();
+        report.resume = Some(acl_audit::Resume {
+            bucket: String::new(),
+            prefix: None,
+            start_after: None,
+            listing_complete: true,
+            keys: keys.items.into_iter().map(|item| item.key).collect(),
+        });
+    }
+    report
+}
+
+async fn find_manifest(client: &Client, location: &S3Location) -> Result<String, SummarizeError> {
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(&location.bucket)
+        .prefix(&location.prefix)
+        .into_paginator()
+        .send();
+    let mut manifests = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| SummarizeError::Read {
+            bucket: location.bucket.clone(),
+            key: location.prefix.clone(),
+            detail: DisplayErrorContext(&err).to_string(),
+        })?;
+        manifests.extend(
+            page.contents()
+                .iter()
+                .filter_map(|object| object.key())
+                .filter(|key| key.ends_with(MANIFEST))
+                .map(str::to_owned),
+        );
+    }
+    match manifests.len() {
+        0 => Err(SummarizeError::NoManifest(location.clone())),
+        1 => Ok(manifests.remove(0)),
+        count => Err(SummarizeError::SeveralManifests {
+            location: location.clone(),
+            count,
+            first: manifests.remove(0),
+        }),
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<T, SummarizeError> {
+    let read_error = |detail: String| SummarizeError::Read {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        detail,
+    };
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|err| read_error(DisplayErrorContext(&err).to_string()))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|err| read_error(err.to_string()))?
+        .into_bytes();
+    serde_json::from_slice(&bytes).map_err(|err| SummarizeError::Malformed {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        reason: err.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_with_and_without_a_prefix() {
+        let location: S3Location = "s3://audit-results/results/abc/".parse().unwrap();
+        assert_eq!(location.bucket, "audit-results");
+        assert_eq!(location.prefix, "results/abc/");
+        assert_eq!("s3://b".parse::<S3Location>().unwrap().prefix, "");
+        assert!(
+            "results/abc"
+                .parse::<S3Location>()
+                .unwrap_err()
+                .contains("not an s3://")
+        );
+        assert!("s3:///x".parse::<S3Location>().unwrap_err().contains("no bucket"));
+    }
+}

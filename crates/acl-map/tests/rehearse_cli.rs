@@ -1,0 +1,44 @@
+//! `acl-map rehearse` as a user runs it: batches, K workers, results written and summed.
+
+use std::process::Command;
+
+#[test]
+fn a_small_rehearsal_accounts_for_every_object_with_each_count_of_workers() {
+    let output = Command::new(env!("CARGO_BIN_EXE_acl-map"))
+        .args([
+            "rehearse",
+            "--objects",
+            "300",
+            "--batch-size",
+            "100",
+            "--workers",
+            "1,3",
+            "--json",
+        ])
+        .args(["--rtt-ms", "1", "--service-ms", "1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let runs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        assert_eq!(run["batches"], 3);
+        let report = &run["summary"]["report"];
+        assert_eq!(report["objects_listed"], 300);
+        assert_eq!(report["acls_fetched"], 300);
+        assert_eq!(run["summary"]["batches"]["succeeded"], 3);
+    }
+    assert_eq!(runs[0]["speedup"], 1.0);
+}
+
+#[test]
+fn summarize_refuses_a_location_that_is_not_s3() {
+    let output = Command::new(env!("CARGO_BIN_EXE_acl-map"))
+        .args(["summarize", "results/run-1/"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not an s3://bucket/prefix location"), "{stderr}");
+}
