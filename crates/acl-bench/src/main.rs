@@ -18,6 +18,9 @@ use clap::{Parser, Subcommand};
 use lambda_runtime::{Context, LambdaEvent};
 use local_s3::{LocalS3, NetworkModel, seed_bucket, seed_key};
 
+/// ListObjectsV2's page: all the seed's Python functions read.
+const PYTHON_PEERS_MAX_OBJECTS: usize = 1000;
+
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -197,7 +200,16 @@ fn main() -> anyhow::Result<()> {
                 strategy: StrategyKind::JoinAll,
                 max_in_flight: Some(cap),
             }));
-            let python = match PythonPeers::find(&python, &peers_dir) {
+            // The seed's functions read one ListObjectsV2 page, as the write-up has them: beyond
+            // 1 000 objects they would be timed auditing a part of the bucket.
+            let peers = if objects > PYTHON_PEERS_MAX_OBJECTS {
+                Err(format!(
+                    "the seed's functions read one listing page ({PYTHON_PEERS_MAX_OBJECTS} keys), not {objects} objects"
+                ))
+            } else {
+                PythonPeers::find(&python, &peers_dir)
+            };
+            let python = match peers {
                 Ok(peers) => {
                     variants.extend(PythonPeer::ALL.map(|function| Variant::Python { function }));
                     Some(peers)
