@@ -6,7 +6,8 @@ Fails (exit 1, one line per finding) when:
   ACLs, and writing to the functions' own log groups;
 - a function is not the arm64 `bootstrap` built by cargo-lambda from a workspace package;
 - the state machine's role allows more than listing the bucket, invoking join-all, writing under
-  results/ and managing its own executions; or its definition is not the Distributed Map the
+  results/ and managing its own executions; or its definition breaks the States Language
+  (cfn-lint's schema, run on it inlined) or is not the Distributed Map the
   README describes (ItemReader over ListObjectsV2, ItemBatcher with the bucket as BatchInput,
   join-all as the worker, a ResultWriter, a tolerated failure threshold), or its placeholders
   and the template's DefinitionSubstitutions differ.
@@ -19,6 +20,7 @@ import pathlib
 import re
 import sys
 
+from cfnlint.api import lint
 from cfnlint.decode import decode
 from samtranslator.translator.transform import transform
 
@@ -88,6 +90,14 @@ def definition_findings(source):
     example = {name: "1" if name in {"BatchSize", "MaxConcurrency", "ToleratedFailurePercentage"} else f"example-{name}"
                for name in used}
     definition = json.loads(PLACEHOLDER.sub(lambda m: example[m.group(1)], text))
+    # cfn-lint validates a definition against the States Language schema only when it is inline.
+    inline = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {STATE_MACHINE: {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+            "RoleArn": "arn:aws:iam::123456789012:role/example", "Definition": definition}}},
+    }
+    for match in lint(json.dumps(inline)):
+        yield f"{path.name}: {match}"
     maps = [(name, state) for name, state in definition["States"].items() if state["Type"] == "Map"]
     if len(maps) != 1:
         yield f"{path.name}: expected one Map state, found {len(maps)}"

@@ -92,6 +92,20 @@ class CheckTemplate(unittest.TestCase):
         finally:
             pathlib.Path(file.name).unlink()
 
+    def test_a_definition_breaking_the_states_language_fails(self):
+        definition = json.loads((DEPLOY.parent / "statemachine/audit-bucket.asl.json").read_text())
+        definition["States"]["AuditBatches"]["Type"] = "Mapp"
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+            json.dump(definition, file)
+        try:
+            self.assert_finding(
+                "DefinitionUri: statemachine/audit-bucket.asl.json",
+                f"DefinitionUri: {file.name}",
+                "E3601",
+            )
+        finally:
+            pathlib.Path(file.name).unlink()
+
     def test_a_placeholder_without_a_substitution_fails(self):
         self.assert_finding(
             "        ResultsPrefix: results\n",
