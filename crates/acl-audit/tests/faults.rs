@@ -196,3 +196,38 @@ async fn a_later_listing_page_that_keeps_failing_truncates_the_report_after_audi
     assert_eq!(resume.start_after.as_deref(), Some(local_s3::seed_key(999).as_str()));
     assert!(!resume.listing_complete && resume.keys.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adaptive_retries_fetch_every_acl_under_throttling_too() {
+    // AWS_RETRY_MODE=adaptive: after the first SlowDown the client paces its requests.
+    let faults = Faults {
+        seed: 5,
+        rules: vec!["get-object-acl:slow-down=0.1".parse().unwrap()],
+        ..Faults::default()
+    };
+    let (s3, client) = common::faulty("throttled", 100, faults).await;
+    let adaptive = aws_sdk_s3::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::adaptive().with_max_attempts(5))
+            .retry_partition(RetryPartition::new("adaptive"))
+            .build(),
+    );
+    let strategy = common::all_strategies()[2];
+    for (mode, client) in [("standard", &client), ("adaptive", &adaptive)] {
+        let before = s3.faults_injected();
+        let started = std::time::Instant::now();
+        let report = audit_bucket(client, &Target::bucket("throttled"), strategy)
+            .await
+            .unwrap();
+        // Not asserted (timings are the benchmark's business); the README quotes a run.
+        eprintln!(
+            "{mode}: {:?} for 100 ACLs, {} retries",
+            started.elapsed(),
+            report.retries
+        );
+        assert_eq!(report.acls_fetched, 100, "{mode}: {:?}", report.failures);
+        assert_eq!(report.retries, failed_since(before, s3.faults_injected()), "{mode}");
+    }
+}
