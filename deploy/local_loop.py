@@ -53,6 +53,16 @@ def invoke(port, function, payload_file):
     return run.returncode, run.stdout, run.stderr
 
 
+def invoke_with(port, function, body):
+    """Invokes `function` with `body` as the payload's exact text."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as payload:
+        payload.write(body)
+    try:
+        return invoke(port, function, payload.name)
+    finally:
+        os.unlink(payload.name)
+
+
 def main():
     local_s3, s3_env = start_local_s3()
     port = free_port()
@@ -99,10 +109,7 @@ def main():
                 if report["failures"]["count"] != 0 or report["audit"]["readable_by_all_users"]["count"] != OBJECTS // 10:
                     failures.append(f"{function} {fixture}: unexpected counts {report['failures']} {report['audit']}")
                 successes += 1
-            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as payload:
-                json.dump({"bucket": "no-such-bucket"}, payload)
-            code, out, err = invoke(port, function, payload.name)
-            os.unlink(payload.name)
+            code, out, err = invoke_with(port, function, json.dumps({"bucket": "no-such-bucket"}))
             if code == 0 or "NoSuchBucket" not in out + err:
                 failures.append(f"{function} missing bucket: expected a NoSuchBucket error, got {code}: {out} {err}")
         # A Step Functions Distributed Map batch, as the state machine sends it to join-all.
@@ -118,10 +125,7 @@ def main():
         # Bodies that are not JSON never reach our code: the runtime refuses them, with a clear
         # message and the function stays up for the next event.
         for body in ["not json", ""]:
-            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as payload:
-                payload.write(body)
-            code, out, err = invoke(port, "join-all", payload.name)
-            os.unlink(payload.name)
+            code, out, err = invoke_with(port, "join-all", body)
             if code == 0 or "failed to deserialize" not in out + err:
                 failures.append(f"join-all body {body!r}: expected a deserialization error, got {code}: {out} {err}")
         code, out, err = invoke(port, "join-all", ROOT / "fixtures" / "console.json")

@@ -78,33 +78,26 @@ class CheckTemplate(unittest.TestCase):
             "writes outside results/",
         )
 
-    def test_a_definition_without_a_result_writer_fails(self):
+    def assert_definition_finding(self, mutate, finding):
+        """The template pointed at a copy of the definition that `mutate` changed."""
         definition = json.loads((DEPLOY.parent / "statemachine/audit-bucket.asl.json").read_text())
-        del definition["States"]["AuditBatches"]["ResultWriter"]
+        mutate(definition["States"]["AuditBatches"])
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
             json.dump(definition, file)
         try:
             self.assert_finding(
-                "DefinitionUri: statemachine/audit-bucket.asl.json",
-                f"DefinitionUri: {file.name}",
-                "AuditBatches.ResultWriter.Resource is None",
+                "DefinitionUri: statemachine/audit-bucket.asl.json", f"DefinitionUri: {file.name}", finding
             )
         finally:
             pathlib.Path(file.name).unlink()
 
+    def test_a_definition_without_a_result_writer_fails(self):
+        self.assert_definition_finding(
+            lambda state: state.pop("ResultWriter"), "AuditBatches.ResultWriter.Resource is None"
+        )
+
     def test_a_definition_breaking_the_states_language_fails(self):
-        definition = json.loads((DEPLOY.parent / "statemachine/audit-bucket.asl.json").read_text())
-        definition["States"]["AuditBatches"]["Type"] = "Mapp"
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
-            json.dump(definition, file)
-        try:
-            self.assert_finding(
-                "DefinitionUri: statemachine/audit-bucket.asl.json",
-                f"DefinitionUri: {file.name}",
-                "E3601",
-            )
-        finally:
-            pathlib.Path(file.name).unlink()
+        self.assert_definition_finding(lambda state: state.update(Type="Mapp"), "E3601")
 
     def test_a_placeholder_without_a_substitution_fails(self):
         self.assert_finding(

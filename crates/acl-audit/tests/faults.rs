@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use acl_audit::client::client_from_sdk_config;
@@ -63,6 +64,21 @@ async fn retries_are_counted_for_the_run_that_made_them_only() {
     assert_eq!(a.acls_fetched + b.acls_fetched, 100);
 }
 
+/// `client` with other retry settings, and a retry quota (and rate limiter) of its own, so
+/// that tests running side by side never drain each other's.
+fn retrying(client: &aws_sdk_s3::Client, retry: RetryConfig, name: &str) -> aws_sdk_s3::Client {
+    static QUOTAS: AtomicUsize = AtomicUsize::new(0);
+    let quota = format!("{name}-{}", QUOTAS.fetch_add(1, Ordering::Relaxed));
+    aws_sdk_s3::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .retry_config(retry)
+            .retry_partition(RetryPartition::new(quota))
+            .build(),
+    )
+}
+
 /// A client like the functions' but backing off 5 ms at most, so that a test can exhaust its
 /// attempts quickly: the accounting, not the backoff, is under test.
 fn impatient_client(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
@@ -70,15 +86,7 @@ fn impatient_client(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
         .with_max_attempts(3)
         .with_initial_backoff(Duration::from_millis(1))
         .with_max_backoff(Duration::from_millis(5));
-    let own_quota = RetryPartition::new("impatient");
-    aws_sdk_s3::Client::from_conf(
-        client
-            .config()
-            .to_builder()
-            .retry_config(retry)
-            .retry_partition(own_quota)
-            .build(),
-    )
+    retrying(client, retry, "impatient")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -206,14 +214,7 @@ async fn adaptive_retries_fetch_every_acl_under_throttling_too() {
         ..Faults::default()
     };
     let (s3, client) = common::faulty("throttled", 100, faults).await;
-    let adaptive = aws_sdk_s3::Client::from_conf(
-        client
-            .config()
-            .to_builder()
-            .retry_config(RetryConfig::adaptive().with_max_attempts(5))
-            .retry_partition(RetryPartition::new("adaptive"))
-            .build(),
-    );
+    let adaptive = retrying(&client, RetryConfig::adaptive().with_max_attempts(5), "adaptive");
     let strategy = common::all_strategies()[2];
     for (mode, client) in [("standard", &client), ("adaptive", &adaptive)] {
         let before = s3.faults_injected();

@@ -108,18 +108,24 @@ impl Store {
 
     /// The object's body and ETag.
     pub fn object(&self, bucket: &str, key: &str) -> Result<(Bytes, String), StoreError> {
-        let buckets = self.buckets.read();
-        let b = buckets
-            .get(bucket)
-            .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
-        let object = b
-            .objects
-            .get(key)
-            .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))?;
-        Ok((object.body.clone(), object.etag.clone()))
+        self.with_object(bucket, key, |object| Ok((object.body.clone(), object.etag.clone())))
     }
 
     pub fn object_acl(&self, bucket: &str, key: &str) -> Result<Acl, StoreError> {
+        self.with_object(bucket, key, |object| {
+            if !object.acl_readable {
+                return Err(StoreError::AclAccessDenied(key.to_owned()));
+            }
+            Ok(object.acl.clone())
+        })
+    }
+
+    fn with_object<T>(
+        &self,
+        bucket: &str,
+        key: &str,
+        f: impl FnOnce(&StoredObject) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let buckets = self.buckets.read();
         let b = buckets
             .get(bucket)
@@ -128,10 +134,7 @@ impl Store {
             .objects
             .get(key)
             .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))?;
-        if !object.acl_readable {
-            return Err(StoreError::AclAccessDenied(key.to_owned()));
-        }
-        Ok(object.acl.clone())
+        f(object)
     }
 
     pub fn set_object_acl(&self, bucket: &str, key: &str, acl: Acl) -> Result<(), StoreError> {
