@@ -71,7 +71,14 @@ async fn audit(
     let mut pages = KeyPages::resuming(client, target, target.resume.as_ref());
     let carried_keys = target.resume.as_ref().map_or(&[][..], |resume| &resume.keys[..]);
     // The first page before any call: a bucket that cannot be listed is an error, not a report.
-    let first_page = if stopped() { None } else { pages.next_page().await? };
+    // A listing still unanswered at the stop leaves the whole bucket to the next run.
+    let first_page = match stop_at {
+        _ if stopped() => None,
+        None => pages.next_page().await?,
+        Some(at) => tokio::time::timeout_at(at.into(), pages.next_page())
+            .await
+            .unwrap_or(Ok(None))?,
+    };
     let listed = started.elapsed();
 
     let mut listing_error = None;

@@ -119,6 +119,27 @@ async fn a_run_with_no_time_left_fetches_nothing_and_hands_every_key_on() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_listing_still_unanswered_at_the_deadline_leaves_the_whole_bucket_to_the_next_run() {
+    let faults = Faults {
+        rules: vec!["list-objects-v2:slow=1".parse().unwrap()],
+        slow_response: Duration::from_secs(5),
+        ..Faults::default()
+    };
+    let (_s3, client) = common::faulty("slow-listing", 10, faults).await;
+    let remaining = Duration::from_millis(1500);
+    let started = Instant::now();
+    let event = event_due_in(json!({"bucket": "slow-listing"}), remaining);
+    let report = handle(StrategyKind::JoinAll, &client, &config(1000), event)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < remaining, "returned after {:?}", started.elapsed());
+    assert_eq!(report.truncated, Some(Truncation::Deadline));
+    assert_eq!(report.objects_listed, 0);
+    let resume = report.resume.unwrap();
+    assert_eq!((resume.start_after, resume.listing_complete), (None, false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn max_objects_pages_through_a_large_bucket_one_resume_token_at_a_time() {
     let (_s3, client) = common::seeded("paged", 2500).await;
     let mut target = Target {
