@@ -11,9 +11,9 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider, SharedHttpClient};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use crate::retries::CountRetries;
-use rustls::pki_types::pem::PemObject;
 
 /// The file of CA certificates to trust instead of the system's, as the AWS CLI and the other
 /// SDKs read it; aws-sdk-s3 does not read it itself.
@@ -24,11 +24,12 @@ pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 /// connections, backing off exponentially with full jitter (a random wait of up to 1 s, 2 s,
 /// 4 s, 8 s), and stops retrying when the client's retry quota runs out: a retry costs 5 of
 /// its 500 tokens (10 after a timeout or lost connection), a first-try success earns one back,
-/// so the quota holds at any scale with up to one failure in six. Five attempts, not the SDK's three: with one request in ten failing, three lose one key
-/// in a thousand, five one in a hundred thousand. Not adaptive by default: adaptive mode slows
-/// every later request of the client after the first SlowDown, which costs a scheduled audit
-/// more than the occasional throttled retry does; `AWS_RETRY_MODE=adaptive` is for a bucket
-/// whose prefix really is at S3's request-rate limit (the README has the figures).
+/// so the quota holds at any scale with up to one failure in six. Five attempts, not the SDK's
+/// three: with one request in ten failing, three lose one key in a thousand, five one in a
+/// hundred thousand. Not adaptive by default: adaptive mode slows every later request of the
+/// client after the first SlowDown, which costs a scheduled audit more than the occasional
+/// throttled retry does; `AWS_RETRY_MODE=adaptive` is for a bucket whose prefix really is at
+/// S3's request-rate limit (the README has the figures).
 const MAX_ATTEMPTS: u32 = 5;
 const RETRY_ENV: [&str; 2] = ["AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"];
 /// An S3 endpoint in the same region connects in milliseconds; a dead one should not eat

@@ -83,6 +83,20 @@ pub struct Resume {
     pub keys: Vec<String>,
 }
 
+impl Resume {
+    /// Keys handed over with nothing to list: a Distributed Map batch's, or those of batches
+    /// that never ran.
+    pub fn keys_only(bucket: String, keys: Vec<String>) -> Self {
+        Resume {
+            bucket,
+            prefix: None,
+            start_after: None,
+            listing_complete: true,
+            keys,
+        }
+    }
+}
+
 /// S3's naming rules, loosely: what no bucket can be called. Names from before 2018 may hold
 /// capitals and underscores and run to 255 characters, so those pass; S3 has the last word.
 pub fn check_bucket_name(name: &str) -> Result<(), RequestError> {
@@ -287,28 +301,6 @@ impl Config {
     /// The event's values win over the environment's, and a resume token's bucket and prefix
     /// over both; an event naming others than its token is refused, not guessed at.
     pub fn target(&self, request: Request) -> Result<Target, RequestError> {
-        if let Some(keys) = request.keys {
-            let bucket = request
-                .bucket
-                .or_else(|| self.bucket.clone())
-                .ok_or(RequestError::MissingBucket)?;
-            check_bucket_name(&bucket)?;
-            // Handed-over keys with nothing to list: a resume token whose listing is done.
-            let keys_only = Resume {
-                bucket: bucket.clone(),
-                prefix: None,
-                start_after: None,
-                listing_complete: true,
-                keys,
-            };
-            return Ok(Target {
-                bucket,
-                prefix: None,
-                max_objects: None,
-                resume: Some(keys_only),
-            });
-        }
-        let max_objects = request.max_objects.map(NonZeroUsize::get).or(self.max_objects);
         let (bucket, prefix) = match &request.resume {
             Some(resume) => {
                 let conflict = |field: &str, event: &dyn std::fmt::Debug, token: &dyn std::fmt::Debug| {
@@ -333,10 +325,18 @@ impl Config {
             ),
         };
         check_bucket_name(&bucket)?;
+        if let Some(keys) = request.keys {
+            return Ok(Target {
+                resume: Some(Resume::keys_only(bucket.clone(), keys)),
+                bucket,
+                prefix: None,
+                max_objects: None,
+            });
+        }
         Ok(Target {
             bucket,
             prefix,
-            max_objects,
+            max_objects: request.max_objects.map(NonZeroUsize::get).or(self.max_objects),
             resume: request.resume,
         })
     }

@@ -210,13 +210,10 @@ fn unfinished_batch(status: &str, execution: &ChildExecution, keys: BatchKeys) -
         }
     } else {
         report.objects_not_fetched = keys.items.len();
-        report.resume = Some(acl_audit::Resume {
-            bucket: String::new(),
-            prefix: None,
-            start_after: None,
-            listing_complete: true,
-            keys: keys.items.into_iter().map(|item| item.key).collect(),
-        });
+        report.resume = Some(acl_audit::Resume::keys_only(
+            report.bucket.clone(),
+            keys.items.into_iter().map(|item| item.key).collect(),
+        ));
     }
     report
 }
