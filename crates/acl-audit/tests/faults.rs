@@ -178,6 +178,16 @@ fn without_aws_retry_variables_the_functions_own_retry_policy_applies() {
     assert_eq!(retry.mode(), aws_sdk_s3::config::retry::RetryMode::Standard);
 }
 
+#[test]
+fn every_attempt_is_bounded_by_the_attempt_timeout_instead_of_stalled_stream_protection() {
+    let ours = client_from_sdk_config(&aws_config::SdkConfig::builder().build());
+    let timeouts = ours.config().timeout_config().unwrap();
+    assert_eq!(timeouts.operation_attempt_timeout(), Some(Duration::from_secs(10)));
+    assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(30)));
+    assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(3)));
+    assert!(!ours.config().stalled_stream_protection().unwrap().is_enabled());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_later_listing_page_that_keeps_failing_truncates_the_report_after_auditing_the_first() {
     // With seed 11 the first page's request succeeds and the second's fails three times.

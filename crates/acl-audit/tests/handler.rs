@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
-use acl_audit::lambda::{HandlerError, handle};
+use acl_audit::lambda::{HandlerError, block_on_task, handle, runtime};
 use acl_audit::{Config, RequestError, StrategyKind};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
@@ -17,6 +17,24 @@ fn config(vars: &[(&str, &str)]) -> Config {
 
 fn event(payload: Value) -> LambdaEvent<Value> {
     LambdaEvent::new(payload, Context::default())
+}
+
+#[test]
+fn on_the_functions_runtime_the_handler_runs_as_a_task_whose_panics_reach_the_caller() {
+    let endpoint_runtime = tokio::runtime::Runtime::new().unwrap();
+    let (_s3, client) = endpoint_runtime.block_on(common::seeded("on-a-task", 40));
+    let config = config(&[("BUCKET_NAME", "on-a-task")]);
+    let runtime = runtime().unwrap();
+    let invocation = async move {
+        let payload = common::fixture("eventbridge-scheduled.json");
+        handle(StrategyKind::JoinAll, &client, &config, event(payload)).await
+    };
+    let report = block_on_task(&runtime, invocation).unwrap();
+    assert_eq!((report.objects_listed, report.acls_fetched), (40, 40));
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        block_on_task(&runtime, async { panic!("in the handler") })
+    }));
+    assert_eq!(panicked.unwrap_err().downcast_ref::<&str>(), Some(&"in the handler"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -261,7 +261,8 @@ fn main() -> anyhow::Result<()> {
         Command::Invoke {
             strategy, runs, start, ..
         } => {
-            let report = runtime.block_on(acl_bench::invoke::run(strategy, start, runs, process_started))?;
+            let child = acl_bench::invoke::run(strategy, start, runs, process_started);
+            let report = acl_audit::lambda::block_on_task(&runtime, child)?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

@@ -154,8 +154,9 @@ fn run_workers(s3: &LocalS3, config: &Config, batches: &[Value], workers: usize)
                         .pop_front();
                     let Some((index, payload)) = next else { return Ok(()) };
                     let event = LambdaEvent::new(payload, Context::default());
-                    let outcome = runtime
-                        .block_on(handle(StrategyKind::JoinAll, &client, config, event))
+                    let (client, config) = (client.clone(), config.clone());
+                    let invocation = async move { handle(StrategyKind::JoinAll, &client, &config, event).await };
+                    let outcome = acl_audit::lambda::block_on_task(&runtime, invocation)
                         .map_err(|err| (err.error_type().to_owned(), err.to_string()))
                         .and_then(|report| {
                             serde_json::to_value(report).map_err(|err| ("Serialization".to_owned(), err.to_string()))
