@@ -40,8 +40,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 // Stalled-stream protection is off. It watches the throughput of large uploads and downloads
 // with a timer per response body; every body here is a few kilobytes, read within the attempt
-// that ATTEMPT_TIMEOUT bounds. Its timer cost 5-7 % of the client's CPU per call (measured
-// with `acl-bench invoke`, join-all, warm): registering it wakes the runtime's I/O driver.
+// that ATTEMPT_TIMEOUT bounds. Registering that timer woke the runtime's I/O driver with a
+// system call on every call (strace on `acl-bench invoke`: 100 eventfd writes per 100 ACLs).
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
