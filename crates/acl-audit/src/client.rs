@@ -38,10 +38,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// GetObjectAcl and a 1 000-key ListObjectsV2 page are small; one attempt past this is stuck.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
-// Stalled-stream protection is off. It watches the throughput of large uploads and downloads
-// with a timer per response body; every body here is a few kilobytes, read within the attempt
-// that ATTEMPT_TIMEOUT bounds. Registering that timer woke the runtime's I/O driver with a
-// system call on every call (strace on `acl-bench invoke`: 100 eventfd writes per 100 ACLs).
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -122,6 +118,11 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
                 .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
+        // Stalled-stream protection watches the throughput of large uploads and downloads with
+        // a timer per response body. Every body here is a few kilobytes, read within the
+        // attempt that ATTEMPT_TIMEOUT bounds; and registering that timer woke the runtime's I/O
+        // driver with a system call per call (strace on `acl-bench invoke`: 100 eventfd writes
+        // per 100 ACLs).
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .force_path_style(endpoint_overridden)
         .build();
