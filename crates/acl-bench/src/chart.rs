@@ -125,6 +125,7 @@ mod tests {
             service_ms: Some(15.0),
             handshake_rtts: Some(2),
             cpu_limit: "test".to_owned(),
+            cpu_pinning: None,
             cells: vec![
                 cell(128, "sequential", 1900.0),
                 cell(128, "join-all", 300.0),
@@ -152,6 +153,7 @@ mod tests {
             service_ms: None,
             handshake_rtts: None,
             cpu_limit: String::new(),
+            cpu_pinning: None,
             cells: Vec::new(),
         };
         let path = std::env::temp_dir().join("acl-bench-never-written.svg");

@@ -1,8 +1,10 @@
 //! The benchmark's parts: the child process that stands for a Lambda execution environment,
-//! the CPU limiter that stands for its memory size, the figures' aggregation, and the checks
-//! and seeding for an endpoint the benchmark does not start.
+//! the CPU limiter that stands for its memory size, the CPU split that keeps the endpoint off
+//! the children's cores, the figures' aggregation, and the checks and seeding for an endpoint
+//! the benchmark does not start.
 
 pub mod chart;
+pub mod cores;
 pub mod cpu_limit;
 pub mod external;
 pub mod invoke;

@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 use local_s3::NetworkModel;
 use serde::{Deserialize, Serialize};
 
+use crate::cores::{self, CorePlan};
 use crate::cpu_limit::{CpuCgroup, CpuController, cpu_share};
 use crate::invoke::{ChildReport, Start};
 use crate::stats::{Sample, Summary, floor_ms};
@@ -205,6 +206,10 @@ pub struct SweepResult {
     pub handshake_rtts: Option<u32>,
     /// How the memory sizes' CPU shares were enforced, or why they were not.
     pub cpu_limit: String,
+    /// Which CPUs the endpoint and the children ran on; `None`: wherever the scheduler put them
+    /// (one CPU, an external endpoint, or a sweep from before the endpoint had a core of its own).
+    #[serde(default)]
+    pub cpu_pinning: Option<String>,
     pub cells: Vec<Cell>,
 }
 
@@ -259,11 +264,20 @@ impl Endpoint {
     }
 }
 
-fn start_endpoint(binary_dir: &Path, objects: usize, network: NetworkModel) -> anyhow::Result<Endpoint> {
+fn start_endpoint(
+    binary_dir: &Path,
+    objects: usize,
+    network: NetworkModel,
+    cores: Option<&CorePlan>,
+) -> anyhow::Result<Endpoint> {
     let binary = binary_dir.join("local-s3");
     let ca_file = std::env::temp_dir().join(format!("acl-bench-{}-ca.pem", std::process::id()));
+    let mut command = Command::new(&binary);
+    if let Some(cores) = cores {
+        cores::pin(&mut command, cores.endpoint()).context("cannot pin local-s3 to its CPU")?;
+    }
     let mut process = Reaped(
-        Command::new(&binary)
+        command
             .args(["--port", "0", "--tls", "--seed-bucket", BUCKET])
             .args(["--objects", &objects.to_string()])
             .args(["--ca-bundle-out", &ca_file.display().to_string()])
@@ -304,10 +318,16 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         .parent()
         .context("this executable has no directory")?
         .to_owned();
+    // Only an endpoint on this machine competes with the children for its CPUs.
+    let cores = match options.endpoint {
+        EndpointChoice::Embedded { .. } => CorePlan::for_this_process(),
+        EndpointChoice::External { .. } => None,
+    };
     let (endpoint, network) = match &options.endpoint {
-        EndpointChoice::Embedded { network } => {
-            (start_endpoint(&binary_dir, options.objects, *network)?, Some(*network))
-        }
+        EndpointChoice::Embedded { network } => (
+            start_endpoint(&binary_dir, options.objects, *network, cores.as_ref())?,
+            Some(*network),
+        ),
         EndpointChoice::External { url, bucket } => (Endpoint::external(url, bucket), None),
     };
     let controller = CpuController::detect();
@@ -318,7 +338,18 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         let cgroup = controller.limit(&name, cpu_share(memory_mb)).ok();
         let mut size_cells = Vec::new();
         for variant in &options.variants {
-            let reports = run_variant(&binary_dir, &endpoint, cgroup.as_ref(), memory_mb, variant, options)?;
+            let children_cpus = cores
+                .as_ref()
+                .and_then(|cores| cores.children_for(cpu_share(memory_mb)));
+            let reports = run_variant(
+                &binary_dir,
+                &endpoint,
+                cgroup.as_ref(),
+                children_cpus,
+                memory_mb,
+                variant,
+                options,
+            )?;
             let samples: Vec<Sample> = reports.iter().flat_map(|r| r.samples.iter().copied()).collect();
             let summary = Summary::of(&samples).context("a variant produced no samples")?;
             let concurrency = variant.concurrency(options.objects, memory_mb)?;
@@ -366,6 +397,7 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         service_ms: network.map(|n| n.service_time.as_secs_f64() * 1e3),
         handshake_rtts: network.map(|n| n.handshake_rtts),
         cpu_limit: controller.to_string(),
+        cpu_pinning: cores.map(|cores| cores.to_string()),
         cells,
     })
 }
@@ -374,6 +406,7 @@ fn run_variant(
     binary_dir: &Path,
     endpoint: &Endpoint,
     cgroup: Option<&CpuCgroup>,
+    cpus: Option<&[usize]>,
     memory_mb: u32,
     variant: &Variant,
     options: &SweepOptions,
@@ -399,6 +432,9 @@ fn run_variant(
         }
         if let Some(cgroup) = cgroup {
             command.arg("--join-cgroup").arg(cgroup.procs_file());
+        }
+        if let Some(cpus) = cpus {
+            cores::pin(&mut command, cpus).context("cannot pin a benchmark child to its CPUs")?;
         }
         let output = command.output().context("cannot start a benchmark child")?;
         if !output.status.success() {
@@ -430,7 +466,7 @@ pub fn print_table(result: &SweepResult) {
         _ => format!("{} (its own network)", result.endpoint),
     };
     println!(
-        "{} objects, {} runs per cell ({}), {network}; CPU limit: {}",
+        "{} objects, {} runs per cell ({}), {network}; CPU limit: {}; CPUs: {}",
         result.objects,
         result.runs,
         match result.start {
@@ -438,7 +474,8 @@ pub fn print_table(result: &SweepResult) {
             Start::EmptyPool => "empty pool: one process, a new client each, after a warm-up",
             Start::Cold => "cold: a new process each",
         },
-        result.cpu_limit
+        result.cpu_limit,
+        result.cpu_pinning.as_deref().unwrap_or("not pinned")
     );
     println!(
         "{:>6} {:<20} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} {:>7}",

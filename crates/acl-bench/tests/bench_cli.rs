@@ -57,6 +57,16 @@ fn small_sweep(start: &str) {
 
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(json["start"], start);
+    // With a CPU to spare, the embedded endpoint gets one of its own, and the header says which.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    match json["cpu_pinning"].as_str() {
+        Some(pinning) => {
+            assert!(cpus > 1, "{pinning}");
+            assert!(pinning.starts_with("endpoint on CPU "), "{pinning}");
+            assert!(stdout.contains(&format!("; CPUs: {pinning}")), "{stdout}");
+        }
+        None => assert!(stdout.contains("; CPUs: not pinned"), "{stdout}"),
+    }
     let cells = json["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 3);
     for cell in cells {
@@ -174,6 +184,8 @@ fn an_external_endpoint_is_seeded_on_request_and_swept_with_the_user_s_credentia
     );
     assert!(stdout.contains("\n15 objects, 1 runs per cell"), "{stdout}");
     assert!(stdout.contains("(its own network)"), "{stdout}");
+    // Nothing of the endpoint's runs here, so nothing is kept off the children's CPUs.
+    assert!(stdout.contains("; CPUs: not pinned"), "{stdout}");
     for variant in ["sequential", "spawn-blocking", "join-all"] {
         assert!(
             stdout.lines().any(|l| l.contains(" 3008 ") && l.contains(variant)),
