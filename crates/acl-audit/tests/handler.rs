@@ -283,9 +283,10 @@ fn max_in_flight_zero_lifts_the_cap_and_blank_keeps_the_default() {
 fn the_default_cap_follows_the_function_s_memory_size() {
     let at = |mb: &str| max_in_flight(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", mb)]);
     assert_eq!(at("128"), Some(16));
-    assert_eq!(at("256"), Some(16));
-    assert_eq!(at("512"), Some(32));
-    assert_eq!(at("1769"), Some(110));
+    assert_eq!(at("256"), Some(32));
+    assert_eq!(at("512"), Some(64));
+    assert_eq!(at("1024"), Some(128));
+    assert_eq!(at("1769"), Some(128));
     assert_eq!(at("10240"), Some(128));
     // Outside Lambda the memory size is unknown.
     assert_eq!(max_in_flight(&[]), Some(64));

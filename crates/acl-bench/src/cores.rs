@@ -51,12 +51,13 @@ impl CorePlan {
 
 impl fmt::Display for CorePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let spare = self.children.len();
         write!(
             f,
-            "endpoint on CPU {}, children on CPU {} (a share over {} cores: every CPU)",
+            "endpoint on CPU {}, children on CPU {} (a share of more than {spare} {}: every CPU)",
             list(&self.endpoint),
             list(&self.children),
-            self.children.len()
+            if spare == 1 { "CPU" } else { "CPUs" }
         )
     }
 }
@@ -92,7 +93,7 @@ mod tests {
         assert_eq!(plan.children_for(1.0), Some([0, 1, 2].as_slice()));
         assert_eq!(
             plan.to_string(),
-            "endpoint on CPU 3, children on CPU 0,1,2 (a share over 3 cores: every CPU)"
+            "endpoint on CPU 3, children on CPU 0,1,2 (a share of more than 3 CPUs: every CPU)"
         );
     }
 
@@ -105,6 +106,10 @@ mod tests {
     #[test]
     fn a_share_larger_than_the_children_s_cpus_runs_on_every_cpu() {
         let plan = CorePlan::split(&[0, 1]).unwrap();
+        assert_eq!(
+            plan.to_string(),
+            "endpoint on CPU 1, children on CPU 0 (a share of more than 1 CPU: every CPU)"
+        );
         assert_eq!(plan.children_for(0.07), Some([0].as_slice()));
         assert_eq!(plan.children_for(1.0), Some([0].as_slice()));
         assert_eq!(plan.children_for(1.7), None);

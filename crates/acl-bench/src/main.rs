@@ -208,6 +208,7 @@ fn main() -> anyhow::Result<()> {
                 ))
             } else {
                 PythonPeers::find(&python, &peers_dir)
+                    .map_err(|reason| format!("{reason} (`make bench-peers` installs them)"))
             };
             let python = match peers {
                 Ok(peers) => {
@@ -215,7 +216,7 @@ fn main() -> anyhow::Result<()> {
                     Some(peers)
                 }
                 Err(reason) => {
-                    println!("Python peers skipped: {reason} (`make bench-peers` installs them)");
+                    println!("Python peers skipped: {reason}");
                     None
                 }
             };

@@ -74,14 +74,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// The least time `objects` GetObjectAcl calls can take, `in_flight` at a time, when each
-/// costs `request_ms`: one listing request per 1 000 keys, then the fetch waves, plus the
-/// handshakes of the connections a wave opens when the pool starts empty.
+/// costs `request_ms`, plus the handshakes of the connections a wave opens when the pool starts
+/// empty. The listing is streamed: the first page (1 000 keys) comes before any fetch, later
+/// pages are listed while earlier keys are fetched, and the last page's keys are fetched after
+/// it, so the run takes the longer of the two paths.
 pub fn floor_ms(objects: usize, in_flight: usize, request_ms: f64, connection_ms: f64, empty_pool: bool) -> f64 {
+    const PAGE: usize = 1000;
     let in_flight = in_flight.clamp(1, objects.max(1));
-    let list_pages = objects.div_ceil(1000).max(1);
-    let waves = objects.div_ceil(in_flight);
+    let list_pages = objects.div_ceil(PAGE).max(1);
+    let fetch_path = 1 + objects.div_ceil(in_flight);
+    let last_page_keys = objects - (list_pages - 1) * PAGE;
+    let listing_path = list_pages + last_page_keys.div_ceil(in_flight);
     let handshakes = if empty_pool { connection_ms } else { 0.0 };
-    (list_pages + waves) as f64 * request_ms + handshakes
+    fetch_path.max(listing_path) as f64 * request_ms + handshakes
 }
 
 #[cfg(test)]
@@ -130,13 +135,15 @@ mod tests {
     }
 
     #[test]
-    fn the_floor_counts_listing_waves_and_cold_handshakes() {
+    fn the_floor_counts_the_first_page_the_waves_and_cold_handshakes() {
         // 100 objects, 10 at a time, 20 ms a request: 1 listing + 10 waves.
         assert_eq!(floor_ms(100, 10, 20.0, 40.0, false), 220.0);
         assert_eq!(floor_ms(100, 10, 20.0, 40.0, true), 260.0);
         // Sequential: one wave per object.
         assert_eq!(floor_ms(100, 1, 20.0, 0.0, false), 2020.0);
-        // 2 500 objects need three listing pages.
+        // 2 500 objects need three listing pages, and the last page's keys wait for it.
         assert_eq!(floor_ms(2500, 2500, 10.0, 0.0, false), 40.0);
+        // 100 000 objects, 128 at a time: the listing's 100 pages go on while 782 waves run.
+        assert_eq!(floor_ms(100_000, 128, 10.0, 0.0, false), 7830.0);
     }
 }
