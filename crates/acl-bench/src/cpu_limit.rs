@@ -92,6 +92,35 @@ impl CpuController {
     }
 }
 
+impl CpuController {
+    /// Removes the groups `prefix<pid>-…` of sweeps whose process is gone: a sweep stopped by a
+    /// signal (Ctrl-C) cannot remove its own. A group still holding a process is left alone
+    /// (the kernel refuses to remove it). Returns the groups removed.
+    pub fn remove_abandoned(&self, prefix: &str) -> Vec<PathBuf> {
+        let (CpuController::V2 { parent } | CpuController::V1 { parent }) = self else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| {
+                let owner = path.file_name().and_then(|name| {
+                    name.to_str()?
+                        .strip_prefix(prefix)?
+                        .split('-')
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                });
+                owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .filter(|path| std::fs::remove_dir(path).is_ok())
+            .collect()
+    }
+}
+
 impl fmt::Display for CpuController {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -295,6 +324,23 @@ mod tests {
         std::fs::remove_dir_all(cgroup.path()).unwrap();
         std::fs::create_dir(cgroup.path()).unwrap();
         drop(cgroup);
+        std::fs::remove_dir_all(parent).unwrap();
+    }
+
+    #[test]
+    fn groups_of_sweeps_that_are_gone_are_removed_and_others_kept() {
+        let parent = scratch("abandoned");
+        // No process has a pid this large (the kernel's limit is 2^22).
+        let abandoned = parent.join("acl-bench-99999999-128mb");
+        let own = parent.join(format!("acl-bench-{}-128mb", std::process::id()));
+        let unrelated = parent.join("someone-else-1");
+        for dir in [&abandoned, &own, &unrelated] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let controller = CpuController::V1 { parent: parent.clone() };
+        assert_eq!(controller.remove_abandoned("acl-bench-"), vec![abandoned.clone()]);
+        assert!(!abandoned.exists());
+        assert!(own.exists() && unrelated.exists());
         std::fs::remove_dir_all(parent).unwrap();
     }
 

@@ -17,6 +17,8 @@ use crate::invoke::{ChildReport, Start};
 use crate::stats::{Sample, Summary, floor_ms};
 
 pub const BUCKET: &str = "bench";
+/// The sweep's cgroups are `acl-bench-<pid>-<MB>mb`: the pid tells whose they are.
+const CGROUP_PREFIX: &str = "acl-bench-";
 
 /// What runs in a benchmark child.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,9 +333,12 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         EndpointChoice::External { url, bucket } => (Endpoint::external(url, bucket), None),
     };
     let controller = CpuController::detect();
+    for group in controller.remove_abandoned(CGROUP_PREFIX) {
+        eprintln!("removed {}, left by an interrupted sweep", group.display());
+    }
     let mut cells = Vec::new();
     for &memory_mb in &options.memory_sizes {
-        let name = format!("acl-bench-{}-{memory_mb}mb", std::process::id());
+        let name = format!("{CGROUP_PREFIX}{}-{memory_mb}mb", std::process::id());
         // Unthrottled when no controller exists; the result says so in `cpu_limit`.
         let cgroup = controller.limit(&name, cpu_share(memory_mb)).ok();
         let mut size_cells = Vec::new();
