@@ -90,9 +90,7 @@ impl CpuController {
         }
         Ok(cgroup)
     }
-}
 
-impl CpuController {
     /// Removes the groups `prefix<pid>-…` of sweeps whose process is gone: a sweep stopped by a
     /// signal (Ctrl-C) cannot remove its own. A group still holding a process is left alone
     /// (the kernel refuses to remove it). Returns the groups removed.
