@@ -320,17 +320,14 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         .parent()
         .context("this executable has no directory")?
         .to_owned();
-    // Only an endpoint on this machine competes with the children for its CPUs.
-    let cores = match options.endpoint {
-        EndpointChoice::Embedded { .. } => CorePlan::for_this_process(),
-        EndpointChoice::External { .. } => None,
-    };
-    let (endpoint, network) = match &options.endpoint {
-        EndpointChoice::Embedded { network } => (
-            start_endpoint(&binary_dir, options.objects, *network, cores.as_ref())?,
-            Some(*network),
-        ),
-        EndpointChoice::External { url, bucket } => (Endpoint::external(url, bucket), None),
+    let (endpoint, network, cores) = match &options.endpoint {
+        EndpointChoice::Embedded { network } => {
+            // Only an endpoint on this machine competes with the children for its CPUs.
+            let cores = CorePlan::for_this_process();
+            let endpoint = start_endpoint(&binary_dir, options.objects, *network, cores.as_ref())?;
+            (endpoint, Some(*network), cores)
+        }
+        EndpointChoice::External { url, bucket } => (Endpoint::external(url, bucket), None, None),
     };
     let controller = CpuController::detect();
     for group in controller.remove_abandoned(CGROUP_PREFIX) {
@@ -341,11 +338,11 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         let name = format!("{CGROUP_PREFIX}{}-{memory_mb}mb", std::process::id());
         // Unthrottled when no controller exists; the result says so in `cpu_limit`.
         let cgroup = controller.limit(&name, cpu_share(memory_mb)).ok();
+        let children_cpus = cores
+            .as_ref()
+            .and_then(|cores| cores.children_for(cpu_share(memory_mb)));
         let mut size_cells = Vec::new();
         for variant in &options.variants {
-            let children_cpus = cores
-                .as_ref()
-                .and_then(|cores| cores.children_for(cpu_share(memory_mb)));
             let reports = run_variant(
                 &binary_dir,
                 &endpoint,
