@@ -21,8 +21,12 @@ REMOTE_PAYLOAD ?= fixtures/console-empty.json
 WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
 SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
-.PHONY: run bench bench-peers rehearse summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
+.PHONY: help run bench bench-peers rehearse summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
 	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean
+
+## help: this list of targets
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); print; next } /^## / { sub(/^## /, "    "); print }' $(MAKEFILE_LIST)
 
 ## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once (loopback)
 run:

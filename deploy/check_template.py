@@ -8,7 +8,7 @@ Fails (exit 1, one line per finding) when:
 - the state machine's role allows more than listing the bucket, invoking join-all, writing under
   results/ and managing its own executions; or its definition breaks the States Language
   (cfn-lint's schema, run on it inlined) or is not the Distributed Map the
-  README describes (ItemReader over ListObjectsV2, ItemBatcher with the bucket as BatchInput,
+  docs/scale-out.md describes (ItemReader over ListObjectsV2, ItemBatcher with the bucket as BatchInput,
   join-all as the worker, a ResultWriter, a tolerated failure threshold), or its placeholders
   and the template's DefinitionSubstitutions differ.
 """

@@ -30,16 +30,14 @@ def free_port():
 
 def start_local_s3():
     process = subprocess.Popen(
-        [str(ROOT / "target/debug/local-s3"), "--port", "0", "--seed-bucket", BUCKET, "--objects", str(OBJECTS)],
+        [str(ROOT / "target/debug/local-s3"), "--port", "0", "--seed-bucket", BUCKET, "--objects", str(OBJECTS),
+         "--print-env", "json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    env = {}
-    for _ in range(4):
-        name, value = process.stdout.readline().strip().removeprefix("export ").split("=", 1)
-        env[name] = value
-    return process, env
+    # One line once it serves: the environment a client needs, as a JSON object.
+    return process, json.loads(process.stdout.readline())
 
 
 def invoke(port, function, payload_file):

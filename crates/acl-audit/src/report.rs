@@ -1,14 +1,14 @@
 //! The invocation's result: what was listed, fetched and failed, and what the ACLs say.
-//! Its JSON field names are a stable interface (see the README's schema).
+//! Its JSON field names are a stable interface: docs/report.md has the schema.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, AclOutcome, Grantee, ObjectAcl, ObjectFailure};
-use crate::strategy::StrategyKind;
-use crate::target::Resume;
+use crate::model::{
+    ALL_USERS_URI, AUTHENTICATED_USERS_URI, AclOutcome, Grantee, ObjectAcl, ObjectFailure, Resume, StrategyKind,
+};
 
 /// How many keys or failures a report lists by name; counts always cover all of them.
 pub const SAMPLE_SIZE: usize = 20;
@@ -268,7 +268,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acl::Grant;
+    use crate::model::Grant;
 
     fn acl(key: &str, grants: Vec<(Grantee, &str)>) -> AclOutcome {
         AclOutcome::Fetched(ObjectAcl {

@@ -10,37 +10,12 @@ use std::time::Instant;
 use futures::future::{FutureExt, join_all};
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
-use crate::acl::{AclOutcome, ObjectFailure, fetch_acl};
-use crate::retries::RetryCount;
-
-/// Which scheduler a Lambda function uses; its parameters come from the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StrategyKind {
-    Sequential,
-    SpawnBlocking,
-    JoinAll,
-}
-
-impl StrategyKind {
-    pub const ALL: [StrategyKind; 3] = [
-        StrategyKind::Sequential,
-        StrategyKind::SpawnBlocking,
-        StrategyKind::JoinAll,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StrategyKind::Sequential => "sequential",
-            StrategyKind::SpawnBlocking => "spawn-blocking",
-            StrategyKind::JoinAll => "join-all",
-        }
-    }
-}
+use crate::model::{AclOutcome, ObjectFailure, StrategyKind};
+use crate::s3::fetch::fetch_acl;
+use crate::s3::retries::RetryCount;
 
 /// A scheduler with its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +28,13 @@ pub enum Strategy {
     /// Every call a future on the invoking task, awaited together with `join_all`; at most
     /// `max_in_flight` requests at once (`None`: all of them).
     JoinAll { max_in_flight: Option<NonZeroUsize> },
+}
+
+/// Python's default executor size, `min(32, os.cpu_count() + 4)`: what `run_in_executor(None, …)`
+/// gives the seed's threaded function, and `spawn-blocking`'s pool size unless told otherwise.
+pub fn default_blocking_pool_size() -> NonZeroUsize {
+    let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    NonZeroUsize::new((cpus + 4).min(32)).unwrap_or(NonZeroUsize::MIN)
 }
 
 impl Strategy {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use acl_audit::Target;
-use acl_audit::acl::list_keys;
-use acl_audit::client::{AWS_CA_BUNDLE, client_from_env};
+use acl_audit::s3::client::{AWS_CA_BUNDLE, client_from_env};
+use acl_audit::s3::listing::list_keys;
 use local_s3::{LocalS3, Options};
 
 static ENVIRONMENT: Mutex<()> = Mutex::new(());

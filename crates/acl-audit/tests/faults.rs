@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use acl_audit::client::client_from_sdk_config;
 use acl_audit::report::Truncation;
+use acl_audit::s3::client::client_from_sdk_config;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AclOutcome, Strategy, Target, audit_bucket};
 use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition};
@@ -121,7 +121,7 @@ async fn when_retries_run_out_every_listed_object_is_fetched_or_a_counted_failur
         );
 
         // Key by key: each listed key has exactly one outcome.
-        let keys = acl_audit::acl::list_keys(&client, &Target::bucket("lossy"))
+        let keys = acl_audit::s3::listing::list_keys(&client, &Target::bucket("lossy"))
             .await
             .unwrap()
             .keys;
@@ -232,7 +232,7 @@ async fn adaptive_retries_fetch_every_acl_under_throttling_too() {
         let report = audit_bucket(client, &Target::bucket("throttled"), strategy)
             .await
             .unwrap();
-        // Not asserted (timings are the benchmark's business); the README quotes a run.
+        // Not asserted (timings are the benchmark's business); docs/reliability.md quotes a run.
         eprintln!(
             "{mode}: {:?} for 100 ACLs, {} retries",
             started.elapsed(),

@@ -1,7 +1,7 @@
 mod common;
 
 use acl_audit::Target;
-use acl_audit::acl::list_keys;
+use acl_audit::s3::listing::list_keys;
 use local_s3::seed_key;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,9 +9,11 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use acl_audit::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grantee, KeyPages, fetch_acl, list_keys};
-use acl_audit::client::client_for_endpoint;
-use acl_audit::{AuditError, Strategy, Target, audit_bucket};
+use acl_audit::model::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grantee};
+use acl_audit::s3::client::client_for_endpoint;
+use acl_audit::s3::fetch::fetch_acl;
+use acl_audit::s3::listing::{KeyPages, list_keys};
+use acl_audit::{ListError, Strategy, Target, audit_bucket};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
@@ -170,7 +172,7 @@ async fn a_missing_bucket_is_no_such_bucket() {
         .unwrap_err();
     assert_eq!(
         err,
-        AuditError::NoSuchBucket {
+        ListError::NoSuchBucket {
             bucket: "not-there".to_owned()
         }
     );

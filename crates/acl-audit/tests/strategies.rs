@@ -1,9 +1,11 @@
 mod common;
 
-use acl_audit::acl::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grant, Grantee, fetch_acl, list_keys};
+use acl_audit::model::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grant, Grantee};
 use acl_audit::report::Tally;
+use acl_audit::s3::fetch::fetch_acl;
+use acl_audit::s3::listing::list_keys;
 use acl_audit::strategy::fetch_acls;
-use acl_audit::{AclOutcome, AuditError, AuditReport, Strategy, Target, audit_bucket};
+use acl_audit::{AclOutcome, AuditReport, ListError, Strategy, Target, audit_bucket};
 use futures::stream;
 use local_s3::acl::{OWNER, PARTNER};
 use local_s3::{SeedAcl, seed_key};
@@ -184,7 +186,7 @@ async fn a_missing_bucket_is_an_error_that_names_it() {
             .unwrap_err();
         assert_eq!(
             err,
-            AuditError::NoSuchBucket {
+            ListError::NoSuchBucket {
                 bucket: "no-such-bucket".to_owned()
             }
         );
@@ -201,7 +203,7 @@ async fn a_listing_refused_by_s3_is_an_access_denied_error_naming_the_permission
         .unwrap_err();
     assert_eq!(
         err,
-        AuditError::ListAccessDenied {
+        ListError::AccessDenied {
             bucket: "locked".to_owned()
         }
     );
@@ -214,11 +216,12 @@ async fn a_listing_refused_by_s3_is_an_access_denied_error_naming_the_permission
 #[tokio::test(flavor = "multi_thread")]
 async fn rejected_credentials_fail_the_listing_with_s3_s_code_and_message() {
     let (s3, _) = common::seeded("signed", 1).await;
-    let client = acl_audit::client::client_for_endpoint(s3.endpoint_url(), &s3.credentials().access_key_id, "wrong");
+    let client =
+        acl_audit::s3::client::client_for_endpoint(s3.endpoint_url(), &s3.credentials().access_key_id, "wrong");
     let err = audit_bucket(&client, &Target::bucket("signed"), Strategy::Sequential)
         .await
         .unwrap_err();
-    let AuditError::ListFailed { code, detail, .. } = &err else {
+    let ListError::Failed { code, detail, .. } = &err else {
         panic!("expected ListFailed, got {err:?}");
     };
     assert_eq!(code, "SignatureDoesNotMatch");
@@ -236,7 +239,7 @@ async fn an_unreachable_endpoint_reports_the_cause_not_just_dispatch_failure() {
     let err = audit_bucket(&client, &Target::bucket("any"), Strategy::Sequential)
         .await
         .unwrap_err();
-    let AuditError::ListFailed { code, detail, .. } = &err else {
+    let ListError::Failed { code, detail, .. } = &err else {
         panic!("expected ListFailed, got {err:?}");
     };
     assert_eq!(code, "DispatchFailure");

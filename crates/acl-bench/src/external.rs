@@ -1,9 +1,9 @@
 //! A sweep against an S3 endpoint the benchmark does not start: check the bucket before any
 //! child runs, and seed it when asked.
 
-use acl_audit::acl::list_keys;
-use acl_audit::client::client_from_env_at;
-use acl_audit::{AuditError, Target};
+use acl_audit::s3::client::client_from_env_at;
+use acl_audit::s3::listing::list_keys;
+use acl_audit::{ListError, Target};
 use anyhow::{Context as _, bail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -25,7 +25,7 @@ pub async fn prepare(url: &str, bucket: &str, seed: Option<usize>) -> anyhow::Re
     let listing = list_keys(&client, &Target::bucket(bucket))
         .await
         .map_err(|err| match err {
-            AuditError::NoSuchBucket { .. } => {
+            ListError::NoSuchBucket { .. } => {
                 anyhow::anyhow!("{err} at {url} (add --seed to create it and fill it)")
             }
             err => anyhow::Error::new(err).context(format!("cannot list {bucket:?} at {url}")),

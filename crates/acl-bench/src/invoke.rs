@@ -4,9 +4,10 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use acl_audit::client::client_from_env;
-use acl_audit::lambda::handle;
-use acl_audit::{Config, StrategyKind};
+use acl_audit::StrategyKind;
+use acl_audit::s3::client::client_from_env;
+use acl_audit_lambda::Config;
+use acl_audit_lambda::handle;
 use anyhow::Context as _;
 use lambda_runtime::{Context, LambdaEvent};
 use serde::{Deserialize, Serialize};

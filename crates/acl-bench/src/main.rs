@@ -5,11 +5,12 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use acl_audit::client::client_for_endpoint;
-use acl_audit::lambda::handle;
 use acl_audit::report::Tally;
+use acl_audit::s3::client::client_for_endpoint;
 use acl_audit::strategy::fetch_acls;
-use acl_audit::{AuditReport, Config, Strategy, StrategyKind, Target};
+use acl_audit::{AuditReport, Strategy, StrategyKind, Target};
+use acl_audit_lambda::Config;
+use acl_audit_lambda::handle;
 use acl_bench::invoke::Start;
 use acl_bench::sweep::{EndpointChoice, PythonPeer, PythonPeers, SweepOptions, Variant};
 use anyhow::Context as _;
@@ -139,6 +140,11 @@ fn parse_strategy(name: &str) -> Result<StrategyKind, String> {
         .ok_or_else(|| format!("expected sequential, spawn-blocking or join-all, got {name:?}"))
 }
 
+/// Its `invoke` children stand in for the functions, so they allocate as the functions do:
+/// mimalloc (docs/benchmark.md, "Where the CPU goes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let process_started = Instant::now();
     let command = Args::parse().command;
@@ -153,7 +159,7 @@ fn main() -> anyhow::Result<()> {
     }
     // A benchmark child runs on the functions' own runtime.
     let runtime = match &command {
-        Command::Invoke { .. } => acl_audit::lambda::runtime(),
+        Command::Invoke { .. } => acl_audit_lambda::runtime(),
         _ => tokio::runtime::Runtime::new(),
     }
     .context("cannot start the tokio runtime")?;
@@ -184,8 +190,7 @@ fn main() -> anyhow::Result<()> {
                     (EndpointChoice::External { url, bucket }, objects)
                 }
                 _ => {
-                    let network =
-                        NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts).map_err(anyhow::Error::msg)?;
+                    let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts)?;
                     (EndpointChoice::Embedded { network }, objects)
                 }
             };
@@ -263,7 +268,7 @@ fn main() -> anyhow::Result<()> {
             strategy, runs, start, ..
         } => {
             let child = acl_bench::invoke::run(strategy, start, runs, process_started);
-            let report = acl_audit::lambda::block_on_task(&runtime, child)?;
+            let report = acl_audit_lambda::block_on_task(&runtime, child)?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
@@ -288,7 +293,7 @@ async fn seeded_endpoint(bucket: &str, objects: usize) -> anyhow::Result<(LocalS
     let client = client_for_endpoint(s3.endpoint_url(), &keys.access_key_id, &keys.secret_access_key);
     // Open a connection first, as a warm Lambda container has one: the strategies then
     // compete on scheduling, not on who pays for the first handshake.
-    acl_audit::acl::list_keys(&client, &Target::bucket(bucket))
+    acl_audit::s3::listing::list_keys(&client, &Target::bucket(bucket))
         .await
         .context("the embedded endpoint does not answer")?;
     Ok((s3, client))

@@ -1,12 +1,14 @@
 //! The parent side of the benchmark: an HTTPS `local-s3` process with the network model,
 //! and for each memory size and variant, child processes in a CPU cgroup of that size.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use acl_audit::target::{BLOCKING_POOL_SIZE, LAMBDA_MEMORY_SIZE, MAX_IN_FLIGHT};
-use acl_audit::{Config, StrategyKind};
+use acl_audit::StrategyKind;
+use acl_audit_lambda::Config;
+use acl_audit_lambda::config::{BLOCKING_POOL_SIZE, LAMBDA_MEMORY_SIZE, MAX_IN_FLIGHT};
 use anyhow::{Context as _, bail};
 use local_s3::NetworkModel;
 use serde::{Deserialize, Serialize};
@@ -72,7 +74,7 @@ impl Variant {
     /// Calls in flight at most: for our strategies, what the child's configuration resolves
     /// from the same variables it is given.
     fn concurrency(&self, objects: usize, memory_mb: u32) -> anyhow::Result<usize> {
-        let pool = acl_audit::target::default_blocking_pool_size().get();
+        let pool = acl_audit::strategy::default_blocking_pool_size().get();
         Ok(match self {
             Variant::Rust {
                 strategy,
@@ -286,6 +288,7 @@ fn start_endpoint(
             .args(["--rtt-ms", &(network.rtt.as_secs_f64() * 1e3).to_string()])
             .args(["--service-ms", &(network.service_time.as_secs_f64() * 1e3).to_string()])
             .args(["--handshake-rtts", &network.handshake_rtts.to_string()])
+            .args(["--print-env", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -300,16 +303,17 @@ fn start_endpoint(
         bucket: BUCKET.to_owned(),
         uses_own_aws_config: false,
     };
-    for line in BufReader::new(stdout).lines().take(5) {
-        let line = line.context("reading local-s3's output")?;
-        let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) else {
-            bail!("unexpected output from local-s3: {line:?}");
-        };
-        endpoint.env.push((name.to_owned(), value.to_owned()));
-    }
-    if !endpoint.env.iter().any(|(name, _)| name == "AWS_CA_BUNDLE") {
+    // One line once it serves: {"AWS_ENDPOINT_URL": …, "AWS_CA_BUNDLE": …, …}; none if it exited.
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .context("reading local-s3's output")?;
+    if line.is_empty() {
         bail!("local-s3 exited before serving (is port binding allowed here?)");
     }
+    let env: BTreeMap<String, String> =
+        serde_json::from_str(&line).with_context(|| format!("unexpected output from local-s3: {line:?}"))?;
+    endpoint.env.extend(env);
     Ok(endpoint)
 }
 
@@ -413,7 +417,7 @@ fn run_variant(
     variant: &Variant,
     options: &SweepOptions,
 ) -> anyhow::Result<Vec<ChildReport>> {
-    let blocking_pool_size = acl_audit::target::default_blocking_pool_size();
+    let blocking_pool_size = acl_audit::strategy::default_blocking_pool_size();
     let child = |mode: &[&str]| -> anyhow::Result<ChildReport> {
         let mut command = variant.command(binary_dir, options.python.as_ref())?;
         command
@@ -568,7 +572,7 @@ mod tests {
         };
         assert_eq!(
             default_join_all.concurrency(100, 128).unwrap(),
-            acl_audit::target::default_max_in_flight(Some(128)).get()
+            acl_audit_lambda::config::default_max_in_flight(Some(128)).get()
         );
         assert_eq!(
             Variant::Python {

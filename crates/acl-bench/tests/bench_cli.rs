@@ -197,4 +197,6 @@ fn a_missing_external_bucket_is_named_before_any_child_runs() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("\"outside\" does not exist"), "{stderr}");
     assert!(stderr.contains("add --seed"), "{stderr}");
+    // The Lambda adapter's advice is not a command-line user's.
+    assert!(!stderr.contains("BUCKET_NAME"), "{stderr}");
 }

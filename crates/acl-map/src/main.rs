@@ -1,8 +1,9 @@
 //! `acl-map`: add up a Step Functions Distributed Map run's batch reports, or rehearse the
 //! same sharding on this machine.
 
+use acl_audit::model::S3Location;
 use acl_map::rehearsal::{RehearsalOptions, rehearse};
-use acl_map::results::{S3Location, summarize};
+use acl_map::results::summarize;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use local_s3::NetworkModel;
@@ -47,12 +48,17 @@ enum Command {
     },
 }
 
+/// The rehearsal's workers stand in for the functions, so they allocate as the functions do:
+/// mimalloc (docs/benchmark.md, "Where the CPU goes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     match args.command {
         Command::Summarize { location } => runtime.block_on(async {
-            let client = acl_audit::client::client_from_env().await?;
+            let client = acl_audit::s3::client::client_from_env().await?;
             let summary = summarize(&client, &location).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             let report = &summary.report;
@@ -82,7 +88,7 @@ fn main() -> anyhow::Result<()> {
                 batch_size > 0 && workers.iter().all(|&k| k > 0),
                 "--batch-size and --workers must be at least 1"
             );
-            let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts).map_err(anyhow::Error::msg)?;
+            let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts)?;
             let options = RehearsalOptions {
                 objects,
                 batch_size,

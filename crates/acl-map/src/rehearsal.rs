@@ -7,9 +7,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use acl_audit::client::client_trusting;
-use acl_audit::lambda::handle;
-use acl_audit::{Config, StrategyKind};
+use acl_audit::StrategyKind;
+use acl_audit::s3::client::client_trusting;
+use acl_audit_lambda::Config;
+use acl_audit_lambda::{MapBatch, handle};
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Credentials;
@@ -17,9 +18,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use lambda_runtime::{Context, LambdaEvent};
 use local_s3::{LocalS3, NetworkModel, Options};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::results::{MANIFEST, S3Location, Summary, summarize};
+use acl_audit::model::S3Location;
+
+use crate::results::{ChildExecution, MANIFEST, Manifest, ResultFile, ResultFiles, Summary, summarize};
 
 pub const BUCKET: &str = "acl-audit-demo";
 pub const RESULTS_BUCKET: &str = "acl-audit-results";
@@ -65,7 +68,7 @@ pub async fn rehearse(options: &RehearsalOptions) -> anyhow::Result<Vec<WorkerRu
     let client = client_for(&s3)?;
     let batches = item_reader(&client, options.batch_size).await?;
     let config = Config::from_vars(|name| {
-        (name == acl_audit::target::LAMBDA_MEMORY_SIZE).then(|| options.memory_mb.to_string())
+        (name == acl_audit_lambda::config::LAMBDA_MEMORY_SIZE).then(|| options.memory_mb.to_string())
     })?;
 
     let mut runs: Vec<WorkerRun> = Vec::new();
@@ -77,9 +80,7 @@ pub async fn rehearse(options: &RehearsalOptions) -> anyhow::Result<Vec<WorkerRu
         write_results(&client, &folder, &batches, &outcomes).await?;
         let summary = summarize(
             &client,
-            &format!("s3://{RESULTS_BUCKET}/{folder}")
-                .parse::<S3Location>()
-                .map_err(anyhow::Error::msg)?,
+            &format!("s3://{RESULTS_BUCKET}/{folder}").parse::<S3Location>()?,
         )
         .await?;
         anyhow::ensure!(
@@ -106,30 +107,29 @@ fn client_for(s3: &LocalS3) -> anyhow::Result<Client> {
     let keys = s3.credentials();
     let credentials = Credentials::new(&keys.access_key_id, &keys.secret_access_key, None, None, "local-s3");
     let ca = s3.ca_pem().context("the endpoint serves no TLS")?;
-    client_trusting(s3.endpoint_url(), credentials, ca.as_bytes()).map_err(anyhow::Error::msg)
+    Ok(client_trusting(s3.endpoint_url(), credentials, ca.as_bytes())?)
 }
 
-/// The payloads a Distributed Map sends: ListObjectsV2's objects, `batch_size` to a batch,
-/// with the state machine's `BatchInput`.
+/// The payloads a Distributed Map sends: the listed keys, `batch_size` to a batch, with the
+/// state machine's `BatchInput`.
 async fn item_reader(client: &Client, batch_size: usize) -> anyhow::Result<Vec<Value>> {
-    let mut items = Vec::new();
+    let mut keys = Vec::new();
     let mut pages = client.list_objects_v2().bucket(BUCKET).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.context("cannot list the bucket")?;
-        for object in page.contents() {
-            items.push(json!({
-                "Etag": object.e_tag(),
-                "Key": object.key(),
-                "LastModified": object.last_modified().map(|t| t.secs()),
-                "Size": object.size(),
-                "StorageClass": object.storage_class().map(|c| c.as_str()),
-            }));
-        }
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|object| object.key())
+                .map(str::to_owned),
+        );
     }
-    Ok(items
-        .chunks(batch_size.max(1))
-        .map(|chunk| json!({"Items": chunk, "BatchInput": {"bucket": BUCKET}}))
-        .collect())
+    keys.chunks(batch_size.max(1))
+        .map(|chunk| {
+            let batch = MapBatch::of_keys(Some(BUCKET.to_owned()), chunk.iter().cloned());
+            serde_json::to_value(batch).context("a batch is plain data")
+        })
+        .collect()
 }
 
 /// What one child execution gave: the report, or the handler's error type and message.
@@ -146,7 +146,7 @@ fn run_workers(s3: &LocalS3, config: &Config, batches: &[Value], workers: usize)
             let (queue, done) = (Arc::clone(&queue), Arc::clone(&done));
             let client = client_for(s3)?;
             threads.push(scope.spawn(move || -> anyhow::Result<()> {
-                let runtime = acl_audit::lambda::runtime()?;
+                let runtime = acl_audit_lambda::runtime()?;
                 loop {
                     let next = queue
                         .lock()
@@ -156,7 +156,7 @@ fn run_workers(s3: &LocalS3, config: &Config, batches: &[Value], workers: usize)
                     let event = LambdaEvent::new(payload, Context::default());
                     let (client, config) = (client.clone(), config.clone());
                     let invocation = async move { handle(StrategyKind::JoinAll, &client, &config, event).await };
-                    let outcome = acl_audit::lambda::block_on_task(&runtime, invocation)
+                    let outcome = acl_audit_lambda::block_on_task(&runtime, invocation)
                         .map_err(|err| (err.error_type().to_owned(), err.to_string()))
                         .and_then(|report| {
                             serde_json::to_value(report).map_err(|err| ("Serialization".to_owned(), err.to_string()))
@@ -185,41 +185,49 @@ fn run_workers(s3: &LocalS3, config: &Config, batches: &[Value], workers: usize)
 async fn write_results(client: &Client, folder: &str, batches: &[Value], outcomes: &[Outcome]) -> anyhow::Result<()> {
     let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
     for (index, (batch, outcome)) in batches.iter().zip(outcomes).enumerate() {
-        let mut execution = json!({
-            "ExecutionArn": format!("arn:aws:states:local:000000000000:execution:rehearsal/AuditBatches:{index}"),
-            "Input": batch.to_string(),
-            "InputDetails": {"Included": true},
-            "Name": index.to_string(),
-        });
+        let execution = ChildExecution {
+            execution_arn: Some(format!(
+                "arn:aws:states:local:000000000000:execution:rehearsal/AuditBatches:{index}"
+            )),
+            name: Some(index.to_string()),
+            input: Some(batch.to_string()),
+            ..ChildExecution::default()
+        };
         match outcome {
-            Ok(report) => {
-                execution["Status"] = json!("SUCCEEDED");
-                execution["Output"] = json!(report.to_string());
-                execution["OutputDetails"] = json!({"Included": true});
-                succeeded.push(execution);
-            }
-            Err((error, cause)) => {
-                execution["Status"] = json!("FAILED");
-                execution["Error"] = json!(error);
-                execution["Cause"] = json!(cause);
-                failed.push(execution);
-            }
+            Ok(report) => succeeded.push(ChildExecution {
+                status: "SUCCEEDED".to_owned(),
+                output: Some(report.to_string()),
+                ..execution
+            }),
+            Err((error, cause)) => failed.push(ChildExecution {
+                status: "FAILED".to_owned(),
+                error: Some(error.clone()),
+                cause: Some(cause.clone()),
+                ..execution
+            }),
         }
     }
-    let mut files = json!({"FAILED": [], "PENDING": [], "SUCCEEDED": []});
-    for (status, executions) in [("SUCCEEDED", succeeded), ("FAILED", failed)] {
+    let mut files = ResultFiles::default();
+    for (status, executions, listed) in [
+        ("SUCCEEDED", succeeded, &mut files.succeeded),
+        ("FAILED", failed, &mut files.failed),
+    ] {
         if executions.is_empty() {
             continue;
         }
         let key = format!("{folder}{status}_0.json");
-        put_json(client, &key, &Value::Array(executions)).await?;
-        files[status] = json!([{"Key": key}]);
+        put_json(client, &key, &executions).await?;
+        listed.push(ResultFile { key });
     }
-    let manifest = json!({"DestinationBucket": RESULTS_BUCKET, "MapRunArn": "arn:aws:states:local:000000000000:mapRun:rehearsal/AuditBatches:local", "ResultFiles": files});
+    let manifest = Manifest {
+        destination_bucket: Some(RESULTS_BUCKET.to_owned()),
+        map_run_arn: Some("arn:aws:states:local:000000000000:mapRun:rehearsal/AuditBatches:local".to_owned()),
+        result_files: files,
+    };
     put_json(client, &format!("{folder}{MANIFEST}"), &manifest).await
 }
 
-async fn put_json(client: &Client, key: &str, value: &Value) -> anyhow::Result<()> {
+async fn put_json(client: &Client, key: &str, value: &impl Serialize) -> anyhow::Result<()> {
     client
         .put_object()
         .bucket(RESULTS_BUCKET)

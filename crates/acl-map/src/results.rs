@@ -2,54 +2,27 @@
 //! naming the result files, each file a JSON array of child executions whose `Output` is a
 //! batch's report (SUCCEEDED) or whose `Error` and `Cause` say why it has none (FAILED).
 
-use std::fmt;
-use std::str::FromStr;
-
+use acl_audit::model::S3Location;
 use acl_audit::{AuditReport, ObjectFailure, StrategyKind};
+use acl_audit_lambda::MapBatch;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use serde::{Deserialize, Serialize};
 
-/// `s3://bucket/prefix`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Location {
-    pub bucket: String,
-    pub prefix: String,
-}
-
-impl FromStr for S3Location {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let rest = text
-            .strip_prefix("s3://")
-            .ok_or_else(|| format!("{text:?} is not an s3://bucket/prefix location"))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(format!("{text:?} names no bucket"));
-        }
-        Ok(S3Location {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-        })
-    }
-}
-
-impl fmt::Display for S3Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.prefix)
-    }
-}
-
 pub const MANIFEST: &str = "manifest.json";
 
-#[derive(Debug, Clone, Deserialize)]
+/// A ResultWriter's `manifest.json`: the files it wrote, by the status of their executions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Manifest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_run_arn: Option<String>,
     pub result_files: ResultFiles,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub struct ResultFiles {
     #[serde(default)]
@@ -60,43 +33,29 @@ pub struct ResultFiles {
     pub pending: Vec<ResultFile>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ResultFile {
     pub key: String,
 }
 
 /// One child execution, as a result file lists it; fields this tool does not read are left out.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChildExecution {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
     pub name: Option<String>,
     pub status: String,
     /// The batch, as a JSON string: `{"Items": [...], "BatchInput": {...}}`.
     pub input: Option<String>,
     /// The batch's report, as a JSON string, when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BatchKeys {
-    #[serde(rename = "Items")]
-    items: Vec<BatchItem>,
-    #[serde(rename = "BatchInput", default)]
-    batch_input: BatchInput,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct BatchInput {
-    bucket: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BatchItem {
-    #[serde(rename = "Key")]
-    key: String,
 }
 
 /// The run's batches added up.
@@ -171,7 +130,7 @@ pub async fn summarize(client: &Client, location: &S3Location) -> Result<Summary
                             execution.name
                         ))
                     })?;
-                    let keys = serde_json::from_str::<BatchKeys>(input)
+                    let keys = serde_json::from_str::<MapBatch>(input)
                         .map_err(|err| malformed(format!("a batch's Input is not a batch: {err}")))?;
                     if status == "FAILED" {
                         batches.failed += 1;
@@ -195,7 +154,7 @@ pub async fn summarize(client: &Client, location: &S3Location) -> Result<Summary
 }
 
 /// A batch with no report: a failed one's keys are failures, a pending one's are not fetched.
-fn unfinished_batch(status: &str, execution: &ChildExecution, keys: BatchKeys) -> AuditReport {
+fn unfinished_batch(status: &str, execution: &ChildExecution, keys: MapBatch) -> AuditReport {
     let mut report = AuditReport::empty(StrategyKind::JoinAll, keys.batch_input.bucket.unwrap_or_default());
     report.objects_listed = keys.items.len();
     if status == "FAILED" {
@@ -295,8 +254,15 @@ mod tests {
             "results/abc"
                 .parse::<S3Location>()
                 .unwrap_err()
+                .to_string()
                 .contains("not an s3://")
         );
-        assert!("s3:///x".parse::<S3Location>().unwrap_err().contains("no bucket"));
+        assert!(
+            "s3:///x"
+                .parse::<S3Location>()
+                .unwrap_err()
+                .to_string()
+                .contains("no bucket")
+        );
     }
 }

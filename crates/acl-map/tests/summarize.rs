@@ -1,10 +1,12 @@
 //! `summarize` over what a ResultWriter writes, in S3 (local-s3): batches succeeded and
 //! failed add up to one report that still accounts for every object.
 
-use acl_audit::client::client_for_endpoint;
-use acl_audit::lambda::handle;
-use acl_audit::{Config, StrategyKind};
-use acl_map::results::{S3Location, SummarizeError, summarize};
+use acl_audit::StrategyKind;
+use acl_audit::model::S3Location;
+use acl_audit::s3::client::client_for_endpoint;
+use acl_audit_lambda::Config;
+use acl_audit_lambda::handle;
+use acl_map::results::{SummarizeError, summarize};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use lambda_runtime::{Context, LambdaEvent};

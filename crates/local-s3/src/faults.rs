@@ -90,11 +90,24 @@ pub struct FaultRule {
     pub rate: f64,
 }
 
+/// A `--fault` rule that cannot be read, with what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidFaultRule {
+    #[error("{0:?} is not OPERATION:FAULT=RATE, e.g. get-object-acl:slow-down=0.05")]
+    Shape(String),
+    #[error("unknown operation {0:?}: expected list-objects-v2, get-object-acl or *")]
+    Operation(String),
+    #[error("unknown fault {0:?}: expected slow-down, internal-error, reset or slow")]
+    Fault(String),
+    #[error("the rate in {0:?} must be a number from 0 to 1")]
+    Rate(String),
+}
+
 impl FromStr for FaultRule {
-    type Err = String;
+    type Err = InvalidFaultRule;
 
     fn from_str(rule: &str) -> Result<Self, Self::Err> {
-        let usage = || format!("{rule:?} is not OPERATION:FAULT=RATE, e.g. get-object-acl:slow-down=0.05");
+        let usage = || InvalidFaultRule::Shape(rule.to_owned());
         let (operation, rest) = rule.split_once(':').ok_or_else(usage)?;
         let (fault, rate) = rest.split_once('=').ok_or_else(usage)?;
         let operation = match operation {
@@ -103,20 +116,18 @@ impl FromStr for FaultRule {
                 [Operation::ListObjectsV2, Operation::GetObjectAcl]
                     .into_iter()
                     .find(|op| op.name() == name)
-                    .ok_or_else(|| {
-                        format!("unknown operation {name:?}: expected list-objects-v2, get-object-acl or *")
-                    })?,
+                    .ok_or_else(|| InvalidFaultRule::Operation(name.to_owned()))?,
             ),
         };
         let fault = Fault::ALL
             .into_iter()
             .find(|f| f.name() == fault)
-            .ok_or_else(|| format!("unknown fault {fault:?}: expected slow-down, internal-error, reset or slow"))?;
+            .ok_or_else(|| InvalidFaultRule::Fault(fault.to_owned()))?;
         let rate = rate
             .parse::<f64>()
             .ok()
             .filter(|rate| (0.0..=1.0).contains(rate))
-            .ok_or_else(|| format!("the rate in {rule:?} must be a number from 0 to 1"))?;
+            .ok_or_else(|| InvalidFaultRule::Rate(rule.to_owned()))?;
         Ok(FaultRule { operation, fault, rate })
     }
 }
@@ -287,21 +298,30 @@ mod tests {
             "slow-down=0.1"
                 .parse::<FaultRule>()
                 .unwrap_err()
+                .to_string()
                 .contains("OPERATION:FAULT=RATE")
         );
         assert!(
             "put-object:reset=0.1"
                 .parse::<FaultRule>()
                 .unwrap_err()
+                .to_string()
                 .contains("unknown operation")
         );
         assert!(
             "*:explode=0.1"
                 .parse::<FaultRule>()
                 .unwrap_err()
+                .to_string()
                 .contains("unknown fault")
         );
-        assert!("*:reset=1.5".parse::<FaultRule>().unwrap_err().contains("from 0 to 1"));
+        assert!(
+            "*:reset=1.5"
+                .parse::<FaultRule>()
+                .unwrap_err()
+                .to_string()
+                .contains("from 0 to 1")
+        );
     }
 
     #[test]

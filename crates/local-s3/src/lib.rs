@@ -19,8 +19,8 @@ mod service;
 pub mod store;
 mod tls;
 
-pub use faults::{Fault, FaultCounts, FaultRule, Faults, Operation};
-pub use network::NetworkModel;
+pub use faults::{Fault, FaultCounts, FaultRule, Faults, InvalidFaultRule, Operation};
+pub use network::{InvalidDelay, NetworkModel};
 pub use seed::{SeedAcl, SeedSummary, seed_bucket, seed_key};
 pub use server::{Credentials, LocalS3, Options};
 pub use store::{Store, StoreError};

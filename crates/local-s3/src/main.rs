@@ -56,14 +56,25 @@ struct Args {
     /// Access key id clients must sign with.
     #[arg(long, env = "LOCAL_S3_ACCESS_KEY_ID", default_value_t = Credentials::default().access_key_id)]
     access_key_id: String,
+    /// How to print the environment a client needs, on stdout once serving: `shell`, export
+    /// lines for a shell's `eval`; `json`, one line holding an object of the variables, for
+    /// programs to read.
+    #[arg(long, value_enum, default_value_t = PrintEnv::Shell)]
+    print_env: PrintEnv,
     /// Secret key clients must sign with.
     #[arg(long, env = "LOCAL_S3_SECRET_ACCESS_KEY", default_value_t = Credentials::default().secret_access_key, hide_default_value = true)]
     secret_access_key: String,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PrintEnv {
+    Shell,
+    Json,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // Logs to stderr: stdout carries only the `export` lines a shell can use.
+    // Logs to stderr: stdout carries only the environment a client needs (`--print-env`).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -79,8 +90,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let addr = SocketAddr::new(args.host, args.port);
     let handshake_rtts = args.handshake_rtts.unwrap_or(1 + u32::from(args.tls));
-    let network =
-        NetworkModel::from_millis(args.rtt_ms, args.service_ms, handshake_rtts).map_err(anyhow::Error::msg)?;
+    let network = NetworkModel::from_millis(args.rtt_ms, args.service_ms, handshake_rtts)?;
     let fault_rules: Vec<String> = args.faults.iter().map(ToString::to_string).collect();
     let options = Options {
         addr,
@@ -113,13 +123,23 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(bucket, ?summary, "seeded");
     }
     tracing::info!(?network, ?fault_rules, fault_seed = args.fault_seed, "serving");
-    // The shell lines a client needs; the key pair is this endpoint's own, not an AWS one.
-    println!("export AWS_ENDPOINT_URL={}", s3.endpoint_url());
-    println!("export AWS_ACCESS_KEY_ID={}", s3.credentials().access_key_id);
-    println!("export AWS_SECRET_ACCESS_KEY={}", s3.credentials().secret_access_key);
-    println!("export AWS_REGION=us-east-1");
+    // What a client needs; the key pair is this endpoint's own, not an AWS one.
+    let mut env = serde_json::Map::new();
+    let mut set = |name: &str, value: String| env.insert(name.to_owned(), value.into());
+    set("AWS_ENDPOINT_URL", s3.endpoint_url().to_owned());
+    set("AWS_ACCESS_KEY_ID", s3.credentials().access_key_id.clone());
+    set("AWS_SECRET_ACCESS_KEY", s3.credentials().secret_access_key.clone());
+    set("AWS_REGION", "us-east-1".to_owned());
     if let Some(path) = ca_bundle {
-        println!("export AWS_CA_BUNDLE={}", path.display());
+        set("AWS_CA_BUNDLE", path.display().to_string());
+    }
+    match args.print_env {
+        PrintEnv::Json => println!("{}", serde_json::Value::Object(env)),
+        PrintEnv::Shell => {
+            for (name, value) in &env {
+                println!("export {name}={}", value.as_str().unwrap_or_default());
+            }
+        }
     }
     tokio::select! {
         () = s3.wait() => {}

@@ -15,14 +15,20 @@ pub struct NetworkModel {
     pub handshake_rtts: u32,
 }
 
+/// A figure of the model that is negative or not a number.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("{name} must be a non-negative number of milliseconds, not {ms}")]
+pub struct InvalidDelay {
+    pub name: &'static str,
+    pub ms: f64,
+}
+
 impl NetworkModel {
     /// A model from millisecond figures, as command-line flags give them; names the figure
     /// that is negative or not a number.
-    pub fn from_millis(rtt_ms: f64, service_ms: f64, handshake_rtts: u32) -> Result<Self, String> {
-        let duration = |name: &str, ms: f64| {
-            Duration::try_from_secs_f64(ms / 1e3)
-                .map_err(|_| format!("{name} must be a non-negative number of milliseconds, not {ms}"))
-        };
+    pub fn from_millis(rtt_ms: f64, service_ms: f64, handshake_rtts: u32) -> Result<Self, InvalidDelay> {
+        let duration =
+            |name: &'static str, ms: f64| Duration::try_from_secs_f64(ms / 1e3).map_err(|_| InvalidDelay { name, ms });
         Ok(NetworkModel {
             rtt: duration("the round trip", rtt_ms)?,
             service_time: duration("the service time", service_ms)?,
@@ -70,12 +76,13 @@ mod tests {
         assert_eq!(model.service_time, Duration::from_millis(15));
         let err = NetworkModel::from_millis(-1.0, 15.0, 2).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "the round trip must be a non-negative number of milliseconds, not -1"
         );
         assert!(
             NetworkModel::from_millis(1.0, f64::NAN, 2)
                 .unwrap_err()
+                .to_string()
                 .starts_with("the service time")
         );
     }

@@ -74,3 +74,33 @@ fn with_tls_the_binary_serves_https_and_writes_its_ca_for_aws_ca_bundle() {
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     let _ = std::fs::remove_file(&bundle);
 }
+
+#[test]
+fn print_env_json_gives_the_whole_environment_in_one_line_for_programs() {
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_local-s3"))
+            .args(["--port", "0", "--tls", "--print-env", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts"),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("a line of output");
+    let env: std::collections::BTreeMap<String, String> = serde_json::from_str(&line).expect("one JSON object");
+    let names: Vec<&str> = env.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_CA_BUNDLE",
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_SECRET_ACCESS_KEY"
+        ]
+    );
+    assert!(env["AWS_ENDPOINT_URL"].starts_with("https://127.0.0.1:"));
+    let _ = std::fs::remove_file(&env["AWS_CA_BUNDLE"]);
+}

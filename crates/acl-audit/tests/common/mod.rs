@@ -6,7 +6,7 @@
 use std::num::NonZeroUsize;
 
 use acl_audit::Strategy;
-use acl_audit::client::client_for_endpoint;
+use acl_audit::s3::client::client_for_endpoint;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryPartition;
 use local_s3::{Faults, LocalS3, Options};

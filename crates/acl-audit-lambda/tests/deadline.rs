@@ -2,14 +2,16 @@
 //! listing. The report says so, accounts for every key, and carries a resume token that the
 //! next invocation takes to finish the job.
 
+#[path = "../../acl-audit/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use acl_audit::lambda::{HandlerError, handle, stop_at};
 use acl_audit::report::Truncation;
-use acl_audit::{AuditReport, Config, RequestError, Resume, StrategyKind, Target, audit_bucket};
+use acl_audit::{AuditReport, Resume, StrategyKind, Target, audit_bucket};
+use acl_audit_lambda::{Config, RequestError};
+use acl_audit_lambda::{HandlerError, handle, stop_at};
 use lambda_runtime::{Context, LambdaEvent};
 use local_s3::Faults;
 use serde_json::{Value, json};

@@ -13,7 +13,7 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::retries::CountRetries;
+use crate::s3::retries::CountRetries;
 
 /// The file of CA certificates to trust instead of the system's, as the AWS CLI and the other
 /// SDKs read it; aws-sdk-s3 does not read it itself.
@@ -29,7 +29,7 @@ pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 /// hundred thousand. Not adaptive by default: adaptive mode slows every later request of the
 /// client after the first SlowDown, which costs a scheduled audit more than the occasional
 /// throttled retry does; `AWS_RETRY_MODE=adaptive` is for a bucket whose prefix really is at
-/// S3's request-rate limit (the README has the figures).
+/// S3's request-rate limit (docs/reliability.md has the figures).
 const MAX_ATTEMPTS: u32 = 5;
 const RETRY_ENV: [&str; 2] = ["AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"];
 /// An S3 endpoint in the same region connects in milliseconds; a dead one should not eat
@@ -43,8 +43,8 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ClientError {
     #[error("cannot read the CA bundle {} named by {AWS_CA_BUNDLE}: {source}", path.display())]
     ReadCaBundle { path: PathBuf, source: std::io::Error },
-    #[error("the CA bundle {} named by {AWS_CA_BUNDLE} is not usable: {reason}", path.display())]
-    InvalidCaBundle { path: PathBuf, reason: String },
+    #[error("the CA bundle {} named by {AWS_CA_BUNDLE} is not usable: {source}", path.display())]
+    InvalidCaBundle { path: PathBuf, source: TrustError },
 }
 
 /// A client from the standard AWS configuration chain (environment, profile, the Lambda
@@ -66,31 +66,42 @@ pub async fn client_from_env_at(endpoint_url: Option<&str>) -> Result<Client, Cl
             source,
         })?;
         let http_client =
-            https_client_trusting(&pem).map_err(|reason| ClientError::InvalidCaBundle { path, reason })?;
+            https_client_trusting(&pem).map_err(|source| ClientError::InvalidCaBundle { path, source })?;
         loader = loader.http_client(http_client);
     }
     Ok(client_from_sdk_config(&loader.load().await))
 }
 
+/// Why a PEM bundle cannot be the trust store of an HTTPS client.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("it is not a PEM certificate list ({0})")]
+    NotPem(rustls::pki_types::pem::Error),
+    #[error("it holds no PEM certificate")]
+    NoCertificate,
+    #[error("a certificate in it cannot be a trust anchor ({0})")]
+    NotTrustAnchor(rustls::Error),
+    #[error("the TLS context cannot be built ({0})")]
+    Context(#[source] aws_smithy_runtime_api::box_error::BoxError),
+}
+
 /// An HTTPS client that trusts the certificates in `pem` and nothing else, as the AWS CLI
 /// does with `AWS_CA_BUNDLE`. The bundle is checked here: the SDK would panic on it later.
-pub fn https_client_trusting(pem: &[u8]) -> Result<SharedHttpClient, String> {
+pub fn https_client_trusting(pem: &[u8]) -> Result<SharedHttpClient, TrustError> {
     let certificates = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| format!("it is not a PEM certificate list ({err})"))?;
+        .map_err(TrustError::NotPem)?;
     if certificates.is_empty() {
-        return Err("it holds no PEM certificate".to_owned());
+        return Err(TrustError::NoCertificate);
     }
     let mut roots = rustls::RootCertStore::empty();
     for certificate in certificates {
-        roots
-            .add(certificate)
-            .map_err(|err| format!("a certificate in it cannot be a trust anchor ({err})"))?;
+        roots.add(certificate).map_err(TrustError::NotTrustAnchor)?;
     }
     let context = TlsContext::builder()
         .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
         .build()
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| TrustError::Context(err.into()))?;
     Ok(aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(context)
@@ -142,7 +153,7 @@ pub fn client_with_credentials(endpoint_url: &str, credentials: Credentials) -> 
 }
 
 /// The same over HTTPS, trusting only the CA in `ca_pem` (an endpoint's own, as local-s3's).
-pub fn client_trusting(endpoint_url: &str, credentials: Credentials, ca_pem: &[u8]) -> Result<Client, String> {
+pub fn client_trusting(endpoint_url: &str, credentials: Credentials, ca_pem: &[u8]) -> Result<Client, TrustError> {
     let http_client = https_client_trusting(ca_pem)?;
     Ok(client_from_sdk_config(&static_config(
         endpoint_url,

@@ -1,8 +1,9 @@
 //! Whatever JSON an invocation carries, reading it is an answer, never a panic: a request, or
 //! an `InvalidEvent` error that says what is wrong.
 
-use acl_audit::target::{Request, check_bucket_name, parse_event};
-use acl_audit::{Config, RequestError};
+use acl_audit::model::{InvalidBucketName, check_bucket_name};
+use acl_audit_lambda::{Config, RequestError};
+use acl_audit_lambda::{Request, parse_event};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -90,7 +91,7 @@ proptest! {
         let request = Request { bucket: Some(bucket.clone()), ..Request::default() };
         match config.target(request) {
             Ok(target) => prop_assert_eq!(target.bucket, bucket),
-            Err(RequestError::InvalidBucketName { name, reason }) => {
+            Err(RequestError::InvalidBucketName(InvalidBucketName { name, reason })) => {
                 prop_assert_eq!(name, bucket);
                 prop_assert!(!reason.is_empty());
             }

@@ -1,10 +1,12 @@
 //! A bucket far larger than one listing page: every object accounted for, keys listed a page
 //! at a time while their ACLs are fetched.
 
+#[path = "../../acl-audit/tests/common/mod.rs"]
 mod common;
 
-use acl_audit::lambda::handle;
-use acl_audit::{Config, StrategyKind};
+use acl_audit::StrategyKind;
+use acl_audit_lambda::Config;
+use acl_audit_lambda::handle;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 

@@ -1,14 +1,16 @@
 //! Credentials never reach a function's log line, report or error message, whatever the outcome
 //! and however verbose the logging (every target at TRACE, the SDK's own included).
 
+#[path = "../../acl-audit/tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use acl_audit::client::client_with_credentials;
-use acl_audit::lambda::handle;
-use acl_audit::{Config, StrategyKind};
+use acl_audit::StrategyKind;
+use acl_audit::s3::client::client_with_credentials;
+use acl_audit_lambda::Config;
+use acl_audit_lambda::handle;
 use aws_sdk_s3::config::Credentials;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use local_s3::{LocalS3, Options};

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::report::AuditReport;
+use acl_audit::AuditReport;
 
 /// The CloudWatch namespace of the functions' metrics (the template's dashboard reads it).
 pub const NAMESPACE: &str = "AclAudit";
@@ -100,8 +100,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::report::{AclAudit, Failures, KeySample, Timings};
-    use crate::strategy::StrategyKind;
+    use acl_audit::StrategyKind;
+    use acl_audit::report::{AclAudit, Failures, KeySample, Timings};
 
     fn report() -> AuditReport {
         AuditReport {

@@ -1,12 +1,14 @@
 //! The functions' shared entry point, driven with the payloads kept under `fixtures/`.
 
+#[path = "../../acl-audit/tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
-use acl_audit::lambda::{HandlerError, block_on_task, handle, runtime};
-use acl_audit::{Config, RequestError, StrategyKind};
+use acl_audit::StrategyKind;
+use acl_audit_lambda::{Config, RequestError};
+use acl_audit_lambda::{HandlerError, block_on_task, handle, runtime};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
@@ -180,6 +182,12 @@ async fn a_bucket_that_does_not_exist_is_reported_as_no_such_bucket() {
     assert_eq!(diagnostic.error_type, "NoSuchBucket");
     assert!(
         diagnostic.error_message.contains("\"not-there\" does not exist"),
+        "{}",
+        diagnostic.error_message
+    );
+    // The function's owner is told which setting names the bucket.
+    assert!(
+        diagnostic.error_message.contains("BUCKET_NAME"),
         "{}",
         diagnostic.error_message
     );

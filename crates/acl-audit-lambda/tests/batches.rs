@@ -1,10 +1,12 @@
 //! Step Functions Distributed Map batches: the handler audits just a batch's keys, and the
 //! batches' reports add up to the report of the whole bucket.
 
+#[path = "../../acl-audit/tests/common/mod.rs"]
 mod common;
 
-use acl_audit::lambda::{HandlerError, handle};
-use acl_audit::{AuditReport, Config, RequestError, StrategyKind};
+use acl_audit::{AuditReport, StrategyKind};
+use acl_audit_lambda::{Config, RequestError};
+use acl_audit_lambda::{HandlerError, handle};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
@@ -83,7 +85,7 @@ async fn batch_reports_add_up_to_the_report_of_the_whole_bucket() {
         .await
         .unwrap();
 
-    let keys = acl_audit::acl::list_keys(&client, &acl_audit::Target::bucket("whole"))
+    let keys = acl_audit::s3::listing::list_keys(&client, &acl_audit::Target::bucket("whole"))
         .await
         .unwrap()
         .keys;

@@ -1,0 +1,166 @@
+//! The function's settings, from its environment variables, and how an invocation's request
+//! and those settings resolve into the core's [`Target`] and [`Strategy`].
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use acl_audit::model::check_bucket_name;
+use acl_audit::strategy::default_blocking_pool_size;
+use acl_audit::{Resume, Strategy, StrategyKind, Target};
+
+use crate::error::RequestError;
+use crate::event::Request;
+
+pub const BUCKET_NAME: &str = "BUCKET_NAME";
+pub const OBJECT_PREFIX: &str = "OBJECT_PREFIX";
+pub const MAX_OBJECTS: &str = "MAX_OBJECTS";
+pub const BLOCKING_POOL_SIZE: &str = "BLOCKING_POOL_SIZE";
+pub const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
+pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
+/// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
+pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+
+/// `join-all`'s in-flight cap when `MAX_IN_FLIGHT` is unset, from the function's memory size.
+///
+/// Each call in flight needs a connection of its own, and a new connection costs a TLS
+/// handshake: about 0.3 ms of CPU against 0.08 ms for a request on an open one (`make bench`).
+/// At 128 MB (7 % of a core) 100 handshakes take a third of a second, so a run that finds its
+/// connections closed, as a schedule an hour apart does, is fastest with few of them; with more
+/// CPU, more calls in flight pay off, and with the pool still open more are never slower. The
+/// sweep with an empty pool put the best cap at 16 for 128 MB, 32 at 256 MB, 64 at 512 MB and
+/// 100-128 from 1 024 MB up: one call per 8 MB, at least 16, at most 128 (far below Lambda's
+/// 1 024 file descriptors) follows it. docs/benchmark.md has the figures.
+pub fn default_max_in_flight(memory_mb: Option<usize>) -> NonZeroUsize {
+    const MB_PER_CALL: usize = 8;
+    const FEWEST: usize = 16;
+    const MOST: usize = 128;
+    /// Outside Lambda (no memory size): a middle value.
+    const UNKNOWN_MEMORY: usize = 64;
+    let cap = memory_mb.map_or(UNKNOWN_MEMORY, |mb| (mb / MB_PER_CALL).clamp(FEWEST, MOST));
+    NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// How long before the invocation's deadline a run stops starting calls, abandons those
+/// under way and returns its partial report: time to build, log and send the report, with
+/// room to spare at 128 MB's 7 % of a core.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// The function's settings, from its environment variables. Empty means unset, as SAM
+/// passes an empty string for an optional parameter left blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub max_objects: Option<usize>,
+    pub blocking_pool_size: NonZeroUsize,
+    /// `join-all`'s cap: `MAX_IN_FLIGHT` (0 lifts it), else [`default_max_in_flight`].
+    pub max_in_flight: Option<NonZeroUsize>,
+    /// The function's memory size, MB, when Lambda says it.
+    pub memory_mb: Option<usize>,
+    /// How long before the invocation's deadline to stop: `DEADLINE_MARGIN_MS`.
+    pub deadline_margin: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, RequestError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, RequestError> {
+        let var = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+        let number = |name: &'static str| -> Result<Option<usize>, RequestError> {
+            var(name)
+                .map(|value| {
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|err| RequestError::InvalidConfig {
+                            name,
+                            value: value.clone(),
+                            reason: format!("expected a whole number ({err})"),
+                        })
+                })
+                .transpose()
+        };
+        let positive = |name: &'static str| -> Result<Option<NonZeroUsize>, RequestError> {
+            number(name)?
+                .map(|n| {
+                    NonZeroUsize::new(n).ok_or_else(|| RequestError::InvalidConfig {
+                        name,
+                        value: n.to_string(),
+                        reason: "must be at least 1".to_owned(),
+                    })
+                })
+                .transpose()
+        };
+        let memory_mb = positive(LAMBDA_MEMORY_SIZE)?.map(NonZeroUsize::get);
+        Ok(Config {
+            bucket: var(BUCKET_NAME),
+            prefix: var(OBJECT_PREFIX),
+            max_objects: positive(MAX_OBJECTS)?.map(NonZeroUsize::get),
+            blocking_pool_size: positive(BLOCKING_POOL_SIZE)?.unwrap_or_else(default_blocking_pool_size),
+            max_in_flight: match number(MAX_IN_FLIGHT)? {
+                Some(n) => NonZeroUsize::new(n),
+                None => Some(default_max_in_flight(memory_mb)),
+            },
+            memory_mb,
+            deadline_margin: number(DEADLINE_MARGIN_MS)?
+                .map_or(DEFAULT_DEADLINE_MARGIN, |ms| Duration::from_millis(ms as u64)),
+        })
+    }
+
+    pub fn strategy(&self, kind: StrategyKind) -> Strategy {
+        match kind {
+            StrategyKind::Sequential => Strategy::Sequential,
+            StrategyKind::SpawnBlocking => Strategy::SpawnBlocking {
+                pool_size: self.blocking_pool_size,
+            },
+            StrategyKind::JoinAll => Strategy::JoinAll {
+                max_in_flight: self.max_in_flight,
+            },
+        }
+    }
+
+    /// The event's values win over the environment's, and a resume token's bucket and prefix
+    /// over both; an event naming others than its token is refused, not guessed at.
+    pub fn target(&self, request: Request) -> Result<Target, RequestError> {
+        let (bucket, prefix) = match &request.resume {
+            Some(resume) => {
+                let conflict = |field: &str, event: &dyn std::fmt::Debug, token: &dyn std::fmt::Debug| {
+                    RequestError::InvalidEvent(format!(
+                        "the event's {field} {event:?} is not the resume token's {token:?}: drop one of them"
+                    ))
+                };
+                if let Some(bucket) = request.bucket.as_ref().filter(|b| **b != resume.bucket) {
+                    return Err(conflict("bucket", bucket, &resume.bucket));
+                }
+                if request.prefix.is_some() && request.prefix != resume.prefix {
+                    return Err(conflict("prefix", &request.prefix, &resume.prefix));
+                }
+                (resume.bucket.clone(), resume.prefix.clone())
+            }
+            None => (
+                request
+                    .bucket
+                    .or_else(|| self.bucket.clone())
+                    .ok_or(RequestError::MissingBucket)?,
+                request.prefix.or_else(|| self.prefix.clone()),
+            ),
+        };
+        check_bucket_name(&bucket).map_err(RequestError::InvalidBucketName)?;
+        if let Some(keys) = request.keys {
+            return Ok(Target {
+                resume: Some(Resume::keys_only(bucket.clone(), keys)),
+                bucket,
+                prefix: None,
+                max_objects: None,
+            });
+        }
+        Ok(Target {
+            bucket,
+            prefix,
+            max_objects: request.max_objects.map(NonZeroUsize::get).or(self.max_objects),
+            resume: request.resume,
+        })
+    }
+}

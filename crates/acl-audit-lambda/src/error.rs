@@ -1,0 +1,69 @@
+//! What an invocation can fail with, and the `errorType` each failure shows the Lambda console
+//! and `Invoke` callers. The advice here names the function's settings (`BUCKET_NAME`, the
+//! role); the core's errors name none.
+
+use acl_audit::ListError;
+use acl_audit::model::InvalidBucketName;
+use lambda_runtime::Diagnostic;
+
+use crate::config::BUCKET_NAME;
+
+/// The invocation cannot start: its event or the function's configuration is wrong.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    #[error(
+        "no bucket to audit: set the {BUCKET_NAME} environment variable or pass {{\"bucket\": \"NAME\"}} in the event"
+    )]
+    MissingBucket,
+    #[error(transparent)]
+    InvalidBucketName(#[from] InvalidBucketName),
+    #[error("invalid configuration: {name}={value:?}: {reason}")]
+    InvalidConfig {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("{0}{advice}", advice = list_advice(.0))]
+    List(#[from] ListError),
+}
+
+/// What the function's owner can change about a listing that failed.
+fn list_advice(err: &ListError) -> &'static str {
+    match err {
+        ListError::NoSuchBucket { .. } => ": check BUCKET_NAME or the event's \"bucket\"",
+        ListError::AccessDenied { .. } => " (the caller is the function's role)",
+        ListError::Failed { .. } => "",
+    }
+}
+
+impl HandlerError {
+    /// The `errorType` the Lambda console and `Invoke` callers see.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Request(RequestError::InvalidEvent(_)) => "InvalidEvent",
+            HandlerError::Request(RequestError::MissingBucket) => "MissingBucketName",
+            HandlerError::Request(RequestError::InvalidBucketName(_)) => "InvalidBucketName",
+            HandlerError::Request(RequestError::InvalidConfig { .. }) => "InvalidConfiguration",
+            HandlerError::List(ListError::NoSuchBucket { .. }) => "NoSuchBucket",
+            HandlerError::List(ListError::AccessDenied { .. }) => "AccessDenied",
+            HandlerError::List(ListError::Failed { .. }) => "ListObjectsFailed",
+        }
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(err: HandlerError) -> Self {
+        Diagnostic {
+            error_type: err.error_type().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}

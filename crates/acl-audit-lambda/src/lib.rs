@@ -1,0 +1,18 @@
+//! The Lambda adapter of the audit: what an invocation carries ([`event`]), what the function's
+//! environment sets ([`config`]), the handler the three functions share ([`handler`]) with its
+//! `errorType`s ([`error`]) and its metrics line ([`metrics`]), and the process that serves
+//! Lambda's Runtime API ([`runtime`]). The audit itself is the `acl-audit` crate's.
+
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod handler;
+pub mod metrics;
+pub mod runtime;
+
+pub use acl_audit::StrategyKind;
+pub use config::Config;
+pub use error::{HandlerError, RequestError};
+pub use event::{MapBatch, Request, parse_event};
+pub use handler::{handle, stop_at};
+pub use runtime::{block_on_task, run, runtime};

@@ -1,0 +1,61 @@
+//! The process a function is: a one-thread tokio runtime, one S3 client for the container's
+//! life, and lambda_runtime's loop calling the handler.
+
+use acl_audit::StrategyKind;
+use acl_audit::s3::client::client_from_env;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::error::HandlerError;
+use crate::handler::handle;
+
+/// The runtime the functions run on: one thread. An execution environment handles one event at a
+/// time with at most a vCPU's worth of CPU below 1 769 MB, and the handler's future runs on the
+/// thread that also polls the sockets, so no wake-up crosses threads: `acl-bench invoke`
+/// measured less CPU per ACL on it than on the multi-thread runtime (docs/benchmark.md).
+/// `spawn-blocking`'s threads come from this runtime's blocking pool all the same.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+/// Runs `future` to its end on `runtime` as a task of its own rather than as `block_on`'s
+/// future: tokio wakes `block_on`'s future through the I/O driver, a system call per wake-up
+/// and two or three wake-ups per S3 call, where a task woken on the runtime's own thread is
+/// only queued.
+pub fn block_on_task<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime
+        .block_on(runtime.spawn(future))
+        // Nothing aborts the task and the runtime outlives it: its only error is a panic.
+        .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+}
+
+/// A function's whole `main`: logging, one client for the container's life, the runtime loop,
+/// and one metrics line per successful invocation.
+pub fn run(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
+    block_on_task(&runtime()?, serve(kind))
+}
+
+async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let client = client_from_env()
+        .await
+        .inspect_err(|err| tracing::error!(error = %err, "cannot configure the S3 client"))?;
+    let handler = service_fn(|event: LambdaEvent<Value>| {
+        // An owned handle on the same client and pool: with a borrowed one rustc cannot prove
+        // the runtime loop's future Send (rust-lang/rust#64552), and a task must be Send.
+        let client = client.clone();
+        async move {
+            let config = Config::from_env()?;
+            let report = handle(kind, &client, &config, event).await?;
+            crate::metrics::emit(&report, config.memory_mb);
+            Ok::<_, HandlerError>(report)
+        }
+    });
+    // Boxed: the runtime's future type nests deeper than a caller's default recursion limit.
+    Box::pin(lambda_runtime::run(handler)).await
+}

@@ -1,0 +1,251 @@
+//! The audit's vocabulary: what to audit ([`Target`], [`Resume`]), what one object's ACL is
+//! ([`ObjectAcl`], [`Grant`]), what became of one key ([`AclOutcome`]), and the strategies'
+//! names. Nothing here talks to S3.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A bucket to audit, fully resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub bucket: String,
+    pub prefix: Option<String>,
+    /// Stop listing after this many keys.
+    pub max_objects: Option<usize>,
+    /// Where an earlier, truncated run stopped, or the keys a Distributed Map batch names.
+    pub resume: Option<Resume>,
+}
+
+impl Target {
+    pub fn bucket(bucket: impl Into<String>) -> Self {
+        Target {
+            bucket: bucket.into(),
+            prefix: None,
+            max_objects: None,
+            resume: None,
+        }
+    }
+}
+
+/// Where a truncated run stopped, as its report gives it and the next run's event takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    pub bucket: String,
+    pub prefix: Option<String>,
+    /// The listing goes on after this key; `null` with `listing_complete` false: from the start.
+    pub start_after: Option<String>,
+    /// The listing had reached the end: only `keys` are left.
+    pub listing_complete: bool,
+    /// Keys listed whose ACL was not fetched; fetched first by the next run.
+    pub keys: Vec<String>,
+}
+
+impl Resume {
+    /// Keys handed over with nothing to list: a Distributed Map batch's, or those of batches
+    /// that never ran.
+    pub fn keys_only(bucket: String, keys: Vec<String>) -> Self {
+        Resume {
+            bucket,
+            prefix: None,
+            start_after: None,
+            listing_complete: true,
+            keys,
+        }
+    }
+}
+
+/// A name no S3 bucket can have, with what is wrong with it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("invalid bucket name {name:?}: {reason}")]
+pub struct InvalidBucketName {
+    pub name: String,
+    pub reason: String,
+}
+
+/// S3's naming rules, loosely: what no bucket can be called. Names from before 2018 may hold
+/// capitals and underscores and run to 255 characters, so those pass; S3 has the last word.
+pub fn check_bucket_name(name: &str) -> Result<(), InvalidBucketName> {
+    let invalid = |reason: &str| {
+        Err(InvalidBucketName {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if let Some(rest) = name.strip_prefix("s3://") {
+        return invalid(&format!(
+            "give the bucket's name without \"s3://\": {:?}",
+            rest.split('/').next().unwrap_or_default()
+        ));
+    }
+    if name.starts_with("arn:") {
+        return invalid("give the bucket's name, not its ARN");
+    }
+    if let Some((bucket, prefix)) = name.split_once('/') {
+        return invalid(&format!(
+            "a bucket name has no '/': for bucket {bucket:?} and prefix {prefix:?} pass {{\"bucket\": {bucket:?}, \"prefix\": {prefix:?}}}"
+        ));
+    }
+    if !(3..=255).contains(&name.len()) {
+        return invalid("a bucket name is 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return invalid("a bucket name holds only lowercase letters, digits, '.' and '-'");
+    }
+    Ok(())
+}
+
+/// One object's ACL as GetObjectAcl returned it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectAcl {
+    pub key: String,
+    pub owner_id: Option<String>,
+    pub grants: Vec<Grant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub grantee: Grantee,
+    /// `FULL_CONTROL`, `READ`, `WRITE`, `READ_ACP` or `WRITE_ACP`.
+    pub permission: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Grantee {
+    CanonicalUser {
+        id: String,
+    },
+    Group {
+        uri: String,
+    },
+    Email {
+        address: String,
+    },
+    /// A grantee type this client does not know, kept so that nothing is dropped silently.
+    Other {
+        description: String,
+    },
+}
+
+pub const ALL_USERS_URI: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+pub const AUTHENTICATED_USERS_URI: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+
+impl Grant {
+    /// READ or FULL_CONTROL: the permissions that let the grantee read the object.
+    pub fn allows_read(&self) -> bool {
+        self.permission == "READ" || self.permission == "FULL_CONTROL"
+    }
+}
+
+/// An object whose ACL could not be fetched; the run records it and goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectFailure {
+    pub key: String,
+    /// S3's error code (`AccessDenied`, `NoSuchKey`, `SlowDown` …) or, for a request that got
+    /// no answer, the kind of failure (`Timeout`, `DispatchFailure`, `TaskPanicked`).
+    pub code: String,
+    pub message: String,
+}
+
+/// What one GetObjectAcl call gave.
+pub type FetchResult = Result<ObjectAcl, ObjectFailure>;
+
+/// What became of one listed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclOutcome {
+    Fetched(ObjectAcl),
+    Failed(ObjectFailure),
+    /// The run stopped (its deadline came) before this key's ACL arrived: the key goes into
+    /// the resume token.
+    NotFetched(String),
+}
+
+impl AclOutcome {
+    pub fn key(&self) -> &str {
+        match self {
+            AclOutcome::Fetched(acl) => &acl.key,
+            AclOutcome::Failed(failure) => &failure.key,
+            AclOutcome::NotFetched(key) => key,
+        }
+    }
+}
+
+impl From<FetchResult> for AclOutcome {
+    fn from(result: FetchResult) -> Self {
+        match result {
+            Ok(acl) => AclOutcome::Fetched(acl),
+            Err(failure) => AclOutcome::Failed(failure),
+        }
+    }
+}
+
+/// Which scheduler a run uses; its parameters are in [`crate::Strategy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyKind {
+    Sequential,
+    SpawnBlocking,
+    JoinAll,
+}
+
+impl StrategyKind {
+    pub const ALL: [StrategyKind; 3] = [
+        StrategyKind::Sequential,
+        StrategyKind::SpawnBlocking,
+        StrategyKind::JoinAll,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Sequential => "sequential",
+            StrategyKind::SpawnBlocking => "spawn-blocking",
+            StrategyKind::JoinAll => "join-all",
+        }
+    }
+}
+
+/// `s3://bucket/prefix`: where a tool reads or writes objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    /// Empty for the whole bucket; otherwise used as given (a folder ends with `/`).
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidS3Location {
+    #[error("{0:?} is not an s3://bucket/prefix location")]
+    NotS3(String),
+    #[error("{0:?} names no bucket")]
+    NoBucket(String),
+}
+
+impl FromStr for S3Location {
+    type Err = InvalidS3Location;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let rest = text
+            .strip_prefix("s3://")
+            .ok_or_else(|| InvalidS3Location::NotS3(text.to_owned()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(InvalidS3Location::NoBucket(text.to_owned()));
+        }
+        Ok(S3Location {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}

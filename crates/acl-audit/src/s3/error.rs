@@ -1,0 +1,77 @@
+//! S3's errors in a caller's terms: a code and S3's own message for one object, a typed error
+//! for a bucket that cannot be listed. The wording names no setting of any one caller: the
+//! Lambda adapter and the command-line tools add their own advice.
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// The bucket could not be listed. Failures on single objects are not errors: they are
+/// counted in the report.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ListError {
+    #[error("the bucket {bucket:?} does not exist")]
+    NoSuchBucket { bucket: String },
+    #[error("access denied listing the bucket {bucket:?}: the caller needs s3:ListBucket on arn:aws:s3:::{bucket}")]
+    AccessDenied { bucket: String },
+    #[error("listing the bucket {bucket:?} failed ({code}): {detail}")]
+    Failed {
+        bucket: String,
+        code: String,
+        detail: String,
+    },
+}
+
+impl ListError {
+    pub(crate) fn from_sdk<E, R>(bucket: &str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let bucket = bucket.to_owned();
+        match err.code() {
+            Some("NoSuchBucket") => ListError::NoSuchBucket { bucket },
+            Some("AccessDenied") => ListError::AccessDenied { bucket },
+            _ => ListError::Failed {
+                bucket,
+                code: error_code(&err),
+                detail: error_message(&err),
+            },
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        match self {
+            ListError::NoSuchBucket { bucket }
+            | ListError::AccessDenied { bucket }
+            | ListError::Failed { bucket, .. } => bucket,
+        }
+    }
+}
+
+/// S3's own words when it answered (`NoSuchKey: The specified key does not exist.`), else
+/// the whole error chain: "dispatch failure" alone tells a user nothing.
+pub fn error_message<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => format!("{code}: (S3 sent no message)"),
+        (None, _) => DisplayErrorContext(err).to_string(),
+    }
+}
+
+/// S3's error code when S3 answered, else what kind of failure kept it from answering.
+pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
+    if let Some(code) = err.code() {
+        return code.to_owned();
+    }
+    match err {
+        SdkError::TimeoutError(_) => "Timeout",
+        SdkError::DispatchFailure(_) => "DispatchFailure",
+        SdkError::ResponseError(_) => "ResponseError",
+        SdkError::ConstructionFailure(_) => "ConstructionFailure",
+        _ => "Unknown",
+    }
+    .to_owned()
+}
