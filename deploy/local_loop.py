@@ -1,7 +1,7 @@
 """The local loop end to end, without Docker or an AWS account: local-s3 on loopback, the three
 functions served by `cargo lambda watch`, invoked with `cargo lambda invoke` and the payloads in
 fixtures/, as `make invoke-local` does. Checks each function's JSON reply, an error's type, and
-that each successful invocation logged its metrics line (EMF).
+that each invocation logged its metrics line (EMF), failed ones included.
 
 Run from the repository root after `cargo build --workspace` (it uses target/debug/local-s3),
 with cargo-lambda on PATH: `make local-loop-test`.
@@ -135,6 +135,10 @@ def main():
         emf_lines = [line for line in pathlib.Path(log.name).read_text().splitlines() if '"_aws"' in line]
         if len(emf_lines) < successes:
             failures.append(f"{len(emf_lines)} metrics lines logged for {successes} successful invocations")
+        # A failed run logs its line too (FailedRuns 1), with the bucket it named.
+        failed_lines = [json.loads(line[line.index("{"):]) for line in emf_lines if '"FailedRuns":1' in line]
+        if len(failed_lines) < len(FUNCTIONS) or any(r["Bucket"] != "no-such-bucket" for r in failed_lines):
+            failures.append(f"expected a FailedRuns line per function's missing-bucket run: {failed_lines}")
     finally:
         watch.terminate()
         local_s3.terminate()

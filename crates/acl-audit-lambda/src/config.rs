@@ -4,7 +4,7 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use acl_audit::model::check_bucket_name;
+use acl_audit::model::{S3Location, check_bucket_name};
 use acl_audit::strategy::default_blocking_pool_size;
 use acl_audit::{Resume, Strategy, StrategyKind, Target};
 
@@ -17,6 +17,8 @@ pub const MAX_OBJECTS: &str = "MAX_OBJECTS";
 pub const BLOCKING_POOL_SIZE: &str = "BLOCKING_POOL_SIZE";
 pub const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
 pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
+/// Where each run writes its findings and report: `s3://bucket/prefix/`. Unset: nowhere.
+pub const FINDINGS_URI: &str = "FINDINGS_URI";
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -59,6 +61,8 @@ pub struct Config {
     pub memory_mb: Option<usize>,
     /// How long before the invocation's deadline to stop: `DEADLINE_MARGIN_MS`.
     pub deadline_margin: Duration,
+    /// `FINDINGS_URI`: where every run writes its findings file and report.
+    pub findings: Option<S3Location>,
 }
 
 impl Config {
@@ -106,6 +110,17 @@ impl Config {
             memory_mb,
             deadline_margin: number(DEADLINE_MARGIN_MS)?
                 .map_or(DEFAULT_DEADLINE_MARGIN, |ms| Duration::from_millis(ms as u64)),
+            findings: var(FINDINGS_URI)
+                .map(|uri| {
+                    uri.trim()
+                        .parse::<S3Location>()
+                        .map_err(|err| RequestError::InvalidConfig {
+                            name: FINDINGS_URI,
+                            value: uri.clone(),
+                            reason: err.to_string(),
+                        })
+                })
+                .transpose()?,
         })
     }
 

@@ -3,6 +3,7 @@
 //! role); the core's errors name none.
 
 use acl_audit::ListError;
+use acl_audit::audit::FindingsNotWritten;
 use acl_audit::model::InvalidBucketName;
 use lambda_runtime::Diagnostic;
 
@@ -33,6 +34,10 @@ pub enum HandlerError {
     Request(#[from] RequestError),
     #[error("{0}{advice}", advice = list_advice(.0))]
     List(#[from] ListError),
+    /// The audit ran, but its findings (or report) are not in `FINDINGS_URI`: a scheduled run
+    /// must not lose them quietly.
+    #[error("{0} (FINDINGS_URI names the location; the role needs s3:PutObject there)")]
+    FindingsNotWritten(FindingsNotWritten),
 }
 
 /// What the function's owner can change about a listing that failed.
@@ -55,6 +60,7 @@ impl HandlerError {
             HandlerError::List(ListError::NoSuchBucket { .. }) => "NoSuchBucket",
             HandlerError::List(ListError::AccessDenied { .. }) => "AccessDenied",
             HandlerError::List(ListError::Failed { .. }) => "ListObjectsFailed",
+            HandlerError::FindingsNotWritten(_) => "FindingsNotWritten",
         }
     }
 }

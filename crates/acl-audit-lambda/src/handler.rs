@@ -1,9 +1,13 @@
-//! One invocation: resolve the target from the event over the configuration, audit it, and
-//! log one summary event.
+//! One invocation: resolve the target from the event over the configuration, audit it, write
+//! its findings and report where configured, and log one summary event.
 
 use std::time::{Duration, Instant, SystemTime};
 
-use acl_audit::{AuditReport, StrategyKind};
+use acl_audit::audit::FindingsNotWritten;
+use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
+use acl_audit::model::S3Location;
+use acl_audit::s3::upload::put_object;
+use acl_audit::{AuditError, AuditOptions, AuditReport, FindingsOutput, StrategyKind};
 use aws_sdk_s3::Client;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
@@ -12,21 +16,138 @@ use crate::config::Config;
 use crate::error::HandlerError;
 use crate::event::parse_event;
 
-/// One invocation: resolve the target from the event over `config`, audit it, log one
-/// summary event and return the report.
+/// One invocation: resolve the target from the event over `config`, audit it (writing its
+/// findings and report under `FINDINGS_URI` when set), log one summary event and return the
+/// report.
 pub async fn handle(
     kind: StrategyKind,
     client: &Client,
     config: &Config,
     event: LambdaEvent<Value>,
 ) -> Result<AuditReport, HandlerError> {
-    let request = parse_event(event.payload)?;
-    let target = config.target(request)?;
-    let strategy = config.strategy(kind);
-    let stop_at = stop_at(&event.context, config.deadline_margin);
-    let report = acl_audit::audit_bucket_until(client, &target, strategy, stop_at)
-        .await
-        .inspect_err(|err| tracing::error!(strategy = kind.name(), error = %err, "audit failed"))?;
+    invoke(kind, client, config, event).await.into_result()
+}
+
+/// What an invocation did, for its metrics as well as its caller: an audit whose findings
+/// were not written still has its report.
+#[derive(Debug)]
+pub enum Invocation {
+    Audited {
+        report: Box<AuditReport>,
+        findings_error: Option<FindingsNotWritten>,
+    },
+    Failed {
+        /// The bucket, when the event or the environment named one.
+        bucket: Option<String>,
+        error: HandlerError,
+    },
+}
+
+impl Invocation {
+    pub fn into_result(self) -> Result<AuditReport, HandlerError> {
+        match self {
+            Invocation::Audited {
+                report,
+                findings_error: None,
+            } => Ok(*report),
+            Invocation::Audited {
+                findings_error: Some(err),
+                ..
+            } => Err(HandlerError::FindingsNotWritten(err)),
+            Invocation::Failed { error, .. } => Err(error),
+        }
+    }
+
+    pub fn bucket(&self) -> Option<&str> {
+        match self {
+            Invocation::Audited { report, .. } => Some(&report.bucket),
+            Invocation::Failed { bucket, .. } => bucket.as_deref(),
+        }
+    }
+
+    pub fn report(&self) -> Option<&AuditReport> {
+        match self {
+            Invocation::Audited { report, .. } => Some(report),
+            Invocation::Failed { .. } => None,
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        !matches!(
+            self,
+            Invocation::Audited {
+                findings_error: None,
+                ..
+            }
+        )
+    }
+}
+
+pub async fn invoke(kind: StrategyKind, client: &Client, config: &Config, event: LambdaEvent<Value>) -> Invocation {
+    let target = match parse_event(event.payload).and_then(|request| config.target(request)) {
+        Ok(target) => target,
+        Err(err) => {
+            tracing::error!(strategy = kind.name(), error = %err, "invocation refused");
+            return Invocation::Failed {
+                bucket: config.bucket.clone(),
+                error: err.into(),
+            };
+        }
+    };
+    let folder = config.findings.as_ref().map(|base| {
+        let date = acl_audit::findings::utc_date(SystemTime::now());
+        findings::run_folder(base, &target.bucket, date, &event.context.request_id)
+    });
+    let options = AuditOptions {
+        stop_at: stop_at(&event.context, config.deadline_margin),
+        findings: folder
+            .as_ref()
+            .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
+        progress: None,
+    };
+    let (report, findings_error) =
+        match acl_audit::audit_bucket_with(client, &target, config.strategy(kind), options).await {
+            Ok(report) => match &folder {
+                Some(folder) => {
+                    let written = write_report(client, folder, &report).await;
+                    (report, written.err())
+                }
+                None => (report, None),
+            },
+            Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
+            Err(AuditError::List(err)) => {
+                tracing::error!(strategy = kind.name(), error = %err, "audit failed");
+                return Invocation::Failed {
+                    bucket: Some(target.bucket),
+                    error: err.into(),
+                };
+            }
+        };
+    log_report(kind, &event.context.request_id, &report);
+    if let Some(err) = &findings_error {
+        tracing::error!(strategy = kind.name(), error = %err, "findings not written");
+    }
+    Invocation::Audited {
+        report: Box::new(report),
+        findings_error,
+    }
+}
+
+fn in_folder(folder: &S3Location, file: &str) -> S3Location {
+    S3Location {
+        bucket: folder.bucket.clone(),
+        prefix: format!("{}{file}", folder.prefix),
+    }
+}
+
+/// The report beside the findings file.
+async fn write_report(client: &Client, folder: &S3Location, report: &AuditReport) -> Result<(), FindingsNotWritten> {
+    // Plain data with string keys: serialising cannot fail.
+    let body = serde_json::to_vec_pretty(report).unwrap_or_default();
+    Ok(put_object(client, &in_folder(folder, REPORT_FILE), "application/json", body).await?)
+}
+
+fn log_report(kind: StrategyKind, request_id: &str, report: &AuditReport) {
     if let Some(truncated) = &report.truncated {
         tracing::warn!(
             strategy = kind.name(),
@@ -35,8 +156,9 @@ pub async fn handle(
             "audit stopped early: invoke again with the report's \"resume\" as the event's \"resume\" to carry on"
         );
     }
+    let findings = &report.audit.findings;
     tracing::info!(
-        request_id = %event.context.request_id,
+        request_id,
         strategy = kind.name(),
         bucket = %report.bucket,
         prefix = report.prefix.as_deref().unwrap_or(""),
@@ -46,16 +168,17 @@ pub async fn handle(
         objects_not_fetched = report.objects_not_fetched,
         truncated = report.truncated.is_some(),
         retries = report.retries,
-        readable_by_all_users = report.audit.readable_by_all_users.count,
-        readable_by_authenticated_users = report.audit.readable_by_authenticated_users.count,
+        objects_with_findings = findings.objects,
+        exposed_objects = findings.exposed_objects,
+        public_objects = findings.public_objects,
         granted_to_other_accounts = report.audit.granted_to_other_accounts.count,
+        findings_uri = report.findings.as_ref().map(|written| written.uri.as_str()),
         concurrency_limit = report.concurrency_limit,
         list_ms = report.timings_ms.list,
         fetch_ms = report.timings_ms.fetch,
         total_ms = report.timings_ms.total,
         "audit complete"
     );
-    Ok(report)
 }
 
 /// When to stop: `margin` before the invocation's deadline. A context without one (a

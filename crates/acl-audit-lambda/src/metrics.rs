@@ -1,168 +1,256 @@
-//! One CloudWatch Embedded Metric Format (EMF) record per successful invocation. Lambda sends
-//! a function's stdout to CloudWatch Logs, which turns such a line into metrics: scheduled runs
-//! graph with no PutMetricData call and no extra permission.
+//! One CloudWatch Embedded Metric Format (EMF) record per invocation, failed ones included.
+//! Lambda sends a function's stdout to CloudWatch Logs, which turns such a line into metrics:
+//! scheduled runs graph and alarm with no PutMetricData call and no extra permission.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use acl_audit::findings::FindingKind;
+use acl_audit::{AuditReport, StrategyKind};
+use serde_json::{Map, Value, json};
 
-use acl_audit::AuditReport;
+use crate::handler::Invocation;
 
-/// The CloudWatch namespace of the functions' metrics (the template's dashboard reads it).
+/// The CloudWatch namespace of the functions' metrics (the template's dashboard and alarms
+/// read it).
 pub const NAMESPACE: &str = "AclAudit";
 
-/// The dimension value when the memory size is unknown (outside Lambda).
-const UNKNOWN_MEMORY_SIZE: &str = "unknown";
+/// The dashboard's view: per strategy and memory size, the benchmark's figures.
+pub const STRATEGY_DIMENSIONS: [&str; 2] = ["Strategy", "MemorySize"];
+pub const STRATEGY_METRICS: [(&str, &str); 7] = [
+    ("ObjectsListed", "Count"),
+    ("AclsFetched", "Count"),
+    ("Failures", "Count"),
+    ("ObjectsNotFetched", "Count"),
+    ("Retries", "Count"),
+    ("PublicObjects", "Count"),
+    ("Duration", "Milliseconds"),
+];
 
-/// The record's top level: the EMF directive, then the dimension and metric values it names.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Record<'a> {
-    #[serde(rename = "_aws")]
-    aws: Directive,
-    strategy: &'a str,
-    memory_size: String,
-    objects_listed: usize,
-    acls_fetched: usize,
-    failures: usize,
-    objects_not_fetched: usize,
-    retries: usize,
-    public_objects: usize,
-    duration: f64,
+/// The alarms' view: per bucket alone, whatever function or memory size audited it, every
+/// count the audit makes. Two directives rather than both dimension sets on every metric:
+/// each metric and dimension value is a billed custom metric.
+pub const BUCKET_DIMENSIONS: [&str; 1] = ["Bucket"];
+pub const BUCKET_METRICS: [(&str, &str); 17] = [
+    ("ObjectsListed", "Count"),
+    ("AclsFetched", "Count"),
+    ("Failures", "Count"),
+    ("ObjectsNotFetched", "Count"),
+    ("ObjectsWithFindings", "Count"),
+    ("ExposedObjects", "Count"),
+    ("PublicObjects", "Count"),
+    ("PublicRead", "Count"),
+    ("PublicReadAcp", "Count"),
+    ("PublicWriteAcp", "Count"),
+    ("AuthenticatedRead", "Count"),
+    ("AuthenticatedReadAcp", "Count"),
+    ("AuthenticatedWriteAcp", "Count"),
+    ("OtherAccountGrant", "Count"),
+    ("FailedRuns", "Count"),
+    ("FindingsNotWritten", "Count"),
+    ("Duration", "Milliseconds"),
+];
+
+/// The dimension value when the memory size or the bucket is unknown.
+const UNKNOWN: &str = "unknown";
+
+/// Lambda's JSON log format gives a line without a `level` the level INFO and drops it under a
+/// higher application log level; the line says INFO itself, and the template offers no level
+/// above it (docs/deploy.md).
+pub const LEVEL: &str = "INFO";
+
+/// The metric name of each finding kind.
+pub fn kind_metric(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::PublicRead => "PublicRead",
+        FindingKind::PublicReadAcp => "PublicReadAcp",
+        FindingKind::PublicWriteAcp => "PublicWriteAcp",
+        FindingKind::AuthenticatedRead => "AuthenticatedRead",
+        FindingKind::AuthenticatedReadAcp => "AuthenticatedReadAcp",
+        FindingKind::AuthenticatedWriteAcp => "AuthenticatedWriteAcp",
+        FindingKind::OtherAccountGrant => "OtherAccountGrant",
+    }
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Directive {
-    timestamp: u64,
-    cloud_watch_metrics: [MetricDirective; 1],
+/// The EMF line for `invocation`, stamped `timestamp_ms` (milliseconds since the Unix epoch).
+pub fn emf_line(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<usize>, timestamp_ms: u64) -> String {
+    let empty = AuditReport::empty(kind, "");
+    let report = invocation.report().unwrap_or(&empty);
+    let findings = &report.audit.findings;
+    let findings_not_written = matches!(
+        invocation,
+        Invocation::Audited {
+            findings_error: Some(_),
+            ..
+        }
+    );
+    let mut values: Vec<(&str, f64)> = vec![
+        ("ObjectsListed", report.objects_listed as f64),
+        ("AclsFetched", report.acls_fetched as f64),
+        ("Failures", report.failures.count as f64),
+        ("ObjectsNotFetched", report.objects_not_fetched as f64),
+        ("Retries", report.retries as f64),
+        ("ObjectsWithFindings", findings.objects as f64),
+        ("ExposedObjects", findings.exposed_objects as f64),
+        ("PublicObjects", findings.public_objects as f64),
+        ("FailedRuns", f64::from(u8::from(invocation.failed()))),
+        ("FindingsNotWritten", f64::from(u8::from(findings_not_written))),
+        ("Duration", report.timings_ms.total),
+    ];
+    values.extend(FindingKind::ALL.map(|k| (kind_metric(k), findings.of_kind(k) as f64)));
+    let mut record = Map::new();
+    record.insert(
+        "_aws".to_owned(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [
+                directive(&STRATEGY_DIMENSIONS, &STRATEGY_METRICS),
+                directive(&BUCKET_DIMENSIONS, &BUCKET_METRICS),
+            ],
+        }),
+    );
+    record.insert("level".to_owned(), LEVEL.into());
+    record.insert("Strategy".to_owned(), kind.name().into());
+    record.insert(
+        "MemorySize".to_owned(),
+        memory_mb.map_or_else(|| UNKNOWN.to_owned(), |mb| mb.to_string()).into(),
+    );
+    record.insert("Bucket".to_owned(), invocation.bucket().unwrap_or(UNKNOWN).into());
+    for (name, value) in values {
+        record.insert(name.to_owned(), json!(value));
+    }
+    Value::Object(record).to_string()
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct MetricDirective {
-    namespace: &'static str,
-    dimensions: [[&'static str; 2]; 1],
-    metrics: [Metric; 7],
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Metric {
-    name: &'static str,
-    unit: &'static str,
-}
-
-/// The EMF line for `report`, stamped `timestamp_ms` (milliseconds since the Unix epoch).
-pub fn emf_line(report: &AuditReport, memory_mb: Option<usize>, timestamp_ms: u64) -> String {
-    let metric = |name, unit| Metric { name, unit };
-    let record = Record {
-        aws: Directive {
-            timestamp: timestamp_ms,
-            cloud_watch_metrics: [MetricDirective {
-                namespace: NAMESPACE,
-                dimensions: [["Strategy", "MemorySize"]],
-                metrics: [
-                    metric("ObjectsListed", "Count"),
-                    metric("AclsFetched", "Count"),
-                    metric("Failures", "Count"),
-                    metric("ObjectsNotFetched", "Count"),
-                    metric("Retries", "Count"),
-                    metric("PublicObjects", "Count"),
-                    metric("Duration", "Milliseconds"),
-                ],
-            }],
-        },
-        strategy: report.strategy.name(),
-        memory_size: memory_mb.map_or_else(|| UNKNOWN_MEMORY_SIZE.to_owned(), |mb| mb.to_string()),
-        objects_listed: report.objects_listed,
-        acls_fetched: report.acls_fetched,
-        failures: report.failures.count,
-        objects_not_fetched: report.objects_not_fetched,
-        retries: report.retries,
-        public_objects: report.audit.readable_by_all_users.count,
-        duration: report.timings_ms.total,
-    };
-    // Plain data with string keys: serialising it cannot fail.
-    serde_json::to_string(&record).unwrap_or_default()
+fn directive(dimensions: &[&str], metrics: &[(&str, &str)]) -> Value {
+    let metrics: Vec<Value> = metrics
+        .iter()
+        .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    json!({"Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": metrics})
 }
 
 /// Writes the invocation's EMF line to stdout, where Lambda's log pipeline picks it up.
-pub fn emit(report: &AuditReport, memory_mb: Option<usize>) {
+pub fn emit(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<usize>) {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
-    println!("{}", emf_line(report, memory_mb, now_ms));
+    println!("{}", emf_line(kind, invocation, memory_mb, now_ms));
 }
 
 #[cfg(test)]
 mod tests {
+    use acl_audit::findings::FindingKind;
+    use acl_audit::report::Timings;
     use serde_json::Value;
 
     use super::*;
-    use acl_audit::StrategyKind;
-    use acl_audit::report::{AclAudit, Failures, KeySample, Timings};
+    use crate::error::{HandlerError, RequestError};
 
     fn report() -> AuditReport {
-        AuditReport {
-            strategy: StrategyKind::JoinAll,
-            bucket: "b".to_owned(),
-            prefix: None,
-            max_objects: None,
-            objects_listed: 100,
-            acls_fetched: 98,
-            failures: Failures {
-                count: 2,
-                ..Failures::default()
-            },
-            objects_not_fetched: 0,
-            truncated: None,
-            resume: None,
-            retries: 3,
-            audit: AclAudit {
-                readable_by_all_users: KeySample {
-                    count: 10,
-                    keys: Vec::new(),
-                },
-                ..AclAudit::default()
-            },
-            concurrency_limit: Some(16),
-            timings_ms: Timings {
-                list: 20.0,
-                fetch: 200.5,
-                total: 220.5,
-            },
+        let mut report = AuditReport::empty(StrategyKind::JoinAll, "audited");
+        report.objects_listed = 100;
+        report.acls_fetched = 98;
+        report.failures.count = 2;
+        report.retries = 3;
+        report.audit.findings.objects = 12;
+        report.audit.findings.exposed_objects = 11;
+        report.audit.findings.public_objects = 10;
+        report.audit.findings.by_kind.insert(FindingKind::PublicWriteAcp, 4);
+        report.timings_ms = Timings {
+            list: 20.0,
+            fetch: 200.5,
+            total: 220.5,
+        };
+        report
+    }
+
+    fn audited() -> Invocation {
+        Invocation::Audited {
+            report: Box::new(report()),
+            findings_error: None,
         }
+    }
+
+    fn record(invocation: &Invocation, memory_mb: Option<usize>) -> Value {
+        let line = emf_line(StrategyKind::JoinAll, invocation, memory_mb, 1_700_000_000_000);
+        assert!(!line.contains('\n'));
+        serde_json::from_str(&line).unwrap()
     }
 
     #[test]
     fn the_line_is_one_emf_record_whose_metrics_and_dimensions_are_all_present() {
-        let line = emf_line(&report(), Some(128), 1_700_000_000_000);
-        assert!(!line.contains('\n'));
-        let record: Value = serde_json::from_str(&line).unwrap();
-        let directive = &record["_aws"]["CloudWatchMetrics"][0];
+        let record = record(&audited(), Some(128));
         assert_eq!(record["_aws"]["Timestamp"], 1_700_000_000_000_u64);
-        assert_eq!(directive["Namespace"], NAMESPACE);
-        // EMF drops a record whose dimension or metric names have no member of that name.
-        for dimension in directive["Dimensions"][0].as_array().unwrap() {
-            assert!(record[dimension.as_str().unwrap()].is_string(), "{dimension}");
+        let directives = record["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 2);
+        for directive in directives {
+            assert_eq!(directive["Namespace"], NAMESPACE);
+            // EMF drops a record whose dimension or metric names have no member of that name.
+            for dimension in directive["Dimensions"][0].as_array().unwrap() {
+                assert!(record[dimension.as_str().unwrap()].is_string(), "{dimension}");
+            }
+            for metric in directive["Metrics"].as_array().unwrap() {
+                assert!(record[metric["Name"].as_str().unwrap()].is_number(), "{metric}");
+            }
         }
-        for metric in directive["Metrics"].as_array().unwrap() {
-            assert!(record[metric["Name"].as_str().unwrap()].is_number(), "{metric}");
-        }
+        assert_eq!(
+            directives[0]["Dimensions"],
+            serde_json::json!([["Strategy", "MemorySize"]])
+        );
+        assert_eq!(directives[1]["Dimensions"], serde_json::json!([["Bucket"]]));
         assert_eq!(record["Strategy"], "join-all");
         assert_eq!(record["MemorySize"], "128");
-        assert_eq!(record["ObjectsListed"], 100);
-        assert_eq!(record["AclsFetched"], 98);
-        assert_eq!(record["Failures"], 2);
-        assert_eq!(record["Retries"], 3);
-        assert_eq!(record["PublicObjects"], 10);
+        assert_eq!(record["Bucket"], "audited");
+        assert_eq!(record["ObjectsListed"], 100.0);
+        assert_eq!(record["AclsFetched"], 98.0);
+        assert_eq!(record["Failures"], 2.0);
+        assert_eq!(record["Retries"], 3.0);
+        assert_eq!(record["PublicObjects"], 10.0);
+        assert_eq!(record["ExposedObjects"], 11.0);
+        assert_eq!(record["PublicWriteAcp"], 4.0);
+        assert_eq!(record["FailedRuns"], 0.0);
         assert_eq!(record["Duration"], 220.5);
     }
 
     #[test]
+    fn every_finding_kind_has_a_metric_per_bucket() {
+        let names: Vec<&str> = BUCKET_METRICS.iter().map(|(name, _)| *name).collect();
+        for kind in FindingKind::ALL {
+            assert!(names.contains(&kind_metric(kind)), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn the_line_says_its_level_so_that_no_offered_log_level_filters_it() {
+        assert_eq!(record(&audited(), None)["level"], "INFO");
+    }
+
+    #[test]
+    fn a_failed_invocation_writes_a_line_too() {
+        let failed = Invocation::Failed {
+            bucket: None,
+            error: HandlerError::Request(RequestError::MissingBucket),
+        };
+        let line = record(&failed, Some(256));
+        assert_eq!(line["FailedRuns"], 1.0);
+        assert_eq!(line["Bucket"], "unknown");
+        assert_eq!(line["ObjectsListed"], 0.0);
+        let unwritten = Invocation::Audited {
+            report: Box::new(report()),
+            findings_error: Some(acl_audit::audit::FindingsNotWritten {
+                uri: "s3://gone/x".to_owned(),
+                code: "NoSuchBucket".to_owned(),
+                message: "NoSuchBucket: The specified bucket does not exist".to_owned(),
+            }),
+        };
+        let line = record(&unwritten, Some(256));
+        assert_eq!(line["FailedRuns"], 1.0);
+        assert_eq!(line["FindingsNotWritten"], 1.0);
+        assert_eq!(line["ExposedObjects"], 11.0, "the audit's counts still count");
+    }
+
+    #[test]
     fn an_unknown_memory_size_is_a_dimension_value_too() {
-        let record: Value = serde_json::from_str(&emf_line(&report(), None, 0)).unwrap();
-        assert_eq!(record["MemorySize"], "unknown");
+        assert_eq!(record(&audited(), None)["MemorySize"], "unknown");
     }
 }

@@ -7,8 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::error::HandlerError;
-use crate::handler::handle;
+use crate::handler::{Invocation, invoke};
 
 /// The runtime the functions run on: one thread. An execution environment handles one event at a
 /// time with at most a vCPU's worth of CPU below 1 769 MB, and the handler's future runs on the
@@ -35,7 +34,7 @@ where
 }
 
 /// A function's whole `main`: logging, one client for the container's life, the runtime loop,
-/// and one metrics line per successful invocation.
+/// and one metrics line per invocation.
 pub fn run(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     block_on_task(&runtime()?, serve(kind))
 }
@@ -50,10 +49,20 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
         // the runtime loop's future Send (rust-lang/rust#64552), and a task must be Send.
         let client = client.clone();
         async move {
-            let config = Config::from_env()?;
-            let report = handle(kind, &client, &config, event).await?;
-            crate::metrics::emit(&report, config.memory_mb);
-            Ok::<_, HandlerError>(report)
+            let (invocation, memory_mb) = match Config::from_env() {
+                Ok(config) => (invoke(kind, &client, &config, event).await, config.memory_mb),
+                Err(err) => {
+                    tracing::error!(strategy = kind.name(), error = %err, "invocation refused");
+                    let failed = Invocation::Failed {
+                        bucket: None,
+                        error: err.into(),
+                    };
+                    (failed, None)
+                }
+            };
+            // Failed runs too: an alarm on FailedRuns, and a dashboard line that does not stop.
+            crate::metrics::emit(kind, &invocation, memory_mb);
+            invocation.into_result()
         }
     });
     // Boxed: the runtime's future type nests deeper than a caller's default recursion limit.

@@ -117,6 +117,7 @@ async fn the_report_serializes_with_its_documented_field_names() {
             "bucket",
             "concurrency_limit",
             "failures",
+            "findings",
             "max_objects",
             "objects_listed",
             "objects_not_fetched",
@@ -131,6 +132,9 @@ async fn the_report_serializes_with_its_documented_field_names() {
     assert_eq!(json["strategy"], "join-all");
     assert_eq!(json["concurrency_limit"], 64);
     assert_eq!(json["audit"]["readable_by_all_users"]["count"], 1);
+    assert_eq!(json["findings"], Value::Null, "no FINDINGS_URI, no file");
+    assert_eq!(json["audit"]["findings"]["by_kind"]["public_read"], 1);
+    assert_eq!(json["audit"]["findings"]["by_kind"]["public_write_acp"], 0);
 }
 
 async fn handler_error(payload: Value, vars: &[(&str, &str)]) -> (HandlerError, Diagnostic) {

@@ -1,17 +1,27 @@
 //! The audit: list a target page by page, fetch every listed key's ACL with a strategy, tally
-//! each outcome as it arrives, and account for every key in the report.
+//! each outcome as it arrives (and write its findings line), and account for every key in the
+//! report.
 
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use aws_sdk_s3::Client;
 use futures::{StreamExt, stream};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
-use crate::model::{Resume, Target};
+use crate::findings::{FailureLine, FindingLine, FindingsWritten, classify};
+use crate::model::{AclOutcome, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
 use crate::s3::listing::{KeyPages, ListingEnd};
 use crate::s3::retries::RetryCount;
-use crate::strategy::{self, Strategy};
+use crate::s3::upload::{StreamingUpload, UploadError};
+use crate::strategy::{self, Record, Strategy};
 
 /// ListObjectsV2's largest page: a resume token's keys are fed in pages of this size too.
 const PAGE_SIZE: usize = 1000;
@@ -32,20 +42,243 @@ pub async fn audit_bucket_until(
     strategy: Strategy,
     stop_at: Option<Instant>,
 ) -> Result<AuditReport, ListError> {
+    let options = AuditOptions {
+        stop_at,
+        ..AuditOptions::default()
+    };
+    match audit_bucket_with(client, target, strategy, options).await {
+        Ok(report) => Ok(report),
+        Err(AuditError::List(err)) => Err(err),
+        // No findings output, so nothing to fail writing.
+        Err(AuditError::FindingsNotWritten { report, .. }) => Ok(*report),
+    }
+}
+
+/// What a run does besides the audit.
+#[derive(Default)]
+pub struct AuditOptions {
+    /// See [`audit_bucket_until`].
+    pub stop_at: Option<Instant>,
+    /// Where every finding and per-object failure goes, a line each, as they arrive.
+    pub findings: Option<FindingsOutput>,
+    /// Counters a caller may read while the run goes on (a progress bar).
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// Keys listed, outcomes recorded and objects with findings so far.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub listed: AtomicUsize,
+    pub done: AtomicUsize,
+    pub findings: AtomicUsize,
+}
+
+impl Progress {
+    pub fn get(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    List(#[from] ListError),
+    /// The audit ran to its end, but its findings are not where they should be: the run's
+    /// report is kept, so that its counts can still be logged.
+    #[error("the audit ran, but its findings were not written: {error}")]
+    FindingsNotWritten {
+        error: FindingsNotWritten,
+        report: Box<AuditReport>,
+    },
+}
+
+/// The lines of a findings file went nowhere; the words are S3's (or the file system's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot write {uri} ({code}): {message}")]
+pub struct FindingsNotWritten {
+    pub uri: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl From<UploadError> for FindingsNotWritten {
+    fn from(err: UploadError) -> Self {
+        FindingsNotWritten {
+            uri: err.uri,
+            code: err.code,
+            message: err.message,
+        }
+    }
+}
+
+/// Where a findings file is written: an S3 object, streamed part by part, or a local file.
+pub enum FindingsOutput {
+    S3(StreamingUpload),
+    File { path: PathBuf, writer: BufWriter<File> },
+}
+
+impl FindingsOutput {
+    pub fn s3(client: &Client, file: &S3Location) -> Self {
+        FindingsOutput::S3(StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES))
+    }
+
+    pub fn file(path: impl Into<PathBuf>) -> Result<Self, FindingsNotWritten> {
+        let path = path.into();
+        let file = File::create(&path).map_err(|err| file_error(&path, &err))?;
+        Ok(FindingsOutput::File {
+            path,
+            writer: BufWriter::new(file),
+        })
+    }
+
+    pub fn uri(&self) -> String {
+        match self {
+            FindingsOutput::S3(upload) => upload.uri(),
+            FindingsOutput::File { path, .. } => path.display().to_string(),
+        }
+    }
+
+    async fn write(&mut self, line: &[u8]) -> Result<(), FindingsNotWritten> {
+        match self {
+            FindingsOutput::S3(upload) => Ok(upload.write(line).await?),
+            FindingsOutput::File { path, writer } => writer.write_all(line).map_err(|err| file_error(path, &err)),
+        }
+    }
+
+    async fn finish(self) -> Result<(), FindingsNotWritten> {
+        match self {
+            FindingsOutput::S3(upload) => Ok(upload.finish().await?),
+            FindingsOutput::File { path, mut writer } => writer.flush().map_err(|err| file_error(&path, &err)),
+        }
+    }
+
+    async fn abort(&mut self) {
+        if let FindingsOutput::S3(upload) = self {
+            upload.abort().await;
+        }
+    }
+}
+
+fn file_error(path: &std::path::Path, err: &std::io::Error) -> FindingsNotWritten {
+    FindingsNotWritten {
+        uri: path.display().to_string(),
+        code: format!("{:?}", err.kind()),
+        message: err.to_string(),
+    }
+}
+
+/// The findings file's media type.
+const JSON_LINES: &str = "application/x-ndjson";
+
+/// Lines waiting for the writer: beyond these, calls wait to record (about 0.5 MB of lines).
+const LINES_IN_FLIGHT: usize = 1024;
+
+/// The run, with its retries counted.
+pub async fn audit_bucket_with(
+    client: &Client,
+    target: &Target,
+    strategy: Strategy,
+    options: AuditOptions,
+) -> Result<AuditReport, AuditError> {
     let retries = RetryCount::default();
-    let report = retries.count(audit(client, target, strategy, stop_at)).await?;
-    Ok(AuditReport {
+    let result = retries.count(audit(client, target, strategy, options)).await;
+    let with_retries = |report: AuditReport| AuditReport {
         retries: retries.get(),
         ..report
-    })
+    };
+    match result {
+        Ok(report) => Ok(with_retries(report)),
+        Err(AuditError::FindingsNotWritten { error, report }) => Err(AuditError::FindingsNotWritten {
+            error,
+            report: Box::new(with_retries(*report)),
+        }),
+        Err(err) => Err(err),
+    }
+}
+
+/// Tallies each outcome and, when findings are written, hands its line to the writer.
+struct Recorder<'a> {
+    bucket: &'a str,
+    tally: Mutex<Tally>,
+    lines: Option<mpsc::Sender<Vec<u8>>>,
+    progress: Option<&'a Progress>,
+}
+
+impl Record for Recorder<'_> {
+    fn record(&self, outcome: AclOutcome) -> impl Future<Output = ()> + Send {
+        let line = self.lines.as_ref().and_then(|_| line_of(self.bucket, &outcome));
+        if let Some(progress) = self.progress {
+            progress.done.fetch_add(1, Ordering::Relaxed);
+            if let AclOutcome::Fetched(acl) = &outcome
+                && !classify(acl).0.is_empty()
+            {
+                progress.findings.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.tally.lock().add(outcome);
+        async move {
+            if let (Some(lines), Some(line)) = (&self.lines, line) {
+                // The writer drains every line, even after a failed write: a send fails only
+                // if it is gone, and then the run is failing already.
+                let _ = lines.send(line).await;
+            }
+        }
+    }
+}
+
+/// A findings file's line for `outcome`, if it is not a clean ACL.
+fn line_of(bucket: &str, outcome: &AclOutcome) -> Option<Vec<u8>> {
+    let json = match outcome {
+        AclOutcome::Fetched(acl) => serde_json::to_vec(&FindingLine::of(bucket, acl)?),
+        AclOutcome::Failed(failure) => serde_json::to_vec(&FailureLine::of(bucket, failure)),
+        AclOutcome::NotFetched(_) => return None,
+    };
+    // Plain data with string keys: serialising cannot fail.
+    let mut line = json.ok()?;
+    line.push(b'\n');
+    Some(line)
+}
+
+/// Writes every line it is sent, then finishes the file; after a failed write it goes on
+/// receiving (so that no call waits on it forever) and reports the first error.
+async fn write_findings(
+    mut output: FindingsOutput,
+    mut lines: mpsc::Receiver<Vec<u8>>,
+) -> Result<(usize, usize), FindingsNotWritten> {
+    let (mut objects, mut failures) = (0, 0);
+    let mut failed = None;
+    while let Some(line) = lines.recv().await {
+        if failed.is_some() {
+            continue;
+        }
+        // Failure lines carry an "error" member; finding lines never do.
+        if line.windows(9).any(|w| w == b"\"error\":{") {
+            failures += 1;
+        } else {
+            objects += 1;
+        }
+        if let Err(err) = output.write(&line).await {
+            output.abort().await;
+            failed = Some(err);
+        }
+    }
+    match failed {
+        Some(err) => Err(err),
+        None => output.finish().await.map(|()| (objects, failures)),
+    }
 }
 
 async fn audit(
     client: &Client,
     target: &Target,
     strategy: Strategy,
-    stop_at: Option<Instant>,
-) -> Result<AuditReport, ListError> {
+    options: AuditOptions,
+) -> Result<AuditReport, AuditError> {
+    let AuditOptions {
+        stop_at,
+        findings,
+        progress,
+    } = options;
     let started = Instant::now();
     let stopped = || stop_at.is_some_and(|at| Instant::now() >= at);
     let mut pages = KeyPages::resuming(client, target, target.resume.as_ref());
@@ -84,12 +317,38 @@ async fn audit(
     let all_pages = stream::iter(carried_keys.chunks(PAGE_SIZE).map(<[String]>::to_vec))
         .chain(stream::iter(first_page))
         .chain(later_pages)
-        .inspect(|keys| objects_listed += keys.len());
-    let mut tally = Tally::default();
-    strategy::fetch_acls(client, &target.bucket, all_pages, strategy, stop_at, |outcome| {
-        tally.add(outcome)
-    })
-    .await;
+        .inspect(|keys| {
+            objects_listed += keys.len();
+            if let Some(progress) = &progress {
+                progress.listed.fetch_add(keys.len(), Ordering::Relaxed);
+            }
+        });
+    let (lines, writer) = match findings {
+        Some(output) => {
+            let uri = output.uri();
+            let (sender, receiver) = mpsc::channel(LINES_IN_FLIGHT);
+            (Some(sender), Some((uri, write_findings(output, receiver))))
+        }
+        None => (None, None),
+    };
+    let recorder = Recorder {
+        bucket: &target.bucket,
+        tally: Mutex::new(Tally::default()),
+        lines,
+        progress: progress.as_deref(),
+    };
+    let fetch = async move {
+        strategy::fetch_acls_into(client, &target.bucket, all_pages, strategy, stop_at, &recorder).await;
+        // Dropping the recorder closes the writer's channel: it finishes the file.
+        recorder.tally.into_inner()
+    };
+    let (mut tally, written) = match writer {
+        Some((uri, writer)) => {
+            let (tally, written) = tokio::join!(fetch, writer);
+            (tally, Some((uri, written)))
+        }
+        None => (fetch.await, None),
+    };
     let fetched = started.elapsed() - listed;
 
     let truncated = match (listing_error, pages.end()) {
@@ -107,7 +366,7 @@ async fn audit(
         listing_complete: pages.end() == Some(ListingEnd::Complete),
         keys: std::mem::take(&mut tally.not_fetched),
     });
-    Ok(AuditReport {
+    let mut report = AuditReport {
         strategy: strategy.kind(),
         bucket: target.bucket.clone(),
         prefix: target.prefix.clone(),
@@ -120,7 +379,19 @@ async fn audit(
         resume,
         retries: 0,
         audit: tally.audit,
+        findings: None,
         concurrency_limit: strategy.concurrency_limit(),
         timings_ms: report::Timings::new(listed, fetched),
-    })
+    };
+    match written {
+        None => Ok(report),
+        Some((uri, Ok((objects, failures)))) => {
+            report.findings = Some(FindingsWritten { uri, objects, failures });
+            Ok(report)
+        }
+        Some((_, Err(error))) => Err(AuditError::FindingsNotWritten {
+            error,
+            report: Box::new(report),
+        }),
+    }
 }

@@ -7,15 +7,17 @@
 //! 1. [`model`]: targets, resume tokens, ACLs, outcomes, the strategies' names.
 //! 2. [`s3`]: the client, listing, fetching one ACL, S3's errors.
 //! 3. [`strategy`]: `sequential`, `spawn-blocking` and `join-all` over those primitives.
-//! 4. [`report`] and [`audit`]: the run's report, and the run itself.
+//! 4. [`report`], [`findings`] and [`audit`]: the run's report, the findings file's lines, and
+//!    the run itself.
 
 pub mod audit;
+pub mod findings;
 pub mod model;
 pub mod report;
 pub mod s3;
 pub mod strategy;
 
-pub use audit::{audit_bucket, audit_bucket_until};
+pub use audit::{AuditError, AuditOptions, FindingsOutput, audit_bucket, audit_bucket_until, audit_bucket_with};
 pub use model::{AclOutcome, Grant, Grantee, ObjectAcl, ObjectFailure, Resume, StrategyKind, Target};
 pub use report::AuditReport;
 pub use s3::error::ListError;

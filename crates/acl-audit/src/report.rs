@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::findings::{FindingKind, FindingsWritten, classify};
 use crate::model::{
     ALL_USERS_URI, AUTHENTICATED_USERS_URI, AclOutcome, Grantee, ObjectAcl, ObjectFailure, Resume, StrategyKind,
 };
@@ -34,6 +35,8 @@ pub struct AuditReport {
     /// connection: every one of them eventually fetched or failed.
     pub retries: usize,
     pub audit: AclAudit,
+    /// Where the findings file went, when the run wrote one.
+    pub findings: Option<FindingsWritten>,
     /// Calls under way at once at most; `null` for no limit.
     pub concurrency_limit: Option<usize>,
     pub timings_ms: Timings,
@@ -61,6 +64,7 @@ impl AuditReport {
             resume: None,
             retries: 0,
             audit: AclAudit::default(),
+            findings: None,
             concurrency_limit: None,
             timings_ms: Timings::default(),
         }
@@ -179,6 +183,59 @@ pub struct AclAudit {
     pub granted_to_other_accounts: KeySample,
     /// Every grant of every fetched ACL, counted by permission.
     pub grants_by_permission: BTreeMap<String, usize>,
+    /// Objects with findings, in all and by kind (docs/report.md).
+    pub findings: FindingCounts,
+}
+
+/// Objects counted by the findings their ACLs make: each object once per kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingCounts {
+    /// Objects with at least one finding.
+    pub objects: usize,
+    /// Objects open to anyone or to any AWS account (a public or authenticated kind).
+    pub exposed_objects: usize,
+    /// Objects open to anyone (a public kind).
+    pub public_objects: usize,
+    /// Every kind, zeros included.
+    pub by_kind: BTreeMap<FindingKind, usize>,
+}
+
+impl Default for FindingCounts {
+    fn default() -> Self {
+        FindingCounts {
+            objects: 0,
+            exposed_objects: 0,
+            public_objects: 0,
+            by_kind: FindingKind::ALL.into_iter().map(|kind| (kind, 0)).collect(),
+        }
+    }
+}
+
+impl FindingCounts {
+    fn add(&mut self, kinds: &[FindingKind]) {
+        if kinds.is_empty() {
+            return;
+        }
+        self.objects += 1;
+        self.exposed_objects += usize::from(kinds.iter().any(|k| k.is_exposure()));
+        self.public_objects += usize::from(kinds.iter().any(|k| k.is_public()));
+        for kind in kinds {
+            *self.by_kind.entry(*kind).or_default() += 1;
+        }
+    }
+
+    fn absorb(&mut self, other: FindingCounts) {
+        self.objects += other.objects;
+        self.exposed_objects += other.exposed_objects;
+        self.public_objects += other.public_objects;
+        for (kind, count) in other.by_kind {
+            *self.by_kind.entry(kind).or_default() += count;
+        }
+    }
+
+    pub fn of_kind(&self, kind: FindingKind) -> usize {
+        self.by_kind.get(&kind).copied().unwrap_or(0)
+    }
 }
 
 impl AclAudit {
@@ -190,6 +247,7 @@ impl AclAudit {
         for (permission, count) in other.grants_by_permission {
             *self.grants_by_permission.entry(permission).or_default() += count;
         }
+        self.findings.absorb(other.findings);
     }
 
     fn record(&mut self, acl: &ObjectAcl) {
@@ -213,6 +271,7 @@ impl AclAudit {
         for grant in &acl.grants {
             *self.grants_by_permission.entry(grant.permission.clone()).or_default() += 1;
         }
+        self.findings.add(&classify(acl).0);
     }
 }
 

@@ -61,6 +61,23 @@ impl Strategy {
 /// are held however large the bucket.
 const PAGES_AT_ONCE: usize = 2;
 
+/// What a strategy hands each outcome to. `record` may wait (a findings writer whose buffer is
+/// full): the call's slot is held meanwhile, so no new call starts and memory stays bounded.
+pub trait Record: Sync {
+    fn record(&self, outcome: AclOutcome) -> impl Future<Output = ()> + Send;
+}
+
+/// A closure that tallies without waiting; calls finishing on several threads at once take
+/// turns, the lock being held for a tally.
+struct Tallying<F>(Mutex<F>);
+
+impl<F: FnMut(AclOutcome) + Send> Record for Tallying<F> {
+    fn record(&self, outcome: AclOutcome) -> impl Future<Output = ()> + Send {
+        (self.0.lock())(outcome);
+        std::future::ready(())
+    }
+}
+
 /// Fetches the ACL of every key of every page with the given scheduler and hands each outcome
 /// to `record` as soon as it arrives, in completion order: nothing is kept per object.
 ///
@@ -74,12 +91,23 @@ pub async fn fetch_acls(
     stop_at: Option<Instant>,
     record: impl FnMut(AclOutcome) + Send,
 ) {
+    fetch_acls_into(client, bucket, pages, strategy, stop_at, &Tallying(Mutex::new(record))).await;
+}
+
+/// The same, handing each outcome to a [`Record`].
+pub async fn fetch_acls_into(
+    client: &Client,
+    bucket: &str,
+    pages: impl Stream<Item = Vec<String>>,
+    strategy: Strategy,
+    stop_at: Option<Instant>,
+    record: &impl Record,
+) {
     let call = Call {
         client,
         bucket,
         stop_at,
-        // Calls finishing on several threads at once take turns; the lock is held for a tally.
-        record: Mutex::new(record),
+        record,
     };
     match strategy {
         Strategy::Sequential => sequential(&call, pages).await,
@@ -90,17 +118,17 @@ pub async fn fetch_acls(
 
 /// The one thing every strategy schedules: fetch a key's ACL, unless the run has stopped,
 /// and record what became of it.
-struct Call<'a, F> {
+struct Call<'a, R> {
     client: &'a Client,
     bucket: &'a str,
     stop_at: Option<Instant>,
-    record: Mutex<F>,
+    record: &'a R,
 }
 
-impl<F: FnMut(AclOutcome)> Call<'_, F> {
+impl<R: Record> Call<'_, R> {
     async fn run(&self, key: String) {
         let outcome = fetch_before(self.client, self.bucket, key, self.stop_at).await;
-        (self.record.lock())(outcome);
+        self.record.record(outcome).await;
     }
 }
 
@@ -117,7 +145,7 @@ async fn fetch_before(client: &Client, bucket: &str, key: String, stop_at: Optio
     }
 }
 
-async fn sequential<F: FnMut(AclOutcome)>(call: &Call<'_, F>, pages: impl Stream<Item = Vec<String>>) {
+async fn sequential<R: Record>(call: &Call<'_, R>, pages: impl Stream<Item = Vec<String>>) {
     pages
         .for_each(|keys| async move {
             for key in keys {
@@ -127,8 +155,8 @@ async fn sequential<F: FnMut(AclOutcome)>(call: &Call<'_, F>, pages: impl Stream
         .await;
 }
 
-async fn spawn_blocking<F: FnMut(AclOutcome)>(
-    call: &Call<'_, F>,
+async fn spawn_blocking<R: Record>(
+    call: &Call<'_, R>,
     pages: impl Stream<Item = Vec<String>>,
     pool_size: NonZeroUsize,
 ) {
@@ -162,7 +190,7 @@ async fn spawn_blocking<F: FnMut(AclOutcome)>(
                     message: err.to_string(),
                 })
             });
-            (call.record.lock())(outcome);
+            call.record.record(outcome).await;
         }
     };
     pages
@@ -172,8 +200,8 @@ async fn spawn_blocking<F: FnMut(AclOutcome)>(
         .await;
 }
 
-async fn join_all_capped<F: FnMut(AclOutcome)>(
-    call: &Call<'_, F>,
+async fn join_all_capped<R: Record>(
+    call: &Call<'_, R>,
     pages: impl Stream<Item = Vec<String>>,
     max_in_flight: Option<NonZeroUsize>,
 ) {

@@ -6,7 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Top-level modules, lowest layer first (`lib.rs` lists them in this order too).
-const LAYERS: [(&str, u8); 5] = [("model", 1), ("s3", 2), ("strategy", 3), ("report", 4), ("audit", 4)];
+const LAYERS: [(&str, u8); 6] = [
+    ("model", 1),
+    ("s3", 2),
+    ("strategy", 3),
+    ("report", 4),
+    ("findings", 4),
+    ("audit", 4),
+];
 
 /// Module path (`s3::listing`) to the module paths its code names.
 type Uses = BTreeMap<String, BTreeSet<String>>;

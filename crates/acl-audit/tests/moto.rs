@@ -188,3 +188,62 @@ async fn a_missing_key_is_a_no_such_key_failure() {
     // local-s3 words it the same (tests/strategies.rs), as S3 does.
     assert_eq!(failure.message, "NoSuchKey: The specified key does not exist.");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn findings_stream_to_moto_in_parts_and_name_exactly_the_objects_with_findings() {
+    use acl_audit::audit::{AuditOptions, FindingsOutput};
+    use acl_audit::findings::FindingLine;
+    use acl_audit::s3::upload::{PART_SIZE, StreamingUpload};
+
+    let Some(moto) = MotoServer::start() else { return };
+    let client = moto.client();
+    create_bucket_with(&client, "mixed", (0..20).map(|i| format!("private-{i:02}"))).await;
+    for (key, acl) in [
+        ("public", ObjectCannedAcl::PublicRead),
+        ("authenticated", ObjectCannedAcl::AuthenticatedRead),
+    ] {
+        let put = client.put_object().bucket("mixed").key(key).acl(acl);
+        put.body(ByteStream::from_static(b"x")).send().await.unwrap();
+    }
+    client.create_bucket().bucket("findings").send().await.unwrap();
+
+    let file: acl_audit::model::S3Location = "s3://findings/run/findings.jsonl".parse().unwrap();
+    let options = AuditOptions {
+        findings: Some(FindingsOutput::s3(&client, &file)),
+        ..AuditOptions::default()
+    };
+    let report = acl_audit::audit_bucket_with(&client, &Target::bucket("mixed"), Strategy::Sequential, options)
+        .await
+        .unwrap();
+    let body = client
+        .get_object()
+        .bucket("findings")
+        .key("run/findings.jsonl")
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+    let mut keys: Vec<(String, String)> = text
+        .lines()
+        .map(|line| serde_json::from_str::<FindingLine>(line).unwrap())
+        .map(|line| (line.key, format!("{:?}", line.findings)))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            ("authenticated".to_owned(), "[AuthenticatedRead]".to_owned()),
+            ("public".to_owned(), "[PublicRead]".to_owned())
+        ]
+    );
+    assert_eq!(report.findings.unwrap().objects, 2);
+
+    // moto joins a multipart upload too.
+    let data = vec![7u8; PART_SIZE + 1000];
+    let mut upload = StreamingUpload::new(&client, "findings", "big", "application/octet-stream");
+    upload.write(&data[..PART_SIZE]).await.unwrap();
+    upload.write(&data[PART_SIZE..]).await.unwrap();
+    upload.finish().await.unwrap();
+    let big = client.get_object().bucket("findings").key("big").send().await.unwrap();
+    assert_eq!(big.body.collect().await.unwrap().into_bytes().len(), data.len());
+}

@@ -41,6 +41,22 @@ impl From<StoreError> for S3Error {
             StoreError::AclAccessDenied(_) | StoreError::ListAccessDenied(_) => {
                 (S3ErrorCode::AccessDenied, "Access Denied")
             }
+            StoreError::NoSuchUpload(_) => (
+                S3ErrorCode::NoSuchUpload,
+                "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+            ),
+            StoreError::InvalidPart(_) => (
+                S3ErrorCode::InvalidPart,
+                "One or more of the specified parts could not be found.  The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.",
+            ),
+            StoreError::InvalidPartOrder => (
+                S3ErrorCode::InvalidPartOrder,
+                "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
+            ),
+            StoreError::EntityTooSmall(_) => (
+                S3ErrorCode::EntityTooSmall,
+                "Your proposed upload is smaller than the minimum allowed object size.",
+            ),
         };
         S3Error::with_message(code, message)
     }
@@ -65,6 +81,20 @@ const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~')
     .remove(b'/');
+
+async fn read_body(body: Option<StreamingBlob>) -> S3Result<bytes::Bytes> {
+    match body {
+        Some(stream) => Ok(stream
+            .try_fold(BytesMut::new(), |mut acc, chunk| async move {
+                acc.extend_from_slice(&chunk);
+                Ok(acc)
+            })
+            .await
+            .map_err(|err| s3_error!(IncompleteBody, "reading the request body failed: {err}"))?
+            .freeze()),
+        None => Ok(bytes::Bytes::new()),
+    }
+}
 
 #[async_trait::async_trait]
 impl S3 for LocalS3Service {
@@ -105,17 +135,7 @@ impl S3 for LocalS3Service {
         if !self.store.bucket_exists(&input.bucket) {
             return Err(StoreError::NoSuchBucket(input.bucket).into());
         }
-        let body = match input.body {
-            Some(stream) => stream
-                .try_fold(BytesMut::new(), |mut acc, chunk| async move {
-                    acc.extend_from_slice(&chunk);
-                    Ok(acc)
-                })
-                .await
-                .map_err(|err| s3_error!(IncompleteBody, "reading the request body failed: {err}"))?
-                .freeze(),
-            None => bytes::Bytes::new(),
-        };
+        let body = read_body(input.body).await?;
         let object = StoredObject::new(body, acl);
         let e_tag = ETag::Strong(object.etag.clone());
         self.store.put_object(&input.bucket, &input.key, object)?;
@@ -123,6 +143,84 @@ impl S3 for LocalS3Service {
             e_tag: Some(e_tag),
             ..Default::default()
         }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let input = req.input;
+        let acl = AclRequest {
+            canned: input.acl.as_ref().map(ObjectCannedACL::as_str),
+            grant_full_control: input.grant_full_control.as_deref(),
+            grant_read: input.grant_read.as_deref(),
+            grant_read_acp: input.grant_read_acp.as_deref(),
+            grant_write: None,
+            grant_write_acp: input.grant_write_acp.as_deref(),
+            policy: None,
+        }
+        .resolve()?
+        .unwrap_or_else(Acl::private);
+        let upload_id = self.store.create_upload(&input.bucket, &input.key, acl)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = req.input;
+        let body = read_body(input.body).await?;
+        let etag = self
+            .store
+            .upload_part(&input.bucket, &input.key, &input.upload_id, input.part_number, body)?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let input = req.input;
+        let parts: Vec<(i32, String)> = input
+            .multipart_upload
+            .and_then(|upload| upload.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|part| {
+                let etag = part.e_tag.map(|tag| tag.value().to_owned()).unwrap_or_default();
+                (part.part_number.unwrap_or_default(), etag)
+            })
+            .collect();
+        if parts.is_empty() {
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            ));
+        }
+        let etag = self
+            .store
+            .complete_upload(&input.bucket, &input.key, &input.upload_id, &parts)?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let input = req.input;
+        self.store.abort_upload(&input.bucket, &input.key, &input.upload_id)?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {

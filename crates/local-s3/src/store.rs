@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::acl::Acl;
 
@@ -25,6 +26,27 @@ pub enum StoreError {
     AclAccessDenied(String),
     #[error("listing the bucket {0:?} is denied")]
     ListAccessDenied(String),
+    #[error("the multipart upload {0:?} does not exist")]
+    NoSuchUpload(String),
+    #[error("part {0} of the upload was never uploaded, or its ETag differs")]
+    InvalidPart(i32),
+    #[error("the parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {0} is smaller than 5 MiB and not the last")]
+    EntityTooSmall(i32),
+}
+
+/// S3's smallest part but for the last one.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// A multipart upload under way: its object's place and the parts uploaded so far.
+#[derive(Debug)]
+struct Upload {
+    bucket: String,
+    key: String,
+    acl: Acl,
+    /// Part number to (body, hex MD5).
+    parts: BTreeMap<i32, (Bytes, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +85,8 @@ struct Bucket {
 #[derive(Debug, Default)]
 pub struct Store {
     buckets: RwLock<BTreeMap<String, Bucket>>,
+    uploads: Mutex<BTreeMap<String, Upload>>,
+    next_upload: AtomicU64,
 }
 
 impl Store {
@@ -176,6 +200,97 @@ impl Store {
         Ok(())
     }
 
+    /// Starts a multipart upload of `key`; the object appears only when it completes.
+    pub fn create_upload(&self, bucket: &str, key: &str, acl: Acl) -> Result<String, StoreError> {
+        if !self.bucket_exists(bucket) {
+            return Err(StoreError::NoSuchBucket(bucket.to_owned()));
+        }
+        let id = format!("upload-{}", self.next_upload.fetch_add(1, Ordering::Relaxed));
+        let upload = Upload {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            acl,
+            parts: BTreeMap::new(),
+        };
+        self.uploads.lock().insert(id.clone(), upload);
+        Ok(id)
+    }
+
+    /// Stores (or replaces) part `number` of the upload; returns its ETag (hex MD5).
+    pub fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+        number: i32,
+        body: Bytes,
+    ) -> Result<String, StoreError> {
+        let etag = format!("{:x}", Md5::digest(&body));
+        let mut uploads = self.uploads.lock();
+        let upload = uploads
+            .get_mut(id)
+            .filter(|u| u.bucket == bucket && u.key == key)
+            .ok_or_else(|| StoreError::NoSuchUpload(id.to_owned()))?;
+        upload.parts.insert(number, (body, etag.clone()));
+        Ok(etag)
+    }
+
+    /// Joins the named parts, in the order given, into the object, as S3 does: the numbers
+    /// ascending, each part uploaded with that ETag, every part but the last at least
+    /// [`MIN_PART_SIZE`]. The object's ETag is S3's multipart one (MD5 of the parts' MD5s, `-N`).
+    pub fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+        parts: &[(i32, String)],
+    ) -> Result<String, StoreError> {
+        let mut uploads = self.uploads.lock();
+        let upload = uploads
+            .get(id)
+            .filter(|u| u.bucket == bucket && u.key == key)
+            .ok_or_else(|| StoreError::NoSuchUpload(id.to_owned()))?;
+        if parts.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+            return Err(StoreError::InvalidPartOrder);
+        }
+        let mut body = Vec::new();
+        let mut digests = Vec::new();
+        for (index, (number, etag)) in parts.iter().enumerate() {
+            let (part, md5) = upload
+                .parts
+                .get(number)
+                .filter(|(_, md5)| md5 == etag.trim_matches('"'))
+                .ok_or(StoreError::InvalidPart(*number))?;
+            if index + 1 < parts.len() && part.len() < MIN_PART_SIZE {
+                return Err(StoreError::EntityTooSmall(*number));
+            }
+            body.extend_from_slice(part);
+            digests.extend(hex_bytes(md5));
+        }
+        let mut object = StoredObject::new(Bytes::from(body), upload.acl.clone());
+        object.etag = format!("{:x}-{}", Md5::digest(&digests), parts.len());
+        let etag = object.etag.clone();
+        self.put_object(bucket, key, object)?;
+        uploads.remove(id);
+        Ok(etag)
+    }
+
+    pub fn abort_upload(&self, bucket: &str, key: &str, id: &str) -> Result<(), StoreError> {
+        let mut uploads = self.uploads.lock();
+        match uploads.get(id) {
+            Some(u) if u.bucket == bucket && u.key == key => {
+                uploads.remove(id);
+                Ok(())
+            }
+            _ => Err(StoreError::NoSuchUpload(id.to_owned())),
+        }
+    }
+
+    /// Uploads started and neither completed nor aborted: a client that fails must abort.
+    pub fn uploads_in_progress(&self) -> usize {
+        self.uploads.lock().len()
+    }
+
     pub fn object_count(&self, bucket: &str) -> Result<usize, StoreError> {
         let buckets = self.buckets.read();
         let b = buckets
@@ -206,4 +321,10 @@ impl Store {
             Ok(())
         })
     }
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }

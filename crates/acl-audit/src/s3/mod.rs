@@ -1,8 +1,9 @@
 //! Talking to S3: the client every caller builds, the retries it counts, listing a bucket,
-//! fetching one ACL, and S3's errors in a caller's terms.
+//! fetching one ACL, writing an object of any size, and S3's errors in a caller's terms.
 
 pub mod client;
 pub mod error;
 pub mod fetch;
 pub mod listing;
 pub mod retries;
+pub mod upload;
