@@ -3,7 +3,12 @@
 Fails (exit 1, one line per finding) when:
 - any IAM policy statement has a wildcard resource ("*");
 - a role Lambda assumes allows an action beyond reading the bucket's listing and its objects'
-  ACLs, and writing to the functions' own log groups;
+  ACLs, writing under the findings prefix, delivering to its destinations and writing to the
+  functions' own log groups;
+- the findings bucket is missing, public, has ACLs enabled, no encryption or no lifecycle rule;
+  a function has no EventInvokeConfig with both destinations and a retry count; an alarm is
+  missing, notifies no one or reads a metric the metrics line does not emit; or a log level
+  offered would drop the metrics line;
 - a function is not the arm64 `bootstrap` built by cargo-lambda from a workspace package;
 - the state machine's role allows more than listing the bucket, invoking join-all, writing under
   results/ and managing its own executions; or its definition breaks the States Language
@@ -25,7 +30,23 @@ from cfnlint.decode import decode
 from samtranslator.translator.transform import transform
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FUNCTION_ACTIONS = {"s3:ListBucket", "s3:GetObjectAcl", "logs:CreateLogStream", "logs:PutLogEvents"}
+FUNCTION_ACTIONS = {
+    "s3:ListBucket",
+    "s3:GetObjectAcl",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    # The findings file and report, under the findings prefix only.
+    "s3:PutObject",
+    "s3:AbortMultipartUpload",
+    # The asynchronous invocations' destinations.
+    "events:PutEvents",
+    "sqs:SendMessage",
+}
+FINDINGS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
+FINDINGS_BUCKET = "FindingsBucket"
+ALARMS = {"ExposedObjectsAlarm", "UnauditedObjectsAlarm", "FunctionErrorsAlarm"}
+# The application log levels under which an INFO line (the metrics line) still reaches the logs.
+LEVELS_KEEPING_INFO = {"TRACE", "DEBUG", "INFO"}
 FUNCTIONS = {"SequentialFunction": "sequential", "SpawnBlockingFunction": "spawn-blocking", "JoinAllFunction": "join-all"}
 STATE_MACHINE = "AuditStateMachine"
 STATE_MACHINE_ACTIONS = {
@@ -148,6 +169,10 @@ def findings(source, transformed):
                 for action in actions:
                     if action not in FUNCTION_ACTIONS:
                         yield f"{name}/{policy}: action {action} beyond {sorted(FUNCTION_ACTIONS)}"
+                if FINDINGS_WRITES & set(actions):
+                    for target in as_list(statement["Resource"]):
+                        if not resource_text(target).endswith("/${FindingsPrefix}*"):
+                            yield f"{name}/{policy}: writes outside the findings prefix: {resource_text(target)}"
             if assumed_by(resource, "states.amazonaws.com"):
                 for action in actions:
                     if action not in STATE_MACHINE_ACTIONS:
@@ -175,6 +200,76 @@ def findings(source, transformed):
             yield f"{logical_id}: runtime {deployed.get('Runtime')}, expected provided.al2023"
 
 
+def emitted_metrics():
+    """The metric names the functions' metrics line gives each bucket (metrics.rs)."""
+    text = (ROOT / "crates/acl-audit-lambda/src/metrics.rs").read_text()
+    block = text[text.index("pub const BUCKET_METRICS"):]
+    block = block[: block.index("];")]
+    return set(re.findall(r'\("([A-Za-z]+)", "', block))
+
+
+def alarm_metrics(alarm):
+    """(namespace, metric name, dimension names) of every metric an alarm reads."""
+    properties = alarm["Properties"]
+    if "MetricName" in properties:
+        yield properties.get("Namespace"), properties["MetricName"], [d["Name"] for d in properties.get("Dimensions", [])]
+    for query in properties.get("Metrics", []):
+        metric = query.get("MetricStat", {}).get("Metric")
+        if metric:
+            yield metric.get("Namespace"), metric["MetricName"], [d["Name"] for d in metric.get("Dimensions", [])]
+
+
+def delivery_findings(source, transformed):
+    """The findings bucket, the destinations, the alarms and the log level."""
+    resources = source["Resources"]
+    bucket = resources.get(FINDINGS_BUCKET)
+    if bucket is None:
+        yield f"{FINDINGS_BUCKET}: missing"
+    else:
+        properties = bucket["Properties"]
+        block = properties.get("PublicAccessBlockConfiguration", {})
+        if sorted(block) != ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] or not all(
+            value is True for value in block.values()
+        ):
+            yield f"{FINDINGS_BUCKET}: public access is not blocked in full: {block}"
+        rules = properties.get("OwnershipControls", {}).get("Rules", [])
+        if [rule.get("ObjectOwnership") for rule in rules] != ["BucketOwnerEnforced"]:
+            yield f"{FINDINGS_BUCKET}: ACLs are not disabled (BucketOwnerEnforced)"
+        if not properties.get("BucketEncryption"):
+            yield f"{FINDINGS_BUCKET}: no default encryption"
+        if not properties.get("LifecycleConfiguration", {}).get("Rules"):
+            yield f"{FINDINGS_BUCKET}: no lifecycle rule"
+    invoke_configs = [r for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    for logical_id in FUNCTIONS:
+        configs = [r for r in invoke_configs if r["Properties"].get("FunctionName") == {"Ref": logical_id}]
+        if len(configs) != 1:
+            yield f"{logical_id}: expected one EventInvokeConfig, found {len(configs)}"
+            continue
+        config = configs[0]["Properties"]
+        destinations = config.get("DestinationConfig", {})
+        for outcome in ["OnSuccess", "OnFailure"]:
+            if not destinations.get(outcome, {}).get("Destination"):
+                yield f"{logical_id}: no {outcome} destination"
+        if "MaximumRetryAttempts" not in config:
+            yield f"{logical_id}: the retry count is left to Lambda's default"
+    emitted = emitted_metrics()
+    for alarm_id in sorted(ALARMS):
+        alarm = resources.get(alarm_id)
+        if alarm is None or alarm["Type"] != "AWS::CloudWatch::Alarm":
+            yield f"{alarm_id}: missing"
+            continue
+        if not alarm["Properties"].get("AlarmActions"):
+            yield f"{alarm_id}: notifies no one"
+        for namespace, metric, dimensions in alarm_metrics(alarm):
+            if namespace == "AclAudit" and (metric not in emitted or dimensions != ["Bucket"]):
+                yield f"{alarm_id}: reads AclAudit {metric} by {dimensions}, which the metrics line does not emit"
+            if namespace == "AWS/Lambda" and (metric != "Errors" or dimensions != ["FunctionName"]):
+                yield f"{alarm_id}: reads AWS/Lambda {metric} by {dimensions}, expected Errors by FunctionName"
+    offered = set(source["Parameters"]["LogLevel"].get("AllowedValues", []))
+    if not offered <= LEVELS_KEEPING_INFO:
+        yield f"LogLevel: {sorted(offered - LEVELS_KEEPING_INFO)} would drop the INFO metrics line"
+
+
 def main():
     path = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "template.yaml"
     source, errors = decode(str(path))
@@ -191,7 +286,11 @@ def main():
         packaged["Resources"][STATE_MACHINE]["Properties"]["DefinitionUri"] = "s3://example-artifacts/audit.asl.json"
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     transformed = transform(packaged, {"BucketName": "example-bucket", "ScaleOut": "true"}, NoManagedPolicies())
-    problems = list(findings(source, transformed)) + list(definition_findings(source))
+    problems = (
+        list(findings(source, transformed))
+        + list(definition_findings(source))
+        + list(delivery_findings(source, transformed))
+    )
     for problem in problems:
         print(f"{path}: {problem}")
     if not problems:

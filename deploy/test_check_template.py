@@ -106,6 +106,39 @@ class CheckTemplate(unittest.TestCase):
             "placeholders",
         )
 
+    def test_findings_writes_outside_the_prefix_fail(self):
+        self.assert_finding(
+            "arn:${AWS::Partition}:s3:::${Bucket}/${FindingsPrefix}*",
+            "arn:${AWS::Partition}:s3:::${Bucket}/*",
+            "writes outside the findings prefix",
+        )
+
+    def test_a_findings_bucket_open_to_acls_fails(self):
+        self.assert_finding(
+            "      OwnershipControls:\n        Rules:\n          - ObjectOwnership: BucketOwnerEnforced\n"
+            "      BucketEncryption:\n        ServerSideEncryptionConfiguration:\n"
+            "          - ServerSideEncryptionByDefault:\n              SSEAlgorithm: AES256\n"
+            "      LifecycleConfiguration:\n        Rules:\n          - Id: expire-findings",
+            "      OwnershipControls:\n        Rules:\n          - ObjectOwnership: ObjectWriter\n"
+            "      BucketEncryption:\n        ServerSideEncryptionConfiguration:\n"
+            "          - ServerSideEncryptionByDefault:\n              SSEAlgorithm: AES256\n"
+            "      LifecycleConfiguration:\n        Rules:\n          - Id: expire-findings",
+            "FindingsBucket: ACLs are not disabled",
+        )
+
+    def test_an_alarm_on_a_metric_never_emitted_fails(self):
+        self.assert_finding("MetricName: ExposedObjects", "MetricName: ExposedObject", "reads AclAudit ExposedObject")
+
+    def test_a_missing_failure_destination_fails(self):
+        self.assert_finding(
+            "        OnFailure:\n          Type: SQS\n          Destination: !GetAtt FailedRunsQueue.Arn\n",
+            "",
+            "no OnFailure destination",
+        )
+
+    def test_a_log_level_that_drops_the_metrics_line_fails(self):
+        self.assert_finding("AllowedValues: [TRACE, DEBUG, INFO]", "AllowedValues: [TRACE, DEBUG, INFO, WARN]", "LogLevel")
+
 
 if __name__ == "__main__":
     unittest.main()
