@@ -21,15 +21,27 @@ REMOTE_PAYLOAD ?= fixtures/console-empty.json
 WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
 SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
-.PHONY: help run bench bench-peers rehearse summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
+.PHONY: help run compare bench bench-peers rehearse summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
 	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean
 
 ## help: this list of targets
 help:
 	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); print; next } /^## / { sub(/^## /, "    "); print }' $(MAKEFILE_LIST)
 
-## run: start an embedded local-s3 with $(OBJECTS) objects and run the three strategies once (loopback)
+## run: audit a seeded local-s3 bucket ($(OBJECTS) objects) with `acl-audit scan`, as from a shell;
+## findings into results/run-findings.jsonl
 run:
+	$(CARGO) build --release --quiet -p local-s3 -p acl-audit-cli
+	@mkdir -p results
+	@coproc endpoint { exec target/release/local-s3 --port 0 --seed-bucket $(BUCKET) --objects $(OBJECTS); }; \
+	while read -r line <&"$${endpoint[0]}"; do eval "$$line"; [[ $$line == *AWS_SECRET_ACCESS_KEY* ]] && break; done; \
+	target/release/acl-audit scan s3://$(BUCKET) --findings results/run-findings.jsonl; code=$$?; \
+	kill $$endpoint_PID; \
+	echo "acl-audit exited $$code (0 clean, 1 error, 3 findings, 4 incomplete); findings: results/run-findings.jsonl"; \
+	[[ $$code == 0 || $$code == 3 ]]
+
+## compare: one run of each strategy against an embedded local-s3 (loopback, no network model)
+compare:
 	$(CARGO) run --release --quiet -p acl-bench -- compare --objects $(OBJECTS)
 
 ## bench: the main job. Every strategy at every Lambda memory size, HTTPS + network model,

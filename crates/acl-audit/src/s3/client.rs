@@ -55,9 +55,33 @@ pub async fn client_from_env() -> Result<Client, ClientError> {
 
 /// The same, with `endpoint_url` (when given) in place of the environment's endpoint.
 pub async fn client_from_env_at(endpoint_url: Option<&str>) -> Result<Client, ClientError> {
+    client_from_env_with(&ClientChoices {
+        endpoint_url: endpoint_url.map(str::to_owned),
+        ..ClientChoices::default()
+    })
+    .await
+}
+
+/// What a command-line user may choose over the environment's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChoices {
+    pub endpoint_url: Option<String>,
+    /// A profile of the shared config and credentials files.
+    pub profile: Option<String>,
+    pub region: Option<String>,
+}
+
+/// A client from the standard configuration chain, with `choices` taking precedence.
+pub async fn client_from_env_with(choices: &ClientChoices) -> Result<Client, ClientError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(url) = endpoint_url {
+    if let Some(url) = &choices.endpoint_url {
         loader = loader.endpoint_url(url);
+    }
+    if let Some(profile) = &choices.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &choices.region {
+        loader = loader.region(Region::new(region.clone()));
     }
     if let Some(path) = std::env::var_os(AWS_CA_BUNDLE).filter(|path| !path.is_empty()) {
         let path = PathBuf::from(path);

@@ -1,0 +1,249 @@
+//! `acl-audit scan s3://bucket/prefix`: the same audit the functions run, from a shell, with
+//! the user's AWS configuration (profile, region, `AWS_ENDPOINT_URL`). The report goes to
+//! stdout as JSON; the exit code says what a script needs to know.
+
+use std::io::IsTerminal as _;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use acl_audit::audit::{AuditError, AuditOptions, FindingsOutput, Progress};
+use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
+use acl_audit::model::{S3Location, check_bucket_name};
+use acl_audit::s3::client::{ClientChoices, client_from_env_with};
+use acl_audit::s3::upload::put_object;
+use acl_audit::strategy::default_blocking_pool_size;
+use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target, audit_bucket_with};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Exit codes, for scripts: the report on stdout has the detail.
+const CLEAN: u8 = 0;
+const ERROR: u8 = 1;
+// 2: clap's, for a command line it cannot read.
+const FINDINGS: u8 = 3;
+const INCOMPLETE: u8 = 4;
+
+/// Audit every object ACL of an S3 bucket.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Exit codes: 0 clean, 1 error, 2 bad usage, 3 findings, 4 some objects not audited (no findings)."
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the bucket (or prefix), fetch every object's ACL and report what they grant.
+    Scan(Scan),
+}
+
+#[derive(Debug, clap::Args)]
+struct Scan {
+    /// What to audit: s3://bucket or s3://bucket/prefix.
+    location: S3Location,
+    /// How to schedule the GetObjectAcl calls.
+    #[arg(long, default_value = "join-all", value_parser = parse_strategy)]
+    strategy: StrategyKind,
+    /// join-all's calls in flight at most (0: no limit).
+    #[arg(long, default_value_t = 64)]
+    max_in_flight: usize,
+    /// Stop listing after this many keys (the report then has a resume token).
+    #[arg(long)]
+    max_objects: Option<NonZeroUsize>,
+    /// Write every finding and per-object failure as JSON Lines: a local FILE, an s3://bucket/key,
+    /// or an s3://bucket/prefix/ (ending in /) under which the run writes
+    /// <bucket>/<yyyy>/<mm>/<dd>/<run id>/findings.jsonl and report.json, as the functions do.
+    #[arg(long, value_name = "FILE|S3_URI")]
+    findings: Option<String>,
+    /// A profile of your AWS config and credentials files (else AWS_PROFILE, else default).
+    #[arg(long)]
+    profile: Option<String>,
+    /// The region to send requests to (else AWS_REGION, else the profile's).
+    #[arg(long)]
+    region: Option<String>,
+    /// Another S3 endpoint (else AWS_ENDPOINT_URL): local-s3, moto, MinIO.
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_strategy(name: &str) -> Result<StrategyKind, String> {
+    StrategyKind::ALL
+        .into_iter()
+        .find(|kind| kind.name() == name)
+        .ok_or_else(|| format!("expected sequential, spawn-blocking or join-all, got {name:?}"))
+}
+
+fn main() -> ExitCode {
+    let Command::Scan(scan) = Args::parse().command;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("acl-audit: cannot start the runtime: {err}");
+            return ExitCode::from(ERROR);
+        }
+    };
+    match runtime.block_on(run(scan)) {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("acl-audit: {message}");
+            ExitCode::from(ERROR)
+        }
+    }
+}
+
+/// Where the findings go, as the command line named it.
+enum FindingsChoice {
+    File(PathBuf),
+    Object(S3Location),
+    /// A run's folder, the report beside the findings.
+    Folder(S3Location),
+}
+
+fn findings_choice(text: &str, bucket: &str) -> Result<FindingsChoice, String> {
+    if !text.starts_with("s3://") {
+        return Ok(FindingsChoice::File(PathBuf::from(text)));
+    }
+    let location: S3Location = text.parse().map_err(|err| format!("--findings: {err}"))?;
+    if !(location.prefix.is_empty() || location.prefix.ends_with('/')) {
+        return Ok(FindingsChoice::Object(location));
+    }
+    let now = SystemTime::now();
+    let run_id = format!(
+        "cli-{}-{}",
+        now.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs()),
+        std::process::id()
+    );
+    Ok(FindingsChoice::Folder(findings::run_folder(
+        &location,
+        bucket,
+        findings::utc_date(now),
+        &run_id,
+    )))
+}
+
+fn in_folder(folder: &S3Location, file: &str) -> S3Location {
+    S3Location {
+        bucket: folder.bucket.clone(),
+        prefix: format!("{}{file}", folder.prefix),
+    }
+}
+
+async fn run(scan: Scan) -> Result<u8, String> {
+    let bucket = scan.location.bucket.clone();
+    check_bucket_name(&bucket).map_err(|err| err.to_string())?;
+    let client = client_from_env_with(&ClientChoices {
+        endpoint_url: scan.endpoint_url.clone(),
+        profile: scan.profile.clone(),
+        region: scan.region.clone(),
+    })
+    .await
+    .map_err(|err| err.to_string())?;
+    let target = Target {
+        prefix: Some(scan.location.prefix.clone()).filter(|prefix| !prefix.is_empty()),
+        max_objects: scan.max_objects.map(NonZeroUsize::get),
+        ..Target::bucket(bucket.clone())
+    };
+    let strategy = match scan.strategy {
+        StrategyKind::Sequential => Strategy::Sequential,
+        StrategyKind::SpawnBlocking => Strategy::SpawnBlocking {
+            pool_size: default_blocking_pool_size(),
+        },
+        StrategyKind::JoinAll => Strategy::JoinAll {
+            max_in_flight: NonZeroUsize::new(scan.max_in_flight),
+        },
+    };
+    let choice = scan
+        .findings
+        .as_deref()
+        .map(|text| findings_choice(text, &bucket))
+        .transpose()?;
+    let output = match &choice {
+        None => None,
+        Some(FindingsChoice::File(path)) => Some(FindingsOutput::file(path).map_err(|err| err.to_string())?),
+        Some(FindingsChoice::Object(file)) => Some(FindingsOutput::s3(&client, file)),
+        Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE))),
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| show_progress(Arc::clone(&progress)));
+    let options = AuditOptions {
+        findings: output,
+        progress: Some(progress),
+        ..AuditOptions::default()
+    };
+    let result = audit_bucket_with(&client, &target, strategy, options).await;
+    if let Some((bar, ticker)) = bar {
+        ticker.abort();
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(AuditError::List(err)) => return Err(list_advice(&err)),
+        Err(AuditError::FindingsNotWritten { error, report }) => {
+            print_report(&report);
+            return Err(format!("the audit ran, but {error}"));
+        }
+    };
+    if let Some(FindingsChoice::Folder(folder)) = &choice {
+        // Plain data with string keys: serialising cannot fail.
+        let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        put_object(&client, &in_folder(folder, REPORT_FILE), "application/json", body)
+            .await
+            .map_err(|err| {
+                print_report(&report);
+                format!("the audit ran, but {err}")
+            })?;
+    }
+    print_report(&report);
+    Ok(if report.audit.findings.objects > 0 {
+        FINDINGS
+    } else if report.failures.count > 0 || report.objects_not_fetched > 0 || report.truncated.is_some() {
+        INCOMPLETE
+    } else {
+        CLEAN
+    })
+}
+
+/// The listing's error with what a shell user can change.
+fn list_advice(err: &ListError) -> String {
+    match err {
+        ListError::NoSuchBucket { .. } => format!("{err}: check the name, and --region or --endpoint-url"),
+        ListError::AccessDenied { .. } => format!("{err} (the caller is your AWS profile's identity)"),
+        ListError::Failed { .. } => err.to_string(),
+    }
+}
+
+fn print_report(report: &AuditReport) {
+    // Plain data with string keys: serialising cannot fail.
+    println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+}
+
+/// A spinner on stderr with the run's counters, redrawn ten times a second.
+fn show_progress(progress: Arc<Progress>) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let shown = bar.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            shown.set_message(format!(
+                "{} keys listed, {} ACLs done, {} objects with findings",
+                Progress::get(&progress.listed),
+                Progress::get(&progress.done),
+                Progress::get(&progress.findings)
+            ));
+            shown.tick();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (bar, ticker)
+}
