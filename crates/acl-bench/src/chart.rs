@@ -126,6 +126,7 @@ mod tests {
             handshake_rtts: Some(2),
             cpu_limit: "test".to_owned(),
             cpu_pinning: None,
+            findings: false,
             cells: vec![
                 cell(128, "sequential", 1900.0),
                 cell(128, "join-all", 300.0),
@@ -154,6 +155,7 @@ mod tests {
             handshake_rtts: None,
             cpu_limit: String::new(),
             cpu_pinning: None,
+            findings: false,
             cells: Vec::new(),
         };
         let path = std::env::temp_dir().join("acl-bench-never-written.svg");

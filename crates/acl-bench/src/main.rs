@@ -98,6 +98,10 @@ enum Command {
         /// objects into it (`object-0000000` …); without it the bucket is audited as it is.
         #[arg(long, requires = "endpoint")]
         seed: bool,
+        /// Seed every object public-read and have the children write each finding to the
+        /// embedded endpoint (FINDINGS_URI): what a findings file costs in time and memory.
+        #[arg(long, conflicts_with = "endpoint")]
+        findings: bool,
         /// Where to write the JSON results (the chart goes beside it, as .svg).
         #[arg(long, default_value = "results/bench.json")]
         out: PathBuf,
@@ -179,6 +183,7 @@ fn main() -> anyhow::Result<()> {
             endpoint,
             bucket,
             seed,
+            findings,
             out,
             python,
             peers_dir,
@@ -233,6 +238,7 @@ fn main() -> anyhow::Result<()> {
                 start,
                 endpoint,
                 python,
+                findings,
             };
             let progress = progress_bar(options.memory_sizes.len() * options.variants.len());
             let result = acl_bench::sweep::run(&options, |cell| {

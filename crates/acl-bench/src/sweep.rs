@@ -178,6 +178,9 @@ pub struct SweepOptions {
     pub endpoint: EndpointChoice,
     /// Where the Python variants run, when there are any.
     pub python: Option<PythonPeers>,
+    /// Every seeded object public-read, and the children writing each finding to the
+    /// endpoint's `findings` bucket (FINDINGS_URI): the memory a findings file costs.
+    pub findings: bool,
 }
 
 /// One (memory size, variant) cell.
@@ -214,6 +217,9 @@ pub struct SweepResult {
     /// (one CPU, an external endpoint, or a sweep from before the endpoint had a core of its own).
     #[serde(default)]
     pub cpu_pinning: Option<String>,
+    /// Whether every object was a finding written to FINDINGS_URI (`--findings`).
+    #[serde(default)]
+    pub findings: bool,
     pub cells: Vec<Cell>,
 }
 
@@ -268,11 +274,15 @@ impl Endpoint {
     }
 }
 
+/// The embedded endpoint's bucket for `--findings`.
+const FINDINGS_BUCKET: &str = "findings";
+
 fn start_endpoint(
     binary_dir: &Path,
     objects: usize,
     network: NetworkModel,
     cores: Option<&CorePlan>,
+    findings: bool,
 ) -> anyhow::Result<Endpoint> {
     let binary = binary_dir.join("local-s3");
     let ca_file = std::env::temp_dir().join(format!("acl-bench-{}-ca.pem", std::process::id()));
@@ -289,6 +299,11 @@ fn start_endpoint(
             .args(["--service-ms", &(network.service_time.as_secs_f64() * 1e3).to_string()])
             .args(["--handshake-rtts", &network.handshake_rtts.to_string()])
             .args(["--print-env", "json"])
+            .args(if findings {
+                &["--seed-acl", "public-read", "--create-bucket", FINDINGS_BUCKET][..]
+            } else {
+                &[]
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -314,6 +329,11 @@ fn start_endpoint(
     let env: BTreeMap<String, String> =
         serde_json::from_str(&line).with_context(|| format!("unexpected output from local-s3: {line:?}"))?;
     endpoint.env.extend(env);
+    if findings {
+        endpoint
+            .env
+            .push(("FINDINGS_URI".to_owned(), format!("s3://{FINDINGS_BUCKET}/bench/")));
+    }
     Ok(endpoint)
 }
 
@@ -328,7 +348,7 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         EndpointChoice::Embedded { network } => {
             // Only an endpoint on this machine competes with the children for its CPUs.
             let cores = CorePlan::for_this_process();
-            let endpoint = start_endpoint(&binary_dir, options.objects, *network, cores.as_ref())?;
+            let endpoint = start_endpoint(&binary_dir, options.objects, *network, cores.as_ref(), options.findings)?;
             (endpoint, Some(*network), cores)
         }
         EndpointChoice::External { url, bucket } => (Endpoint::external(url, bucket), None, None),
@@ -404,6 +424,7 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         handshake_rtts: network.map(|n| n.handshake_rtts),
         cpu_limit: controller.to_string(),
         cpu_pinning: cores.map(|cores| cores.to_string()),
+        findings: options.findings,
         cells,
     })
 }
@@ -472,8 +493,13 @@ pub fn print_table(result: &SweepResult) {
         _ => format!("{} (its own network)", result.endpoint),
     };
     println!(
-        "{} objects, {} runs per cell ({}), {network}; CPU limit: {}; CPUs: {}",
+        "{} objects{}, {} runs per cell ({}), {network}; CPU limit: {}; CPUs: {}",
         result.objects,
+        if result.findings {
+            " (every one public-read, each finding streamed to FINDINGS_URI)"
+        } else {
+            ""
+        },
         result.runs,
         match result.start {
             Start::Warm => "warm: one process, after a warm-up",

@@ -200,3 +200,40 @@ fn a_missing_external_bucket_is_named_before_any_child_runs() {
     // The Lambda adapter's advice is not a command-line user's.
     assert!(!stderr.contains("BUCKET_NAME"), "{stderr}");
 }
+
+#[test]
+fn with_findings_every_object_is_a_finding_written_by_the_children() {
+    let (exe, _) = binaries();
+    let out = std::env::temp_dir().join(format!("acl-bench-cli-{}-findings.json", std::process::id()));
+    let output = Command::new(&exe)
+        .args(["bench", "--sizes", "3008", "--objects", "40", "--runs", "1", "--caps"])
+        .args([
+            "--strategies",
+            "join-all",
+            "--rtt-ms",
+            "1",
+            "--service-ms",
+            "1",
+            "--findings",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("every one public-read, each finding streamed to FINDINGS_URI"),
+        "{stdout}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(json["findings"], true);
+    // A child whose findings were not written fails its cell; this one counted its RSS.
+    assert!(json["cells"][0]["peak_rss_kb"].as_u64().unwrap() > 0);
+    assert_eq!(json["cells"][0]["summary"]["failures"], 0);
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use local_s3::{Credentials, FaultRule, Faults, LocalS3, NetworkModel, Options, seed_bucket};
+use local_s3::{Credentials, FaultRule, Faults, LocalS3, NetworkModel, Options, SeedAcl, seed_bucket_with};
 
 /// An in-memory S3-compatible endpoint with object ACLs, for local runs and tests.
 #[derive(Debug, Parser)]
@@ -24,6 +24,13 @@ struct Args {
     /// authenticated-read and cross-account ACLs.
     #[arg(long, default_value_t = 100, requires = "seed_bucket")]
     objects: usize,
+    /// The seeded objects' ACLs: `mix` (seven in ten private, one each public-read,
+    /// authenticated-read and cross-account) or `public-read` (every object a finding).
+    #[arg(long, value_enum, default_value_t = SeedMix::Mix, requires = "seed_bucket")]
+    seed_acl: SeedMix,
+    /// Create this empty bucket too (a findings bucket, say); repeatable.
+    #[arg(long = "create-bucket", value_name = "NAME")]
+    create_buckets: Vec<String>,
     /// Serve HTTPS, with a certificate signed by a CA generated at start.
     #[arg(long)]
     tls: bool,
@@ -64,6 +71,12 @@ struct Args {
     /// Secret key clients must sign with.
     #[arg(long, env = "LOCAL_S3_SECRET_ACCESS_KEY", default_value_t = Credentials::default().secret_access_key, hide_default_value = true)]
     secret_access_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SeedMix {
+    Mix,
+    PublicRead,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -117,9 +130,18 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    for bucket in &args.create_buckets {
+        s3.store()
+            .create_bucket(bucket)
+            .with_context(|| format!("cannot create bucket {bucket:?}"))?;
+    }
     if let Some(bucket) = &args.seed_bucket {
-        let summary =
-            seed_bucket(s3.store(), bucket, args.objects).with_context(|| format!("cannot seed bucket {bucket:?}"))?;
+        let kind_of = match args.seed_acl {
+            SeedMix::Mix => SeedAcl::for_index,
+            SeedMix::PublicRead => |_| SeedAcl::PublicRead,
+        };
+        let summary = seed_bucket_with(s3.store(), bucket, args.objects, kind_of)
+            .with_context(|| format!("cannot seed bucket {bucket:?}"))?;
         tracing::info!(bucket, ?summary, "seeded");
     }
     tracing::info!(?network, ?fault_rules, fault_seed = args.fault_seed, "serving");

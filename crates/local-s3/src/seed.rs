@@ -49,8 +49,20 @@ pub struct SeedSummary {
     pub cross_account_read: usize,
 }
 
-/// Creates `bucket` if needed and writes `objects` objects into it.
+/// Creates `bucket` if needed and writes `objects` objects into it, with the mix of
+/// [`SeedAcl::for_index`].
 pub fn seed_bucket(store: &Store, bucket: &str, objects: usize) -> Result<SeedSummary, StoreError> {
+    seed_bucket_with(store, bucket, objects, SeedAcl::for_index)
+}
+
+/// The same with the ACL kind of each index chosen by `kind_of` (every object public, say, to
+/// measure an audit whose every object is a finding).
+pub fn seed_bucket_with(
+    store: &Store,
+    bucket: &str,
+    objects: usize,
+    kind_of: impl Fn(usize) -> SeedAcl,
+) -> Result<SeedSummary, StoreError> {
     if !store.bucket_exists(bucket) {
         store.create_bucket(bucket)?;
     }
@@ -59,7 +71,7 @@ pub fn seed_bucket(store: &Store, bucket: &str, objects: usize) -> Result<SeedSu
         ..SeedSummary::default()
     };
     for index in 0..objects {
-        let kind = SeedAcl::for_index(index);
+        let kind = kind_of(index);
         *match kind {
             SeedAcl::Private => &mut summary.private,
             SeedAcl::PublicRead => &mut summary.public_read,
