@@ -200,7 +200,7 @@ pub async fn audit_bucket_with(
 struct Recorder<'a> {
     bucket: &'a str,
     tally: Mutex<Tally>,
-    lines: Option<mpsc::Sender<Vec<u8>>>,
+    lines: Option<mpsc::Sender<Line>>,
     progress: Option<&'a Progress>,
 }
 
@@ -226,24 +226,30 @@ impl Record for Recorder<'_> {
     }
 }
 
+/// One line of the findings file, serialised, and whether it names a failure.
+struct Line {
+    json: Vec<u8>,
+    failure: bool,
+}
+
 /// A findings file's line for `outcome`, if it is not a clean ACL.
-fn line_of(bucket: &str, outcome: &AclOutcome) -> Option<Vec<u8>> {
-    let json = match outcome {
-        AclOutcome::Fetched(acl) => serde_json::to_vec(&FindingLine::of(bucket, acl)?),
-        AclOutcome::Failed(failure) => serde_json::to_vec(&FailureLine::of(bucket, failure)),
+fn line_of(bucket: &str, outcome: &AclOutcome) -> Option<Line> {
+    let (json, failure) = match outcome {
+        AclOutcome::Fetched(acl) => (serde_json::to_vec(&FindingLine::of(bucket, acl)?), false),
+        AclOutcome::Failed(failure) => (serde_json::to_vec(&FailureLine::of(bucket, failure)), true),
         AclOutcome::NotFetched(_) => return None,
     };
     // Plain data with string keys: serialising cannot fail.
-    let mut line = json.ok()?;
-    line.push(b'\n');
-    Some(line)
+    let mut json = json.ok()?;
+    json.push(b'\n');
+    Some(Line { json, failure })
 }
 
 /// Writes every line it is sent, then finishes the file; after a failed write it goes on
 /// receiving (so that no call waits on it forever) and reports the first error.
 async fn write_findings(
     mut output: FindingsOutput,
-    mut lines: mpsc::Receiver<Vec<u8>>,
+    mut lines: mpsc::Receiver<Line>,
 ) -> Result<(usize, usize), FindingsNotWritten> {
     let (mut objects, mut failures) = (0, 0);
     let mut failed = None;
@@ -251,13 +257,12 @@ async fn write_findings(
         if failed.is_some() {
             continue;
         }
-        // Failure lines carry an "error" member; finding lines never do.
-        if line.windows(9).any(|w| w == b"\"error\":{") {
+        if line.failure {
             failures += 1;
         } else {
             objects += 1;
         }
-        if let Err(err) = output.write(&line).await {
+        if let Err(err) = output.write(&line.json).await {
             output.abort().await;
             failed = Some(err);
         }

@@ -82,6 +82,23 @@ const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
+/// A new object's ACL from its request's `x-amz-acl` or `x-amz-grant-*` headers (full control,
+/// read, read-acp, write-acp: an object has no WRITE); private when it names none.
+fn new_object_acl(canned: Option<&ObjectCannedACL>, grants: [&Option<String>; 4]) -> S3Result<Acl> {
+    let [full_control, read, read_acp, write_acp] = grants;
+    let acl = AclRequest {
+        canned: canned.map(ObjectCannedACL::as_str),
+        grant_full_control: full_control.as_deref(),
+        grant_read: read.as_deref(),
+        grant_read_acp: read_acp.as_deref(),
+        grant_write: None,
+        grant_write_acp: write_acp.as_deref(),
+        policy: None,
+    }
+    .resolve()?;
+    Ok(acl.unwrap_or_else(Acl::private))
+}
+
 async fn read_body(body: Option<StreamingBlob>) -> S3Result<bytes::Bytes> {
     match body {
         Some(stream) => Ok(stream
@@ -120,17 +137,15 @@ impl S3 for LocalS3Service {
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
-        let acl = AclRequest {
-            canned: input.acl.as_ref().map(ObjectCannedACL::as_str),
-            grant_full_control: input.grant_full_control.as_deref(),
-            grant_read: input.grant_read.as_deref(),
-            grant_read_acp: input.grant_read_acp.as_deref(),
-            grant_write: None,
-            grant_write_acp: input.grant_write_acp.as_deref(),
-            policy: None,
-        }
-        .resolve()?
-        .unwrap_or_else(Acl::private);
+        let acl = new_object_acl(
+            input.acl.as_ref(),
+            [
+                &input.grant_full_control,
+                &input.grant_read,
+                &input.grant_read_acp,
+                &input.grant_write_acp,
+            ],
+        )?;
         // Fail before reading the body, as S3 does for a missing bucket.
         if !self.store.bucket_exists(&input.bucket) {
             return Err(StoreError::NoSuchBucket(input.bucket).into());
@@ -150,17 +165,15 @@ impl S3 for LocalS3Service {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
-        let acl = AclRequest {
-            canned: input.acl.as_ref().map(ObjectCannedACL::as_str),
-            grant_full_control: input.grant_full_control.as_deref(),
-            grant_read: input.grant_read.as_deref(),
-            grant_read_acp: input.grant_read_acp.as_deref(),
-            grant_write: None,
-            grant_write_acp: input.grant_write_acp.as_deref(),
-            policy: None,
-        }
-        .resolve()?
-        .unwrap_or_else(Acl::private);
+        let acl = new_object_acl(
+            input.acl.as_ref(),
+            [
+                &input.grant_full_control,
+                &input.grant_read,
+                &input.grant_read_acp,
+                &input.grant_write_acp,
+            ],
+        )?;
         let upload_id = self.store.create_upload(&input.bucket, &input.key, acl)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
