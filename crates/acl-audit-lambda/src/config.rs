@@ -25,13 +25,11 @@ pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 /// `join-all`'s in-flight cap when `MAX_IN_FLIGHT` is unset, from the function's memory size.
 ///
 /// Each call in flight needs a connection of its own, and a new connection costs a TLS
-/// handshake: about 0.3 ms of CPU against 0.08 ms for a request on an open one (`make bench`).
-/// At 128 MB (7 % of a core) 100 handshakes take a third of a second, so a run that finds its
-/// connections closed, as a schedule an hour apart does, is fastest with few of them; with more
-/// CPU, more calls in flight pay off, and with the pool still open more are never slower. The
-/// sweep with an empty pool put the best cap at 16 for 128 MB, 32 at 256 MB, 64 at 512 MB and
-/// 100-128 from 1 024 MB up: one call per 8 MB, at least 16, at most 128 (far below Lambda's
-/// 1 024 file descriptors) follows it. docs/benchmark.md has the figures.
+/// handshake, several times the CPU of a request on an open one. At small memory sizes a run
+/// that finds its connections closed, as a schedule an hour apart does, is fastest with few of
+/// them; with more CPU, more calls in flight pay off, and with the pool still open more are
+/// never slower. One call per 8 MB, at least 16, at most 128 (far below Lambda's 1 024 file
+/// descriptors) follows the empty-pool sweep in docs/benchmark.md, which has the figures.
 pub fn default_max_in_flight(memory_mb: Option<usize>) -> NonZeroUsize {
     const MB_PER_CALL: usize = 8;
     const FEWEST: usize = 16;
