@@ -227,11 +227,9 @@ impl Store {
     ) -> Result<String, StoreError> {
         let etag = format!("{:x}", Md5::digest(&body));
         let mut uploads = self.uploads.lock();
-        let upload = uploads
-            .get_mut(id)
-            .filter(|u| u.bucket == bucket && u.key == key)
-            .ok_or_else(|| StoreError::NoSuchUpload(id.to_owned()))?;
-        upload.parts.insert(number, (body, etag.clone()));
+        upload_of(&mut uploads, bucket, key, id)?
+            .parts
+            .insert(number, (body, etag.clone()));
         Ok(etag)
     }
 
@@ -246,10 +244,7 @@ impl Store {
         parts: &[(i32, String)],
     ) -> Result<String, StoreError> {
         let mut uploads = self.uploads.lock();
-        let upload = uploads
-            .get(id)
-            .filter(|u| u.bucket == bucket && u.key == key)
-            .ok_or_else(|| StoreError::NoSuchUpload(id.to_owned()))?;
+        let upload = upload_of(&mut uploads, bucket, key, id)?;
         if parts.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
             return Err(StoreError::InvalidPartOrder);
         }
@@ -277,13 +272,9 @@ impl Store {
 
     pub fn abort_upload(&self, bucket: &str, key: &str, id: &str) -> Result<(), StoreError> {
         let mut uploads = self.uploads.lock();
-        match uploads.get(id) {
-            Some(u) if u.bucket == bucket && u.key == key => {
-                uploads.remove(id);
-                Ok(())
-            }
-            _ => Err(StoreError::NoSuchUpload(id.to_owned())),
-        }
+        upload_of(&mut uploads, bucket, key, id)?;
+        uploads.remove(id);
+        Ok(())
     }
 
     /// Uploads started and neither completed nor aborted: a client that fails must abort.
@@ -321,6 +312,19 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// The upload `id`, if it is one of `bucket`'s for `key`: S3 answers NoSuchUpload otherwise.
+fn upload_of<'a>(
+    uploads: &'a mut BTreeMap<String, Upload>,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> Result<&'a mut Upload, StoreError> {
+    uploads
+        .get_mut(id)
+        .filter(|u| u.bucket == bucket && u.key == key)
+        .ok_or_else(|| StoreError::NoSuchUpload(id.to_owned()))
 }
 
 fn hex_bytes(hex: &str) -> Vec<u8> {
