@@ -206,16 +206,33 @@ struct Recorder<'a> {
 
 impl Record for Recorder<'_> {
     fn record(&self, outcome: AclOutcome) -> impl Future<Output = ()> + Send {
-        let line = self.lines.as_ref().and_then(|_| line_of(self.bucket, &outcome));
+        // Each ACL classified once, for the line, the progress and the tally alike.
+        let (kinds, line) = match &outcome {
+            AclOutcome::Fetched(acl) => {
+                let (kinds, grants) = classify(acl);
+                let line = self
+                    .lines
+                    .as_ref()
+                    .and_then(|_| FindingLine::classified(self.bucket, acl, kinds.clone(), grants))
+                    .and_then(|line| serialised(&line, false));
+                (kinds, line)
+            }
+            AclOutcome::Failed(failure) => {
+                let line = self
+                    .lines
+                    .as_ref()
+                    .and_then(|_| serialised(&FailureLine::of(self.bucket, failure), true));
+                (Vec::new(), line)
+            }
+            AclOutcome::NotFetched(_) => (Vec::new(), None),
+        };
         if let Some(progress) = self.progress {
             progress.done.fetch_add(1, Ordering::Relaxed);
-            if let AclOutcome::Fetched(acl) = &outcome
-                && !classify(acl).0.is_empty()
-            {
+            if !kinds.is_empty() {
                 progress.findings.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.tally.lock().add(outcome);
+        self.tally.lock().add_classified(outcome, &kinds);
         async move {
             if let (Some(lines), Some(line)) = (&self.lines, line) {
                 // The writer drains every line, even after a failed write: a send fails only
@@ -232,15 +249,10 @@ struct Line {
     failure: bool,
 }
 
-/// A findings file's line for `outcome`, if it is not a clean ACL.
-fn line_of(bucket: &str, outcome: &AclOutcome) -> Option<Line> {
-    let (json, failure) = match outcome {
-        AclOutcome::Fetched(acl) => (serde_json::to_vec(&FindingLine::of(bucket, acl)?), false),
-        AclOutcome::Failed(failure) => (serde_json::to_vec(&FailureLine::of(bucket, failure)), true),
-        AclOutcome::NotFetched(_) => return None,
-    };
+/// A findings file's line, serialised with its newline.
+fn serialised(line: &impl serde::Serialize, failure: bool) -> Option<Line> {
     // Plain data with string keys: serialising cannot fail.
-    let mut json = json.ok()?;
+    let mut json = serde_json::to_vec(line).ok()?;
     json.push(b'\n');
     Some(Line { json, failure })
 }

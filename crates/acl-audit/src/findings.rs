@@ -129,6 +129,11 @@ impl FindingLine {
     /// The line for `acl`, if it has a finding.
     pub fn of(bucket: &str, acl: &ObjectAcl) -> Option<Self> {
         let (findings, grants) = classify(acl);
+        Self::classified(bucket, acl, findings, grants)
+    }
+
+    /// The same from what [`classify`] gave for `acl`.
+    pub fn classified(bucket: &str, acl: &ObjectAcl, findings: Vec<FindingKind>, grants: Vec<&Grant>) -> Option<Self> {
         (!findings.is_empty()).then(|| FindingLine {
             bucket: bucket.to_owned(),
             key: acl.key.clone(),

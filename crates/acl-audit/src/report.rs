@@ -250,7 +250,7 @@ impl AclAudit {
         self.findings.absorb(other.findings);
     }
 
-    fn record(&mut self, acl: &ObjectAcl) {
+    fn record(&mut self, acl: &ObjectAcl, kinds: &[FindingKind]) {
         let readable_by = |uri: &str| {
             acl.grants
                 .iter()
@@ -271,7 +271,7 @@ impl AclAudit {
         for grant in &acl.grants {
             *self.grants_by_permission.entry(grant.permission.clone()).or_default() += 1;
         }
-        self.findings.add(&classify(acl).0);
+        self.findings.add(kinds);
     }
 }
 
@@ -307,10 +307,20 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, outcome: AclOutcome) {
+        let kinds = match &outcome {
+            AclOutcome::Fetched(acl) => classify(acl).0,
+            _ => Vec::new(),
+        };
+        self.add_classified(outcome, &kinds);
+    }
+
+    /// The same, for a caller that has classified a fetched ACL already (`kinds`, from
+    /// [`classify`]): the audit's recorder, which needs the kinds for its findings line too.
+    pub fn add_classified(&mut self, outcome: AclOutcome, kinds: &[FindingKind]) {
         match outcome {
             AclOutcome::Fetched(acl) => {
                 self.acls_fetched += 1;
-                self.audit.record(&acl);
+                self.audit.record(&acl, kinds);
             }
             AclOutcome::Failed(failure) => self.failures.add(failure),
             AclOutcome::NotFetched(key) => self.not_fetched.push(key),
