@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use acl_audit::audit::{AuditError, AuditOptions, FindingsOutput, Progress};
+use acl_audit::bucket::BucketContext;
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::{S3Location, check_bucket_name};
 use acl_audit::s3::client::{ClientChoices, client_from_env_with};
+use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::put_object;
 use acl_audit::strategy::default_blocking_pool_size;
 use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target, audit_bucket_with};
@@ -73,6 +75,10 @@ struct Scan {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
+    /// Fetch every ACL even where the bucket's ACLs are disabled (BucketOwnerEnforced): each
+    /// is then the owner's full control, one request per object to confirm it.
+    #[arg(long)]
+    audit_when_acls_disabled: bool,
 }
 
 fn parse_strategy(name: &str) -> Result<StrategyKind, String> {
@@ -174,12 +180,19 @@ async fn run(scan: Scan) -> Result<u8, String> {
     };
     let progress = Arc::new(Progress::default());
     let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| show_progress(Arc::clone(&progress)));
+    let located = RegionalClients::new(client.clone())
+        .for_bucket(&target.bucket)
+        .await
+        .map_err(|err| list_advice(&err))?;
+    let context = BucketContext::read(&located.client, &target.bucket, located.region.clone()).await;
     let options = AuditOptions {
         findings: output,
         progress: Some(progress),
+        bucket: Some(context),
+        fetch_when_acls_disabled: scan.audit_when_acls_disabled,
         ..AuditOptions::default()
     };
-    let result = audit_bucket_with(&client, &target, strategy, options).await;
+    let result = audit_bucket_with(&located.client, &target, strategy, options).await;
     if let Some((bar, ticker)) = bar {
         ticker.abort();
         bar.finish_and_clear();
@@ -217,7 +230,10 @@ fn list_advice(err: &ListError) -> String {
     match err {
         ListError::NoSuchBucket { .. } => format!("{err}: check the name, and --region or --endpoint-url"),
         ListError::AccessDenied { .. } => format!("{err} (the caller is your AWS profile's identity)"),
-        ListError::Failed { .. } => err.to_string(),
+        ListError::WrongRegion {
+            region: Some(region), ..
+        } => format!("{err}: pass --region {region}"),
+        ListError::WrongRegion { .. } | ListError::Failed { .. } => err.to_string(),
     }
 }
 

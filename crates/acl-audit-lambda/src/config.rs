@@ -19,6 +19,8 @@ pub const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
 pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
 /// Where each run writes its findings and report: `s3://bucket/prefix/`. Unset: nowhere.
 pub const FINDINGS_URI: &str = "FINDINGS_URI";
+/// `true`: fetch every ACL even where the bucket's ACLs are disabled. Default `false`.
+pub const AUDIT_WHEN_ACLS_DISABLED: &str = "AUDIT_WHEN_ACLS_DISABLED";
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -61,6 +63,8 @@ pub struct Config {
     pub deadline_margin: Duration,
     /// `FINDINGS_URI`: where every run writes its findings file and report.
     pub findings: Option<S3Location>,
+    /// `AUDIT_WHEN_ACLS_DISABLED`.
+    pub audit_when_acls_disabled: bool,
 }
 
 impl Config {
@@ -96,6 +100,18 @@ impl Config {
                 .transpose()
         };
         let memory_mb = positive(LAMBDA_MEMORY_SIZE)?.map(NonZeroUsize::get);
+        let audit_when_acls_disabled = match var(AUDIT_WHEN_ACLS_DISABLED).map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(value) if value == "true" => true,
+            Some(value) if value == "false" => false,
+            Some(value) => {
+                return Err(RequestError::InvalidConfig {
+                    name: AUDIT_WHEN_ACLS_DISABLED,
+                    value,
+                    reason: "expected true or false".to_owned(),
+                });
+            }
+        };
         Ok(Config {
             bucket: var(BUCKET_NAME),
             prefix: var(OBJECT_PREFIX),
@@ -119,6 +135,7 @@ impl Config {
                         })
                 })
                 .transpose()?,
+            audit_when_acls_disabled,
         })
     }
 

@@ -45,6 +45,9 @@ fn list_advice(err: &ListError) -> &'static str {
     match err {
         ListError::NoSuchBucket { .. } => ": check BUCKET_NAME or the event's \"bucket\"",
         ListError::AccessDenied { .. } => " (the caller is the function's role)",
+        ListError::WrongRegion { .. } => {
+            ": the function audits a bucket in its own region; one in another region needs s3:ListBucket (HeadBucket names the region)"
+        }
         ListError::Failed { .. } => "",
     }
 }
@@ -59,6 +62,7 @@ impl HandlerError {
             HandlerError::Request(RequestError::InvalidConfig { .. }) => "InvalidConfiguration",
             HandlerError::List(ListError::NoSuchBucket { .. }) => "NoSuchBucket",
             HandlerError::List(ListError::AccessDenied { .. }) => "AccessDenied",
+            HandlerError::List(ListError::WrongRegion { .. }) => "WrongRegion",
             HandlerError::List(ListError::Failed { .. }) => "ListObjectsFailed",
             HandlerError::FindingsNotWritten(_) => "FindingsNotWritten",
         }

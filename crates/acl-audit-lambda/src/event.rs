@@ -24,7 +24,12 @@ pub struct Request {
     pub max_objects: Option<NonZeroUsize>,
     /// A truncated run's `resume`, to carry on where it stopped.
     pub resume: Option<Resume>,
-    /// Exactly these keys, without listing: a Distributed Map batch's items.
+    /// Audit every ACL even when the bucket's ACLs are disabled (`BucketOwnerEnforced`), where
+    /// each would be the owner's full control; overrides `AUDIT_WHEN_ACLS_DISABLED`.
+    #[serde(default)]
+    pub audit_when_acls_disabled: Option<bool>,
+    /// Exactly these keys, without listing: a Distributed Map batch's items, or the object of
+    /// an S3 event.
     #[serde(skip)]
     pub keys: Option<Vec<String>>,
 }
@@ -70,12 +75,63 @@ impl MapBatch {
     }
 }
 
-/// Reads an invocation payload: an EventBridge event (recognised by its `detail-type`),
-/// whose `detail` may hold a [`Request`]; a Distributed Map batch (recognised by its
-/// `Items`); or a [`Request`] itself (`{}` included).
+/// The `detail` of the S3 events a function audits one object for (S3's EventBridge event
+/// message structure): the bucket and object; the other fields are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3ObjectEvent {
+    pub bucket: S3EventBucket,
+    pub object: S3EventObject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3EventBucket {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3EventObject {
+    /// As the object is named: EventBridge's S3 events do not URL-encode keys.
+    pub key: String,
+    #[serde(rename = "version-id")]
+    pub version_id: Option<String>,
+}
+
+/// The `detail-type`s of S3's EventBridge events that change who may read an object.
+pub const S3_OBJECT_EVENTS: [&str; 2] = ["Object Created", "Object ACL Updated"];
+
+/// Reads an invocation payload: S3's `Object Created` or `Object ACL Updated` event (one
+/// object to audit); another EventBridge event (recognised by its `detail-type`), whose
+/// `detail` may hold a [`Request`]; a Distributed Map batch (recognised by its `Items`); or a
+/// [`Request`] itself (`{}` included).
 pub fn parse_event(payload: Value) -> Result<Request, RequestError> {
     match payload {
         Value::Null => Ok(Request::default()),
+        Value::Object(fields)
+            if fields.get("source").and_then(Value::as_str) == Some("aws.s3")
+                && fields
+                    .get("detail-type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|kind| S3_OBJECT_EVENTS.contains(&kind)) =>
+        {
+            let event: EventBridgeEvent<S3ObjectEvent> = from_value(Value::Object(fields))?;
+            let S3ObjectEvent { bucket, object } = event.detail;
+            Ok(Request {
+                bucket: Some(bucket.name),
+                keys: Some(vec![object.key]),
+                ..Request::default()
+            })
+        }
+        Value::Object(fields)
+            if fields.contains_key("source") && fields.get("source").and_then(Value::as_str) == Some("aws.s3") =>
+        {
+            Err(RequestError::InvalidEvent(format!(
+                "S3 event {:?} is not one this function audits: route only {S3_OBJECT_EVENTS:?} to it",
+                fields
+                    .get("detail-type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no detail-type)")
+            )))
+        }
         Value::Object(fields) if fields.contains_key("detail-type") => {
             let event: EventBridgeEvent<Request> = from_value(Value::Object(fields))?;
             Ok(event.detail)

@@ -4,8 +4,10 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use acl_audit::audit::FindingsNotWritten;
+use acl_audit::bucket::BucketContext;
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::S3Location;
+use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::put_object;
 use acl_audit::{AuditError, AuditOptions, AuditReport, FindingsOutput, StrategyKind};
 use aws_sdk_s3::Client;
@@ -84,8 +86,14 @@ impl Invocation {
 }
 
 pub async fn invoke(kind: StrategyKind, client: &Client, config: &Config, event: LambdaEvent<Value>) -> Invocation {
-    let target = match parse_event(event.payload).and_then(|request| config.target(request)) {
-        Ok(target) => target,
+    let parsed = parse_event(event.payload).and_then(|request| {
+        let audit_anyway = request
+            .audit_when_acls_disabled
+            .unwrap_or(config.audit_when_acls_disabled);
+        Ok((config.target(request)?, audit_anyway))
+    });
+    let (target, audit_when_acls_disabled) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => {
             tracing::error!(strategy = kind.name(), error = %err, "invocation refused");
             return Invocation::Failed {
@@ -94,6 +102,20 @@ pub async fn invoke(kind: StrategyKind, client: &Client, config: &Config, event:
             };
         }
     };
+    // The bucket's region first (a client for it if it is not the function's), then its
+    // settings, which decide what its objects' ACLs mean.
+    let located = match RegionalClients::new(client.clone()).for_bucket(&target.bucket).await {
+        Ok(located) => located,
+        Err(err) => {
+            tracing::error!(strategy = kind.name(), error = %err, "audit failed");
+            return Invocation::Failed {
+                bucket: Some(target.bucket),
+                error: err.into(),
+            };
+        }
+    };
+    let context = BucketContext::read(&located.client, &target.bucket, located.region.clone()).await;
+    let audited = &located.client;
     let folder = config.findings.as_ref().map(|base| {
         let date = acl_audit::findings::utc_date(SystemTime::now());
         findings::run_folder(base, &target.bucket, date, &event.context.request_id)
@@ -104,9 +126,11 @@ pub async fn invoke(kind: StrategyKind, client: &Client, config: &Config, event:
             .as_ref()
             .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
         progress: None,
+        bucket: Some(context),
+        fetch_when_acls_disabled: audit_when_acls_disabled,
     };
     let (report, findings_error) =
-        match acl_audit::audit_bucket_with(client, &target, config.strategy(kind), options).await {
+        match acl_audit::audit_bucket_with(audited, &target, config.strategy(kind), options).await {
             Ok(report) => match &folder {
                 Some(folder) => {
                     let written = write_report(client, folder, &report).await;

@@ -30,7 +30,7 @@ pub const STRATEGY_METRICS: [(&str, &str); 7] = [
 /// count the audit makes. Two directives rather than both dimension sets on every metric:
 /// each metric and dimension value is a billed custom metric.
 pub const BUCKET_DIMENSIONS: [&str; 1] = ["Bucket"];
-pub const BUCKET_METRICS: [(&str, &str); 17] = [
+pub const BUCKET_METRICS: [(&str, &str); 21] = [
     ("ObjectsListed", "Count"),
     ("AclsFetched", "Count"),
     ("Failures", "Count"),
@@ -45,6 +45,10 @@ pub const BUCKET_METRICS: [(&str, &str); 17] = [
     ("AuthenticatedReadAcp", "Count"),
     ("AuthenticatedWriteAcp", "Count"),
     ("OtherAccountGrant", "Count"),
+    ("ForeignOwner", "Count"),
+    ("NeutralisedObjects", "Count"),
+    ("ObjectsWithAclsDisabled", "Count"),
+    ("BucketAclExposed", "Count"),
     ("FailedRuns", "Count"),
     ("FindingsNotWritten", "Count"),
     ("Duration", "Milliseconds"),
@@ -68,6 +72,7 @@ pub fn kind_metric(kind: FindingKind) -> &'static str {
         FindingKind::AuthenticatedReadAcp => "AuthenticatedReadAcp",
         FindingKind::AuthenticatedWriteAcp => "AuthenticatedWriteAcp",
         FindingKind::OtherAccountGrant => "OtherAccountGrant",
+        FindingKind::ForeignOwner => "ForeignOwner",
     }
 }
 
@@ -92,6 +97,17 @@ pub fn emf_line(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<u
         ("ObjectsWithFindings", findings.objects as f64),
         ("ExposedObjects", findings.exposed_objects as f64),
         ("PublicObjects", findings.public_objects as f64),
+        ("NeutralisedObjects", findings.neutralised_objects as f64),
+        ("ObjectsWithAclsDisabled", report.objects_with_acls_disabled as f64),
+        (
+            "BucketAclExposed",
+            f64::from(u8::from(
+                report
+                    .bucket_settings
+                    .as_ref()
+                    .is_some_and(|bucket| bucket.effective_acl_findings()),
+            )),
+        ),
         ("FailedRuns", f64::from(u8::from(invocation.failed()))),
         ("FindingsNotWritten", f64::from(u8::from(findings_not_written))),
         ("Duration", report.timings_ms.total),

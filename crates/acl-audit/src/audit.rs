@@ -14,7 +14,8 @@ use futures::{StreamExt, stream};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::findings::{FailureLine, FindingLine, FindingsWritten, classify};
+use crate::bucket::BucketContext;
+use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, classify_in};
 use crate::model::{AclOutcome, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
@@ -63,6 +64,11 @@ pub struct AuditOptions {
     pub findings: Option<FindingsOutput>,
     /// Counters a caller may read while the run goes on (a progress bar).
     pub progress: Option<Arc<Progress>>,
+    /// The bucket's settings ([`BucketContext::read`]): findings are judged against its owner
+    /// and Block Public Access, and with its ACLs disabled no ACL is fetched.
+    pub bucket: Option<BucketContext>,
+    /// Fetch every ACL even when the bucket's ACLs are disabled.
+    pub fetch_when_acls_disabled: bool,
 }
 
 /// Keys listed, outcomes recorded and objects with findings so far.
@@ -199,6 +205,7 @@ pub async fn audit_bucket_with(
 /// Tallies each outcome and, when findings are written, hands its line to the writer.
 struct Recorder<'a> {
     bucket: &'a str,
+    context: &'a BucketContext,
     tally: Mutex<Tally>,
     lines: Option<mpsc::Sender<Line>>,
     progress: Option<&'a Progress>,
@@ -209,11 +216,12 @@ impl Record for Recorder<'_> {
         // Each ACL classified once, for the line, the progress and the tally alike.
         let (kinds, line) = match &outcome {
             AclOutcome::Fetched(acl) => {
-                let (kinds, grants) = classify(acl);
+                let (kinds, grants) = classify_in(acl, self.context.owner());
+                let effective = kinds.iter().any(|kind| self.context.takes_effect(*kind));
                 let line = self
                     .lines
                     .as_ref()
-                    .and_then(|_| FindingLine::classified(self.bucket, acl, kinds.clone(), grants))
+                    .and_then(|_| FindingLine::classified(self.bucket, acl, kinds.clone(), grants, effective))
                     .and_then(|line| serialised(&line, false));
                 (kinds, line)
             }
@@ -232,7 +240,8 @@ impl Record for Recorder<'_> {
                 progress.findings.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.tally.lock().add_classified(outcome, &kinds);
+        let exposures_effective = self.context.takes_effect(FindingKind::PublicRead);
+        self.tally.lock().add_classified(outcome, &kinds, exposures_effective);
         async move {
             if let (Some(lines), Some(line)) = (&self.lines, line) {
                 // The writer drains every line, even after a failed write: a send fails only
@@ -295,7 +304,12 @@ async fn audit(
         stop_at,
         findings,
         progress,
+        bucket,
+        fetch_when_acls_disabled,
     } = options;
+    let context = bucket.clone().unwrap_or_else(|| BucketContext::assumed(&target.bucket));
+    // With ACLs disabled every GetObjectAcl answers the owner's full control: list only.
+    let skip_acls = context.acls_disabled && !fetch_when_acls_disabled;
     let started = Instant::now();
     let stopped = || stop_at.is_some_and(|at| Instant::now() >= at);
     let mut pages = KeyPages::resuming(client, target, target.resume.as_ref());
@@ -350,12 +364,22 @@ async fn audit(
     };
     let recorder = Recorder {
         bucket: &target.bucket,
+        context: &context,
         tally: Mutex::new(Tally::default()),
         lines,
         progress: progress.as_deref(),
     };
+    let mut skipped = 0;
+    let skipped_count = &mut skipped;
     let fetch = async move {
-        strategy::fetch_acls_into(client, &target.bucket, all_pages, strategy, stop_at, &recorder).await;
+        if skip_acls {
+            *skipped_count = all_pages
+                .map(|keys| keys.len())
+                .fold(0, |sum, n| async move { sum + n })
+                .await;
+        } else {
+            strategy::fetch_acls_into(client, &target.bucket, all_pages, strategy, stop_at, &recorder).await;
+        }
         // Dropping the recorder closes the writer's channel: it finishes the file.
         recorder.tally.into_inner()
     };
@@ -392,11 +416,13 @@ async fn audit(
         acls_fetched: tally.acls_fetched,
         failures: tally.failures,
         objects_not_fetched: resume.as_ref().map_or(0, |resume| resume.keys.len()),
+        objects_with_acls_disabled: skipped,
         truncated,
         resume,
         retries: 0,
         audit: tally.audit,
         findings: None,
+        bucket_settings: bucket,
         concurrency_limit: strategy.concurrency_limit(),
         timings_ms: report::Timings::new(listed, fetched),
     };

@@ -20,12 +20,16 @@ pub enum FindingKind {
     AuthenticatedRead,
     AuthenticatedReadAcp,
     AuthenticatedWriteAcp,
-    /// A grant to a canonical user other than the object's owner.
+    /// A grant to a canonical user other than the bucket's owner (the object's owner when the
+    /// bucket's is not known).
     OtherAccountGrant,
+    /// The object is owned by another account than the bucket's: an `ObjectWriter` bucket
+    /// that received another account's upload; that account controls its ACL.
+    ForeignOwner,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 7] = [
+    pub const ALL: [FindingKind; 8] = [
         FindingKind::PublicRead,
         FindingKind::PublicReadAcp,
         FindingKind::PublicWriteAcp,
@@ -33,11 +37,12 @@ impl FindingKind {
         FindingKind::AuthenticatedReadAcp,
         FindingKind::AuthenticatedWriteAcp,
         FindingKind::OtherAccountGrant,
+        FindingKind::ForeignOwner,
     ];
 
     /// Open to anyone, or to any AWS account: what the exposure alarm counts.
     pub fn is_exposure(self) -> bool {
-        self != FindingKind::OtherAccountGrant
+        !matches!(self, FindingKind::OtherAccountGrant | FindingKind::ForeignOwner)
     }
 
     pub fn is_public(self) -> bool {
@@ -81,12 +86,25 @@ impl FindingKind {
     }
 }
 
-/// The kinds an ACL makes (each once, in [`FindingKind`]'s order) and the grants behind them.
+/// The kinds an ACL makes (each once, in [`FindingKind`]'s order) and the grants behind them,
+/// judged against the object's owner.
 pub fn classify(acl: &ObjectAcl) -> (Vec<FindingKind>, Vec<&Grant>) {
+    classify_in(acl, None)
+}
+
+/// The same in a bucket whose owner is `bucket_owner`: a grant to anyone else is another
+/// account's, and an object owned by anyone else is [`FindingKind::ForeignOwner`].
+pub fn classify_in<'a>(acl: &'a ObjectAcl, bucket_owner: Option<&str>) -> (Vec<FindingKind>, Vec<&'a Grant>) {
     let mut kinds = Vec::new();
     let mut grants = Vec::new();
+    let owner = bucket_owner.or(acl.owner_id.as_deref());
+    if let (Some(bucket_owner), Some(object_owner)) = (bucket_owner, acl.owner_id.as_deref())
+        && bucket_owner != object_owner
+    {
+        kinds.push(FindingKind::ForeignOwner);
+    }
     for grant in &acl.grants {
-        let of_grant = FindingKind::of_grant(grant, acl.owner_id.as_deref());
+        let of_grant = FindingKind::of_grant(grant, owner);
         if !of_grant.is_empty() {
             grants.push(grant);
             kinds.extend(of_grant);
@@ -106,6 +124,9 @@ pub struct FindingLine {
     pub version_id: Option<String>,
     pub owner: Option<String>,
     pub findings: Vec<FindingKind>,
+    /// False when none of `findings` has effect: the bucket's ACLs are disabled, or Block
+    /// Public Access ignores the public grants and there is nothing else.
+    pub effective: bool,
     pub grants: Vec<Grant>,
 }
 
@@ -129,17 +150,24 @@ impl FindingLine {
     /// The line for `acl`, if it has a finding.
     pub fn of(bucket: &str, acl: &ObjectAcl) -> Option<Self> {
         let (findings, grants) = classify(acl);
-        Self::classified(bucket, acl, findings, grants)
+        Self::classified(bucket, acl, findings, grants, true)
     }
 
-    /// The same from what [`classify`] gave for `acl`.
-    pub fn classified(bucket: &str, acl: &ObjectAcl, findings: Vec<FindingKind>, grants: Vec<&Grant>) -> Option<Self> {
+    /// The same from what [`classify`] gave for `acl`, and whether any of it takes effect.
+    pub fn classified(
+        bucket: &str,
+        acl: &ObjectAcl,
+        findings: Vec<FindingKind>,
+        grants: Vec<&Grant>,
+        effective: bool,
+    ) -> Option<Self> {
         (!findings.is_empty()).then(|| FindingLine {
             bucket: bucket.to_owned(),
             key: acl.key.clone(),
             version_id: None,
             owner: acl.owner_id.clone(),
             findings,
+            effective,
             grants: grants.into_iter().cloned().collect(),
         })
     }
@@ -279,6 +307,23 @@ mod tests {
     }
 
     #[test]
+    fn grants_and_owners_are_judged_against_the_bucket_owner() {
+        let by_partner = ObjectAcl {
+            owner_id: Some("partner".to_owned()),
+            ..acl(&[(user("partner"), "FULL_CONTROL")])
+        };
+        assert_eq!(classify(&by_partner).0, [], "against its own owner: clean");
+        assert_eq!(
+            classify_in(&by_partner, Some("owner")).0,
+            [FindingKind::OtherAccountGrant, FindingKind::ForeignOwner]
+        );
+        assert_eq!(
+            classify_in(&acl(&[(user("owner"), "FULL_CONTROL")]), Some("owner")).0,
+            []
+        );
+    }
+
+    #[test]
     fn a_finding_line_has_the_documented_fields() {
         let line = FindingLine::of("b", &acl(&[(group(ALL_USERS_URI), "READ")])).unwrap();
         let json: serde_json::Value = serde_json::to_value(&line).unwrap();
@@ -286,7 +331,7 @@ mod tests {
             json,
             serde_json::json!({
                 "bucket": "b", "key": "k", "version_id": null, "owner": "owner",
-                "findings": ["public_read"],
+                "findings": ["public_read"], "effective": true,
                 "grants": [{"grantee": {"type": "group", "uri": ALL_USERS_URI}, "permission": "READ"}]
             })
         );

@@ -7,10 +7,11 @@
 //! 1. [`model`]: targets, resume tokens, ACLs, outcomes, the strategies' names.
 //! 2. [`s3`]: the client, listing, fetching one ACL, S3's errors.
 //! 3. [`strategy`]: `sequential`, `spawn-blocking` and `join-all` over those primitives.
-//! 4. [`report`], [`findings`] and [`audit`]: the run's report, the findings file's lines, and
-//!    the run itself.
+//! 4. [`report`], [`findings`], [`bucket`] and [`audit`]: the run's report, the findings file's
+//!    lines, the bucket's settings that decide what ACLs mean, and the run itself.
 
 pub mod audit;
+pub mod bucket;
 pub mod findings;
 pub mod model;
 pub mod report;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bucket::BucketContext;
 use crate::findings::{FindingKind, FindingsWritten, classify};
 use crate::model::{
     ALL_USERS_URI, AUTHENTICATED_USERS_URI, AclOutcome, Grantee, ObjectAcl, ObjectFailure, Resume, StrategyKind,
@@ -21,12 +22,16 @@ pub struct AuditReport {
     pub prefix: Option<String>,
     pub max_objects: Option<usize>,
     /// Keys this run took on: those listed, and those a resume token handed it. Always
-    /// `acls_fetched + failures.count + objects_not_fetched`.
+    /// `acls_fetched + failures.count + objects_not_fetched + objects_with_acls_disabled`.
     pub objects_listed: usize,
     pub acls_fetched: usize,
     pub failures: Failures,
     /// Keys listed whose ACL the run stopped before fetching; they are in `resume.keys`.
     pub objects_not_fetched: usize,
+    /// Keys listed whose ACL was not fetched because the bucket's ACLs are disabled
+    /// (`bucket.acls_disabled`): GetObjectAcl would give the owner's full control for each.
+    #[serde(default)]
+    pub objects_with_acls_disabled: usize,
     /// Why the run ended before the end of the bucket (or prefix); `null` when it did not.
     pub truncated: Option<Truncation>,
     /// Where a next run picks up, when `truncated`: pass it as the event's `"resume"`.
@@ -37,6 +42,9 @@ pub struct AuditReport {
     pub audit: AclAudit,
     /// Where the findings file went, when the run wrote one.
     pub findings: Option<FindingsWritten>,
+    /// The bucket's settings, read before the crawl (`null` when the caller did not read them).
+    #[serde(default)]
+    pub bucket_settings: Option<BucketContext>,
     /// Calls under way at once at most; `null` for no limit.
     pub concurrency_limit: Option<usize>,
     pub timings_ms: Timings,
@@ -45,7 +53,8 @@ pub struct AuditReport {
 impl AuditReport {
     /// The accounting every report keeps: each key taken on is fetched, failed or handed on.
     pub fn accounts_for_every_object(&self) -> bool {
-        self.objects_listed == self.acls_fetched + self.failures.count + self.objects_not_fetched
+        self.objects_listed
+            == self.acls_fetched + self.failures.count + self.objects_not_fetched + self.objects_with_acls_disabled
     }
 
     /// A report of nothing yet, to add batch reports to: it takes the bucket and concurrency
@@ -60,11 +69,13 @@ impl AuditReport {
             acls_fetched: 0,
             failures: Failures::default(),
             objects_not_fetched: 0,
+            objects_with_acls_disabled: 0,
             truncated: None,
             resume: None,
             retries: 0,
             audit: AclAudit::default(),
             findings: None,
+            bucket_settings: None,
             concurrency_limit: None,
             timings_ms: Timings::default(),
         }
@@ -82,6 +93,8 @@ impl AuditReport {
         self.acls_fetched += other.acls_fetched;
         self.failures.absorb(other.failures);
         self.objects_not_fetched += other.objects_not_fetched;
+        self.objects_with_acls_disabled += other.objects_with_acls_disabled;
+        self.bucket_settings = self.bucket_settings.take().or(other.bucket_settings);
         self.retries += other.retries;
         self.audit.absorb(other.audit);
         self.truncated = self.truncated.take().or(other.truncated);
@@ -192,10 +205,15 @@ pub struct AclAudit {
 pub struct FindingCounts {
     /// Objects with at least one finding.
     pub objects: usize,
-    /// Objects open to anyone or to any AWS account (a public or authenticated kind).
+    /// Objects open to anyone or to any AWS account (a public or authenticated kind) that
+    /// takes effect: not neutralised by Block Public Access or disabled ACLs.
     pub exposed_objects: usize,
-    /// Objects open to anyone (a public kind).
+    /// Objects open to anyone (a public kind), taking effect.
     pub public_objects: usize,
+    /// Objects whose ACL grants a public or authenticated kind that does not take effect:
+    /// an exposure in the ACL only, which turning `IgnorePublicAcls` off would make real.
+    #[serde(default)]
+    pub neutralised_objects: usize,
     /// Every kind, zeros included.
     pub by_kind: BTreeMap<FindingKind, usize>,
 }
@@ -206,19 +224,22 @@ impl Default for FindingCounts {
             objects: 0,
             exposed_objects: 0,
             public_objects: 0,
+            neutralised_objects: 0,
             by_kind: FindingKind::ALL.into_iter().map(|kind| (kind, 0)).collect(),
         }
     }
 }
 
 impl FindingCounts {
-    fn add(&mut self, kinds: &[FindingKind]) {
+    fn add(&mut self, kinds: &[FindingKind], exposures_effective: bool) {
         if kinds.is_empty() {
             return;
         }
         self.objects += 1;
-        self.exposed_objects += usize::from(kinds.iter().any(|k| k.is_exposure()));
-        self.public_objects += usize::from(kinds.iter().any(|k| k.is_public()));
+        let exposed = kinds.iter().any(|k| k.is_exposure());
+        self.exposed_objects += usize::from(exposed && exposures_effective);
+        self.neutralised_objects += usize::from(exposed && !exposures_effective);
+        self.public_objects += usize::from(exposures_effective && kinds.iter().any(|k| k.is_public()));
         for kind in kinds {
             *self.by_kind.entry(*kind).or_default() += 1;
         }
@@ -228,6 +249,7 @@ impl FindingCounts {
         self.objects += other.objects;
         self.exposed_objects += other.exposed_objects;
         self.public_objects += other.public_objects;
+        self.neutralised_objects += other.neutralised_objects;
         for (kind, count) in other.by_kind {
             *self.by_kind.entry(kind).or_default() += count;
         }
@@ -250,7 +272,7 @@ impl AclAudit {
         self.findings.absorb(other.findings);
     }
 
-    fn record(&mut self, acl: &ObjectAcl, kinds: &[FindingKind]) {
+    fn record(&mut self, acl: &ObjectAcl, kinds: &[FindingKind], exposures_effective: bool) {
         let readable_by = |uri: &str| {
             acl.grants
                 .iter()
@@ -271,7 +293,7 @@ impl AclAudit {
         for grant in &acl.grants {
             *self.grants_by_permission.entry(grant.permission.clone()).or_default() += 1;
         }
-        self.findings.add(kinds);
+        self.findings.add(kinds, exposures_effective);
     }
 }
 
@@ -311,16 +333,18 @@ impl Tally {
             AclOutcome::Fetched(acl) => classify(acl).0,
             _ => Vec::new(),
         };
-        self.add_classified(outcome, &kinds);
+        self.add_classified(outcome, &kinds, true);
     }
 
     /// The same, for a caller that has classified a fetched ACL already (`kinds`, from
     /// [`classify`]): the audit's recorder, which needs the kinds for its findings line too.
-    pub fn add_classified(&mut self, outcome: AclOutcome, kinds: &[FindingKind]) {
+    /// `exposures_effective`: whether the bucket lets public and authenticated grants take
+    /// effect ([`BucketContext::takes_effect`]).
+    pub fn add_classified(&mut self, outcome: AclOutcome, kinds: &[FindingKind], exposures_effective: bool) {
         match outcome {
             AclOutcome::Fetched(acl) => {
                 self.acls_fetched += 1;
-                self.audit.record(&acl, kinds);
+                self.audit.record(&acl, kinds, exposures_effective);
             }
             AclOutcome::Failed(failure) => self.failures.add(failure),
             AclOutcome::NotFetched(key) => self.not_fetched.push(key),

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Top-level modules, lowest layer first (`lib.rs` lists them in this order too).
-const LAYERS: [(&str, u8); 6] = [
+const LAYERS: [(&str, u8); 7] = [
     ("model", 1),
     ("s3", 2),
     ("strategy", 3),
     ("report", 4),
     ("findings", 4),
+    ("bucket", 4),
     ("audit", 4),
 ];
 

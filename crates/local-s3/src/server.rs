@@ -8,9 +8,12 @@ use hyper::body::Incoming;
 use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
-use s3s::auth::SimpleAuth;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{HttpError, HttpResponse};
+use s3s::{S3Error, S3ErrorCode, S3Result};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -71,7 +74,87 @@ pub struct LocalS3 {
     ca_pem: Option<String>,
     store: Arc<Store>,
     faults: Arc<FaultInjector>,
+    requests: Arc<RequestCounts>,
     server: JoinHandle<()>,
+}
+
+/// Requests authenticated so far, by S3 operation name (`GetObjectAcl`, `ListObjectsV2` …).
+#[derive(Debug, Default)]
+struct RequestCounts(parking_lot::Mutex<std::collections::BTreeMap<String, u64>>);
+
+/// The one key pair this endpoint knows; any other access key id is answered as S3 answers it.
+struct KnownKey(Credentials);
+
+#[async_trait::async_trait]
+impl S3Auth for KnownKey {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        if access_key == self.0.access_key_id {
+            return Ok(SecretKey::from(self.0.secret_access_key.clone()));
+        }
+        let mut error = S3Error::with_message(
+            S3ErrorCode::InvalidAccessKeyId,
+            "The AWS Access Key Id you provided does not exist in our records.",
+        );
+        error.set_status_code(hyper::StatusCode::FORBIDDEN);
+        Err(error)
+    }
+}
+
+/// Runs before every operation: counts it, and redirects a request for a bucket signed for
+/// another region than the bucket's, as S3 does (301 PermanentRedirect with
+/// `x-amz-bucket-region`).
+struct BucketAccess {
+    store: Arc<Store>,
+    requests: Arc<RequestCounts>,
+}
+
+#[async_trait::async_trait]
+impl S3Access for BucketAccess {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3s::s3_error!(AccessDenied, "Signature is required"));
+        }
+        *self.requests.0.lock().entry(cx.s3_op().name().to_owned()).or_default() += 1;
+        let bucket = match cx.s3_path() {
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
+            S3Path::Root => return Ok(()),
+        };
+        let (Some(signed), Some(region)) = (signed_region(cx.headers(), cx.uri()), self.store.bucket_region(bucket))
+        else {
+            return Ok(());
+        };
+        if signed == region || cx.s3_op().name() == "CreateBucket" {
+            return Ok(());
+        }
+        let mut error = S3Error::with_message(
+            S3ErrorCode::PermanentRedirect,
+            "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+        );
+        error.set_status_code(hyper::StatusCode::MOVED_PERMANENTLY);
+        let mut headers = hyper::HeaderMap::new();
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&region) {
+            headers.insert("x-amz-bucket-region", value);
+        }
+        error.set_headers(headers);
+        Err(error)
+    }
+}
+
+/// The region in a SigV4 credential scope (`Credential=KEY/DATE/REGION/s3/aws4_request`), from
+/// the Authorization header or a presigned URL's `X-Amz-Credential`.
+fn signed_region(headers: &hyper::HeaderMap, uri: &hyper::Uri) -> Option<String> {
+    let scope = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .map(str::to_owned)
+        .or_else(|| {
+            uri.query()?
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("X-Amz-Credential="))
+                .map(|c| c.replace("%2F", "/"))
+        })?;
+    scope.split('/').nth(2).map(str::to_owned)
 }
 
 impl LocalS3 {
@@ -93,12 +176,14 @@ impl LocalS3 {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let store = Arc::new(Store::default());
+        let requests = Arc::new(RequestCounts::default());
         let service = {
             let mut builder = S3ServiceBuilder::new(LocalS3Service::new(Arc::clone(&store)));
-            builder.set_auth(SimpleAuth::from_single(
-                credentials.access_key_id.clone(),
-                credentials.secret_access_key.clone(),
-            ));
+            builder.set_auth(KnownKey(credentials.clone()));
+            builder.set_access(BucketAccess {
+                store: Arc::clone(&store),
+                requests: Arc::clone(&requests),
+            });
             builder.build()
         };
         let acceptor = tls
@@ -113,6 +198,7 @@ impl LocalS3 {
             ca_pem: tls.map(|tls| tls.ca_pem),
             store,
             faults,
+            requests,
             server,
         })
     }
@@ -147,6 +233,11 @@ impl LocalS3 {
     /// The faults injected so far, by kind.
     pub fn faults_injected(&self) -> FaultCounts {
         self.faults.injected()
+    }
+
+    /// Requests of the S3 operation `operation` (its API name, `GetObjectAcl`) answered so far.
+    pub fn requests(&self, operation: &str) -> u64 {
+        self.requests.0.lock().get(operation).copied().unwrap_or(0)
     }
 
     /// Serves until the task is cancelled (Ctrl-C in the binary).

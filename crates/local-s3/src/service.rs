@@ -11,7 +11,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::acl::{Acl, AclError, AclRequest, owner_dto};
 use crate::listing::{ListRequest, MAX_KEYS_LIMIT, decode_token, encode_token, list_page};
-use crate::store::{Store, StoreError, StoredObject};
+use crate::store::{DEFAULT_REGION, ObjectOwnership as Ownership, PublicAccessBlock, Store, StoreError, StoredObject};
 
 pub struct LocalS3Service {
     store: Arc<Store>,
@@ -57,8 +57,29 @@ impl From<StoreError> for S3Error {
                 S3ErrorCode::EntityTooSmall,
                 "Your proposed upload is smaller than the minimum allowed object size.",
             ),
+            StoreError::OwnershipControlsNotFound(_) => (
+                S3ErrorCode::Custom("OwnershipControlsNotFoundError".into()),
+                "The bucket ownership controls were not found",
+            ),
+            StoreError::NoSuchPublicAccessBlockConfiguration(_) => (
+                S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
+                "The public access block configuration was not found",
+            ),
+            StoreError::AccessControlListNotSupported(_) => (
+                S3ErrorCode::AccessControlListNotSupported,
+                "The bucket does not allow ACLs",
+            ),
         };
-        S3Error::with_message(code, message)
+        let status = match code {
+            S3ErrorCode::Custom(_) => Some(hyper::StatusCode::NOT_FOUND),
+            S3ErrorCode::AccessControlListNotSupported => Some(hyper::StatusCode::BAD_REQUEST),
+            _ => None,
+        };
+        let mut error = S3Error::with_message(code, message);
+        if let Some(status) = status {
+            error.set_status_code(status);
+        }
+        error
     }
 }
 
@@ -99,6 +120,24 @@ fn new_object_acl(canned: Option<&ObjectCannedACL>, grants: [&Option<String>; 4]
     Ok(acl.unwrap_or_else(Acl::private))
 }
 
+/// With ACLs disabled S3 refuses any ACL but `bucket-owner-full-control` (and grant headers).
+fn check_acl_allowed(store: &Store, bucket: &str, canned: Option<&str>, grants: &[&Option<String>]) -> S3Result<()> {
+    let names_acl = canned.is_some_and(|c| c != "bucket-owner-full-control") || grants.iter().any(|g| g.is_some());
+    if names_acl && store.acls_disabled(bucket) {
+        return Err(StoreError::AccessControlListNotSupported(bucket.to_owned()).into());
+    }
+    Ok(())
+}
+
+fn public_access_block_dto(block: PublicAccessBlock) -> PublicAccessBlockConfiguration {
+    PublicAccessBlockConfiguration {
+        block_public_acls: Some(block.block_public_acls),
+        block_public_policy: Some(block.block_public_policy),
+        ignore_public_acls: Some(block.ignore_public_acls),
+        restrict_public_buckets: Some(block.restrict_public_buckets),
+    }
+}
+
 async fn read_body(body: Option<StreamingBlob>) -> S3Result<bytes::Bytes> {
     match body {
         Some(stream) => Ok(stream
@@ -117,17 +156,170 @@ async fn read_body(body: Option<StreamingBlob>) -> S3Result<bytes::Bytes> {
 impl S3 for LocalS3Service {
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
         let bucket = req.input.bucket;
-        self.store.create_bucket(&bucket)?;
+        let region = req
+            .input
+            .create_bucket_configuration
+            .and_then(|config| config.location_constraint)
+            .map_or_else(|| DEFAULT_REGION.to_owned(), |c| c.as_str().to_owned());
+        self.store.create_bucket_in(&bucket, &region)?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-        if !self.store.bucket_exists(&req.input.bucket) {
-            return Err(StoreError::NoSuchBucket(req.input.bucket).into());
+        let region = self
+            .store
+            .bucket_region(&req.input.bucket)
+            .ok_or_else(|| StoreError::NoSuchBucket(req.input.bucket.clone()))?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(region),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let settings = self.store.bucket_settings(&req.input.bucket)?;
+        // S3 answers an empty constraint for us-east-1.
+        let constraint = (settings.region != DEFAULT_REGION).then(|| BucketLocationConstraint::from(settings.region));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: constraint,
+        }))
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        let bucket = req.input.bucket;
+        let ownership = self
+            .store
+            .bucket_settings(&bucket)?
+            .ownership
+            .ok_or(StoreError::OwnershipControlsNotFound(bucket))?;
+        Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+            ownership_controls: Some(OwnershipControls {
+                rules: vec![OwnershipControlsRule {
+                    object_ownership: ObjectOwnership::from(ownership.as_str().to_owned()),
+                }],
+            }),
+        }))
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        let input = req.input;
+        let ownership = match input.ownership_controls.rules.as_slice() {
+            [rule] => Ownership::parse(rule.object_ownership.as_str()),
+            _ => None,
         }
-        Ok(S3Response::new(HeadBucketOutput::default()))
+        .ok_or_else(|| {
+            s3_error!(
+                MalformedXML,
+                "OwnershipControls takes one rule: BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter"
+            )
+        })?;
+        self.store.set_ownership(&input.bucket, Some(ownership))?;
+        Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        self.store.set_ownership(&req.input.bucket, None)?;
+        Ok(S3Response::new(DeleteBucketOwnershipControlsOutput::default()))
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        let bucket = req.input.bucket;
+        let block = self
+            .store
+            .bucket_settings(&bucket)?
+            .public_access_block
+            .ok_or(StoreError::NoSuchPublicAccessBlockConfiguration(bucket))?;
+        Ok(S3Response::new(GetPublicAccessBlockOutput {
+            public_access_block_configuration: Some(public_access_block_dto(block)),
+        }))
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        let input = req.input;
+        let config = input.public_access_block_configuration;
+        let block = PublicAccessBlock {
+            block_public_acls: config.block_public_acls.unwrap_or(false),
+            ignore_public_acls: config.ignore_public_acls.unwrap_or(false),
+            block_public_policy: config.block_public_policy.unwrap_or(false),
+            restrict_public_buckets: config.restrict_public_buckets.unwrap_or(false),
+        };
+        self.store.set_public_access_block(&input.bucket, Some(block))?;
+        Ok(S3Response::new(PutPublicAccessBlockOutput::default()))
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        self.store.set_public_access_block(&req.input.bucket, None)?;
+        Ok(S3Response::new(DeletePublicAccessBlockOutput::default()))
+    }
+
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        let settings = self.store.bucket_settings(&req.input.bucket)?;
+        let acl = if settings.ownership == Some(Ownership::BucketOwnerEnforced) {
+            Acl::private()
+        } else {
+            settings.acl
+        };
+        Ok(S3Response::new(GetBucketAclOutput {
+            grants: Some(acl.to_dto_grants()),
+            owner: Some(owner_dto()),
+        }))
+    }
+
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        let input = req.input;
+        check_acl_allowed(
+            &self.store,
+            &input.bucket,
+            input.acl.as_ref().map(BucketCannedACL::as_str),
+            &[
+                &input.grant_full_control,
+                &input.grant_read,
+                &input.grant_read_acp,
+                &input.grant_write,
+                &input.grant_write_acp,
+            ],
+        )?;
+        let acl = AclRequest {
+            canned: input.acl.as_ref().map(BucketCannedACL::as_str),
+            grant_full_control: input.grant_full_control.as_deref(),
+            grant_read: input.grant_read.as_deref(),
+            grant_read_acp: input.grant_read_acp.as_deref(),
+            grant_write: input.grant_write.as_deref(),
+            grant_write_acp: input.grant_write_acp.as_deref(),
+            policy: input.access_control_policy.as_ref(),
+        }
+        .resolve()?
+        .ok_or_else(|| {
+            s3_error!(
+                MalformedACLError,
+                "PutBucketAcl needs x-amz-acl, an x-amz-grant-* header or an AccessControlPolicy body"
+            )
+        })?;
+        self.store.set_bucket_acl(&input.bucket, acl)?;
+        Ok(S3Response::new(PutBucketAclOutput::default()))
     }
 
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
@@ -137,6 +329,17 @@ impl S3 for LocalS3Service {
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
+        check_acl_allowed(
+            &self.store,
+            &input.bucket,
+            input.acl.as_ref().map(ObjectCannedACL::as_str),
+            &[
+                &input.grant_full_control,
+                &input.grant_read,
+                &input.grant_read_acp,
+                &input.grant_write_acp,
+            ],
+        )?;
         let acl = new_object_acl(
             input.acl.as_ref(),
             [
@@ -165,6 +368,17 @@ impl S3 for LocalS3Service {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
+        check_acl_allowed(
+            &self.store,
+            &input.bucket,
+            input.acl.as_ref().map(ObjectCannedACL::as_str),
+            &[
+                &input.grant_full_control,
+                &input.grant_read,
+                &input.grant_read_acp,
+                &input.grant_write_acp,
+            ],
+        )?;
         let acl = new_object_acl(
             input.acl.as_ref(),
             [
@@ -262,6 +476,10 @@ impl S3 for LocalS3Service {
 
     async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
         let input = req.input;
+        if self.store.acls_disabled(&input.bucket) {
+            // Even bucket-owner-full-control: S3 refuses PutObjectAcl once ACLs are disabled.
+            return Err(StoreError::AccessControlListNotSupported(input.bucket).into());
+        }
         let acl = AclRequest {
             canned: input.acl.as_ref().map(ObjectCannedACL::as_str),
             grant_full_control: input.grant_full_control.as_deref(),

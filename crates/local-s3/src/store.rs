@@ -34,6 +34,75 @@ pub enum StoreError {
     InvalidPartOrder,
     #[error("part {0} is smaller than 5 MiB and not the last")]
     EntityTooSmall(i32),
+    #[error("the bucket {0:?} has no ownership controls")]
+    OwnershipControlsNotFound(String),
+    #[error("the bucket {0:?} has no public access block configuration")]
+    NoSuchPublicAccessBlockConfiguration(String),
+    #[error("the bucket {0:?} does not allow ACLs")]
+    AccessControlListNotSupported(String),
+}
+
+/// S3's default region: where a bucket created without a location constraint lives.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Block Public Access as S3 stores it, for a bucket or for the account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
+}
+
+/// A bucket's Object Ownership setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectOwnership {
+    /// ACLs disabled: every object is the bucket owner's and ACLs have no effect.
+    BucketOwnerEnforced,
+    BucketOwnerPreferred,
+    ObjectWriter,
+}
+
+impl ObjectOwnership {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectOwnership::BucketOwnerEnforced => "BucketOwnerEnforced",
+            ObjectOwnership::BucketOwnerPreferred => "BucketOwnerPreferred",
+            ObjectOwnership::ObjectWriter => "ObjectWriter",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ObjectOwnership::BucketOwnerEnforced,
+            ObjectOwnership::BucketOwnerPreferred,
+            ObjectOwnership::ObjectWriter,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == text)
+    }
+}
+
+/// A bucket's settings beside its objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketSettings {
+    pub region: String,
+    /// `None`: no ownership controls (S3's `OwnershipControlsNotFoundError`; ACLs apply).
+    pub ownership: Option<ObjectOwnership>,
+    pub public_access_block: Option<PublicAccessBlock>,
+    /// The bucket's own ACL (GetBucketAcl).
+    pub acl: Acl,
+}
+
+impl Default for BucketSettings {
+    fn default() -> Self {
+        BucketSettings {
+            region: DEFAULT_REGION.to_owned(),
+            ownership: None,
+            public_access_block: None,
+            acl: Acl::private(),
+        }
+    }
 }
 
 /// S3's smallest part but for the last one.
@@ -77,6 +146,7 @@ impl StoredObject {
 #[derive(Debug, Default)]
 struct Bucket {
     objects: BTreeMap<String, StoredObject>,
+    settings: BucketSettings,
     /// When true, ListObjectsV2 answers AccessDenied: a role without s3:ListBucket.
     listing_denied: bool,
 }
@@ -87,16 +157,82 @@ pub struct Store {
     buckets: RwLock<BTreeMap<String, Bucket>>,
     uploads: Mutex<BTreeMap<String, Upload>>,
     next_upload: AtomicU64,
+    /// The account's Block Public Access (S3 Control's PutPublicAccessBlock).
+    account_public_access_block: Mutex<Option<PublicAccessBlock>>,
 }
 
 impl Store {
     pub fn create_bucket(&self, bucket: &str) -> Result<(), StoreError> {
+        self.create_bucket_in(bucket, DEFAULT_REGION)
+    }
+
+    /// A bucket in `region`: requests signed for another region are redirected there.
+    pub fn create_bucket_in(&self, bucket: &str, region: &str) -> Result<(), StoreError> {
         let mut buckets = self.buckets.write();
         if buckets.contains_key(bucket) {
             return Err(StoreError::BucketAlreadyOwnedByYou(bucket.to_owned()));
         }
-        buckets.insert(bucket.to_owned(), Bucket::default());
+        let settings = BucketSettings {
+            region: region.to_owned(),
+            ..BucketSettings::default()
+        };
+        buckets.insert(
+            bucket.to_owned(),
+            Bucket {
+                settings,
+                ..Bucket::default()
+            },
+        );
         Ok(())
+    }
+
+    pub fn bucket_settings(&self, bucket: &str) -> Result<BucketSettings, StoreError> {
+        let buckets = self.buckets.read();
+        let b = buckets
+            .get(bucket)
+            .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
+        Ok(b.settings.clone())
+    }
+
+    pub fn bucket_region(&self, bucket: &str) -> Option<String> {
+        self.buckets.read().get(bucket).map(|b| b.settings.region.clone())
+    }
+
+    pub fn set_ownership(&self, bucket: &str, ownership: Option<ObjectOwnership>) -> Result<(), StoreError> {
+        self.with_bucket_mut(bucket, |b| {
+            b.settings.ownership = ownership;
+            Ok(())
+        })
+    }
+
+    pub fn set_public_access_block(&self, bucket: &str, block: Option<PublicAccessBlock>) -> Result<(), StoreError> {
+        self.with_bucket_mut(bucket, |b| {
+            b.settings.public_access_block = block;
+            Ok(())
+        })
+    }
+
+    pub fn set_bucket_acl(&self, bucket: &str, acl: Acl) -> Result<(), StoreError> {
+        self.with_bucket_mut(bucket, |b| {
+            b.settings.acl = acl;
+            Ok(())
+        })
+    }
+
+    pub fn account_public_access_block(&self) -> Option<PublicAccessBlock> {
+        *self.account_public_access_block.lock()
+    }
+
+    pub fn set_account_public_access_block(&self, block: Option<PublicAccessBlock>) {
+        *self.account_public_access_block.lock() = block;
+    }
+
+    /// True when the bucket's Object Ownership is `BucketOwnerEnforced`.
+    pub fn acls_disabled(&self, bucket: &str) -> bool {
+        self.buckets
+            .read()
+            .get(bucket)
+            .is_some_and(|b| b.settings.ownership == Some(ObjectOwnership::BucketOwnerEnforced))
     }
 
     pub fn bucket_exists(&self, bucket: &str) -> bool {
@@ -135,12 +271,14 @@ impl Store {
         self.with_object(bucket, key, |object| Ok((object.body.clone(), object.etag.clone())))
     }
 
+    /// With ACLs disabled, the owner's full control whatever was stored, as S3 answers.
     pub fn object_acl(&self, bucket: &str, key: &str) -> Result<Acl, StoreError> {
+        let disabled = self.acls_disabled(bucket);
         self.with_object(bucket, key, |object| {
             if !object.acl_readable {
                 return Err(StoreError::AclAccessDenied(key.to_owned()));
             }
-            Ok(object.acl.clone())
+            Ok(if disabled { Acl::private() } else { object.acl.clone() })
         })
     }
 

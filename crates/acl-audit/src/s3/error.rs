@@ -3,6 +3,7 @@
 //! Lambda adapter and the command-line tools add their own advice.
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 /// The bucket could not be listed. Failures on single objects are not errors: they are
 /// counted in the report.
@@ -12,6 +13,9 @@ pub enum ListError {
     NoSuchBucket { bucket: String },
     #[error("access denied listing the bucket {bucket:?}: the caller needs s3:ListBucket on arn:aws:s3:::{bucket}")]
     AccessDenied { bucket: String },
+    /// S3 redirected the request: the bucket is in another region than the client's.
+    #[error("the bucket {bucket:?} is in region {}: address it there", region.as_deref().unwrap_or("(S3 did not say which)"))]
+    WrongRegion { bucket: String, region: Option<String> },
     #[error("listing the bucket {bucket:?} failed ({code}): {detail}")]
     Failed {
         bucket: String,
@@ -21,15 +25,21 @@ pub enum ListError {
 }
 
 impl ListError {
-    pub(crate) fn from_sdk<E, R>(bucket: &str, err: SdkError<E, R>) -> Self
+    pub(crate) fn from_sdk<E>(bucket: &str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         let bucket = bucket.to_owned();
         match err.code() {
             Some("NoSuchBucket") => ListError::NoSuchBucket { bucket },
             Some("AccessDenied") => ListError::AccessDenied { bucket },
+            Some("PermanentRedirect" | "AuthorizationHeaderMalformed") => ListError::WrongRegion {
+                region: err
+                    .raw_response()
+                    .and_then(|response| response.headers().get("x-amz-bucket-region"))
+                    .map(str::to_owned),
+                bucket,
+            },
             _ => ListError::Failed {
                 bucket,
                 code: error_code(&err),
@@ -42,6 +52,7 @@ impl ListError {
         match self {
             ListError::NoSuchBucket { bucket }
             | ListError::AccessDenied { bucket }
+            | ListError::WrongRegion { bucket, .. }
             | ListError::Failed { bucket, .. } => bucket,
         }
     }

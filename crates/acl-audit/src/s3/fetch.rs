@@ -30,7 +30,7 @@ fn object_acl(key: String, output: &GetObjectAclOutput) -> ObjectAcl {
     }
 }
 
-fn grant(grant: &s3_types::Grant) -> Grant {
+pub(crate) fn grant(grant: &s3_types::Grant) -> Grant {
     let grantee = match grant.grantee() {
         Some(g) => match (g.r#type(), g.id(), g.uri(), g.email_address()) {
             (Type::CanonicalUser, Some(id), _, _) => Grantee::CanonicalUser { id: id.to_owned() },

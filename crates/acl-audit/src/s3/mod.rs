@@ -5,5 +5,6 @@ pub mod client;
 pub mod error;
 pub mod fetch;
 pub mod listing;
+pub mod region;
 pub mod retries;
 pub mod upload;
