@@ -33,6 +33,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FUNCTION_ACTIONS = {
     "s3:ListBucket",
     "s3:GetObjectAcl",
+    # The bucket's settings, on the bucket alone.
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketAcl",
+    "s3:GetBucketVersioning",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     # The findings file and report, under the findings prefix only.
@@ -43,6 +48,12 @@ FUNCTION_ACTIONS = {
     "sqs:SendMessage",
 }
 FINDINGS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
+BUCKET_SETTINGS_READS = {
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketAcl",
+    "s3:GetBucketVersioning",
+}
 FINDINGS_BUCKET = "FindingsBucket"
 ALARMS = {"ExposedObjectsAlarm", "UnauditedObjectsAlarm", "FunctionErrorsAlarm"}
 # The application log levels under which an INFO line (the metrics line) still reaches the logs.
@@ -169,6 +180,10 @@ def findings(source, transformed):
                 for action in actions:
                     if action not in FUNCTION_ACTIONS:
                         yield f"{name}/{policy}: action {action} beyond {sorted(FUNCTION_ACTIONS)}"
+                if BUCKET_SETTINGS_READS & set(actions):
+                    for target in as_list(statement["Resource"]):
+                        if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}":
+                            yield f"{name}/{policy}: bucket settings read beyond the audited bucket: {resource_text(target)}"
                 if FINDINGS_WRITES & set(actions):
                     for target in as_list(statement["Resource"]):
                         if not resource_text(target).endswith("/${FindingsPrefix}*"):
@@ -217,6 +232,27 @@ def alarm_metrics(alarm):
         metric = query.get("MetricStat", {}).get("Metric")
         if metric:
             yield metric.get("Namespace"), metric["MetricName"], [d["Name"] for d in metric.get("Dimensions", [])]
+
+
+def object_events_findings(source):
+    """S3's one-object events: join-all's rule, off unless the parameter turns it on, for the
+    audited bucket's two event types only."""
+    parameter = source["Parameters"].get("ObjectEventsState", {})
+    if parameter.get("Default") != "DISABLED":
+        yield f"ObjectEventsState: default {parameter.get('Default')!r}, expected DISABLED"
+    function = source["Resources"].get("JoinAllFunction", {})
+    rule = function.get("Properties", {}).get("Events", {}).get("ObjectEvents")
+    if rule is None or rule.get("Type") != "EventBridgeRule":
+        yield "JoinAllFunction: no EventBridgeRule event ObjectEvents"
+        return
+    properties = rule["Properties"]
+    if properties.get("State") != {"Ref": "ObjectEventsState"}:
+        yield f"JoinAllFunction/ObjectEvents: State {properties.get('State')}, expected !Ref ObjectEventsState"
+    pattern = properties.get("Pattern", {})
+    if pattern.get("source") != ["aws.s3"] or sorted(pattern.get("detail-type", [])) != ["Object ACL Updated", "Object Created"]:
+        yield f"JoinAllFunction/ObjectEvents: pattern {pattern} is not S3's Object Created and Object ACL Updated"
+    if pattern.get("detail", {}).get("bucket", {}).get("name") != [{"Ref": "BucketName"}]:
+        yield "JoinAllFunction/ObjectEvents: pattern is not limited to the audited bucket"
 
 
 def delivery_findings(source, transformed):
@@ -290,6 +326,7 @@ def main():
         list(findings(source, transformed))
         + list(definition_findings(source))
         + list(delivery_findings(source, transformed))
+        + list(object_events_findings(source))
     )
     for problem in problems:
         print(f"{path}: {problem}")

@@ -126,6 +126,21 @@ class CheckTemplate(unittest.TestCase):
             "FindingsBucket: ACLs are not disabled",
         )
 
+    def test_bucket_settings_read_beyond_the_bucket_fail(self):
+        self.assert_finding(
+            "                  - s3:GetBucketVersioning\n                Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}\n",
+            "                  - s3:GetBucketVersioning\n                Resource: !Sub arn:${AWS::Partition}:s3:::*\n",
+            "bucket settings read beyond the audited bucket",
+        )
+
+    def test_object_events_on_by_default_or_for_every_bucket_fail(self):
+        self.assert_finding("    Default: DISABLED\n", "    Default: ENABLED\n", "expected DISABLED")
+        self.assert_finding(
+            "                  name: [!Ref BucketName]\n",
+            "                  prefix: [\"\"]\n",
+            "not limited to the audited bucket",
+        )
+
     def test_an_alarm_on_a_metric_never_emitted_fails(self):
         self.assert_finding("MetricName: ExposedObjects", "MetricName: ExposedObject", "reads AclAudit ExposedObject")
 
