@@ -1,7 +1,8 @@
 """Checks template.yaml after SAM's own transform, as CloudFormation would receive it.
 
 Fails (exit 1, one line per finding) when:
-- any IAM policy statement has a wildcard resource ("*");
+- any IAM policy statement has a wildcard resource ("*"), but for actions that have no
+  resource type (NO_RESOURCE_TYPE), alone in their statement;
 - a role Lambda assumes allows an action beyond reading the bucket's listing and its objects'
   ACLs, writing under the findings prefix, delivering to its destinations and writing to the
   functions' own log groups;
@@ -38,6 +39,8 @@ FUNCTION_ACTIONS = {
     "s3:GetBucketPublicAccessBlock",
     "s3:GetBucketAcl",
     "s3:GetBucketVersioning",
+    # The account's Block Public Access (no resource type).
+    "s3:GetAccountPublicAccessBlock",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     # The findings file and report, under the findings prefix only.
@@ -48,6 +51,9 @@ FUNCTION_ACTIONS = {
     "sqs:SendMessage",
 }
 FINDINGS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
+# Actions the Service Authorization Reference lists with no resource type: "*" is the only
+# resource they take.
+NO_RESOURCE_TYPE = {"s3:GetAccountPublicAccessBlock"}
 BUCKET_SETTINGS_READS = {
     "s3:GetBucketOwnershipControls",
     "s3:GetBucketPublicAccessBlock",
@@ -172,10 +178,13 @@ def findings(source, transformed):
         for managed in resource["Properties"].get("ManagedPolicyArns", []):
             yield f"{name}: managed policy {managed} (its resources and actions are not ours to check)"
         for policy, statement in statements(resource):
-            for target in as_list(statement.get("Resource", [])):
-                if target == "*":
-                    yield f'{name}/{policy}: Resource "*"'
             actions = as_list(statement["Action"])
+            for target in as_list(statement.get("Resource", [])):
+                if target == "*" and not set(actions) <= NO_RESOURCE_TYPE:
+                    yield f'{name}/{policy}: Resource "*"'
+            for action in set(actions) & NO_RESOURCE_TYPE:
+                if as_list(statement.get("Resource", [])) != ["*"]:
+                    yield f"{name}/{policy}: {action} has no resource type: its Resource is \"*\""
             if assumed_by(resource, "lambda.amazonaws.com"):
                 for action in actions:
                     if action not in FUNCTION_ACTIONS:

@@ -133,6 +133,13 @@ class CheckTemplate(unittest.TestCase):
             "bucket settings read beyond the audited bucket",
         )
 
+    def test_a_wildcard_beside_an_action_with_a_resource_type_fails(self):
+        self.assert_finding(
+            "                Action: s3:GetAccountPublicAccessBlock\n",
+            "                Action: [s3:GetAccountPublicAccessBlock, s3:GetObjectAcl]\n",
+            'Resource "*"',
+        )
+
     def test_object_events_on_by_default_or_for_every_bucket_fail(self):
         self.assert_finding("    Default: DISABLED\n", "    Default: ENABLED\n", "expected DISABLED")
         self.assert_finding(

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use acl_audit::audit::{AuditError, AuditOptions, FindingsOutput, Progress};
-use acl_audit::bucket::BucketContext;
+use acl_audit::bucket::{AccountCheck, BucketContext};
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::{S3Location, check_bucket_name};
-use acl_audit::s3::client::{ClientChoices, client_from_env_with};
+use acl_audit::s3::client::{ClientChoices, client_from_env_with, control_client_from_env_with};
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::put_object;
 use acl_audit::strategy::default_blocking_pool_size;
@@ -79,6 +79,10 @@ struct Scan {
     /// is then the owner's full control, one request per object to confirm it.
     #[arg(long)]
     audit_when_acls_disabled: bool,
+    /// Your account's id: the account's Block Public Access is then read too (S3 Control's
+    /// GetPublicAccessBlock, s3:GetAccountPublicAccessBlock); without it, reported not checked.
+    #[arg(long, value_name = "ID")]
+    account_id: Option<String>,
 }
 
 fn parse_strategy(name: &str) -> Result<StrategyKind, String> {
@@ -146,13 +150,12 @@ fn in_folder(folder: &S3Location, file: &str) -> S3Location {
 async fn run(scan: Scan) -> Result<u8, String> {
     let bucket = scan.location.bucket.clone();
     check_bucket_name(&bucket).map_err(|err| err.to_string())?;
-    let client = client_from_env_with(&ClientChoices {
+    let choices = ClientChoices {
         endpoint_url: scan.endpoint_url.clone(),
         profile: scan.profile.clone(),
         region: scan.region.clone(),
-    })
-    .await
-    .map_err(|err| err.to_string())?;
+    };
+    let client = client_from_env_with(&choices).await.map_err(|err| err.to_string())?;
     let target = Target {
         prefix: Some(scan.location.prefix.clone()).filter(|prefix| !prefix.is_empty()),
         max_objects: scan.max_objects.map(NonZeroUsize::get),
@@ -180,11 +183,22 @@ async fn run(scan: Scan) -> Result<u8, String> {
     };
     let progress = Arc::new(Progress::default());
     let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| show_progress(Arc::clone(&progress)));
-    let located = RegionalClients::new(client.clone())
-        .for_bucket(&target.bucket)
-        .await
-        .map_err(|err| list_advice(&err))?;
-    let context = BucketContext::read(&located.client, &target.bucket, located.region.clone()).await;
+    let control = match &scan.account_id {
+        Some(_) => Some(
+            control_client_from_env_with(&choices)
+                .await
+                .map_err(|err| err.to_string())?,
+        ),
+        None => None,
+    };
+    let account = control
+        .as_ref()
+        .zip(scan.account_id.as_deref())
+        .map(|(client, account_id)| AccountCheck { client, account_id });
+    let (audited, context) =
+        BucketContext::locate_and_read(&RegionalClients::new(client.clone()), &target.bucket, account)
+            .await
+            .map_err(|err| list_advice(&err))?;
     let options = AuditOptions {
         findings: output,
         progress: Some(progress),
@@ -192,7 +206,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
         fetch_when_acls_disabled: scan.audit_when_acls_disabled,
         ..AuditOptions::default()
     };
-    let result = audit_bucket_with(&located.client, &target, strategy, options).await;
+    let result = audit_bucket_with(&audited, &target, strategy, options).await;
     if let Some((bar, ticker)) = bar {
         ticker.abort();
         bar.finish_and_clear();

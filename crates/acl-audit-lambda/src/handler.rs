@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use acl_audit::audit::FindingsNotWritten;
-use acl_audit::bucket::BucketContext;
+use acl_audit::bucket::{AccountCheck, BucketContext};
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::S3Location;
 use acl_audit::s3::region::RegionalClients;
@@ -28,6 +28,20 @@ pub async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<AuditReport, HandlerError> {
     invoke(kind, client, config, event).await.into_result()
+}
+
+/// The same, reading the account's Block Public Access with `control` too, for the account
+/// the function's ARN names.
+pub async fn handle_with(
+    kind: StrategyKind,
+    client: &Client,
+    control: &aws_sdk_s3control::Client,
+    config: &Config,
+    event: LambdaEvent<Value>,
+) -> Result<AuditReport, HandlerError> {
+    invoke_with(kind, client, Some(control), config, event)
+        .await
+        .into_result()
 }
 
 /// What an invocation did, for its metrics as well as its caller: an audit whose findings
@@ -86,6 +100,23 @@ impl Invocation {
 }
 
 pub async fn invoke(kind: StrategyKind, client: &Client, config: &Config, event: LambdaEvent<Value>) -> Invocation {
+    invoke_with(kind, client, None, config, event).await
+}
+
+/// The account id in a function's ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
+pub fn account_of(function_arn: &str) -> Option<&str> {
+    let account = function_arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
+/// An invocation; with `control`, the account's Block Public Access is read too.
+pub async fn invoke_with(
+    kind: StrategyKind,
+    client: &Client,
+    control: Option<&aws_sdk_s3control::Client>,
+    config: &Config,
+    event: LambdaEvent<Value>,
+) -> Invocation {
     let parsed = parse_event(event.payload).and_then(|request| {
         let audit_anyway = request
             .audit_when_acls_disabled
@@ -104,7 +135,11 @@ pub async fn invoke(kind: StrategyKind, client: &Client, config: &Config, event:
     };
     // The bucket's region first (a client for it if it is not the function's), then its
     // settings, which decide what its objects' ACLs mean.
-    let located = match RegionalClients::new(client.clone()).for_bucket(&target.bucket).await {
+    let account = control
+        .zip(account_of(&event.context.invoked_function_arn))
+        .map(|(client, account_id)| AccountCheck { client, account_id });
+    let clients = RegionalClients::new(client.clone());
+    let (audited, context) = match BucketContext::locate_and_read(&clients, &target.bucket, account).await {
         Ok(located) => located,
         Err(err) => {
             tracing::error!(strategy = kind.name(), error = %err, "audit failed");
@@ -114,8 +149,6 @@ pub async fn invoke(kind: StrategyKind, client: &Client, config: &Config, event:
             };
         }
     };
-    let context = BucketContext::read(&located.client, &target.bucket, located.region.clone()).await;
-    let audited = &located.client;
     let folder = config.findings.as_ref().map(|base| {
         let date = acl_audit::findings::utc_date(SystemTime::now());
         findings::run_folder(base, &target.bucket, date, &event.context.request_id)
@@ -130,7 +163,7 @@ pub async fn invoke(kind: StrategyKind, client: &Client, config: &Config, event:
         fetch_when_acls_disabled: audit_when_acls_disabled,
     };
     let (report, findings_error) =
-        match acl_audit::audit_bucket_with(audited, &target, config.strategy(kind), options).await {
+        match acl_audit::audit_bucket_with(&audited, &target, config.strategy(kind), options).await {
             Ok(report) => match &folder {
                 Some(folder) => {
                     let written = write_report(client, folder, &report).await;

@@ -14,5 +14,5 @@ pub use acl_audit::StrategyKind;
 pub use config::Config;
 pub use error::{HandlerError, RequestError};
 pub use event::{MapBatch, Request, parse_event};
-pub use handler::{Invocation, handle, invoke, stop_at};
+pub use handler::{Invocation, account_of, handle, handle_with, invoke, invoke_with, stop_at};
 pub use runtime::{block_on_task, run, runtime};

@@ -2,12 +2,12 @@
 //! life, and lambda_runtime's loop calling the handler.
 
 use acl_audit::StrategyKind;
-use acl_audit::s3::client::client_from_env;
+use acl_audit::s3::client::{ClientChoices, client_from_env, control_client_from_env_with};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::handler::{Invocation, invoke};
+use crate::handler::{Invocation, invoke_with};
 
 /// The runtime the functions run on: one thread. An execution environment handles one event at a
 /// time with at most a vCPU's worth of CPU below 1 769 MB, and the handler's future runs on the
@@ -44,13 +44,19 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     let client = client_from_env()
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot configure the S3 client"))?;
+    let control = control_client_from_env_with(&ClientChoices::default())
+        .await
+        .inspect_err(|err| tracing::error!(error = %err, "cannot configure the S3 Control client"))?;
     let handler = service_fn(|event: LambdaEvent<Value>| {
         // An owned handle on the same client and pool: with a borrowed one rustc cannot prove
         // the runtime loop's future Send (rust-lang/rust#64552), and a task must be Send.
-        let client = client.clone();
+        let (client, control) = (client.clone(), control.clone());
         async move {
             let (invocation, memory_mb) = match Config::from_env() {
-                Ok(config) => (invoke(kind, &client, &config, event).await, config.memory_mb),
+                Ok(config) => (
+                    invoke_with(kind, &client, Some(&control), &config, event).await,
+                    config.memory_mb,
+                ),
                 Err(err) => {
                     tracing::error!(strategy = kind.name(), error = %err, "invocation refused");
                     let failed = Invocation::Failed {

@@ -314,3 +314,54 @@ async fn s3_s_object_events_audit_exactly_their_object() {
         .unwrap_err();
     assert!(err.to_string().contains("Object Deleted"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_s_ignore_public_acls_neutralises_too_read_for_the_function_s_account() {
+    use acl_audit::s3::client::control_client_for_endpoint;
+    use acl_audit_lambda::handle_with;
+
+    let (s3, client) = common::seeded("account-blocked", 100).await;
+    let keys = s3.credentials();
+    let control = control_client_for_endpoint(s3.endpoint_url(), &keys.access_key_id, &keys.secret_access_key);
+    let mut context = Context::default();
+    context.invoked_function_arn = "arn:aws:lambda:us-east-1:111122223333:function:acl-audit-join-all".to_owned();
+    let invoke = |context: Context| {
+        let (client, control) = (client.clone(), control.clone());
+        async move {
+            let event = LambdaEvent::new(json!({"bucket": "account-blocked"}), context);
+            handle_with(StrategyKind::JoinAll, &client, &control, &config(&[]), event)
+                .await
+                .unwrap()
+        }
+    };
+
+    let open = invoke(context.clone()).await;
+    let settings = open.bucket_settings.as_ref().unwrap();
+    assert_eq!(settings.account_public_access_block, Check::NotConfigured);
+    assert_eq!(open.audit.findings.exposed_objects, 20);
+
+    control
+        .put_public_access_block()
+        .account_id("111122223333")
+        .public_access_block_configuration(
+            aws_sdk_s3control::types::PublicAccessBlockConfiguration::builder()
+                .ignore_public_acls(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(s3.store().account_public_access_block().unwrap().ignore_public_acls);
+    let blocked = invoke(context.clone()).await;
+    let settings = blocked.bucket_settings.as_ref().unwrap();
+    assert!(settings.public_acls_ignored, "{settings:?}");
+    assert!(matches!(&settings.account_public_access_block, Check::Set(b) if b.ignore_public_acls));
+    assert_eq!(blocked.audit.findings.exposed_objects, 0);
+    assert_eq!(blocked.audit.findings.neutralised_objects, 20);
+
+    // Without an account id (no ARN in the context) the account's setting is not checked.
+    let unchecked = invoke(Context::default()).await;
+    let settings = unchecked.bucket_settings.unwrap();
+    assert!(matches!(settings.account_public_access_block, Check::NotChecked { .. }));
+    assert_eq!(unchecked.audit.findings.exposed_objects, 20);
+}

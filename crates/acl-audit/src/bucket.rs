@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::findings::{FindingKind, classify};
 use crate::model::{Grant, ObjectAcl};
+use crate::s3::error::ListError;
 use crate::s3::error::{error_code, error_message};
 use crate::s3::fetch::grant;
+use crate::s3::region::RegionalClients;
 
 /// One setting as S3 answered: set, not configured (S3's "not found" for that setting), or
 /// not readable (the code and message S3 gave).
@@ -21,7 +23,14 @@ use crate::s3::fetch::grant;
 pub enum Check<T> {
     Set(T),
     NotConfigured,
-    Unknown { code: String, message: String },
+    Unknown {
+        code: String,
+        message: String,
+    },
+    /// The caller gave no way to read it (the account's setting without an account id).
+    NotChecked {
+        reason: String,
+    },
 }
 
 impl<T> Check<T> {
@@ -54,6 +63,35 @@ impl<T> Check<T> {
     }
 }
 
+/// Where to read the account's Block Public Access: S3 Control and the account's id (a
+/// function's from its ARN, a shell user's from `--account-id`).
+#[derive(Debug, Clone, Copy)]
+pub struct AccountCheck<'a> {
+    pub client: &'a aws_sdk_s3control::Client,
+    pub account_id: &'a str,
+}
+
+async fn read_account_block(account: Option<AccountCheck<'_>>) -> Check<PublicAccessBlock> {
+    let Some(AccountCheck { client, account_id }) = account else {
+        return Check::NotChecked {
+            reason: "no account id to read the account's Block Public Access with".to_owned(),
+        };
+    };
+    match client.get_public_access_block().account_id(account_id).send().await {
+        Ok(output) => output
+            .public_access_block_configuration()
+            .map_or(Check::NotConfigured, |c| {
+                Check::Set(PublicAccessBlock::of([
+                    c.block_public_acls(),
+                    c.ignore_public_acls(),
+                    c.block_public_policy(),
+                    c.restrict_public_buckets(),
+                ]))
+            }),
+        Err(err) => Check::from_error(&err, "NoSuchPublicAccessBlockConfiguration"),
+    }
+}
+
 /// Block Public Access, of a bucket or of an account.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicAccessBlock {
@@ -61,6 +99,25 @@ pub struct PublicAccessBlock {
     pub ignore_public_acls: bool,
     pub block_public_policy: bool,
     pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlock {
+    /// From S3's or S3 Control's four optional settings, in the API's order (BlockPublicAcls,
+    /// IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets); an absent one is off.
+    fn of(settings: [Option<bool>; 4]) -> Self {
+        let [
+            block_public_acls,
+            ignore_public_acls,
+            block_public_policy,
+            restrict_public_buckets,
+        ] = settings.map(|setting| setting.unwrap_or(false));
+        PublicAccessBlock {
+            block_public_acls,
+            ignore_public_acls,
+            block_public_policy,
+            restrict_public_buckets,
+        }
+    }
 }
 
 /// The bucket's settings that decide what its objects' ACLs mean: the report's `bucket`.
@@ -72,6 +129,8 @@ pub struct BucketContext {
     /// `BucketOwnerEnforced` (ACLs disabled), `BucketOwnerPreferred` or `ObjectWriter`.
     pub object_ownership: Check<String>,
     pub public_access_block: Check<PublicAccessBlock>,
+    /// The account's Block Public Access (S3 Control), which applies to every bucket of it.
+    pub account_public_access_block: Check<PublicAccessBlock>,
     /// The bucket owner's canonical user id, from GetBucketAcl.
     pub owner_id: Check<String>,
     /// The bucket's own ACL.
@@ -82,7 +141,7 @@ pub struct BucketContext {
     pub versioning: Check<String>,
     /// ACLs have no effect (Object Ownership `BucketOwnerEnforced`).
     pub acls_disabled: bool,
-    /// Block Public Access ignores public ACLs (`IgnorePublicAcls`) on this bucket.
+    /// Block Public Access ignores public ACLs (`IgnorePublicAcls`), on the bucket or the account.
     pub public_acls_ignored: bool,
 }
 
@@ -94,6 +153,7 @@ impl BucketContext {
             region: None,
             object_ownership: Check::NotConfigured,
             public_access_block: Check::NotConfigured,
+            account_public_access_block: Check::NotConfigured,
             owner_id: Check::NotConfigured,
             acl: Check::NotConfigured,
             acl_findings: Vec::new(),
@@ -103,13 +163,50 @@ impl BucketContext {
         }
     }
 
+    /// Locates the bucket and reads its settings in one round trip: HeadBucket and the
+    /// settings' reads go out together; only a bucket in another region costs a second, its
+    /// settings read again there. Returns the client for the bucket's region.
+    pub async fn locate_and_read(
+        clients: &RegionalClients,
+        bucket: &str,
+        account: Option<AccountCheck<'_>>,
+    ) -> Result<(Client, Self), ListError> {
+        let (located, here) = tokio::join!(
+            clients.for_bucket(bucket),
+            Self::read(clients.base(), bucket, None, account)
+        );
+        let located = located?;
+        let configured = clients.base().config().region().map(|r| r.as_ref().to_owned());
+        let context = if located.region.is_some() && located.region != configured {
+            let there = Self::read(&located.client, bucket, located.region.clone(), None).await;
+            // The account's setting is the same in every region: keep the first read's.
+            BucketContext {
+                account_public_access_block: here.account_public_access_block,
+                ..there
+            }
+            .settled()
+        } else {
+            BucketContext {
+                region: located.region.clone().or(configured),
+                ..here
+            }
+        };
+        Ok((located.client, context))
+    }
+
     /// Reads the settings, all at once. `region` is what the caller learnt locating the bucket.
-    pub async fn read(client: &Client, bucket: &str, region: Option<String>) -> Self {
-        let (ownership, block, acl, versioning) = tokio::join!(
+    pub async fn read(
+        client: &Client,
+        bucket: &str,
+        region: Option<String>,
+        account: Option<AccountCheck<'_>>,
+    ) -> Self {
+        let (ownership, block, acl, versioning, account_block) = tokio::join!(
             client.get_bucket_ownership_controls().bucket(bucket).send(),
             client.get_public_access_block().bucket(bucket).send(),
             client.get_bucket_acl().bucket(bucket).send(),
             client.get_bucket_versioning().bucket(bucket).send(),
+            read_account_block(account),
         );
         let object_ownership = match ownership {
             Ok(output) => output
@@ -123,13 +220,13 @@ impl BucketContext {
         let public_access_block = match block {
             Ok(output) => output
                 .public_access_block_configuration()
-                .map_or(Check::NotConfigured, |config| {
-                    Check::Set(PublicAccessBlock {
-                        block_public_acls: config.block_public_acls().unwrap_or(false),
-                        ignore_public_acls: config.ignore_public_acls().unwrap_or(false),
-                        block_public_policy: config.block_public_policy().unwrap_or(false),
-                        restrict_public_buckets: config.restrict_public_buckets().unwrap_or(false),
-                    })
+                .map_or(Check::NotConfigured, |c| {
+                    Check::Set(PublicAccessBlock::of([
+                        c.block_public_acls(),
+                        c.ignore_public_acls(),
+                        c.block_public_policy(),
+                        c.restrict_public_buckets(),
+                    ]))
                 }),
             Err(err) => Check::from_error(&err, "NoSuchPublicAccessBlockConfiguration"),
         };
@@ -149,34 +246,33 @@ impl BucketContext {
                 .map_or(Check::NotConfigured, |status| Check::Set(status.as_str().to_owned())),
             Err(err) => Check::unknown(&err),
         };
-        Self::from_settings(
-            bucket,
+        BucketContext {
+            name: bucket.to_owned(),
             region,
             object_ownership,
             public_access_block,
+            account_public_access_block: account_block,
             owner_id,
             acl,
             versioning,
-        )
+            ..Self::assumed(bucket)
+        }
+        .settled()
     }
 
-    fn from_settings(
-        bucket: &str,
-        region: Option<String>,
-        object_ownership: Check<String>,
-        public_access_block: Check<PublicAccessBlock>,
-        owner_id: Check<String>,
-        acl: Check<Vec<Grant>>,
-        versioning: Check<String>,
-    ) -> Self {
+    /// The settings read, with what follows from them: ACLs disabled, public ACLs ignored,
+    /// the bucket ACL's exposures.
+    fn settled(self) -> Self {
         let acls_disabled =
-            object_ownership.set().map(String::as_str) == Some(ObjectOwnership::BucketOwnerEnforced.as_str());
-        let public_acls_ignored = public_access_block.set().is_some_and(|block| block.ignore_public_acls);
-        let acl_findings = match (&acl, acls_disabled) {
+            self.object_ownership.set().map(String::as_str) == Some(ObjectOwnership::BucketOwnerEnforced.as_str());
+        let public_acls_ignored = [&self.public_access_block, &self.account_public_access_block]
+            .into_iter()
+            .any(|block| block.set().is_some_and(|block| block.ignore_public_acls));
+        let acl_findings = match (&self.acl, acls_disabled) {
             (Check::Set(grants), false) => {
                 let as_object = ObjectAcl {
                     key: String::new(),
-                    owner_id: owner_id.set().cloned(),
+                    owner_id: self.owner_id.set().cloned(),
                     grants: grants.clone(),
                 };
                 classify(&as_object)
@@ -188,16 +284,10 @@ impl BucketContext {
             _ => Vec::new(),
         };
         BucketContext {
-            name: bucket.to_owned(),
-            region,
-            object_ownership,
-            public_access_block,
-            owner_id,
-            acl,
             acl_findings,
-            versioning,
             acls_disabled,
             public_acls_ignored,
+            ..self
         }
     }
 
@@ -226,18 +316,17 @@ mod tests {
     use super::*;
 
     fn context(ownership: Option<&str>, ignore: bool) -> BucketContext {
-        BucketContext::from_settings(
-            "b",
-            None,
-            ownership.map_or(Check::NotConfigured, |o| Check::Set(o.to_owned())),
-            Check::Set(PublicAccessBlock {
+        BucketContext {
+            object_ownership: ownership.map_or(Check::NotConfigured, |o| Check::Set(o.to_owned())),
+            public_access_block: Check::Set(PublicAccessBlock {
                 ignore_public_acls: ignore,
                 ..PublicAccessBlock::default()
             }),
-            Check::Set("owner".to_owned()),
-            Check::Set(Vec::new()),
-            Check::NotConfigured,
-        )
+            owner_id: Check::Set("owner".to_owned()),
+            acl: Check::Set(Vec::new()),
+            ..BucketContext::assumed("b")
+        }
+        .settled()
     }
 
     #[test]

@@ -247,3 +247,103 @@ async fn findings_stream_to_moto_in_parts_and_name_exactly_the_objects_with_find
     let big = client.get_object().bucket("findings").key("big").send().await.unwrap();
     assert_eq!(big.body.collect().await.unwrap().into_bytes().len(), data.len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ignore_public_acls_neutralises_public_objects_on_moto_too() {
+    use acl_audit::bucket::BucketContext;
+    use acl_audit::{AuditOptions, audit_bucket_with};
+    use aws_sdk_s3::types::PublicAccessBlockConfiguration;
+
+    let Some(moto) = MotoServer::start() else { return };
+    let client = moto.client();
+    create_bucket_with(&client, "blocked", ["private".to_owned()]).await;
+    for key in ["public-1", "public-2"] {
+        let put = client
+            .put_object()
+            .bucket("blocked")
+            .key(key)
+            .acl(ObjectCannedAcl::PublicRead);
+        put.body(ByteStream::from_static(b"x")).send().await.unwrap();
+    }
+    let audit = |context: BucketContext| {
+        let client = client.clone();
+        async move {
+            let options = AuditOptions {
+                bucket: Some(context),
+                ..AuditOptions::default()
+            };
+            audit_bucket_with(&client, &Target::bucket("blocked"), Strategy::Sequential, options)
+                .await
+                .unwrap()
+        }
+    };
+
+    let open = BucketContext::read(&client, "blocked", None, None).await;
+    assert!(!open.public_acls_ignored && !open.acls_disabled, "{open:?}");
+    let report = audit(open).await;
+    assert_eq!(report.audit.findings.exposed_objects, 2);
+
+    client
+        .put_public_access_block()
+        .bucket("blocked")
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .ignore_public_acls(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let blocked = BucketContext::read(&client, "blocked", None, None).await;
+    assert!(blocked.public_acls_ignored, "{blocked:?}");
+    assert!(
+        blocked.owner_id.set().is_some(),
+        "moto answers GetBucketAcl: {blocked:?}"
+    );
+    let report = audit(blocked).await;
+    assert_eq!(report.audit.findings.exposed_objects, 0);
+    assert_eq!(report.audit.findings.neutralised_objects, 2);
+    assert_eq!(
+        report.audit.readable_by_all_users.count, 2,
+        "the ACLs themselves are unchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_s_block_public_access_is_read_through_s3_control_on_moto_too() {
+    use acl_audit::bucket::{AccountCheck, BucketContext, Check};
+    use acl_audit::s3::client::control_client_for_endpoint;
+    use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
+
+    let Some(moto) = MotoServer::start() else { return };
+    let client = moto.client();
+    create_bucket_with(&client, "in-account", ["private".to_owned()]).await;
+    let control = control_client_for_endpoint(&moto.endpoint_url, "moto-access-key", "moto-secret-key");
+    // moto's default account.
+    let account = AccountCheck {
+        client: &control,
+        account_id: "123456789012",
+    };
+    let before = BucketContext::read(&client, "in-account", None, Some(account)).await;
+    assert_eq!(before.account_public_access_block, Check::NotConfigured, "{before:?}");
+    assert!(!before.public_acls_ignored);
+
+    control
+        .put_public_access_block()
+        .account_id("123456789012")
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .ignore_public_acls(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let after = BucketContext::read(&client, "in-account", None, Some(account)).await;
+    assert!(after.public_acls_ignored, "{after:?}");
+    assert_eq!(
+        after.public_access_block,
+        Check::NotConfigured,
+        "the bucket's own is unset"
+    );
+}

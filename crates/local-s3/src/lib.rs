@@ -10,6 +10,7 @@
 //! ```
 
 pub mod acl;
+mod control;
 pub mod faults;
 pub mod listing;
 mod network;

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use crate::control::AccountControl;
 use crate::faults::{Fault, FaultCounts, FaultInjector, Faults};
 use crate::network::{NetworkModel, wait};
 use crate::service::LocalS3Service;
@@ -190,7 +191,18 @@ impl LocalS3 {
             .as_ref()
             .map(|tls| TlsAcceptor::from(Arc::clone(&tls.server_config)));
         let scheme = if acceptor.is_some() { "https" } else { "http" };
-        let server = tokio::spawn(serve(listener, service, acceptor, network, Arc::clone(&faults)));
+        let control = Arc::new(AccountControl {
+            store: Arc::clone(&store),
+            credentials: credentials.clone(),
+        });
+        let server = tokio::spawn(serve(
+            listener,
+            service,
+            control,
+            acceptor,
+            network,
+            Arc::clone(&faults),
+        ));
         Ok(LocalS3 {
             addr,
             endpoint_url: format!("{scheme}://{addr}"),
@@ -256,6 +268,7 @@ impl Drop for LocalS3 {
 async fn serve(
     listener: TcpListener,
     service: S3Service,
+    control: Arc<AccountControl>,
     tls: Option<TlsAcceptor>,
     network: NetworkModel,
     faults: Arc<FaultInjector>,
@@ -271,6 +284,7 @@ async fn serve(
                     connections.spawn(serve_connection(
                         http.clone(),
                         service.clone(),
+                        Arc::clone(&control),
                         tls.clone(),
                         network,
                         Arc::clone(&faults),
@@ -293,6 +307,7 @@ async fn serve(
 async fn serve_connection(
     http: ConnectionBuilder<TokioExecutor>,
     service: S3Service,
+    control: Arc<AccountControl>,
     tls: Option<TlsAcceptor>,
     network: NetworkModel,
     faults: Arc<FaultInjector>,
@@ -302,6 +317,7 @@ async fn serve_connection(
     let request_delay = network.request_delay();
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         let service = service.clone();
+        let control = Arc::clone(&control);
         let fault = faults.draw(request.method(), request.uri());
         // The plan is read again only for a late answer: the common path takes one lock.
         let slow_response = match fault {
@@ -310,6 +326,9 @@ async fn serve_connection(
         };
         async move {
             wait(request_delay).await;
+            if AccountControl::handles(&request) {
+                return Ok(control.answer(request).await);
+            }
             match fault {
                 None => Service::call(&service, request).await,
                 Some(Fault::Slow) => {

@@ -359,3 +359,108 @@ async fn get_object_returns_the_body_that_was_put() {
         .unwrap_err();
     assert_eq!(missing.code(), Some("NoSuchKey"));
 }
+
+#[tokio::test]
+async fn an_unknown_access_key_is_invalid_access_key_id_as_on_s3() {
+    let (s3, _) = start().await;
+    let stranger = common::client(s3.endpoint_url(), "AKIDNOTKNOWNHERE", "whatever");
+    let err = stranger.list_buckets().send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidAccessKeyId"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+}
+
+#[tokio::test]
+async fn ownership_controls_and_public_access_block_round_trip() {
+    use aws_sdk_s3::types::{
+        ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
+    };
+    let (_s3, client) = start().await;
+    client.create_bucket().bucket("settings").send().await.unwrap();
+    let missing = client
+        .get_bucket_ownership_controls()
+        .bucket("settings")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Some("OwnershipControlsNotFoundError"));
+    let missing = client
+        .get_public_access_block()
+        .bucket("settings")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Some("NoSuchPublicAccessBlockConfiguration"));
+
+    let rule = OwnershipControlsRule::builder()
+        .object_ownership(ObjectOwnership::BucketOwnerPreferred)
+        .build()
+        .unwrap();
+    let controls = OwnershipControls::builder().rules(rule).build().unwrap();
+    client
+        .put_bucket_ownership_controls()
+        .bucket("settings")
+        .ownership_controls(controls)
+        .send()
+        .await
+        .unwrap();
+    let read = client
+        .get_bucket_ownership_controls()
+        .bucket("settings")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read.ownership_controls().unwrap().rules()[0].object_ownership(),
+        &ObjectOwnership::BucketOwnerPreferred
+    );
+    let block = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .build();
+    client
+        .put_public_access_block()
+        .bucket("settings")
+        .public_access_block_configuration(block)
+        .send()
+        .await
+        .unwrap();
+    let read = client
+        .get_public_access_block()
+        .bucket("settings")
+        .send()
+        .await
+        .unwrap();
+    let read = read.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (
+            read.block_public_acls(),
+            read.ignore_public_acls(),
+            read.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(false))
+    );
+}
+
+#[tokio::test]
+async fn a_request_signed_for_another_region_is_redirected_with_the_bucket_s_region() {
+    let (s3, client) = start().await;
+    s3.store().create_bucket_in("in-ireland", "eu-west-1").unwrap();
+    let err = client.list_objects_v2().bucket("in-ireland").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("PermanentRedirect"));
+    let response = err.raw_response().unwrap();
+    assert_eq!(response.status().as_u16(), 301);
+    assert_eq!(response.headers().get("x-amz-bucket-region"), Some("eu-west-1"));
+    let head = client.head_bucket().bucket("in-ireland").send().await.unwrap_err();
+    let response = head.raw_response().unwrap();
+    assert_eq!(response.headers().get("x-amz-bucket-region"), Some("eu-west-1"));
+    let ireland = Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .build(),
+    );
+    let head = ireland.head_bucket().bucket("in-ireland").send().await.unwrap();
+    assert_eq!(head.bucket_region(), Some("eu-west-1"));
+    assert_eq!(s3.requests("HeadBucket"), 2, "requests are counted by operation");
+}

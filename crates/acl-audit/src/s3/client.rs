@@ -73,10 +73,17 @@ pub struct ClientChoices {
 
 /// A client from the standard configuration chain, with `choices` taking precedence.
 pub async fn client_from_env_with(choices: &ClientChoices) -> Result<Client, ClientError> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = loader_for(choices)?;
     if let Some(url) = &choices.endpoint_url {
         loader = loader.endpoint_url(url);
     }
+    Ok(client_from_sdk_config(&loader.load().await))
+}
+
+/// The configuration both clients start from: the profile, the region and the CA bundle
+/// chosen, the rest from the environment.
+fn loader_for(choices: &ClientChoices) -> Result<aws_config::ConfigLoader, ClientError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(profile) = &choices.profile {
         loader = loader.profile_name(profile);
     }
@@ -93,7 +100,7 @@ pub async fn client_from_env_with(choices: &ClientChoices) -> Result<Client, Cli
             https_client_trusting(&pem).map_err(|source| ClientError::InvalidCaBundle { path, source })?;
         loader = loader.http_client(http_client);
     }
-    Ok(client_from_sdk_config(&loader.load().await))
+    Ok(loader)
 }
 
 /// Why a PEM bundle cannot be the trust store of an HTTPS client.
@@ -194,4 +201,68 @@ fn static_config(endpoint_url: &str, credentials: Credentials, http_client: Opti
         .credentials_provider(SharedCredentialsProvider::new(credentials));
     builder.set_http_client(http_client);
     builder.build()
+}
+
+/// An S3 Control client (for the account's Block Public Access) from the same configuration
+/// as [`client_from_env_with`]'s S3 client: credentials, region, HTTP client.
+pub async fn control_client_from_env_with(choices: &ClientChoices) -> Result<aws_sdk_s3control::Client, ClientError> {
+    let sdk_config = loader_for(choices)?.load().await;
+    let endpoint_url = choices
+        .endpoint_url
+        .clone()
+        .or_else(|| endpoint_from_env(&["AWS_ENDPOINT_URL_S3_CONTROL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
+    Ok(control_client_from_sdk_config(&sdk_config, endpoint_url.as_deref()))
+}
+
+fn endpoint_from_env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|url| !url.trim().is_empty()))
+}
+
+/// The S3 Control client for an endpoint and key pair, as [`client_for_endpoint`].
+pub fn control_client_for_endpoint(
+    endpoint_url: &str,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> aws_sdk_s3control::Client {
+    let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "static-endpoint-keys");
+    let mut sdk_config = static_config(endpoint_url, credentials, None).into_builder();
+    sdk_config.set_endpoint_url(None);
+    control_client_from_sdk_config(&sdk_config.build(), Some(endpoint_url))
+}
+
+/// With `endpoint_url` (an S3-compatible endpoint: local-s3, moto, Ceph) requests go to that
+/// endpoint as given, path-style with the account in `x-amz-account-id` as those endpoints take
+/// them, rather than to `<account id>.<host>`, which resolves only on AWS.
+fn control_client_from_sdk_config(sdk_config: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_s3control::Client {
+    let mut config = aws_sdk_s3control::config::Builder::from(sdk_config)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
+    if let Some(url) = endpoint_url {
+        config = config.endpoint_resolver(FixedEndpoint(url.trim_end_matches('/').to_owned()));
+    }
+    aws_sdk_s3control::Client::from_conf(config.build())
+}
+
+/// Every request to one URL, whatever the endpoint rules would say.
+#[derive(Debug)]
+struct FixedEndpoint(String);
+
+impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for FixedEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _params: &'a aws_sdk_s3control::config::endpoint::Params,
+    ) -> aws_sdk_s3control::config::endpoint::EndpointFuture<'a> {
+        let endpoint = aws_sdk_s3control::config::endpoint::Endpoint::builder()
+            .url(self.0.clone())
+            .build();
+        aws_sdk_s3control::config::endpoint::EndpointFuture::ready(Ok(endpoint))
+    }
 }
