@@ -9,15 +9,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use acl_audit::audit::{AuditError, AuditOptions, FindingsOutput, Progress};
-use acl_audit::bucket::{AccountCheck, BucketContext};
+use acl_audit::audit::{AuditError, AuditOptions, FindingsOutput, Progress, audit_bucket_located};
+use acl_audit::bucket::AccountCheck;
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::{S3Location, check_bucket_name};
 use acl_audit::s3::client::{ClientChoices, client_from_env_with, control_client_from_env_with};
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::put_object;
 use acl_audit::strategy::default_blocking_pool_size;
-use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target, audit_bucket_with};
+use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -195,18 +195,14 @@ async fn run(scan: Scan) -> Result<u8, String> {
         .as_ref()
         .zip(scan.account_id.as_deref())
         .map(|(client, account_id)| AccountCheck { client, account_id });
-    let (audited, context) =
-        BucketContext::locate_and_read(&RegionalClients::new(client.clone()), &target.bucket, account)
-            .await
-            .map_err(|err| list_advice(&err))?;
     let options = AuditOptions {
         findings: output,
         progress: Some(progress),
-        bucket: Some(context),
         fetch_when_acls_disabled: scan.audit_when_acls_disabled,
         ..AuditOptions::default()
     };
-    let result = audit_bucket_with(&audited, &target, strategy, options).await;
+    let clients = RegionalClients::new(client.clone());
+    let result = audit_bucket_located(&clients, account, &target, strategy, options).await;
     if let Some((bar, ticker)) = bar {
         ticker.abort();
         bar.finish_and_clear();

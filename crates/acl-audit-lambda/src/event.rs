@@ -121,9 +121,7 @@ pub fn parse_event(payload: Value) -> Result<Request, RequestError> {
                 ..Request::default()
             })
         }
-        Value::Object(fields)
-            if fields.contains_key("source") && fields.get("source").and_then(Value::as_str) == Some("aws.s3") =>
-        {
+        Value::Object(fields) if fields.get("source").and_then(Value::as_str) == Some("aws.s3") => {
             Err(RequestError::InvalidEvent(format!(
                 "S3 event {:?} is not one this function audits: route only {S3_OBJECT_EVENTS:?} to it",
                 fields

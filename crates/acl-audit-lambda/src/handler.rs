@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use acl_audit::audit::FindingsNotWritten;
-use acl_audit::bucket::{AccountCheck, BucketContext};
+use acl_audit::bucket::AccountCheck;
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::S3Location;
 use acl_audit::s3::region::RegionalClients;
@@ -133,22 +133,12 @@ pub async fn invoke_with(
             };
         }
     };
-    // The bucket's region first (a client for it if it is not the function's), then its
-    // settings, which decide what its objects' ACLs mean.
+    // The bucket's region (a client for it if it is not the function's) and its settings,
+    // which decide what its objects' ACLs mean, read with the listing's first page.
     let account = control
         .zip(account_of(&event.context.invoked_function_arn))
         .map(|(client, account_id)| AccountCheck { client, account_id });
     let clients = RegionalClients::new(client.clone());
-    let (audited, context) = match BucketContext::locate_and_read(&clients, &target.bucket, account).await {
-        Ok(located) => located,
-        Err(err) => {
-            tracing::error!(strategy = kind.name(), error = %err, "audit failed");
-            return Invocation::Failed {
-                bucket: Some(target.bucket),
-                error: err.into(),
-            };
-        }
-    };
     let folder = config.findings.as_ref().map(|base| {
         let date = acl_audit::findings::utc_date(SystemTime::now());
         findings::run_folder(base, &target.bucket, date, &event.context.request_id)
@@ -159,27 +149,34 @@ pub async fn invoke_with(
             .as_ref()
             .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
         progress: None,
-        bucket: Some(context),
+        bucket: None,
         fetch_when_acls_disabled: audit_when_acls_disabled,
     };
-    let (report, findings_error) =
-        match acl_audit::audit_bucket_with(&audited, &target, config.strategy(kind), options).await {
-            Ok(report) => match &folder {
-                Some(folder) => {
-                    let written = write_report(client, folder, &report).await;
-                    (report, written.err())
-                }
-                None => (report, None),
-            },
-            Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
-            Err(AuditError::List(err)) => {
-                tracing::error!(strategy = kind.name(), error = %err, "audit failed");
-                return Invocation::Failed {
-                    bucket: Some(target.bucket),
-                    error: err.into(),
-                };
+    let (report, findings_error) = match acl_audit::audit::audit_bucket_located(
+        &clients,
+        account,
+        &target,
+        config.strategy(kind),
+        options,
+    )
+    .await
+    {
+        Ok(report) => match &folder {
+            Some(folder) => {
+                let written = write_report(client, folder, &report).await;
+                (report, written.err())
             }
-        };
+            None => (report, None),
+        },
+        Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
+        Err(AuditError::List(err)) => {
+            tracing::error!(strategy = kind.name(), error = %err, "audit failed");
+            return Invocation::Failed {
+                bucket: Some(target.bucket),
+                error: err.into(),
+            };
+        }
+    };
     log_report(kind, &event.context.request_id, &report);
     if let Some(err) = &findings_error {
         tracing::error!(strategy = kind.name(), error = %err, "findings not written");

@@ -14,12 +14,13 @@ use futures::{StreamExt, stream};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::bucket::BucketContext;
+use crate::bucket::{AccountCheck, BucketContext};
 use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, classify_in};
 use crate::model::{AclOutcome, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
 use crate::s3::listing::{KeyPages, ListingEnd};
+use crate::s3::region::RegionalClients;
 use crate::s3::retries::RetryCount;
 use crate::s3::upload::{StreamingUpload, UploadError};
 use crate::strategy::{self, Record, Strategy};
@@ -186,8 +187,38 @@ pub async fn audit_bucket_with(
     strategy: Strategy,
     options: AuditOptions,
 ) -> Result<AuditReport, AuditError> {
+    counting_retries(audit(client, None, target, strategy, options)).await
+}
+
+/// The run of a bucket whose region and settings are not known yet: HeadBucket, the settings'
+/// reads ([`BucketContext::locate_and_read`]) and the first listing page go out together, so
+/// the settings cost no round trip of their own; only a bucket in another region is listed
+/// again, with a client for its region. `options.bucket` is replaced by what is read.
+pub async fn audit_bucket_located(
+    clients: &RegionalClients,
+    account: Option<AccountCheck<'_>>,
+    target: &Target,
+    strategy: Strategy,
+    options: AuditOptions,
+) -> Result<AuditReport, AuditError> {
+    let locate = Locate { clients, account };
+    // Boxed: with the settings' reads beside the listing the run's future is large, and a
+    // caller's stack (a test thread's 2 MiB in a debug build) need not hold it.
+    counting_retries(Box::pin(audit(clients.base(), Some(locate), target, strategy, options))).await
+}
+
+/// Where to learn a bucket's region and settings from.
+struct Locate<'a> {
+    clients: &'a RegionalClients,
+    account: Option<AccountCheck<'a>>,
+}
+
+/// The run, with its retries counted.
+async fn counting_retries(
+    run: impl Future<Output = Result<AuditReport, AuditError>>,
+) -> Result<AuditReport, AuditError> {
     let retries = RetryCount::default();
-    let result = retries.count(audit(client, target, strategy, options)).await;
+    let result = retries.count(run).await;
     let with_retries = |report: AuditReport| AuditReport {
         retries: retries.get(),
         ..report
@@ -294,8 +325,21 @@ async fn write_findings(
     }
 }
 
+/// The first page before any call: a bucket that cannot be listed is an error, not a report.
+/// A listing still unanswered at the stop leaves the whole bucket to the next run.
+async fn first_page(pages: &mut KeyPages, stop_at: Option<Instant>) -> Result<Option<Vec<String>>, ListError> {
+    match stop_at {
+        Some(at) if Instant::now() >= at => Ok(None),
+        None => pages.next_page().await,
+        Some(at) => tokio::time::timeout_at(at.into(), pages.next_page())
+            .await
+            .unwrap_or(Ok(None)),
+    }
+}
+
 async fn audit(
     client: &Client,
+    locate: Option<Locate<'_>>,
     target: &Target,
     strategy: Strategy,
     options: AuditOptions,
@@ -307,23 +351,34 @@ async fn audit(
         bucket,
         fetch_when_acls_disabled,
     } = options;
+    let started = Instant::now();
+    let resume = target.resume.as_ref();
+    let mut pages = KeyPages::resuming(client, target, resume);
+    let (client, first_page, bucket) = match locate {
+        None => (client.clone(), first_page(&mut pages, stop_at).await?, bucket),
+        Some(Locate { clients, account }) => {
+            let (located, first) = tokio::join!(
+                Box::pin(BucketContext::locate_and_read(clients, &target.bucket, account)),
+                first_page(&mut pages, stop_at)
+            );
+            let (located, context) = located?;
+            let region = |client: &Client| client.config().region().map(|r| r.as_ref().to_owned());
+            if region(&located) == region(client) {
+                (located, first?, Some(context))
+            } else {
+                // Listed in the wrong region (S3 redirected it): again, in the bucket's.
+                pages = KeyPages::resuming(&located, target, resume);
+                let first = first_page(&mut pages, stop_at).await?;
+                (located, first, Some(context))
+            }
+        }
+    };
+    let client = &client;
+    let listed = started.elapsed();
     let context = bucket.clone().unwrap_or_else(|| BucketContext::assumed(&target.bucket));
     // With ACLs disabled every GetObjectAcl answers the owner's full control: list only.
     let skip_acls = context.acls_disabled && !fetch_when_acls_disabled;
-    let started = Instant::now();
-    let stopped = || stop_at.is_some_and(|at| Instant::now() >= at);
-    let mut pages = KeyPages::resuming(client, target, target.resume.as_ref());
-    let carried_keys = target.resume.as_ref().map_or(&[][..], |resume| &resume.keys[..]);
-    // The first page before any call: a bucket that cannot be listed is an error, not a report.
-    // A listing still unanswered at the stop leaves the whole bucket to the next run.
-    let first_page = match stop_at {
-        _ if stopped() => None,
-        None => pages.next_page().await?,
-        Some(at) => tokio::time::timeout_at(at.into(), pages.next_page())
-            .await
-            .unwrap_or(Ok(None))?,
-    };
-    let listed = started.elapsed();
+    let carried_keys = resume.map_or(&[][..], |resume| &resume.keys[..]);
 
     let mut listing_error = None;
     let later_pages = stream::unfold((&mut pages, &mut listing_error), |(pages, error)| async move {
