@@ -202,9 +202,7 @@ pub async fn audit_bucket_located(
     options: AuditOptions,
 ) -> Result<AuditReport, AuditError> {
     let locate = Locate { clients, account };
-    // Boxed: with the settings' reads beside the listing the run's future is large, and a
-    // caller's stack (a test thread's 2 MiB in a debug build) need not hold it.
-    counting_retries(Box::pin(audit(clients.base(), Some(locate), target, strategy, options))).await
+    counting_retries(audit(clients.base(), Some(locate), target, strategy, options)).await
 }
 
 /// Where to learn a bucket's region and settings from.
@@ -218,7 +216,9 @@ async fn counting_retries(
     run: impl Future<Output = Result<AuditReport, AuditError>>,
 ) -> Result<AuditReport, AuditError> {
     let retries = RetryCount::default();
-    let result = retries.count(run).await;
+    // Boxed: with the settings' reads beside the listing the run's future is large, and a
+    // caller's stack (a test thread's 2 MiB in a debug build) need not hold it.
+    let result = retries.count(Box::pin(run)).await;
     let with_retries = |report: AuditReport| AuditReport {
         retries: retries.get(),
         ..report
