@@ -153,13 +153,7 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
     let config = aws_sdk_s3::config::Builder::from(sdk_config)
         .retry_config(retry_config)
         .interceptor(CountRetries)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        )
+        .timeout_config(timeouts())
         // Stalled-stream protection watches the throughput of large uploads and downloads with
         // a timer per response body. Every body here is a few kilobytes, read within the
         // attempt that ATTEMPT_TIMEOUT bounds; and registering that timer woke the runtime's I/O
@@ -173,6 +167,15 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
 
 /// A client for an S3-compatible endpoint with its own static key pair (`local-s3`, moto):
 /// no profile or environment lookup, so tests and local runs cannot pick up real credentials.
+/// Both clients' timeouts: a connection, an attempt, the whole operation with its retries.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
 pub fn client_for_endpoint(endpoint_url: &str, access_key_id: &str, secret_access_key: &str) -> Client {
     let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "static-endpoint-keys");
     client_with_credentials(endpoint_url, credentials)
@@ -238,13 +241,7 @@ pub fn control_client_for_endpoint(
 fn control_client_from_sdk_config(sdk_config: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_s3control::Client {
     let mut config = aws_sdk_s3control::config::Builder::from(sdk_config)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        );
+        .timeout_config(timeouts());
     if let Some(url) = endpoint_url {
         config = config.endpoint_resolver(FixedEndpoint(url.trim_end_matches('/').to_owned()));
     }
