@@ -34,6 +34,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FUNCTION_ACTIONS = {
     "s3:ListBucket",
     "s3:GetObjectAcl",
+    # Versions (include_versions, and object events naming a version).
+    "s3:ListBucketVersions",
+    "s3:GetObjectVersionAcl",
     # The bucket's settings, on the bucket alone.
     "s3:GetBucketOwnershipControls",
     "s3:GetBucketPublicAccessBlock",
@@ -60,6 +63,9 @@ BUCKET_SETTINGS_READS = {
     "s3:GetBucketAcl",
     "s3:GetBucketVersioning",
 }
+# The audited bucket's listings (current objects, versions) and its objects' ACLs.
+BUCKET_LISTINGS = {"s3:ListBucket", "s3:ListBucketVersions"}
+OBJECT_ACL_READS = {"s3:GetObjectAcl", "s3:GetObjectVersionAcl"}
 FINDINGS_BUCKET = "FindingsBucket"
 ALARMS = {"ExposedObjectsAlarm", "UnauditedObjectsAlarm", "FunctionErrorsAlarm"}
 # The application log levels under which an INFO line (the metrics line) still reaches the logs.
@@ -189,10 +195,14 @@ def findings(source, transformed):
                 for action in actions:
                     if action not in FUNCTION_ACTIONS:
                         yield f"{name}/{policy}: action {action} beyond {sorted(FUNCTION_ACTIONS)}"
-                if BUCKET_SETTINGS_READS & set(actions):
+                if (BUCKET_SETTINGS_READS | BUCKET_LISTINGS) & set(actions):
                     for target in as_list(statement["Resource"]):
                         if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}":
-                            yield f"{name}/{policy}: bucket settings read beyond the audited bucket: {resource_text(target)}"
+                            yield f"{name}/{policy}: bucket read beyond the audited bucket (settings, listings): {resource_text(target)}"
+                if OBJECT_ACL_READS & set(actions):
+                    for target in as_list(statement["Resource"]):
+                        if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}/*":
+                            yield f"{name}/{policy}: object ACLs read beyond the audited bucket: {resource_text(target)}"
                 if FINDINGS_WRITES & set(actions):
                     for target in as_list(statement["Resource"]):
                         if not resource_text(target).endswith("/${FindingsPrefix}*"):

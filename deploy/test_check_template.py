@@ -46,7 +46,21 @@ class CheckTemplate(unittest.TestCase):
 
     def test_an_extra_action_fails(self):
         self.assert_finding(
-            "Action: s3:GetObjectAcl", "Action: [s3:GetObjectAcl, s3:GetObject]", "action s3:GetObject beyond"
+            "                  - s3:GetObjectVersionAcl\n",
+            "                  - s3:GetObjectVersionAcl\n                  - s3:GetObject\n",
+            "action s3:GetObject beyond",
+        )
+
+    def test_versions_read_beyond_the_audited_bucket_fail(self):
+        self.assert_finding(
+            "                  - s3:ListBucketVersions\n                Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}\n",
+            "                  - s3:ListBucketVersions\n                Resource: !Sub arn:${AWS::Partition}:s3:::*\n",
+            "bucket read beyond the audited bucket",
+        )
+        self.assert_finding(
+            "                  - s3:GetObjectVersionAcl\n                Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}/*\n",
+            "                  - s3:GetObjectVersionAcl\n                Resource: !Sub arn:${AWS::Partition}:s3:::*/*\n",
+            "object ACLs read beyond the audited bucket",
         )
 
     def test_a_function_built_from_elsewhere_fails(self):
@@ -130,7 +144,7 @@ class CheckTemplate(unittest.TestCase):
         self.assert_finding(
             "                  - s3:GetBucketVersioning\n                Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}\n",
             "                  - s3:GetBucketVersioning\n                Resource: !Sub arn:${AWS::Partition}:s3:::*\n",
-            "bucket settings read beyond the audited bucket",
+            "bucket read beyond the audited bucket",
         )
 
     def test_a_wildcard_beside_an_action_with_a_resource_type_fails(self):

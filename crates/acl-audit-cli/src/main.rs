@@ -79,6 +79,9 @@ struct Scan {
     /// is then the owner's full control, one request per object to confirm it.
     #[arg(long)]
     audit_when_acls_disabled: bool,
+    /// List every version (ListObjectVersions) and audit each one's ACL.
+    #[arg(long)]
+    include_versions: bool,
     /// Your account's id: the account's Block Public Access is then read too (S3 Control's
     /// GetPublicAccessBlock, s3:GetAccountPublicAccessBlock); without it, reported not checked.
     #[arg(long, value_name = "ID")]
@@ -159,6 +162,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
     let target = Target {
         prefix: Some(scan.location.prefix.clone()).filter(|prefix| !prefix.is_empty()),
         max_objects: scan.max_objects.map(NonZeroUsize::get),
+        include_versions: scan.include_versions,
         ..Target::bucket(bucket.clone())
     };
     let strategy = match scan.strategy {

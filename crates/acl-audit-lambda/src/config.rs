@@ -21,6 +21,8 @@ pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
 pub const FINDINGS_URI: &str = "FINDINGS_URI";
 /// `true`: fetch every ACL even where the bucket's ACLs are disabled. Default `false`.
 pub const AUDIT_WHEN_ACLS_DISABLED: &str = "AUDIT_WHEN_ACLS_DISABLED";
+/// `true`: list every version (ListObjectVersions) and audit each one's ACL. Default `false`.
+pub const INCLUDE_VERSIONS: &str = "INCLUDE_VERSIONS";
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -65,6 +67,8 @@ pub struct Config {
     pub findings: Option<S3Location>,
     /// `AUDIT_WHEN_ACLS_DISABLED`.
     pub audit_when_acls_disabled: bool,
+    /// `INCLUDE_VERSIONS`.
+    pub include_versions: bool,
 }
 
 impl Config {
@@ -100,17 +104,15 @@ impl Config {
                 .transpose()
         };
         let memory_mb = positive(LAMBDA_MEMORY_SIZE)?.map(NonZeroUsize::get);
-        let audit_when_acls_disabled = match var(AUDIT_WHEN_ACLS_DISABLED).map(|v| v.trim().to_ascii_lowercase()) {
-            None => false,
-            Some(value) if value == "true" => true,
-            Some(value) if value == "false" => false,
-            Some(value) => {
-                return Err(RequestError::InvalidConfig {
-                    name: AUDIT_WHEN_ACLS_DISABLED,
-                    value,
-                    reason: "expected true or false".to_owned(),
-                });
-            }
+        let flag = |name: &'static str| match var(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(false),
+            Some(value) if value == "true" => Ok(true),
+            Some(value) if value == "false" => Ok(false),
+            Some(value) => Err(RequestError::InvalidConfig {
+                name,
+                value,
+                reason: "expected true or false".to_owned(),
+            }),
         };
         Ok(Config {
             bucket: var(BUCKET_NAME),
@@ -135,7 +137,8 @@ impl Config {
                         })
                 })
                 .transpose()?,
-            audit_when_acls_disabled,
+            audit_when_acls_disabled: flag(AUDIT_WHEN_ACLS_DISABLED)?,
+            include_versions: flag(INCLUDE_VERSIONS)?,
         })
     }
 
@@ -167,6 +170,9 @@ impl Config {
                 if request.prefix.is_some() && request.prefix != resume.prefix {
                     return Err(conflict("prefix", &request.prefix, &resume.prefix));
                 }
+                if let Some(wanted) = request.include_versions.filter(|wanted| *wanted != resume.versions) {
+                    return Err(conflict("include_versions", &wanted, &resume.versions));
+                }
                 (resume.bucket.clone(), resume.prefix.clone())
             }
             None => (
@@ -184,13 +190,20 @@ impl Config {
                 bucket,
                 prefix: None,
                 max_objects: None,
+                include_versions: false,
             });
         }
+        // A resume token goes on listing what its run listed.
+        let include_versions = match &request.resume {
+            Some(resume) => resume.versions,
+            None => request.include_versions.unwrap_or(self.include_versions),
+        };
         Ok(Target {
             bucket,
             prefix,
             max_objects: request.max_objects.map(NonZeroUsize::get).or(self.max_objects),
             resume: request.resume,
+            include_versions,
         })
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use acl_audit::Resume;
+use acl_audit::model::ObjectRef;
 
 use crate::error::RequestError;
 
@@ -28,10 +29,13 @@ pub struct Request {
     /// each would be the owner's full control; overrides `AUDIT_WHEN_ACLS_DISABLED`.
     #[serde(default)]
     pub audit_when_acls_disabled: Option<bool>,
-    /// Exactly these keys, without listing: a Distributed Map batch's items, or the object of
-    /// an S3 event.
+    /// List every version and audit each one's ACL; overrides `INCLUDE_VERSIONS`.
+    #[serde(default)]
+    pub include_versions: Option<bool>,
+    /// Exactly these keys (or versions), without listing: a Distributed Map batch's items, or
+    /// the object of an S3 event.
     #[serde(skip)]
-    pub keys: Option<Vec<String>>,
+    pub keys: Option<Vec<ObjectRef>>,
 }
 
 /// What a Step Functions Distributed Map sends each child when an `ItemReader` lists the
@@ -115,9 +119,15 @@ pub fn parse_event(payload: Value) -> Result<Request, RequestError> {
         {
             let event: EventBridgeEvent<S3ObjectEvent> = from_value(Value::Object(fields))?;
             let S3ObjectEvent { bucket, object } = event.detail;
+            // The version the event is about: on a versioned bucket a newer one may have been
+            // written since, and the ACL that changed is this one's.
+            let object = ObjectRef {
+                key: object.key,
+                version_id: object.version_id,
+            };
             Ok(Request {
                 bucket: Some(bucket.name),
-                keys: Some(vec![object.key]),
+                keys: Some(vec![object]),
                 ..Request::default()
             })
         }
@@ -138,7 +148,7 @@ pub fn parse_event(payload: Value) -> Result<Request, RequestError> {
             let batch: MapBatch = from_value(Value::Object(fields))?;
             Ok(Request {
                 bucket: batch.batch_input.bucket,
-                keys: Some(batch.items.into_iter().map(|item| item.key).collect()),
+                keys: Some(batch.items.into_iter().map(|item| item.key.into()).collect()),
                 ..Request::default()
             })
         }

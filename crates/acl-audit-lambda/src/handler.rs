@@ -39,7 +39,7 @@ pub async fn handle_with(
     config: &Config,
     event: LambdaEvent<Value>,
 ) -> Result<AuditReport, HandlerError> {
-    invoke_with(kind, client, Some(control), config, event)
+    Box::pin(invoke_with(kind, client, Some(control), config, event))
         .await
         .into_result()
 }
@@ -100,7 +100,9 @@ impl Invocation {
 }
 
 pub async fn invoke(kind: StrategyKind, client: &Client, config: &Config, event: LambdaEvent<Value>) -> Invocation {
-    invoke_with(kind, client, None, config, event).await
+    // Boxed: an invocation's future is large in a debug build, and a caller awaiting several
+    // in turn (a test on a 2 MiB thread) need not hold it on its stack.
+    Box::pin(invoke_with(kind, client, None, config, event)).await
 }
 
 /// The account id in a function's ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).

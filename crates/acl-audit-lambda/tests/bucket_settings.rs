@@ -280,13 +280,48 @@ async fn a_bucket_in_another_region_is_audited_there() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn s3_s_object_events_audit_exactly_their_object() {
+async fn s3_s_object_events_audit_exactly_their_object_and_version() {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{BucketVersioningStatus, ObjectCannedAcl, VersioningConfiguration};
+
+    // The seed's object-0000007 is public-read, written before versioning (the "null"
+    // version); versioning on, a private object-0000007 then becomes current.
     let (s3, client) = common::seeded("acl-audit-demo", 100).await;
+    client
+        .put_bucket_versioning()
+        .bucket("acl-audit-demo")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let put_private = |key: &'static str| {
+        client
+            .put_object()
+            .bucket("acl-audit-demo")
+            .key(key)
+            .acl(ObjectCannedAcl::Private)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+    };
+    let created_version = put_private("object-0000000").await.unwrap().version_id.unwrap();
+    put_private("object-0000007").await.unwrap();
+    // The fixtures hold S3's documented example version id; each event here names a version
+    // this bucket has.
+    let with_version = |name: &str, version_id: Option<&str>| {
+        let mut payload = common::fixture(name);
+        payload["detail"]["object"]["version-id"] = json!(version_id);
+        event(payload)
+    };
+
     let created = handle(
         StrategyKind::JoinAll,
         &client,
         &config(&[]),
-        event(common::fixture("eventbridge-object-created.json")),
+        with_version("eventbridge-object-created.json", Some(&created_version)),
     )
     .await
     .unwrap();
@@ -294,18 +329,40 @@ async fn s3_s_object_events_audit_exactly_their_object() {
     assert_eq!(created.audit.findings.objects, 0, "object-0000000 is private");
     assert_eq!(s3.requests("ListObjectsV2"), 0, "one object: nothing listed");
 
+    // The ACL that changed is the null version's, public; the current one is private.
     let updated = handle(
         StrategyKind::Sequential,
         &client,
         &config(&[]),
-        event(common::fixture("eventbridge-object-acl-updated.json")),
+        with_version("eventbridge-object-acl-updated.json", Some("null")),
     )
     .await
     .unwrap();
     assert_eq!(updated.acls_fetched, 1);
     assert_eq!(updated.audit.readable_by_all_users.keys, ["object-0000007"]);
     assert_eq!(updated.audit.findings.exposed_objects, 1);
-    assert_eq!(s3.requests("GetObjectAcl"), 2);
+    let current = handle(
+        StrategyKind::Sequential,
+        &client,
+        &config(&[]),
+        with_version("eventbridge-object-acl-updated.json", None),
+    )
+    .await
+    .unwrap();
+    assert_eq!((current.acls_fetched, current.audit.findings.objects), (1, 0));
+
+    // A version the bucket does not have (S3's example id): a counted failure, no crash.
+    let unknown = handle(
+        StrategyKind::JoinAll,
+        &client,
+        &config(&[]),
+        event(common::fixture("eventbridge-object-created.json")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.failures.by_code.get("NoSuchVersion"), Some(&1));
+    assert_eq!(unknown.failures.sample[0].version_id.as_deref(), Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"));
+    assert_eq!(s3.requests("GetObjectAcl"), 4);
 
     let mut other = common::fixture("eventbridge-object-created.json");
     other["detail-type"] = json!("Object Deleted");
@@ -313,6 +370,64 @@ async fn s3_s_object_events_audit_exactly_their_object() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("Object Deleted"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn include_versions_comes_from_the_event_or_the_environment() {
+    let (s3, client) = common::endpoint().await;
+    let arranged = common::arrange_versioned(&client, "history").await;
+    let from_env = handle(
+        StrategyKind::JoinAll,
+        &client,
+        &config(&[("INCLUDE_VERSIONS", "true")]),
+        event(json!({"bucket": "history"})),
+    )
+    .await
+    .unwrap();
+    assert!(from_env.include_versions);
+    assert_eq!(
+        (from_env.acls_fetched, from_env.delete_markers),
+        (arranged.versions, arranged.delete_markers)
+    );
+    assert_eq!(from_env.audit.findings.exposed_objects, 1);
+
+    let overridden = handle(
+        StrategyKind::JoinAll,
+        &client,
+        &config(&[("INCLUDE_VERSIONS", "true")]),
+        event(json!({"bucket": "history", "include_versions": false})),
+    )
+    .await
+    .unwrap();
+    assert_eq!((overridden.acls_fetched, overridden.audit.findings.objects), (2, 0));
+
+    let from_event = handle(
+        StrategyKind::Sequential,
+        &client,
+        &config(&[]),
+        event(json!({"bucket": "history", "include_versions": true, "max_objects": 3})),
+    )
+    .await
+    .unwrap();
+    let resume = from_event.resume.unwrap();
+    assert!(resume.versions);
+    let err = handle(
+        StrategyKind::Sequential,
+        &client,
+        &config(&[]),
+        event(json!({"resume": resume, "include_versions": false})),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("include_versions"), "{err}");
+    let rest = handle(StrategyKind::Sequential, &client, &config(&[]), event(json!({"resume": resume})))
+        .await
+        .unwrap();
+    assert_eq!(from_event.acls_fetched + rest.acls_fetched, arranged.versions);
+    assert_eq!(rest.audit.findings.exposed_objects + from_event.audit.findings.exposed_objects, 1);
+    // One page for the environment's run and the resumed one; the event's run of 3 asks for
+    // a second, since a delete marker took one of its first page's 3 places.
+    assert_eq!(s3.requests("ListObjectVersions"), 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]

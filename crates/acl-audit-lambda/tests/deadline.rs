@@ -105,8 +105,10 @@ async fn a_run_with_no_time_left_fetches_nothing_and_hands_every_key_on() {
         bucket: "late".to_owned(),
         prefix: None,
         start_after: Some("object-0000002".to_owned()),
+        version_id_marker: None,
+        versions: false,
         listing_complete: false,
-        keys: vec!["object-0000000".to_owned(), "object-0000001".to_owned()],
+        keys: vec!["object-0000000".into(), "object-0000001".into()],
     };
     let event = event_due_in(json!({ "resume": carried }), Duration::from_millis(500));
     let report = handle(StrategyKind::JoinAll, &client, &config(1000), event)

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::bucket::{AccountCheck, BucketContext};
 use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, classify_in};
-use crate::model::{AclOutcome, Resume, S3Location, Target};
+use crate::model::{AclOutcome, ObjectRef, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
 use crate::s3::listing::{KeyPages, ListingEnd};
@@ -327,7 +327,7 @@ async fn write_findings(
 
 /// The first page before any call: a bucket that cannot be listed is an error, not a report.
 /// A listing still unanswered at the stop leaves the whole bucket to the next run.
-async fn first_page(pages: &mut KeyPages, stop_at: Option<Instant>) -> Result<Option<Vec<String>>, ListError> {
+async fn first_page(pages: &mut KeyPages, stop_at: Option<Instant>) -> Result<Option<Vec<ObjectRef>>, ListError> {
     match stop_at {
         Some(at) if Instant::now() >= at => Ok(None),
         None => pages.next_page().await,
@@ -400,7 +400,7 @@ async fn audit(
     // Keys already in hand go through the strategy even past the deadline, so that each is
     // recorded (as not fetched, then) and none is lost.
     let mut objects_listed = 0;
-    let all_pages = stream::iter(carried_keys.chunks(PAGE_SIZE).map(<[String]>::to_vec))
+    let all_pages = stream::iter(carried_keys.chunks(PAGE_SIZE).map(<[ObjectRef]>::to_vec))
         .chain(stream::iter(first_page))
         .chain(later_pages)
         .inspect(|keys| {
@@ -459,6 +459,8 @@ async fn audit(
         bucket: target.bucket.clone(),
         prefix: target.prefix.clone(),
         start_after: pages.last_key().map(str::to_owned),
+        version_id_marker: pages.last_version_id().map(str::to_owned),
+        versions: pages.lists_versions(),
         listing_complete: pages.end() == Some(ListingEnd::Complete),
         keys: std::mem::take(&mut tally.not_fetched),
     });
@@ -467,11 +469,13 @@ async fn audit(
         bucket: target.bucket.clone(),
         prefix: target.prefix.clone(),
         max_objects: target.max_objects,
+        include_versions: pages.lists_versions(),
         objects_listed,
         acls_fetched: tally.acls_fetched,
         failures: tally.failures,
         objects_not_fetched: resume.as_ref().map_or(0, |resume| resume.keys.len()),
         objects_with_acls_disabled: skipped,
+        delete_markers: pages.delete_markers(),
         truncated,
         resume,
         retries: 0,

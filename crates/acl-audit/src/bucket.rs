@@ -272,6 +272,7 @@ impl BucketContext {
             (Check::Set(grants), false) => {
                 let as_object = ObjectAcl {
                     key: String::new(),
+                    version_id: None,
                     owner_id: self.owner_id.set().cloned(),
                     grants: grants.clone(),
                 };

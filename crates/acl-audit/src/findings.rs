@@ -120,7 +120,8 @@ pub fn classify_in<'a>(acl: &'a ObjectAcl, bucket_owner: Option<&str>) -> (Vec<F
 pub struct FindingLine {
     pub bucket: String,
     pub key: String,
-    /// Always `null` until versions are audited.
+    /// The version whose ACL this is, when versions are audited (`include_versions`, or an
+    /// S3 event naming one); `null`: the current version.
     pub version_id: Option<String>,
     pub owner: Option<String>,
     pub findings: Vec<FindingKind>,
@@ -164,7 +165,7 @@ impl FindingLine {
         (!findings.is_empty()).then(|| FindingLine {
             bucket: bucket.to_owned(),
             key: acl.key.clone(),
-            version_id: None,
+            version_id: acl.version_id.clone(),
             owner: acl.owner_id.clone(),
             findings,
             effective,
@@ -178,7 +179,7 @@ impl FailureLine {
         FailureLine {
             bucket: bucket.to_owned(),
             key: failure.key.clone(),
-            version_id: None,
+            version_id: failure.version_id.clone(),
             error: LineError {
                 code: failure.code.clone(),
                 message: failure.message.clone(),
@@ -244,6 +245,7 @@ mod tests {
     fn acl(grants: &[(Grantee, &str)]) -> ObjectAcl {
         ObjectAcl {
             key: "k".to_owned(),
+            version_id: None,
             owner_id: Some("owner".to_owned()),
             grants: grants
                 .iter()

@@ -19,7 +19,7 @@ pub mod s3;
 pub mod strategy;
 
 pub use audit::{AuditError, AuditOptions, FindingsOutput, audit_bucket, audit_bucket_until, audit_bucket_with};
-pub use model::{AclOutcome, Grant, Grantee, ObjectAcl, ObjectFailure, Resume, StrategyKind, Target};
+pub use model::{AclOutcome, Grant, Grantee, ObjectAcl, ObjectFailure, ObjectRef, Resume, StrategyKind, Target};
 pub use report::AuditReport;
 pub use s3::error::ListError;
 pub use strategy::Strategy;

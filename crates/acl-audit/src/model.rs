@@ -1,6 +1,6 @@
-//! The audit's vocabulary: what to audit ([`Target`], [`Resume`]), what one object's ACL is
-//! ([`ObjectAcl`], [`Grant`]), what became of one key ([`AclOutcome`]), and the strategies'
-//! names. Nothing here talks to S3.
+//! The audit's vocabulary: what to audit ([`Target`], [`Resume`]), which object or version
+//! ([`ObjectRef`]), what one object's ACL is ([`ObjectAcl`], [`Grant`]), what became of one key
+//! ([`AclOutcome`]), and the strategies' names. Nothing here talks to S3.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +16,9 @@ pub struct Target {
     pub max_objects: Option<usize>,
     /// Where an earlier, truncated run stopped, or the keys a Distributed Map batch names.
     pub resume: Option<Resume>,
+    /// List every version (ListObjectVersions) and audit each one's ACL, not only the
+    /// current objects'.
+    pub include_versions: bool,
 }
 
 impl Target {
@@ -25,6 +28,80 @@ impl Target {
             prefix: None,
             max_objects: None,
             resume: None,
+            include_versions: false,
+        }
+    }
+}
+
+/// One object to audit: a key, and the version when it is not the current one that is meant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectRef {
+    pub key: String,
+    /// S3's version id (`"null"` for a version written before versioning was enabled); `None`:
+    /// the current version, whatever it is.
+    pub version_id: Option<String>,
+}
+
+impl ObjectRef {
+    pub fn version(key: impl Into<String>, version_id: impl Into<String>) -> Self {
+        ObjectRef {
+            key: key.into(),
+            version_id: Some(version_id.into()),
+        }
+    }
+}
+
+impl From<String> for ObjectRef {
+    fn from(key: String) -> Self {
+        ObjectRef { key, version_id: None }
+    }
+}
+
+impl From<&str> for ObjectRef {
+    fn from(key: &str) -> Self {
+        key.to_owned().into()
+    }
+}
+
+/// On the wire (a resume token's `keys`) a current object is its key, as before versions
+/// existed, and a version is `{"key": …, "version_id": …}`.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum ObjectRefWire {
+    Key(String),
+    Version {
+        key: String,
+        version_id: Option<String>,
+    },
+}
+
+impl Serialize for ObjectRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.version_id {
+            None => serializer.serialize_str(&self.key),
+            Some(version_id) => ObjectRefWire::Version {
+                key: self.key.clone(),
+                version_id: Some(version_id.clone()),
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match ObjectRefWire::deserialize(deserializer)? {
+            ObjectRefWire::Key(key) => ObjectRef { key, version_id: None },
+            ObjectRefWire::Version { key, version_id } => ObjectRef { key, version_id },
+        })
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.version_id {
+            None => write!(f, "{}", self.key),
+            Some(version_id) => write!(f, "{} (version {version_id})", self.key),
         }
     }
 }
@@ -36,23 +113,33 @@ pub struct Resume {
     pub bucket: String,
     pub prefix: Option<String>,
     /// The listing goes on after this key; `null` with `listing_complete` false: from the start.
+    /// For a listing of versions, ListObjectVersions' key marker.
     pub start_after: Option<String>,
+    /// A listing of versions goes on after this version of `start_after` (ListObjectVersions'
+    /// version-id marker); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id_marker: Option<String>,
+    /// The run listed every version (`include_versions`): its next run does too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub versions: bool,
     /// The listing had reached the end: only `keys` are left.
     pub listing_complete: bool,
-    /// Keys listed whose ACL was not fetched; fetched first by the next run.
-    pub keys: Vec<String>,
+    /// Keys (or versions) listed whose ACL was not fetched; fetched first by the next run.
+    pub keys: Vec<ObjectRef>,
 }
 
 impl Resume {
     /// Keys handed over with nothing to list: a Distributed Map batch's, or those of batches
     /// that never ran.
-    pub fn keys_only(bucket: String, keys: Vec<String>) -> Self {
+    pub fn keys_only(bucket: String, keys: impl IntoIterator<Item = impl Into<ObjectRef>>) -> Self {
         Resume {
             bucket,
             prefix: None,
             start_after: None,
+            version_id_marker: None,
+            versions: false,
             listing_complete: true,
-            keys,
+            keys: keys.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -104,6 +191,9 @@ pub fn check_bucket_name(name: &str) -> Result<(), InvalidBucketName> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectAcl {
     pub key: String,
+    /// The version audited; `None`: the current one, its id not asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     pub owner_id: Option<String>,
     pub grants: Vec<Grant>,
 }
@@ -147,6 +237,8 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectFailure {
     pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     /// S3's error code (`AccessDenied`, `NoSuchKey`, `SlowDown` …) or, for a request that got
     /// no answer, the kind of failure (`Timeout`, `DispatchFailure`, `TaskPanicked`).
     pub code: String,
@@ -163,7 +255,7 @@ pub enum AclOutcome {
     Failed(ObjectFailure),
     /// The run stopped (its deadline came) before this key's ACL arrived: the key goes into
     /// the resume token.
-    NotFetched(String),
+    NotFetched(ObjectRef),
 }
 
 impl AclOutcome {
@@ -171,7 +263,15 @@ impl AclOutcome {
         match self {
             AclOutcome::Fetched(acl) => &acl.key,
             AclOutcome::Failed(failure) => &failure.key,
-            AclOutcome::NotFetched(key) => key,
+            AclOutcome::NotFetched(object) => &object.key,
+        }
+    }
+
+    pub fn version_id(&self) -> Option<&str> {
+        match self {
+            AclOutcome::Fetched(acl) => acl.version_id.as_deref(),
+            AclOutcome::Failed(failure) => failure.version_id.as_deref(),
+            AclOutcome::NotFetched(object) => object.version_id.as_deref(),
         }
     }
 }
@@ -247,5 +347,40 @@ impl FromStr for S3Location {
 impl fmt::Display for S3Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_token_reads_as_before_versions_and_names_versions_beside_keys() {
+        // A token written before versions existed: keys are strings, no version fields.
+        let old = r#"{"bucket":"b","prefix":null,"start_after":"k9","listing_complete":false,"keys":["k1","k2"]}"#;
+        let resume: Resume = serde_json::from_str(old).unwrap();
+        assert_eq!(resume.keys, [ObjectRef::from("k1"), ObjectRef::from("k2")]);
+        assert!(!resume.versions);
+        assert_eq!(serde_json::to_string(&resume).unwrap(), old, "and writes the same");
+
+        let versions = Resume {
+            version_id_marker: Some("v7".to_owned()),
+            versions: true,
+            keys: vec![ObjectRef::version("k1", "v3"), ObjectRef::from("k2")],
+            ..resume
+        };
+        let json = serde_json::to_value(&versions).unwrap();
+        assert_eq!(
+            json["keys"],
+            serde_json::json!([{"key": "k1", "version_id": "v3"}, "k2"])
+        );
+        assert_eq!((&json["version_id_marker"], &json["versions"]), (&"v7".into(), &true.into()));
+        assert_eq!(serde_json::from_value::<Resume>(json).unwrap(), versions);
+    }
+
+    #[test]
+    fn a_key_that_is_neither_a_string_nor_a_version_is_refused() {
+        let bad = r#"{"bucket":"b","prefix":null,"start_after":null,"listing_complete":true,"keys":[7]}"#;
+        assert!(serde_json::from_str::<Resume>(bad).is_err());
     }
 }

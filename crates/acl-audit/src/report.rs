@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::bucket::BucketContext;
 use crate::findings::{FindingKind, FindingsWritten, classify};
 use crate::model::{
-    ALL_USERS_URI, AUTHENTICATED_USERS_URI, AclOutcome, Grantee, ObjectAcl, ObjectFailure, Resume, StrategyKind,
+    ALL_USERS_URI, AUTHENTICATED_USERS_URI, AclOutcome, Grantee, ObjectAcl, ObjectFailure, ObjectRef, Resume,
+    StrategyKind,
 };
 
 /// How many keys or failures a report lists by name; counts always cover all of them.
@@ -21,7 +22,12 @@ pub struct AuditReport {
     pub bucket: String,
     pub prefix: Option<String>,
     pub max_objects: Option<usize>,
-    /// Keys this run took on: those listed, and those a resume token handed it. Always
+    /// Every version was listed and audited (`include_versions`): the counts below are of
+    /// versions, not keys.
+    #[serde(default)]
+    pub include_versions: bool,
+    /// Keys this run took on (versions, with `include_versions`): those listed, and those a
+    /// resume token handed it. Always
     /// `acls_fetched + failures.count + objects_not_fetched + objects_with_acls_disabled`.
     pub objects_listed: usize,
     pub acls_fetched: usize,
@@ -32,6 +38,10 @@ pub struct AuditReport {
     /// (`bucket.acls_disabled`): GetObjectAcl would give the owner's full control for each.
     #[serde(default)]
     pub objects_with_acls_disabled: usize,
+    /// Delete markers listed with `include_versions`: counted apart from the objects, since a
+    /// delete marker has no ACL to fetch.
+    #[serde(default)]
+    pub delete_markers: usize,
     /// Why the run ended before the end of the bucket (or prefix); `null` when it did not.
     pub truncated: Option<Truncation>,
     /// Where a next run picks up, when `truncated`: pass it as the event's `"resume"`.
@@ -65,11 +75,13 @@ impl AuditReport {
             bucket: bucket.into(),
             prefix: None,
             max_objects: None,
+            include_versions: false,
             objects_listed: 0,
             acls_fetched: 0,
             failures: Failures::default(),
             objects_not_fetched: 0,
             objects_with_acls_disabled: 0,
+            delete_markers: 0,
             truncated: None,
             resume: None,
             retries: 0,
@@ -94,6 +106,8 @@ impl AuditReport {
         self.failures.absorb(other.failures);
         self.objects_not_fetched += other.objects_not_fetched;
         self.objects_with_acls_disabled += other.objects_with_acls_disabled;
+        self.delete_markers += other.delete_markers;
+        self.include_versions |= other.include_versions;
         self.bucket_settings = self.bucket_settings.take().or(other.bucket_settings);
         self.retries += other.retries;
         self.audit.absorb(other.audit);
@@ -323,8 +337,8 @@ pub struct Tally {
     pub acls_fetched: usize,
     pub failures: Failures,
     pub audit: AclAudit,
-    /// Every key not fetched: at most the pages under way when the run stopped.
-    pub not_fetched: Vec<String>,
+    /// Every key (or version) not fetched: at most the pages under way when the run stopped.
+    pub not_fetched: Vec<ObjectRef>,
 }
 
 impl Tally {
@@ -347,7 +361,7 @@ impl Tally {
                 self.audit.record(&acl, kinds, exposures_effective);
             }
             AclOutcome::Failed(failure) => self.failures.add(failure),
-            AclOutcome::NotFetched(key) => self.not_fetched.push(key),
+            AclOutcome::NotFetched(object) => self.not_fetched.push(object),
         }
     }
 
@@ -366,6 +380,7 @@ mod tests {
     fn acl(key: &str, grants: Vec<(Grantee, &str)>) -> AclOutcome {
         AclOutcome::Fetched(ObjectAcl {
             key: key.to_owned(),
+            version_id: None,
             owner_id: Some("owner".to_owned()),
             grants: grants
                 .into_iter()
@@ -417,6 +432,7 @@ mod tests {
             .map(|i| {
                 AclOutcome::Failed(ObjectFailure {
                     key: format!("k{i}"),
+                    version_id: None,
                     code: "AccessDenied".to_owned(),
                     message: String::new(),
                 })

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
-use crate::model::{AclOutcome, ObjectFailure, StrategyKind};
+use crate::model::{AclOutcome, ObjectFailure, ObjectRef, StrategyKind};
 use crate::s3::fetch::fetch_acl;
 use crate::s3::retries::RetryCount;
 
@@ -78,15 +78,15 @@ impl<F: FnMut(AclOutcome) + Send> Record for Tallying<F> {
     }
 }
 
-/// Fetches the ACL of every key of every page with the given scheduler and hands each outcome
+/// Fetches the ACL of every key (or version) of every page with the given scheduler and hands each outcome
 /// to `record` as soon as it arrives, in completion order: nothing is kept per object.
 ///
 /// From `stop_at` on no call starts, calls under way are abandoned, and every key not yet
 /// fetched is recorded as [`AclOutcome::NotFetched`]; `pages` should end there too.
-pub async fn fetch_acls(
+pub async fn fetch_acls<K: Into<ObjectRef>>(
     client: &Client,
     bucket: &str,
-    pages: impl Stream<Item = Vec<String>>,
+    pages: impl Stream<Item = Vec<K>>,
     strategy: Strategy,
     stop_at: Option<Instant>,
     record: impl FnMut(AclOutcome) + Send,
@@ -95,14 +95,15 @@ pub async fn fetch_acls(
 }
 
 /// The same, handing each outcome to a [`Record`].
-pub async fn fetch_acls_into(
+pub async fn fetch_acls_into<K: Into<ObjectRef>>(
     client: &Client,
     bucket: &str,
-    pages: impl Stream<Item = Vec<String>>,
+    pages: impl Stream<Item = Vec<K>>,
     strategy: Strategy,
     stop_at: Option<Instant>,
     record: &impl Record,
 ) {
+    let pages = pages.map(|keys| keys.into_iter().map(Into::into).collect::<Vec<ObjectRef>>());
     let call = Call {
         client,
         bucket,
@@ -126,26 +127,26 @@ struct Call<'a, R> {
 }
 
 impl<R: Record> Call<'_, R> {
-    async fn run(&self, key: String) {
-        let outcome = fetch_before(self.client, self.bucket, key, self.stop_at).await;
+    async fn run(&self, object: ObjectRef) {
+        let outcome = fetch_before(self.client, self.bucket, object, self.stop_at).await;
         self.record.record(outcome).await;
     }
 }
 
-async fn fetch_before(client: &Client, bucket: &str, key: String, stop_at: Option<Instant>) -> AclOutcome {
+async fn fetch_before(client: &Client, bucket: &str, object: ObjectRef, stop_at: Option<Instant>) -> AclOutcome {
     let Some(stop_at) = stop_at else {
-        return fetch_acl(client, bucket, key).await.into();
+        return fetch_acl(client, bucket, object).await.into();
     };
     if Instant::now() >= stop_at {
-        return AclOutcome::NotFetched(key);
+        return AclOutcome::NotFetched(object);
     }
-    match tokio::time::timeout_at(stop_at.into(), fetch_acl(client, bucket, key.clone())).await {
+    match tokio::time::timeout_at(stop_at.into(), fetch_acl(client, bucket, object.clone())).await {
         Ok(result) => result.into(),
-        Err(_) => AclOutcome::NotFetched(key),
+        Err(_) => AclOutcome::NotFetched(object),
     }
 }
 
-async fn sequential<R: Record>(call: &Call<'_, R>, pages: impl Stream<Item = Vec<String>>) {
+async fn sequential<R: Record>(call: &Call<'_, R>, pages: impl Stream<Item = Vec<ObjectRef>>) {
     pages
         .for_each(|keys| async move {
             for key in keys {
@@ -157,7 +158,7 @@ async fn sequential<R: Record>(call: &Call<'_, R>, pages: impl Stream<Item = Vec
 
 async fn spawn_blocking<R: Record>(
     call: &Call<'_, R>,
-    pages: impl Stream<Item = Vec<String>>,
+    pages: impl Stream<Item = Vec<ObjectRef>>,
     pool_size: NonZeroUsize,
 ) {
     let workers = Arc::new(Semaphore::new(pool_size.get()));
@@ -165,7 +166,7 @@ async fn spawn_blocking<R: Record>(
     let bucket: Arc<str> = call.bucket.into();
     // The blocking threads are outside this task, so the run's retry counter goes with them.
     let retries = RetryCount::current().unwrap_or_default();
-    let blocking_call = |key: String| {
+    let blocking_call = |object: ObjectRef| {
         let (workers, runtime, client, bucket, retries) = (
             Arc::clone(&workers),
             runtime.clone(),
@@ -177,15 +178,16 @@ async fn spawn_blocking<R: Record>(
         async move {
             // Held by the blocking thread until its call ends; the semaphore is never closed.
             let worker = workers.acquire_owned().await;
-            let key_if_lost = key.clone();
+            let if_lost = object.clone();
             let outcome = tokio::task::spawn_blocking(move || {
                 let _worker = worker;
-                runtime.block_on(retries.count(fetch_before(&client, &bucket, key, stop_at)))
+                runtime.block_on(retries.count(fetch_before(&client, &bucket, object, stop_at)))
             })
             .await
             .unwrap_or_else(|err| {
                 AclOutcome::Failed(ObjectFailure {
-                    key: key_if_lost,
+                    key: if_lost.key,
+                    version_id: if_lost.version_id,
                     code: "TaskPanicked".to_owned(),
                     message: err.to_string(),
                 })
@@ -202,14 +204,14 @@ async fn spawn_blocking<R: Record>(
 
 async fn join_all_capped<R: Record>(
     call: &Call<'_, R>,
-    pages: impl Stream<Item = Vec<String>>,
+    pages: impl Stream<Item = Vec<ObjectRef>>,
     max_in_flight: Option<NonZeroUsize>,
 ) {
     let in_flight = &Semaphore::new(max_in_flight.map_or(Semaphore::MAX_PERMITS, NonZeroUsize::get));
-    let capped_call = |key: String| async move {
+    let capped_call = |object: ObjectRef| async move {
         // The semaphore lives as long as this function and is never closed.
         let _slot = in_flight.acquire().await;
-        call.run(key).await;
+        call.run(object).await;
     };
     pages
         .for_each_concurrent(PAGES_AT_ONCE, |keys| {

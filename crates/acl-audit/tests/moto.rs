@@ -5,6 +5,8 @@
 //! each test starts its own server on a free loopback port and stops it when it ends. Without
 //! `MOTO_SERVER` these tests say so and pass, so that a bare `cargo test` needs no Python.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -345,5 +347,42 @@ async fn the_account_s_block_public_access_is_read_through_s3_control_on_moto_to
         after.public_access_block,
         Check::NotConfigured,
         "the bucket's own is unset"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_public_noncurrent_version_is_found_on_moto_too() {
+    let Some(moto) = MotoServer::start() else { return };
+    let client = moto.client();
+    let arranged = common::arrange_versioned(&client, "history").await;
+    let current = audit_bucket(&client, &Target::bucket("history"), Strategy::Sequential)
+        .await
+        .unwrap();
+    assert_eq!((current.acls_fetched, current.audit.findings.objects), (2, 0));
+
+    let every_version = Target {
+        include_versions: true,
+        ..Target::bucket("history")
+    };
+    let report = audit_bucket(&client, &every_version, Strategy::JoinAll { max_in_flight: None })
+        .await
+        .unwrap();
+    assert_eq!(report.acls_fetched, arranged.versions);
+    assert_eq!(report.delete_markers, arranged.delete_markers);
+    assert_eq!(report.failures.count, 0, "{:?}", report.failures);
+    assert_eq!(report.audit.readable_by_all_users.keys, ["doc"]);
+    let public = fetch_acl(
+        &client,
+        "history",
+        acl_audit::ObjectRef::version("doc", &arranged.public_version),
+    )
+    .await
+    .unwrap();
+    assert_eq!(public.version_id.as_deref(), Some(arranged.public_version.as_str()));
+    assert!(
+        public
+            .grants
+            .iter()
+            .any(|g| matches!(&g.grantee, Grantee::Group { uri } if uri == ALL_USERS_URI))
     );
 }

@@ -204,7 +204,8 @@ async fn a_listing_refused_by_s3_is_an_access_denied_error_naming_the_permission
     assert_eq!(
         err,
         ListError::AccessDenied {
-            bucket: "locked".to_owned()
+            bucket: "locked".to_owned(),
+            action: "s3:ListBucket",
         }
     );
     assert!(
@@ -244,4 +245,20 @@ async fn an_unreachable_endpoint_reports_the_cause_not_just_dispatch_failure() {
     };
     assert_eq!(code, "DispatchFailure");
     assert!(detail.to_lowercase().contains("connect"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_of_versions_denied_names_s3_list_bucket_versions() {
+    let (s3, client) = common::seeded("locked-versions", 3).await;
+    s3.store().set_listing_denied("locked-versions", true).unwrap();
+    let target = Target {
+        include_versions: true,
+        ..Target::bucket("locked-versions")
+    };
+    let err = audit_bucket(&client, &target, Strategy::Sequential).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("s3:ListBucketVersions on arn:aws:s3:::locked-versions"),
+        "{err}"
+    );
 }

@@ -163,6 +163,7 @@ fn unfinished_batch(status: &str, execution: &ChildExecution, keys: MapBatch) ->
         for item in keys.items {
             report.failures.add(ObjectFailure {
                 key: item.key,
+                version_id: None,
                 code: code.clone(),
                 message: message.clone(),
             });
@@ -171,7 +172,7 @@ fn unfinished_batch(status: &str, execution: &ChildExecution, keys: MapBatch) ->
         report.objects_not_fetched = keys.items.len();
         report.resume = Some(acl_audit::Resume::keys_only(
             report.bucket.clone(),
-            keys.items.into_iter().map(|item| item.key).collect(),
+            keys.items.into_iter().map(|item| item.key),
         ));
     }
     report

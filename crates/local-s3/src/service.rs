@@ -11,7 +11,10 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::acl::{Acl, AclError, AclRequest, owner_dto};
 use crate::listing::{ListRequest, MAX_KEYS_LIMIT, decode_token, encode_token, list_page};
-use crate::store::{DEFAULT_REGION, ObjectOwnership as Ownership, PublicAccessBlock, Store, StoreError, StoredObject};
+use crate::store::{
+    DEFAULT_REGION, ObjectOwnership as Ownership, PublicAccessBlock, Store, StoreError, StoredObject, Versioning,
+    VersionsRequest,
+};
 
 pub struct LocalS3Service {
     store: Arc<Store>,
@@ -69,10 +72,16 @@ impl From<StoreError> for S3Error {
                 S3ErrorCode::AccessControlListNotSupported,
                 "The bucket does not allow ACLs",
             ),
+            StoreError::NoSuchVersion(..) => (S3ErrorCode::NoSuchVersion, "The specified version does not exist."),
+            StoreError::DeleteMarker(..) => (
+                S3ErrorCode::MethodNotAllowed,
+                "The specified method is not allowed against this resource.",
+            ),
         };
         let status = match code {
             S3ErrorCode::Custom(_) => Some(hyper::StatusCode::NOT_FOUND),
             S3ErrorCode::AccessControlListNotSupported => Some(hyper::StatusCode::BAD_REQUEST),
+            S3ErrorCode::MethodNotAllowed => Some(hyper::StatusCode::METHOD_NOT_ALLOWED),
             _ => None,
         };
         let mut error = S3Error::with_message(code, message);
@@ -356,9 +365,10 @@ impl S3 for LocalS3Service {
         let body = read_body(input.body).await?;
         let object = StoredObject::new(body, acl);
         let e_tag = ETag::Strong(object.etag.clone());
-        self.store.put_object(&input.bucket, &input.key, object)?;
+        let version_id = self.store.put_object(&input.bucket, &input.key, object)?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(e_tag),
+            version_id,
             ..Default::default()
         }))
     }
@@ -451,22 +461,148 @@ impl S3 for LocalS3Service {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        let (body, etag) = self.store.object(&req.input.bucket, &req.input.key)?;
+        let input = req.input;
+        let (body, etag, version_id) =
+            self.store
+                .with_version(&input.bucket, &input.key, input.version_id.as_deref(), |object| {
+                    Ok((object.body.clone(), object.etag.clone(), object.version_id.clone()))
+                })?;
         Ok(S3Response::new(GetObjectOutput {
             content_length: i64::try_from(body.len()).ok(),
             e_tag: Some(ETag::Strong(etag)),
             body: Some(StreamingBlob::from(s3s::Body::from(body))),
+            version_id,
             ..Default::default()
         }))
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.store.delete_object(&req.input.bucket, &req.input.key)?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let input = req.input;
+        let output = match input.version_id {
+            Some(version_id) => DeleteObjectOutput {
+                delete_marker: Some(self.store.delete_version(&input.bucket, &input.key, &version_id)?),
+                version_id: Some(version_id),
+                ..Default::default()
+            },
+            None => {
+                let marker = self.store.delete_object(&input.bucket, &input.key)?;
+                DeleteObjectOutput {
+                    delete_marker: marker.is_some().then_some(true),
+                    version_id: marker,
+                    ..Default::default()
+                }
+            }
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let status = match self.store.bucket_settings(&req.input.bucket)?.versioning {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
+            Versioning::Suspended => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::SUSPENDED)),
+        };
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status,
+            mfa_delete: None,
+        }))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let input = req.input;
+        let versioning = match input.versioning_configuration.status.as_ref().map(BucketVersioningStatus::as_str) {
+            Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+            Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "VersioningConfiguration's Status is Enabled or Suspended"
+                ));
+            }
+        };
+        self.store.set_versioning(&input.bucket, versioning)?;
+        Ok(S3Response::new(PutBucketVersioningOutput::default()))
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        if input.delimiter.as_deref().is_some_and(|d| !d.is_empty()) {
+            return Err(s3_error!(NotImplemented, "local-s3 lists versions without a delimiter"));
+        }
+        if input.version_id_marker.is_some() && input.key_marker.is_none() {
+            return Err(s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
+        let max_keys = match input.max_keys {
+            None => MAX_KEYS_LIMIT,
+            Some(n) => usize::try_from(n)
+                .map_err(|_| s3_error!(InvalidArgument, "max-keys must not be negative"))?
+                .min(MAX_KEYS_LIMIT),
+        };
+        let prefix = input.prefix.as_deref().unwrap_or("");
+        let page = self.store.list_versions(
+            &input.bucket,
+            &VersionsRequest {
+                prefix,
+                key_marker: input.key_marker.as_deref(),
+                version_id_marker: input.version_id_marker.as_deref(),
+                max_keys,
+            },
+        )?;
+        let (mut versions, mut delete_markers) = (Vec::new(), Vec::new());
+        for entry in page.entries {
+            match entry.object {
+                Some(object) => versions.push(ObjectVersion {
+                    key: Some(entry.key),
+                    version_id: Some(entry.version_id),
+                    is_latest: Some(entry.is_latest),
+                    last_modified: Some(entry.last_modified.into()),
+                    e_tag: Some(ETag::Strong(object.etag)),
+                    size: Some(object.size),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                    owner: Some(owner_dto()),
+                    ..Default::default()
+                }),
+                None => delete_markers.push(DeleteMarkerEntry {
+                    key: Some(entry.key),
+                    version_id: Some(entry.version_id),
+                    is_latest: Some(entry.is_latest),
+                    last_modified: Some(entry.last_modified.into()),
+                    owner: Some(owner_dto()),
+                }),
+            }
+        }
+        let (next_key_marker, next_version_id_marker) = page.next.clone().unzip();
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(input.bucket),
+            prefix: Some(prefix.to_owned()),
+            key_marker: input.key_marker,
+            version_id_marker: input.version_id_marker,
+            max_keys: Some(i32::try_from(max_keys).unwrap_or(i32::MAX)),
+            is_truncated: Some(page.next.is_some()),
+            next_key_marker,
+            next_version_id_marker,
+            versions: Some(versions),
+            delete_markers: Some(delete_markers),
+            ..Default::default()
+        }))
     }
 
     async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
-        let acl = self.store.object_acl(&req.input.bucket, &req.input.key)?;
+        let acl = self
+            .store
+            .version_acl(&req.input.bucket, &req.input.key, req.input.version_id.as_deref())?;
         Ok(S3Response::new(GetObjectAclOutput {
             grants: Some(acl.to_dto_grants()),
             owner: Some(owner_dto()),
@@ -496,7 +632,8 @@ impl S3 for LocalS3Service {
                 "PutObjectAcl needs x-amz-acl, an x-amz-grant-* header or an AccessControlPolicy body"
             )
         })?;
-        self.store.set_object_acl(&input.bucket, &input.key, acl)?;
+        self.store
+            .set_version_acl(&input.bucket, &input.key, input.version_id.as_deref(), acl)?;
         Ok(S3Response::new(PutObjectAclOutput::default()))
     }
 

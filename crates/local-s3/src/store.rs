@@ -40,7 +40,24 @@ pub enum StoreError {
     NoSuchPublicAccessBlockConfiguration(String),
     #[error("the bucket {0:?} does not allow ACLs")]
     AccessControlListNotSupported(String),
+    #[error("the key {0:?} has no version {1:?}")]
+    NoSuchVersion(String, String),
+    #[error("version {1:?} of {0:?} is a delete marker")]
+    DeleteMarker(String, String),
 }
+
+/// A bucket's versioning (GetBucketVersioning): a bucket once versioned can be suspended,
+/// never unversioned again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+/// S3's id of a version written while versioning was off or suspended.
+pub const NULL_VERSION: &str = "null";
 
 /// S3's default region: where a bucket created without a location constraint lives.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -92,6 +109,7 @@ pub struct BucketSettings {
     pub public_access_block: Option<PublicAccessBlock>,
     /// The bucket's own ACL (GetBucketAcl).
     pub acl: Acl,
+    pub versioning: Versioning,
 }
 
 impl Default for BucketSettings {
@@ -101,6 +119,7 @@ impl Default for BucketSettings {
             ownership: None,
             public_access_block: None,
             acl: Acl::private(),
+            versioning: Versioning::Unversioned,
         }
     }
 }
@@ -128,6 +147,8 @@ pub struct StoredObject {
     /// When false, GetObjectAcl answers AccessDenied: stands in for an object whose ACL
     /// the caller's role may not read (another account's object, a deny policy).
     pub acl_readable: bool,
+    /// Set by the store when the object is written: `None` is S3's "null" version.
+    pub version_id: Option<String>,
 }
 
 impl StoredObject {
@@ -139,13 +160,78 @@ impl StoredObject {
             last_modified: SystemTime::now(),
             acl,
             acl_readable: true,
+            version_id: None,
         }
     }
 }
 
+/// A key's version that is not its current object: an older object, or a delete marker.
+#[derive(Debug, Clone)]
+enum Noncurrent {
+    Object(StoredObject),
+    /// `version_id` `None`: the "null" version (a delete while versioning was suspended).
+    DeleteMarker {
+        version_id: Option<String>,
+        last_modified: SystemTime,
+    },
+}
+
+impl Noncurrent {
+    fn version_id(&self) -> Option<&str> {
+        match self {
+            Noncurrent::Object(object) => object.version_id.as_deref(),
+            Noncurrent::DeleteMarker { version_id, .. } => version_id.as_deref(),
+        }
+    }
+}
+
+/// One entry of ListObjectVersions: a version of an object, or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEntry {
+    pub key: String,
+    /// `"null"` for a version written while versioning was off or suspended.
+    pub version_id: String,
+    pub is_latest: bool,
+    pub last_modified: SystemTime,
+    /// `None` for a delete marker.
+    pub object: Option<ListedVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedVersion {
+    pub etag: String,
+    pub size: i64,
+}
+
+/// A ListObjectVersions page: its entries in S3's order (keys ascending, each key's versions
+/// newest first), and where the next page starts, if there is one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionPage {
+    pub entries: Vec<VersionEntry>,
+    /// (key marker, version-id marker) of the last entry, when more follow.
+    pub next: Option<(String, String)>,
+}
+
+/// Where a ListObjectVersions page starts, and how much it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct VersionsRequest<'a> {
+    pub prefix: &'a str,
+    pub key_marker: Option<&'a str>,
+    pub version_id_marker: Option<&'a str>,
+    pub max_keys: usize,
+}
+
+fn same_version(id: Option<&str>, wanted: &str) -> bool {
+    id.unwrap_or(NULL_VERSION) == wanted
+}
+
 #[derive(Debug, Default)]
 struct Bucket {
+    /// Each key's current object: what ListObjectsV2 lists and GetObject reads.
     objects: BTreeMap<String, StoredObject>,
+    /// Each key's other versions, newest first; a key whose latest version is a delete marker
+    /// has no current object.
+    noncurrent: BTreeMap<String, Vec<Noncurrent>>,
     settings: BucketSettings,
     /// When true, ListObjectsV2 answers AccessDenied: a role without s3:ListBucket.
     listing_denied: bool,
@@ -157,6 +243,7 @@ pub struct Store {
     buckets: RwLock<BTreeMap<String, Bucket>>,
     uploads: Mutex<BTreeMap<String, Upload>>,
     next_upload: AtomicU64,
+    next_version: AtomicU64,
     /// The account's Block Public Access (S3 Control's PutPublicAccessBlock).
     account_public_access_block: Mutex<Option<PublicAccessBlock>>,
 }
@@ -243,7 +330,9 @@ impl Store {
         let mut buckets = self.buckets.write();
         match buckets.get(bucket) {
             None => Err(StoreError::NoSuchBucket(bucket.to_owned())),
-            Some(b) if !b.objects.is_empty() => Err(StoreError::BucketNotEmpty(bucket.to_owned())),
+            Some(b) if !b.objects.is_empty() || !b.noncurrent.is_empty() => {
+                Err(StoreError::BucketNotEmpty(bucket.to_owned()))
+            }
             Some(_) => {
                 buckets.remove(bucket);
                 Ok(())
@@ -251,19 +340,175 @@ impl Store {
         }
     }
 
-    pub fn put_object(&self, bucket: &str, key: &str, object: StoredObject) -> Result<(), StoreError> {
+    /// Stores `object` as `key`'s current version; returns its version id when the bucket's
+    /// versioning is enabled. The version it replaces is kept, as S3 keeps it, unless both are
+    /// the "null" version.
+    pub fn put_object(&self, bucket: &str, key: &str, mut object: StoredObject) -> Result<Option<String>, StoreError> {
         self.with_bucket_mut(bucket, |b| {
-            b.objects.insert(key.to_owned(), object);
+            let versioning = b.settings.versioning;
+            object.version_id = (versioning == Versioning::Enabled).then(|| self.new_version_id());
+            let version_id = object.version_id.clone();
+            let replaced = b.objects.insert(key.to_owned(), object);
+            if versioning != Versioning::Unversioned {
+                b.keep_noncurrent(key, replaced.map(Noncurrent::Object), versioning);
+            }
+            Ok(version_id)
+        })
+    }
+
+    /// Deleting a key that does not exist succeeds, as on S3. In a versioned bucket the
+    /// current version is kept and a delete marker becomes the latest; its id is returned.
+    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.with_bucket_mut(bucket, |b| {
+            let versioning = b.settings.versioning;
+            let current = b.objects.remove(key);
+            if versioning == Versioning::Unversioned {
+                return Ok(None);
+            }
+            b.keep_noncurrent(key, current.map(Noncurrent::Object), versioning);
+            let version_id = (versioning == Versioning::Enabled).then(|| self.new_version_id());
+            let marker = Noncurrent::DeleteMarker {
+                version_id: version_id.clone(),
+                last_modified: SystemTime::now(),
+            };
+            b.noncurrent.entry(key.to_owned()).or_default().insert(0, marker);
+            Ok(Some(version_id.unwrap_or_else(|| NULL_VERSION.to_owned())))
+        })
+    }
+
+    /// Deletes one version for good (DeleteObject with a version id); returns whether it was a
+    /// delete marker. With the current version gone, the next newer object becomes current.
+    pub fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<bool, StoreError> {
+        self.with_bucket_mut(bucket, |b| {
+            if b
+                .objects
+                .get(key)
+                .is_some_and(|current| same_version(current.version_id.as_deref(), version_id))
+            {
+                b.objects.remove(key);
+                if let Some(versions) = b.noncurrent.get_mut(key)
+                    && matches!(versions.first(), Some(Noncurrent::Object(_)))
+                    && let Noncurrent::Object(next) = versions.remove(0)
+                {
+                    b.objects.insert(key.to_owned(), next);
+                }
+                b.noncurrent.retain(|_, versions| !versions.is_empty());
+                return Ok(false);
+            }
+            let Some(versions) = b.noncurrent.get_mut(key) else {
+                // S3 answers success for a version that does not exist.
+                return Ok(false);
+            };
+            let Some(at) = versions
+                .iter()
+                .position(|version| same_version(version.version_id(), version_id))
+            else {
+                return Ok(false);
+            };
+            let removed = versions.remove(at);
+            let marker = matches!(removed, Noncurrent::DeleteMarker { .. });
+            // The latest delete marker gone, the newest older object is current again.
+            if at == 0
+                && marker
+                && !b.objects.contains_key(key)
+                && matches!(versions.first(), Some(Noncurrent::Object(_)))
+                && let Noncurrent::Object(next) = versions.remove(0)
+            {
+                b.objects.insert(key.to_owned(), next);
+            }
+            b.noncurrent.retain(|_, versions| !versions.is_empty());
+            Ok(marker)
+        })
+    }
+
+    pub fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<(), StoreError> {
+        self.with_bucket_mut(bucket, |b| {
+            b.settings.versioning = versioning;
             Ok(())
         })
     }
 
-    /// Deleting a key that does not exist succeeds, as on S3.
-    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
-        self.with_bucket_mut(bucket, |b| {
-            b.objects.remove(key);
-            Ok(())
-        })
+    fn new_version_id(&self) -> String {
+        // Opaque to clients, as S3's are; increasing, so that tests read them in order.
+        format!("v{:016}", self.next_version.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// One ListObjectVersions page of the keys under `prefix`.
+    pub fn list_versions(&self, bucket: &str, request: &VersionsRequest<'_>) -> Result<VersionPage, StoreError> {
+        let buckets = self.buckets.read();
+        let b = buckets
+            .get(bucket)
+            .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
+        if b.listing_denied {
+            return Err(StoreError::ListAccessDenied(bucket.to_owned()));
+        }
+        let from = match request.key_marker {
+            // With a version-id marker the marker's own key is listed on from that version.
+            Some(marker) if request.version_id_marker.is_some() => Bound::Included(marker),
+            Some(marker) => Bound::Excluded(marker),
+            None => Bound::Included(request.prefix),
+        };
+        let mut current = b.objects.range::<str, _>((from, Bound::Unbounded)).peekable();
+        let mut older = b.noncurrent.range::<str, _>((from, Bound::Unbounded)).peekable();
+        let mut page = VersionPage::default();
+        let mut skipping = request.version_id_marker;
+        loop {
+            let key = match (current.peek(), older.peek()) {
+                (None, None) => break,
+                (Some((a, _)), Some((o, _))) => (*a).min(*o).clone(),
+                (Some((a, _)), None) => (*a).clone(),
+                (None, Some((o, _))) => (*o).clone(),
+            };
+            if !key.starts_with(request.prefix) {
+                if key.as_str() > request.prefix {
+                    break;
+                }
+                current.next_if(|(k, _)| **k == key);
+                older.next_if(|(k, _)| **k == key);
+                continue;
+            }
+            let mut entries = Vec::new();
+            if let Some((_, object)) = current.next_if(|(k, _)| **k == key) {
+                entries.push(listed(&key, object));
+            }
+            if let Some((_, versions)) = older.next_if(|(k, _)| **k == key) {
+                entries.extend(versions.iter().map(|version| match version {
+                    Noncurrent::Object(object) => listed(&key, object),
+                    Noncurrent::DeleteMarker {
+                        version_id,
+                        last_modified,
+                    } => VersionEntry {
+                        key: key.clone(),
+                        version_id: version_id.clone().unwrap_or_else(|| NULL_VERSION.to_owned()),
+                        is_latest: false,
+                        last_modified: *last_modified,
+                        object: None,
+                    },
+                }));
+            }
+            if let Some(first) = entries.first_mut() {
+                first.is_latest = true;
+            }
+            for entry in entries {
+                if let Some(marker) = skipping {
+                    if Some(key.as_str()) == request.key_marker {
+                        if entry.version_id == marker {
+                            skipping = None;
+                        }
+                        continue;
+                    }
+                    skipping = None;
+                }
+                if page.entries.len() == request.max_keys {
+                    if let Some(last) = page.entries.last() {
+                        page.next = Some((last.key.clone(), last.version_id.clone()));
+                    }
+                    return Ok(page);
+                }
+                page.entries.push(entry);
+            }
+        }
+        Ok(page)
     }
 
     /// The object's body and ETag.
@@ -273,8 +518,13 @@ impl Store {
 
     /// With ACLs disabled, the owner's full control whatever was stored, as S3 answers.
     pub fn object_acl(&self, bucket: &str, key: &str) -> Result<Acl, StoreError> {
+        self.version_acl(bucket, key, None)
+    }
+
+    /// The ACL of the version `version_id` names (`"null"` included), or of the current one.
+    pub fn version_acl(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Acl, StoreError> {
         let disabled = self.acls_disabled(bucket);
-        self.with_object(bucket, key, |object| {
+        self.with_version(bucket, key, version_id, |object| {
             if !object.acl_readable {
                 return Err(StoreError::AclAccessDenied(key.to_owned()));
             }
@@ -288,19 +538,35 @@ impl Store {
         key: &str,
         f: impl FnOnce(&StoredObject) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.with_version(bucket, key, None, f)
+    }
+
+    /// The version `version_id` names, or the current one: S3's NoSuchVersion for an id the
+    /// key does not have, MethodNotAllowed (here `DeleteMarker`) for a delete marker's.
+    pub fn with_version<T>(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        f: impl FnOnce(&StoredObject) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let buckets = self.buckets.read();
         let b = buckets
             .get(bucket)
             .ok_or_else(|| StoreError::NoSuchBucket(bucket.to_owned()))?;
-        let object = b
-            .objects
-            .get(key)
-            .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))?;
-        f(object)
+        f(b.version(key, version_id)?)
     }
 
     pub fn set_object_acl(&self, bucket: &str, key: &str, acl: Acl) -> Result<(), StoreError> {
         self.with_object_mut(bucket, key, |object| object.acl = acl)
+    }
+
+    /// PutObjectAcl with a version id: that version's ACL, the current one's untouched.
+    pub fn set_version_acl(&self, bucket: &str, key: &str, version_id: Option<&str>, acl: Acl) -> Result<(), StoreError> {
+        self.with_bucket_mut(bucket, |b| {
+            b.version_mut(key, version_id)?.acl = acl;
+            Ok(())
+        })
     }
 
     /// Makes GetObjectAcl on this object answer AccessDenied (or readable again).
@@ -442,13 +708,88 @@ impl Store {
 
     fn with_object_mut(&self, bucket: &str, key: &str, f: impl FnOnce(&mut StoredObject)) -> Result<(), StoreError> {
         self.with_bucket_mut(bucket, |b| {
-            let object = b
-                .objects
-                .get_mut(key)
-                .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))?;
-            f(object);
+            f(b.version_mut(key, None)?);
             Ok(())
         })
+    }
+}
+
+impl Bucket {
+    fn version(&self, key: &str, version_id: Option<&str>) -> Result<&StoredObject, StoreError> {
+        let Some(wanted) = version_id else {
+            return self.objects.get(key).ok_or_else(|| StoreError::NoSuchKey(key.to_owned()));
+        };
+        if let Some(current) = self.objects.get(key).filter(|o| same_version(o.version_id.as_deref(), wanted)) {
+            return Ok(current);
+        }
+        let version = self
+            .noncurrent
+            .get(key)
+            .and_then(|versions| versions.iter().find(|v| same_version(v.version_id(), wanted)));
+        match version {
+            Some(Noncurrent::Object(object)) => Ok(object),
+            Some(Noncurrent::DeleteMarker { .. }) => Err(StoreError::DeleteMarker(key.to_owned(), wanted.to_owned())),
+            None => Err(StoreError::NoSuchVersion(key.to_owned(), wanted.to_owned())),
+        }
+    }
+
+    fn version_mut(&mut self, key: &str, version_id: Option<&str>) -> Result<&mut StoredObject, StoreError> {
+        let Some(wanted) = version_id else {
+            return self
+                .objects
+                .get_mut(key)
+                .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()));
+        };
+        if self
+            .objects
+            .get(key)
+            .is_some_and(|o| same_version(o.version_id.as_deref(), wanted))
+        {
+            return self
+                .objects
+                .get_mut(key)
+                .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()));
+        }
+        let version = self
+            .noncurrent
+            .get_mut(key)
+            .and_then(|versions| versions.iter_mut().find(|v| same_version(v.version_id(), wanted)));
+        match version {
+            Some(Noncurrent::Object(object)) => Ok(object),
+            Some(Noncurrent::DeleteMarker { .. }) => Err(StoreError::DeleteMarker(key.to_owned(), wanted.to_owned())),
+            None => Err(StoreError::NoSuchVersion(key.to_owned(), wanted.to_owned())),
+        }
+    }
+
+    /// Keeps the version a write or delete replaced as `key`'s newest noncurrent one. With
+    /// versioning suspended the "null" version is overwritten rather than kept: the replaced
+    /// one if it was null, and any older null version.
+    fn keep_noncurrent(&mut self, key: &str, replaced: Option<Noncurrent>, versioning: Versioning) {
+        let versions = self.noncurrent.entry(key.to_owned()).or_default();
+        if versioning == Versioning::Suspended {
+            versions.retain(|version| version.version_id().is_some());
+        }
+        if let Some(replaced) = replaced
+            && !(versioning == Versioning::Suspended && replaced.version_id().is_none())
+        {
+            versions.insert(0, replaced);
+        }
+        if versions.is_empty() {
+            self.noncurrent.remove(key);
+        }
+    }
+}
+
+fn listed(key: &str, object: &StoredObject) -> VersionEntry {
+    VersionEntry {
+        key: key.to_owned(),
+        version_id: object.version_id.clone().unwrap_or_else(|| NULL_VERSION.to_owned()),
+        is_latest: false,
+        last_modified: object.last_modified,
+        object: Some(ListedVersion {
+            etag: object.etag.clone(),
+            size: i64::try_from(object.body.len()).unwrap_or(i64::MAX),
+        }),
     }
 }
 

@@ -464,3 +464,159 @@ async fn a_request_signed_for_another_region_is_redirected_with_the_bucket_s_reg
     assert_eq!(head.bucket_region(), Some("eu-west-1"));
     assert_eq!(s3.requests("HeadBucket"), 2, "requests are counted by operation");
 }
+
+async fn enable_versioning(client: &Client, bucket: &str, status: aws_sdk_s3::types::BucketVersioningStatus) {
+    use aws_sdk_s3::types::VersioningConfiguration;
+    client
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn versioning_keeps_every_version_with_its_own_acl_and_lists_them_in_pages() {
+    use aws_sdk_s3::types::BucketVersioningStatus;
+    let (_s3, client) = start().await;
+    client.create_bucket().bucket("versioned").send().await.unwrap();
+    let status = client.get_bucket_versioning().bucket("versioned").send().await.unwrap();
+    assert_eq!(status.status(), None, "never versioned");
+    let put = |key: &'static str, acl: ObjectCannedAcl| {
+        client
+            .put_object()
+            .bucket("versioned")
+            .key(key)
+            .acl(acl)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+    };
+    let before = put("a", ObjectCannedAcl::PublicRead).await.unwrap();
+    assert_eq!(before.version_id(), None, "unversioned: no version id");
+    enable_versioning(&client, "versioned", BucketVersioningStatus::Enabled).await;
+    let status = client.get_bucket_versioning().bucket("versioned").send().await.unwrap();
+    assert_eq!(status.status(), Some(&BucketVersioningStatus::Enabled));
+    let v2 = put("a", ObjectCannedAcl::Private).await.unwrap().version_id.unwrap();
+    let v3 = put("a", ObjectCannedAcl::AuthenticatedRead).await.unwrap().version_id.unwrap();
+    let b1 = put("b", ObjectCannedAcl::Private).await.unwrap().version_id.unwrap();
+    let marker = client.delete_object().bucket("versioned").key("b").send().await.unwrap();
+    assert_eq!(marker.delete_marker(), Some(true));
+    let marker = marker.version_id.unwrap();
+
+    // Each version keeps its own ACL; the "null" one is the one written before versioning.
+    let acl_of = |version: &str| {
+        client
+            .get_object_acl()
+            .bucket("versioned")
+            .key("a")
+            .version_id(version)
+            .send()
+    };
+    let public = acl_of("null").await.unwrap();
+    assert!(public.grants().iter().any(|g| g.grantee().unwrap().uri() == Some(ALL_USERS_URI)));
+    assert_eq!(acl_of(&v2).await.unwrap().grants().len(), 1, "owner only");
+    assert_eq!(grants(&client, "versioned", "a").await.len(), 2, "current: v3, authenticated-read");
+    let missing = acl_of("no-such-version").await.unwrap_err();
+    assert_eq!(missing.code(), Some("NoSuchVersion"));
+    let on_marker = client
+        .get_object_acl()
+        .bucket("versioned")
+        .key("b")
+        .version_id(&marker)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(on_marker.code(), Some("MethodNotAllowed"));
+    assert_eq!(
+        client.get_object().bucket("versioned").key("b").send().await.unwrap_err().code(),
+        Some("NoSuchKey"),
+        "deleted: the delete marker is latest"
+    );
+    // PutObjectAcl on one version leaves the others as they were.
+    client
+        .put_object_acl()
+        .bucket("versioned")
+        .key("a")
+        .version_id(&v2)
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acl_of(&v2).await.unwrap().grants().len(), 2);
+    assert_eq!(grants(&client, "versioned", "a").await.len(), 2);
+
+    // Keys ascending, each key's versions newest first; pages of 2 cut inside a key.
+    let mut entries = Vec::new();
+    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+    for _ in 0..5 {
+        let page = client
+            .list_object_versions()
+            .bucket("versioned")
+            .max_keys(2)
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(version_marker.clone())
+            .send()
+            .await
+            .unwrap();
+        let mut page_entries: Vec<(String, String, bool, bool)> = page
+            .versions()
+            .iter()
+            .map(|v| (v.key().unwrap().to_owned(), v.version_id().unwrap().to_owned(), v.is_latest().unwrap(), false))
+            .chain(page.delete_markers().iter().map(|m| {
+                (m.key().unwrap().to_owned(), m.version_id().unwrap().to_owned(), m.is_latest().unwrap(), true)
+            }))
+            .collect();
+        assert!(page_entries.len() <= 2);
+        page_entries.sort_by(|x, y| x.0.cmp(&y.0));
+        entries.extend(page_entries);
+        if !page.is_truncated().unwrap() {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+    }
+    let names: Vec<(&str, &str, bool, bool)> = entries
+        .iter()
+        .map(|(k, v, latest, dm)| (k.as_str(), v.as_str(), *latest, *dm))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("a", v3.as_str(), true, false),
+            ("a", v2.as_str(), false, false),
+            ("a", "null", false, false),
+            ("b", marker.as_str(), true, true),
+            ("b", b1.as_str(), false, false),
+        ]
+    );
+
+    // Deleting the delete marker brings the object back; deleting a version removes it.
+    client.delete_object().bucket("versioned").key("b").version_id(&marker).send().await.unwrap();
+    client.get_object().bucket("versioned").key("b").send().await.unwrap();
+    client.delete_object().bucket("versioned").key("a").version_id(&v2).send().await.unwrap();
+    assert_eq!(acl_of(&v2).await.unwrap_err().code(), Some("NoSuchVersion"));
+}
+
+#[tokio::test]
+async fn with_versioning_suspended_a_write_replaces_the_null_version() {
+    use aws_sdk_s3::types::BucketVersioningStatus;
+    let (_s3, client) = start().await;
+    client.create_bucket().bucket("suspended").send().await.unwrap();
+    enable_versioning(&client, "suspended", BucketVersioningStatus::Enabled).await;
+    let put = || {
+        client
+            .put_object()
+            .bucket("suspended")
+            .key("k")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+    };
+    let kept = put().await.unwrap().version_id.unwrap();
+    enable_versioning(&client, "suspended", BucketVersioningStatus::Suspended).await;
+    assert_eq!(put().await.unwrap().version_id(), None);
+    put().await.unwrap();
+    let listed = client.list_object_versions().bucket("suspended").send().await.unwrap();
+    let ids: Vec<&str> = listed.versions().iter().filter_map(|v| v.version_id()).collect();
+    assert_eq!(ids, ["null", kept.as_str()], "one null version, the enabled one kept");
+}

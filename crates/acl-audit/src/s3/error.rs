@@ -11,8 +11,13 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 pub enum ListError {
     #[error("the bucket {bucket:?} does not exist")]
     NoSuchBucket { bucket: String },
-    #[error("access denied listing the bucket {bucket:?}: the caller needs s3:ListBucket on arn:aws:s3:::{bucket}")]
-    AccessDenied { bucket: String },
+    #[error("access denied listing the bucket {bucket:?}: the caller needs {action} on arn:aws:s3:::{bucket}")]
+    AccessDenied {
+        bucket: String,
+        /// The IAM action the listing needs: `s3:ListBucket`, or `s3:ListBucketVersions` for
+        /// a listing of versions.
+        action: &'static str,
+    },
     /// S3 redirected the request: the bucket is in another region than the client's.
     #[error("the bucket {bucket:?} is in region {}: address it there", region.as_deref().unwrap_or("(S3 did not say which)"))]
     WrongRegion { bucket: String, region: Option<String> },
@@ -25,14 +30,15 @@ pub enum ListError {
 }
 
 impl ListError {
-    pub(crate) fn from_sdk<E>(bucket: &str, err: SdkError<E, HttpResponse>) -> Self
+    /// `action`: the IAM action the request needed, named when access is denied.
+    pub(crate) fn from_sdk<E>(bucket: &str, action: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let bucket = bucket.to_owned();
         match err.code() {
             Some("NoSuchBucket") => ListError::NoSuchBucket { bucket },
-            Some("AccessDenied") => ListError::AccessDenied { bucket },
+            Some("AccessDenied") => ListError::AccessDenied { bucket, action },
             Some("PermanentRedirect" | "AuthorizationHeaderMalformed") => ListError::WrongRegion {
                 region: err
                     .raw_response()
@@ -51,7 +57,7 @@ impl ListError {
     pub fn bucket(&self) -> &str {
         match self {
             ListError::NoSuchBucket { bucket }
-            | ListError::AccessDenied { bucket }
+            | ListError::AccessDenied { bucket, .. }
             | ListError::WrongRegion { bucket, .. }
             | ListError::Failed { bucket, .. } => bucket,
         }

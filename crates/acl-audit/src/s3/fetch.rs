@@ -4,27 +4,38 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::get_object_acl::GetObjectAclOutput;
 use aws_sdk_s3::types::{self as s3_types, Type};
 
-use crate::model::{FetchResult, Grant, Grantee, ObjectAcl, ObjectFailure};
+use crate::model::{FetchResult, Grant, Grantee, ObjectAcl, ObjectFailure, ObjectRef};
 use crate::s3::error::{error_code, error_message};
 
-/// One GetObjectAcl call; a failure is a value, never an early return for the whole run.
-pub async fn fetch_acl(client: &Client, bucket: &str, key: String) -> FetchResult {
+/// One GetObjectAcl call, for the object's current version or the one it names; a failure
+/// is a value, never an early return for the whole run.
+pub async fn fetch_acl(client: &Client, bucket: &str, object: impl Into<ObjectRef>) -> FetchResult {
+    let ObjectRef { key, version_id } = object.into();
     // The SDK's request future is about 5 KB; boxed, it exists only while the call is under
     // way, and a join-all over 100 000 keys holds 100 000 small futures rather than 500 MB.
-    let request = Box::pin(client.get_object_acl().bucket(bucket).key(&key).send());
+    let request = Box::pin(
+        client
+            .get_object_acl()
+            .bucket(bucket)
+            .key(&key)
+            .set_version_id(version_id.clone())
+            .send(),
+    );
     match request.await {
-        Ok(output) => Ok(object_acl(key, &output)),
+        Ok(output) => Ok(object_acl(key, version_id, &output)),
         Err(err) => Err(ObjectFailure {
             code: error_code(&err),
             message: error_message(&err),
             key,
+            version_id,
         }),
     }
 }
 
-fn object_acl(key: String, output: &GetObjectAclOutput) -> ObjectAcl {
+fn object_acl(key: String, version_id: Option<String>, output: &GetObjectAclOutput) -> ObjectAcl {
     ObjectAcl {
         key,
+        version_id,
         owner_id: output.owner().and_then(|owner| owner.id()).map(str::to_owned),
         grants: output.grants().iter().map(grant).collect(),
     }

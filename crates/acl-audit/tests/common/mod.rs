@@ -66,3 +66,52 @@ pub fn fixture(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("cannot read {path}: {err}"));
     serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path} is not JSON: {err}"))
 }
+
+/// What [`arrange_versioned`] wrote, by version id.
+pub struct Versioned {
+    /// `doc`'s first version: public-read, and noncurrent.
+    pub public_version: String,
+    /// Versions written, delete markers apart.
+    pub versions: usize,
+    pub delete_markers: usize,
+}
+
+/// A versioned bucket, arranged through S3's API (so that local-s3 and moto alike can hold
+/// it), whose only public ACL is on a noncurrent version: `doc` written public-read and then
+/// private; `notes` written and deleted (a delete marker on top); `plain` private.
+pub async fn arrange_versioned(client: &Client, bucket: &str) -> Versioned {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{BucketVersioningStatus, ObjectCannedAcl, VersioningConfiguration};
+
+    client.create_bucket().bucket(bucket).send().await.unwrap();
+    client
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let put = |key: &'static str, acl: ObjectCannedAcl| {
+        client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .acl(acl)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+    };
+    let public = put("doc", ObjectCannedAcl::PublicRead).await.unwrap();
+    put("doc", ObjectCannedAcl::Private).await.unwrap();
+    put("notes", ObjectCannedAcl::Private).await.unwrap();
+    client.delete_object().bucket(bucket).key("notes").send().await.unwrap();
+    put("plain", ObjectCannedAcl::Private).await.unwrap();
+    Versioned {
+        public_version: public.version_id().expect("a versioned bucket names each version").to_owned(),
+        versions: 4,
+        delete_markers: 1,
+    }
+}
