@@ -48,7 +48,7 @@ compare:
 ## CPU-limited children (BENCH_ARGS passes options, e.g. BENCH_ARGS="--start empty-pool" or
 ## "--sizes 128,1769 --runs 20" or "--endpoint URL --bucket NAME --seed")
 bench:
-	$(CARGO) build --release --quiet -p local-s3 -p acl-bench
+	$(CARGO) build --release --quiet -p local-s3 -p acl-bench -p sequential -p spawn-blocking -p join-all
 	target/release/acl-bench bench $(BENCH_ARGS)
 
 ## bench-peers: the same, with the seed's three Python functions (boto3, aioboto3 into .venv)

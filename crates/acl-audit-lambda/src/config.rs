@@ -23,6 +23,9 @@ pub const FINDINGS_URI: &str = "FINDINGS_URI";
 pub const AUDIT_WHEN_ACLS_DISABLED: &str = "AUDIT_WHEN_ACLS_DISABLED";
 /// `true`: list every version (ListObjectVersions) and audit each one's ACL. Default `false`.
 pub const INCLUDE_VERSIONS: &str = "INCLUDE_VERSIONS";
+/// Connections to open during init; 0 for none. Default: as many as the strategy has calls
+/// in flight ([`Config::warm_connections`]).
+pub const WARM_CONNECTIONS: &str = "WARM_CONNECTIONS";
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -43,6 +46,9 @@ pub fn default_max_in_flight(memory_mb: Option<usize>) -> NonZeroUsize {
     let cap = memory_mb.map_or(UNKNOWN_MEMORY, |mb| (mb / MB_PER_CALL).clamp(FEWEST, MOST));
     NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN)
 }
+
+/// Connections opened during init at most: far below Lambda's 1 024 file descriptors.
+pub const MOST_WARM_CONNECTIONS: usize = 128;
 
 /// How long before the invocation's deadline a run stops starting calls, abandons those
 /// under way and returns its partial report: time to build, log and send the report, with
@@ -69,6 +75,8 @@ pub struct Config {
     pub audit_when_acls_disabled: bool,
     /// `INCLUDE_VERSIONS`.
     pub include_versions: bool,
+    /// `WARM_CONNECTIONS`, when set.
+    pub warm_connections: Option<usize>,
 }
 
 impl Config {
@@ -139,6 +147,21 @@ impl Config {
                 .transpose()?,
             audit_when_acls_disabled: flag(AUDIT_WHEN_ACLS_DISABLED)?,
             include_versions: flag(INCLUDE_VERSIONS)?,
+            warm_connections: number(WARM_CONNECTIONS)?,
+        })
+    }
+
+    /// How many connections a function of `kind` opens during its init: `WARM_CONNECTIONS`,
+    /// else one per call its strategy has in flight (at most [`MOST_WARM_CONNECTIONS`]), so
+    /// that a cold start's first invocation finds every connection it will use open. Init
+    /// has burst CPU on Lambda, where handshakes cost a fraction of what they cost at small
+    /// memory sizes afterwards (docs/benchmark.md, "Init at burst CPU").
+    pub fn warm_connections(&self, kind: StrategyKind) -> usize {
+        self.warm_connections.unwrap_or_else(|| {
+            self.strategy(kind)
+                .concurrency_limit()
+                .unwrap_or(MOST_WARM_CONNECTIONS)
+                .min(MOST_WARM_CONNECTIONS)
         })
     }
 

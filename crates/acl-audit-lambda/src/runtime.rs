@@ -1,8 +1,11 @@
 //! The process a function is: a one-thread tokio runtime, one S3 client for the container's
 //! life, and lambda_runtime's loop calling the handler.
 
+use std::time::{Duration, Instant};
+
 use acl_audit::StrategyKind;
 use acl_audit::s3::client::{ClientChoices, client_from_env, control_client_from_env_with};
+use acl_audit::s3::warm::open_connections;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -39,6 +42,33 @@ pub fn run(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     block_on_task(&runtime()?, serve(kind))
 }
 
+/// The longest init spends opening connections: Lambda's init phase lasts 10 s at most.
+const WARM_WITHIN: Duration = Duration::from_secs(2);
+
+/// Opens the connections the first invocation will use, during init (see
+/// [`Config::warm_connections`]); logged, never fatal: a failure only leaves them unopened.
+async fn warm(kind: StrategyKind, client: &aws_sdk_s3::Client) {
+    let Ok(config) = Config::from_env() else {
+        // The invocation reports the configuration's error.
+        return;
+    };
+    let (Some(bucket), count) = (config.bucket.as_deref(), config.warm_connections(kind)) else {
+        return;
+    };
+    if count == 0 {
+        return;
+    }
+    let started = Instant::now();
+    let warmed = open_connections(client, bucket, count, WARM_WITHIN).await;
+    tracing::info!(
+        connections = count,
+        answered = warmed.answered,
+        failed = ?warmed.failed,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "connections opened during init"
+    );
+}
+
 async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let client = client_from_env()
@@ -47,6 +77,7 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     let control = control_client_from_env_with(&ClientChoices::default())
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot configure the S3 Control client"))?;
+    warm(kind, &client).await;
     let handler = service_fn(|event: LambdaEvent<Value>| {
         // An owned handle on the same client and pool: with a borrowed one rustc cannot prove
         // the runtime loop's future Send (rust-lang/rust#64552), and a task must be Send.
@@ -54,7 +85,7 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
         async move {
             let (invocation, memory_mb) = match Config::from_env() {
                 Ok(config) => (
-                    invoke_with(kind, &client, Some(&control), &config, event).await,
+                    Box::pin(invoke_with(kind, &client, Some(&control), &config, event)).await,
                     config.memory_mb,
                 ),
                 Err(err) => {

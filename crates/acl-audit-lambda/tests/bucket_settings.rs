@@ -361,7 +361,10 @@ async fn s3_s_object_events_audit_exactly_their_object_and_version() {
     .await
     .unwrap();
     assert_eq!(unknown.failures.by_code.get("NoSuchVersion"), Some(&1));
-    assert_eq!(unknown.failures.sample[0].version_id.as_deref(), Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"));
+    assert_eq!(
+        unknown.failures.sample[0].version_id.as_deref(),
+        Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e")
+    );
     assert_eq!(s3.requests("GetObjectAcl"), 4);
 
     let mut other = common::fixture("eventbridge-object-created.json");
@@ -420,11 +423,19 @@ async fn include_versions_comes_from_the_event_or_the_environment() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("include_versions"), "{err}");
-    let rest = handle(StrategyKind::Sequential, &client, &config(&[]), event(json!({"resume": resume})))
-        .await
-        .unwrap();
+    let rest = handle(
+        StrategyKind::Sequential,
+        &client,
+        &config(&[]),
+        event(json!({"resume": resume})),
+    )
+    .await
+    .unwrap();
     assert_eq!(from_event.acls_fetched + rest.acls_fetched, arranged.versions);
-    assert_eq!(rest.audit.findings.exposed_objects + from_event.audit.findings.exposed_objects, 1);
+    assert_eq!(
+        rest.audit.findings.exposed_objects + from_event.audit.findings.exposed_objects,
+        1
+    );
     // One page for the environment's run and the resumed one; the event's run of 3 asks for
     // a second, since a delete marker took one of its first page's 3 places.
     assert_eq!(s3.requests("ListObjectVersions"), 4);

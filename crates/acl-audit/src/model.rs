@@ -69,10 +69,7 @@ impl From<&str> for ObjectRef {
 #[serde(untagged)]
 enum ObjectRefWire {
     Key(String),
-    Version {
-        key: String,
-        version_id: Option<String>,
-    },
+    Version { key: String, version_id: Option<String> },
 }
 
 impl Serialize for ObjectRef {
@@ -374,7 +371,10 @@ mod tests {
             json["keys"],
             serde_json::json!([{"key": "k1", "version_id": "v3"}, "k2"])
         );
-        assert_eq!((&json["version_id_marker"], &json["versions"]), (&"v7".into(), &true.into()));
+        assert_eq!(
+            (&json["version_id_marker"], &json["versions"]),
+            (&"v7".into(), &true.into())
+        );
         assert_eq!(serde_json::from_value::<Resume>(json).unwrap(), versions);
     }
 

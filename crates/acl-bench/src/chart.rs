@@ -105,6 +105,7 @@ mod tests {
                 acls_per_second: 1.0,
                 failures: 0,
                 connections_per_invocation: None,
+                retries: None,
             },
             init_ms: 1.0,
             peak_rss_kb: 1,
@@ -127,6 +128,9 @@ mod tests {
             cpu_limit: "test".to_owned(),
             cpu_pinning: None,
             findings: false,
+            init_cpu: None,
+            idle_s: None,
+            warm_connections: None,
             cells: vec![
                 cell(128, "sequential", 1900.0),
                 cell(128, "join-all", 300.0),
@@ -156,6 +160,9 @@ mod tests {
             cpu_limit: String::new(),
             cpu_pinning: None,
             findings: false,
+            init_cpu: None,
+            idle_s: None,
+            warm_connections: None,
             cells: Vec::new(),
         };
         let path = std::env::temp_dir().join("acl-bench-never-written.svg");

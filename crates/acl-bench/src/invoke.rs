@@ -34,6 +34,10 @@ pub enum Start {
     EmptyPool,
     /// A new process for each invocation: init, an empty pool, one invocation.
     Cold,
+    /// One process, frozen between invocations (SIGSTOP, `--idle-s`, SIGCONT) as Lambda
+    /// freezes an execution environment, while the endpoint closes connections idle longer
+    /// than S3 keeps them: functions' binaries only.
+    Thawed,
 }
 
 impl Start {
@@ -42,6 +46,7 @@ impl Start {
             Start::Warm => "warm",
             Start::EmptyPool => "empty-pool",
             Start::Cold => "cold",
+            Start::Thawed => "thawed",
         }
     }
 
@@ -64,6 +69,7 @@ pub async fn run(
     let (warmup, runs) = match start {
         Start::Cold => (0, 1),
         Start::Warm | Start::EmptyPool => (1, runs),
+        Start::Thawed => anyhow::bail!("only a function's own binary can be frozen and thawed"),
     };
     let mut samples = Vec::with_capacity(runs);
     for index in 0..warmup + runs {
@@ -78,7 +84,7 @@ pub async fn run(
         let report = handle(kind, &client, &config, event).await?;
         let (wall_ms, cpu_ms) = match start {
             Start::Cold => (ms(process_started.elapsed()), cpu_time_ms()),
-            Start::Warm | Start::EmptyPool => (ms(started.elapsed()), cpu_time_ms() - cpu_before),
+            Start::Warm | Start::EmptyPool | Start::Thawed => (ms(started.elapsed()), cpu_time_ms() - cpu_before),
         };
         let connections_opened = open_sockets()
             .zip(sockets_before)
@@ -90,6 +96,7 @@ pub async fn run(
                 acls_fetched: report.acls_fetched,
                 failures: report.failures.count,
                 connections_opened,
+                retries: Some(report.retries),
             });
         }
     }

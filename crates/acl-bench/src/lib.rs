@@ -8,5 +8,7 @@ pub mod cores;
 pub mod cpu_limit;
 pub mod external;
 pub mod invoke;
+pub mod lambda_child;
+pub mod runtime_api;
 pub mod stats;
 pub mod sweep;

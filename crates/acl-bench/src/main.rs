@@ -12,6 +12,7 @@ use acl_audit::{AuditReport, Strategy, StrategyKind, Target};
 use acl_audit_lambda::Config;
 use acl_audit_lambda::handle;
 use acl_bench::invoke::Start;
+use acl_bench::lambda_child::InitCpu;
 use acl_bench::sweep::{EndpointChoice, PythonPeer, PythonPeers, SweepOptions, Variant};
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
@@ -30,6 +31,8 @@ struct Args {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the largest variant (`bench`'s options) costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Seed a bucket on an embedded endpoint and run each strategy once through the
     /// functions' handler, printing a comparison table.
@@ -68,10 +71,23 @@ enum Command {
         /// Measured invocations per cell (after one warm-up, unless --start cold).
         #[arg(long, default_value_t = 10)]
         runs: usize,
-        /// warm: one client, pool open; empty-pool: a new client (connections closed) per
-        /// invocation; cold: a new process (init included) per invocation.
+        /// warm: one process, its pool open; empty-pool: the endpoint closes every idle
+        /// connection before each invocation; cold: a new process (init included) per
+        /// invocation; thawed: one process frozen --idle-s between invocations, while the
+        /// endpoint closes connections idle for 20 s as S3 does.
         #[arg(long, value_enum, default_value_t = Start::Warm)]
         start: Start,
+        /// Seconds a thawed function stays frozen between invocations.
+        #[arg(long, default_value_t = 30.0)]
+        idle_s: f64,
+        /// The CPU a function's init runs with: burst (unthrottled until its first event, as
+        /// Lambda's on-demand init) or limited (its memory size's share from the start).
+        #[arg(long, value_enum, default_value_t = InitCpu::Burst)]
+        init_cpu: InitCpu,
+        /// The functions' WARM_CONNECTIONS (connections opened during init); unset: their
+        /// default.
+        #[arg(long)]
+        warm_connections: Option<usize>,
         /// Extra join-all variants with these MAX_IN_FLIGHT caps (0 = unbounded); `--caps`
         /// alone for none.
         #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "16,32,64,128,0")]
@@ -176,6 +192,9 @@ fn main() -> anyhow::Result<()> {
             strategies,
             runs,
             start,
+            idle_s,
+            init_cpu,
+            warm_connections,
             caps,
             rtt_ms,
             service_ms,
@@ -212,7 +231,9 @@ fn main() -> anyhow::Result<()> {
             }));
             // The seed's functions read one ListObjectsV2 page, as the write-up has them: beyond
             // 1 000 objects they would be timed auditing a part of the bucket.
-            let peers = if objects > PYTHON_PEERS_MAX_OBJECTS {
+            let peers = if start == Start::Thawed {
+                Err("a thawed start freezes the functions' own binaries only".to_owned())
+            } else if objects > PYTHON_PEERS_MAX_OBJECTS {
                 Err(format!(
                     "the seed's functions read one listing page ({PYTHON_PEERS_MAX_OBJECTS} keys), not {objects} objects"
                 ))
@@ -239,6 +260,9 @@ fn main() -> anyhow::Result<()> {
                 endpoint,
                 python,
                 findings,
+                init_cpu,
+                idle: std::time::Duration::try_from_secs_f64(idle_s).context("--idle-s is a number of seconds")?,
+                warm_connections,
             };
             let progress = progress_bar(options.memory_sizes.len() * options.variants.len());
             let result = acl_bench::sweep::run(&options, |cell| {

@@ -14,6 +14,9 @@ pub struct Sample {
     /// Connections the invocation opened; `None` where the child cannot tell.
     #[serde(default)]
     pub connections_opened: Option<usize>,
+    /// Requests the SDK sent again (the report's `retries`); `None` for a peer.
+    #[serde(default)]
+    pub retries: Option<usize>,
 }
 
 /// A cell's figures over its samples.
@@ -31,6 +34,9 @@ pub struct Summary {
     /// Mean connections opened per invocation, when the child counted them.
     #[serde(default)]
     pub connections_per_invocation: Option<f64>,
+    /// Retries over every sample, when the child reported them.
+    #[serde(default)]
+    pub retries: Option<usize>,
 }
 
 impl Summary {
@@ -63,6 +69,7 @@ impl Summary {
                 .map(|s| s.connections_opened)
                 .sum::<Option<usize>>()
                 .map(|total| total as f64 / runs as f64),
+            retries: samples.iter().map(|s| s.retries).sum(),
         })
     }
 }
@@ -100,6 +107,7 @@ mod tests {
             acls_fetched: 100,
             failures: 0,
             connections_opened: Some(4),
+            retries: Some(0),
         }
     }
 

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use acl_audit::StrategyKind;
 use acl_audit_lambda::Config;
-use acl_audit_lambda::config::{BLOCKING_POOL_SIZE, LAMBDA_MEMORY_SIZE, MAX_IN_FLIGHT};
+use acl_audit_lambda::config::{BLOCKING_POOL_SIZE, LAMBDA_MEMORY_SIZE, MAX_IN_FLIGHT, WARM_CONNECTIONS};
 use anyhow::{Context as _, bail};
 use local_s3::NetworkModel;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::cores::{self, CorePlan};
 use crate::cpu_limit::{CpuCgroup, CpuController, cpu_share};
 use crate::invoke::{ChildReport, Start};
+use crate::lambda_child::{FunctionRun, InitCpu};
 use crate::stats::{Sample, Summary, floor_ms};
 
 pub const BUCKET: &str = "bench";
@@ -101,20 +103,11 @@ impl Variant {
         })
     }
 
-    /// The child's command, with an empty environment but for the variant's own settings.
-    fn command(&self, binary_dir: &Path, python: Option<&PythonPeers>) -> anyhow::Result<Command> {
+    /// A peer's command, with an empty environment but for the variant's own settings (our
+    /// strategies run as the functions' own binaries: [`FunctionRun`]).
+    fn command(&self, python: Option<&PythonPeers>) -> anyhow::Result<Command> {
         match self {
-            Variant::Rust {
-                strategy,
-                max_in_flight,
-            } => {
-                let mut command = Command::new(binary_dir.join("acl-bench"));
-                command.env_clear().args(["invoke", "--strategy", strategy.name()]);
-                if let Some(cap) = max_in_flight {
-                    command.env(MAX_IN_FLIGHT, cap.to_string());
-                }
-                Ok(command)
-            }
+            Variant::Rust { .. } => bail!("{} runs as its function's binary", self.label()),
             Variant::Python { function } => {
                 let python = python.with_context(|| format!("{} needs the Python peers", function.name()))?;
                 let mut command = Command::new(&python.interpreter);
@@ -181,6 +174,12 @@ pub struct SweepOptions {
     /// Every seeded object public-read, and the children writing each finding to the
     /// endpoint's `findings` bucket (FINDINGS_URI): the memory a findings file costs.
     pub findings: bool,
+    /// The CPU the functions' init runs with.
+    pub init_cpu: InitCpu,
+    /// How long a `thawed` function stays frozen between invocations.
+    pub idle: Duration,
+    /// The functions' `WARM_CONNECTIONS`; `None` leaves their default.
+    pub warm_connections: Option<usize>,
 }
 
 /// One (memory size, variant) cell.
@@ -220,6 +219,16 @@ pub struct SweepResult {
     /// Whether every object was a finding written to FINDINGS_URI (`--findings`).
     #[serde(default)]
     pub findings: bool,
+    /// The CPU the functions' init ran with; `None`: a sweep from before the functions ran
+    /// through the Runtime API.
+    #[serde(default)]
+    pub init_cpu: Option<InitCpu>,
+    /// Seconds a `thawed` function stayed frozen between invocations.
+    #[serde(default)]
+    pub idle_s: Option<f64>,
+    /// The functions' `WARM_CONNECTIONS`, when the sweep set it.
+    #[serde(default)]
+    pub warm_connections: Option<usize>,
     pub cells: Vec<Cell>,
 }
 
@@ -241,7 +250,7 @@ impl Drop for Reaped {
 /// local-s3 process and the CA file it wrote. Dropping it stops the process and removes the
 /// file, however the sweep ends.
 struct Endpoint {
-    _process: Option<Reaped>,
+    process: Option<Reaped>,
     ca_file: Option<PathBuf>,
     env: Vec<(String, String)>,
     bucket: String,
@@ -258,6 +267,32 @@ impl Drop for Endpoint {
 }
 
 impl Endpoint {
+    /// The port the children's S3 requests go to.
+    fn port(&self) -> u16 {
+        let url = self
+            .env
+            .iter()
+            .find(|(name, _)| name == "AWS_ENDPOINT_URL")
+            .map_or("", |(_, url)| url.as_str());
+        let authority = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+        authority
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(if url.starts_with("http://") { 80 } else { 443 })
+    }
+
+    /// Has the embedded endpoint close every idle connection (SIGUSR1), as S3 closes a pool
+    /// left unused; an external endpoint cannot be told to.
+    fn close_idle_connections(&self) -> anyhow::Result<()> {
+        let process = self
+            .process
+            .as_ref()
+            .context("--start empty-pool closes the endpoint's connections: the embedded local-s3 only")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(process.0.id()).context("a pid out of range")?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).context("cannot signal local-s3")?;
+        Ok(())
+    }
+
     fn external(url: &str, bucket: &str) -> Self {
         // The user's own AWS settings (keys, profile, region, CA bundle) reach the children.
         let mut env: Vec<(String, String)> = std::env::vars()
@@ -265,7 +300,7 @@ impl Endpoint {
             .collect();
         env.push(("AWS_ENDPOINT_URL".to_owned(), url.to_owned()));
         Endpoint {
-            _process: None,
+            process: None,
             ca_file: None,
             env,
             bucket: bucket.to_owned(),
@@ -273,6 +308,13 @@ impl Endpoint {
         }
     }
 }
+
+/// Nothing from the user's own AWS set-up reaches children of the embedded endpoint.
+const NO_AWS_CONFIG: [(&str, &str); 3] = [
+    ("AWS_CONFIG_FILE", "/nonexistent/aws/config"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
 
 /// The embedded endpoint's bucket for `--findings`.
 const FINDINGS_BUCKET: &str = "findings";
@@ -312,7 +354,7 @@ fn start_endpoint(
     let stdout = process.0.stdout.take().context("local-s3's stdout")?;
     // From here on, dropping `endpoint` on an error also removes the CA file.
     let mut endpoint = Endpoint {
-        _process: Some(process),
+        process: Some(process),
         ca_file: Some(ca_file),
         env: Vec::new(),
         bucket: BUCKET.to_owned(),
@@ -425,6 +467,9 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
         cpu_limit: controller.to_string(),
         cpu_pinning: cores.map(|cores| cores.to_string()),
         findings: options.findings,
+        init_cpu: Some(options.init_cpu),
+        idle_s: (options.start == Start::Thawed).then_some(options.idle.as_secs_f64()),
+        warm_connections: options.warm_connections,
         cells,
     })
 }
@@ -439,8 +484,41 @@ fn run_variant(
     options: &SweepOptions,
 ) -> anyhow::Result<Vec<ChildReport>> {
     let blocking_pool_size = acl_audit::strategy::default_blocking_pool_size();
+    if let Variant::Rust {
+        strategy,
+        max_in_flight,
+    } = variant
+    {
+        let mut env = endpoint.env.clone();
+        env.push(("BUCKET_NAME".to_owned(), endpoint.bucket.clone()));
+        // A Lambda VM shows its vCPUs whatever its memory size; std would read the cgroup
+        // quota instead and see one.
+        env.push((BLOCKING_POOL_SIZE.to_owned(), blocking_pool_size.to_string()));
+        if let Some(cap) = max_in_flight {
+            env.push((MAX_IN_FLIGHT.to_owned(), cap.to_string()));
+        }
+        if let Some(count) = options.warm_connections {
+            env.push((WARM_CONNECTIONS.to_owned(), count.to_string()));
+        }
+        if !endpoint.uses_own_aws_config {
+            for (name, value) in NO_AWS_CONFIG {
+                env.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        let function = FunctionRun {
+            binary: binary_dir.join(strategy.name()),
+            env,
+            memory_mb,
+            cgroup,
+            cpus,
+            init_cpu: options.init_cpu,
+            endpoint_port: endpoint.port(),
+            close_idle_connections: &|| endpoint.close_idle_connections(),
+        };
+        return function.run(options.start, options.runs, options.idle);
+    }
     let child = |mode: &[&str]| -> anyhow::Result<ChildReport> {
-        let mut command = variant.command(binary_dir, options.python.as_ref())?;
+        let mut command = variant.command(options.python.as_ref())?;
         command
             .args(mode)
             .envs(endpoint.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -451,11 +529,7 @@ fn run_variant(
             .env(BLOCKING_POOL_SIZE, blocking_pool_size.to_string())
             .stderr(Stdio::inherit());
         if !endpoint.uses_own_aws_config {
-            // Nothing from the user's own AWS set-up reaches children of the embedded endpoint.
-            command
-                .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
-                .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials")
-                .env("AWS_EC2_METADATA_DISABLED", "true");
+            command.envs(NO_AWS_CONFIG);
         }
         if let Some(cgroup) = cgroup {
             command.arg("--join-cgroup").arg(cgroup.procs_file());
@@ -503,14 +577,16 @@ pub fn print_table(result: &SweepResult) {
         result.runs,
         match result.start {
             Start::Warm => "warm: one process, after a warm-up",
-            Start::EmptyPool => "empty pool: one process, a new client each, after a warm-up",
+            Start::EmptyPool =>
+                "empty pool: one process, the endpoint's idle connections closed before each, after a warm-up",
             Start::Cold => "cold: a new process each",
+            Start::Thawed => "thawed: one process, frozen between invocations, after a warm-up",
         },
         result.cpu_limit,
         result.cpu_pinning.as_deref().unwrap_or("not pinned")
     );
     println!(
-        "{:>6} {:<20} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} {:>7}",
+        "{:>6} {:<20} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7}",
         "MB",
         "variant",
         "limit",
@@ -524,12 +600,14 @@ pub fn print_table(result: &SweepResult) {
         "RSS MB",
         "vs best",
         "vs floor",
-        "failed"
+        "failed",
+        "init ms",
+        "retries"
     );
     for cell in &result.cells {
         let s = &cell.summary;
         println!(
-            "{:>6} {:<20} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>8.0} {:>9.1} {:>8.0} {:>6} {:>8.1} {:>7.2}x {:>8} {:>7}",
+            "{:>6} {:<20} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>8.0} {:>9.1} {:>8.0} {:>6} {:>8.1} {:>7.2}x {:>8} {:>7} {:>8.1} {:>7}",
             cell.memory_mb,
             cell.variant,
             cell.concurrency,
@@ -545,7 +623,9 @@ pub fn print_table(result: &SweepResult) {
             cell.vs_fastest,
             cell.vs_floor
                 .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}x")),
-            s.failures
+            s.failures,
+            cell.init_ms,
+            s.retries.map_or_else(|| "?".to_owned(), |n| n.to_string())
         );
     }
 }

@@ -23,5 +23,5 @@ mod tls;
 pub use faults::{Fault, FaultCounts, FaultRule, Faults, InvalidFaultRule, Operation};
 pub use network::{InvalidDelay, NetworkModel};
 pub use seed::{SeedAcl, SeedSummary, seed_bucket, seed_bucket_with, seed_key};
-pub use server::{Credentials, LocalS3, Options};
+pub use server::{Credentials, LocalS3, Options, S3_IDLE_TIMEOUT};
 pub use store::{Store, StoreError};

@@ -60,6 +60,10 @@ struct Args {
     /// How late a `slow` fault's answer comes, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     slow_response_ms: u64,
+    /// Close a keep-alive connection idle this long, in milliseconds, as S3 does (about
+    /// 20 s); 0: never. SIGUSR1 closes every idle connection at once.
+    #[arg(long, default_value_t = 20_000)]
+    idle_timeout_ms: u64,
     /// Access key id clients must sign with.
     #[arg(long, env = "LOCAL_S3_ACCESS_KEY_ID", default_value_t = Credentials::default().access_key_id)]
     access_key_id: String,
@@ -115,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
             rules: args.faults,
             slow_response: std::time::Duration::from_millis(args.slow_response_ms),
         },
+        idle_timeout: (args.idle_timeout_ms > 0).then(|| std::time::Duration::from_millis(args.idle_timeout_ms)),
     };
     let mut s3 = LocalS3::start_with(options)
         .await
@@ -163,9 +168,17 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    tokio::select! {
-        () = s3.wait() => {}
-        result = tokio::signal::ctrl_c() => result.context("cannot wait for Ctrl-C")?,
+    let mut close_idle = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .context("cannot wait for SIGUSR1")?;
+    loop {
+        tokio::select! {
+            () = s3.wait() => break,
+            result = tokio::signal::ctrl_c() => {
+                result.context("cannot wait for Ctrl-C")?;
+                break;
+            }
+            Some(()) = close_idle.recv() => s3.close_idle_connections(),
+        }
     }
     Ok(())
 }

@@ -3,11 +3,13 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::server::conn::auto::{self, Builder as ConnectionBuilder};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
@@ -15,6 +17,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{HttpError, HttpResponse};
 use s3s::{S3Error, S3ErrorCode, S3Result};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
@@ -53,7 +56,13 @@ pub struct Options {
     pub network: NetworkModel,
     /// Errors to answer a share of requests with; none by default.
     pub faults: Faults,
+    /// A keep-alive connection idle this long is closed, as S3 closes them (widely reported
+    /// at about 20 s); `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
+
+/// S3's idle timeout as clients observe it.
+pub const S3_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Default for Options {
     fn default() -> Self {
@@ -63,6 +72,7 @@ impl Default for Options {
             tls: false,
             network: NetworkModel::default(),
             faults: Faults::default(),
+            idle_timeout: Some(S3_IDLE_TIMEOUT),
         }
     }
 }
@@ -77,6 +87,8 @@ pub struct LocalS3 {
     faults: Arc<FaultInjector>,
     requests: Arc<RequestCounts>,
     server: JoinHandle<()>,
+    /// Bumped to close every idle connection now.
+    close_idle: watch::Sender<u64>,
 }
 
 /// Requests authenticated so far, by S3 operation name (`GetObjectAcl`, `ListObjectsV2` …).
@@ -171,7 +183,9 @@ impl LocalS3 {
             tls,
             network,
             faults,
+            idle_timeout,
         } = options;
+        let (close_idle, closing) = watch::channel(0);
         let faults = Arc::new(FaultInjector::new(faults));
         let tls = tls.then(crate::tls::generate).transpose()?;
         let listener = TcpListener::bind(addr).await?;
@@ -200,8 +214,12 @@ impl LocalS3 {
             service,
             control,
             acceptor,
-            network,
-            Arc::clone(&faults),
+            Connections {
+                network,
+                faults: Arc::clone(&faults),
+                idle_timeout,
+                closing,
+            },
         ));
         Ok(LocalS3 {
             addr,
@@ -212,7 +230,14 @@ impl LocalS3 {
             faults,
             requests,
             server,
+            close_idle,
         })
+    }
+
+    /// Closes every keep-alive connection with no request under way, as S3 does to idle
+    /// ones: what a client whose pool sat unused finds.
+    pub fn close_idle_connections(&self) {
+        self.close_idle.send_modify(|generation| *generation += 1);
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -265,13 +290,21 @@ impl Drop for LocalS3 {
     }
 }
 
+/// What every connection is served with besides the service.
+#[derive(Clone)]
+struct Connections {
+    network: NetworkModel,
+    faults: Arc<FaultInjector>,
+    idle_timeout: Option<Duration>,
+    closing: watch::Receiver<u64>,
+}
+
 async fn serve(
     listener: TcpListener,
     service: S3Service,
     control: Arc<AccountControl>,
     tls: Option<TlsAcceptor>,
-    network: NetworkModel,
-    faults: Arc<FaultInjector>,
+    connections_with: Connections,
 ) {
     let http = ConnectionBuilder::new(TokioExecutor::new());
     // Owning the connection tasks here means aborting this task closes them too.
@@ -286,8 +319,7 @@ async fn serve(
                         service.clone(),
                         Arc::clone(&control),
                         tls.clone(),
-                        network,
-                        Arc::clone(&faults),
+                        connections_with.clone(),
                         socket,
                     ));
                 }
@@ -309,13 +341,23 @@ async fn serve_connection(
     service: S3Service,
     control: Arc<AccountControl>,
     tls: Option<TlsAcceptor>,
-    network: NetworkModel,
-    faults: Arc<FaultInjector>,
+    with: Connections,
     socket: TcpStream,
 ) {
+    let Connections {
+        network,
+        faults,
+        idle_timeout,
+        mut closing,
+    } = with;
+    // Closing idle connections concerns those open then, not this one, opened after.
+    closing.mark_unchanged();
     wait(network.connection_delay()).await;
     let request_delay = network.request_delay();
+    let activity = Arc::new(Activity::new());
+    let counted = Arc::clone(&activity);
     let service = service_fn(move |request: hyper::Request<Incoming>| {
+        let busy = counted.begin();
         let service = service.clone();
         let control = Arc::clone(&control);
         let fault = faults.draw(request.method(), request.uri());
@@ -325,6 +367,8 @@ async fn serve_connection(
             _ => std::time::Duration::ZERO,
         };
         async move {
+            // Under way until its answer is ready (bodies here are small and sent at once).
+            let _busy = busy;
             wait(request_delay).await;
             if AccountControl::handles(&request) {
                 return Ok(control.answer(request).await);
@@ -350,10 +394,15 @@ async fn serve_connection(
             }
         }
     });
+    let idle = Idle {
+        activity,
+        timeout: idle_timeout,
+        closing,
+    };
     let served = match tls {
-        None => http.serve_connection(TokioIo::new(socket), service).await,
+        None => idle.close(http.serve_connection(TokioIo::new(socket), service)).await,
         Some(acceptor) => match acceptor.accept(socket).await {
-            Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+            Ok(stream) => idle.close(http.serve_connection(TokioIo::new(stream), service)).await,
             Err(err) => {
                 tracing::debug!(error = %err, "TLS handshake failed");
                 return;
@@ -362,6 +411,97 @@ async fn serve_connection(
     };
     if let Err(err) = served {
         tracing::debug!(error = %err, "connection closed with an error");
+    }
+}
+
+/// A connection's requests under way, and when the last one ended.
+struct Activity {
+    in_flight: AtomicUsize,
+    last: parking_lot::Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            last: parking_lot::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Counts a request from now until the guard drops.
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(self))
+    }
+
+    /// How long the connection has had no request under way; `None` while one is.
+    fn idle_for(&self) -> Option<Duration> {
+        (self.in_flight.load(Ordering::Acquire) == 0).then(|| self.last.lock().elapsed())
+    }
+}
+
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.last.lock() = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// When to close a connection: idle past the timeout, or idle when told to close idle ones.
+struct Idle {
+    activity: Arc<Activity>,
+    timeout: Option<Duration>,
+    closing: watch::Receiver<u64>,
+}
+
+impl Idle {
+    /// Serves `connection` to its end, shutting it down gracefully (an idle HTTP/1 connection
+    /// closes at once) when it has been idle too long or the endpoint closes idle ones.
+    async fn close<I, S, B>(mut self, connection: auto::Connection<'_, I, S, TokioExecutor>) -> Result<(), BoxError>
+    where
+        S: hyper::service::HttpService<Incoming, ResBody = B>
+            + Service<hyper::Request<Incoming>, Response = hyper::Response<B>>,
+        <S as Service<hyper::Request<Incoming>>>::Future: 'static,
+        <S as Service<hyper::Request<Incoming>>>::Error: Into<BoxError>,
+        <S as hyper::service::HttpService<Incoming>>::Error: Into<BoxError>,
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        B: hyper::body::Body + 'static,
+        B::Error: Into<BoxError>,
+        TokioExecutor: auto::HttpServerConnExec<<S as hyper::service::HttpService<Incoming>>::Future, B>
+            + auto::HttpServerConnExec<<S as Service<hyper::Request<Incoming>>>::Future, B>,
+    {
+        tokio::pin!(connection);
+        // A check a quarter of the timeout apart closes within 25 % of it.
+        let check_every = self.timeout.map_or(Duration::from_secs(3600), |timeout| timeout / 4);
+        let (mut shutting_down, mut endpoint_gone) = (false, false);
+        loop {
+            tokio::select! {
+                served = connection.as_mut() => return served,
+                changed = self.closing.changed(), if !shutting_down && !endpoint_gone => {
+                    match changed {
+                        Ok(()) if self.activity.idle_for().is_some() => {
+                            connection.as_mut().graceful_shutdown();
+                            shutting_down = true;
+                        }
+                        Ok(()) => {}
+                        // The endpoint is gone: no one will ask again.
+                        Err(_) => endpoint_gone = true,
+                    }
+                }
+                () = tokio::time::sleep(check_every), if !shutting_down && self.timeout.is_some() => {
+                    if let (Some(idle), Some(timeout)) = (self.activity.idle_for(), self.timeout)
+                        && idle >= timeout
+                    {
+                        connection.as_mut().graceful_shutdown();
+                        shutting_down = true;
+                    }
+                }
+            }
+        }
     }
 }
 

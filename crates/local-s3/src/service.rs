@@ -516,7 +516,12 @@ impl S3 for LocalS3Service {
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
         let input = req.input;
-        let versioning = match input.versioning_configuration.status.as_ref().map(BucketVersioningStatus::as_str) {
+        let versioning = match input
+            .versioning_configuration
+            .status
+            .as_ref()
+            .map(BucketVersioningStatus::as_str)
+        {
             Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
             Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
             _ => {
@@ -570,7 +575,9 @@ impl S3 for LocalS3Service {
                     last_modified: Some(entry.last_modified.into()),
                     e_tag: Some(ETag::Strong(object.etag)),
                     size: Some(object.size),
-                    storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(
+                        ObjectVersionStorageClass::STANDARD,
+                    )),
                     owner: Some(owner_dto()),
                     ..Default::default()
                 }),

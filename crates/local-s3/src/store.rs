@@ -380,8 +380,7 @@ impl Store {
     /// delete marker. With the current version gone, the next newer object becomes current.
     pub fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<bool, StoreError> {
         self.with_bucket_mut(bucket, |b| {
-            if b
-                .objects
+            if b.objects
                 .get(key)
                 .is_some_and(|current| same_version(current.version_id.as_deref(), version_id))
             {
@@ -562,7 +561,13 @@ impl Store {
     }
 
     /// PutObjectAcl with a version id: that version's ACL, the current one's untouched.
-    pub fn set_version_acl(&self, bucket: &str, key: &str, version_id: Option<&str>, acl: Acl) -> Result<(), StoreError> {
+    pub fn set_version_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Acl,
+    ) -> Result<(), StoreError> {
         self.with_bucket_mut(bucket, |b| {
             b.version_mut(key, version_id)?.acl = acl;
             Ok(())
@@ -717,9 +722,16 @@ impl Store {
 impl Bucket {
     fn version(&self, key: &str, version_id: Option<&str>) -> Result<&StoredObject, StoreError> {
         let Some(wanted) = version_id else {
-            return self.objects.get(key).ok_or_else(|| StoreError::NoSuchKey(key.to_owned()));
+            return self
+                .objects
+                .get(key)
+                .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()));
         };
-        if let Some(current) = self.objects.get(key).filter(|o| same_version(o.version_id.as_deref(), wanted)) {
+        if let Some(current) = self
+            .objects
+            .get(key)
+            .filter(|o| same_version(o.version_id.as_deref(), wanted))
+        {
             return Ok(current);
         }
         let version = self

@@ -75,3 +75,86 @@ async fn requests_on_separate_connections_wait_concurrently_not_in_turn() {
         "10 parallel calls took {elapsed:?}, one takes {one_call:?}"
     );
 }
+
+/// A keep-alive connection that has had one answer: a raw request, its whole answer read.
+async fn kept_alive(s3: &LocalS3) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(s3.addr()).await.unwrap();
+    // Unsigned: answered 403, and the connection kept for the next request.
+    stream
+        .write_all(b"GET /net HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0; 4096];
+    let read = stream.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 403"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..read])
+    );
+    stream
+}
+
+/// How long until the endpoint closes `stream` (reads return end of file).
+async fn closed_after(mut stream: tokio::net::TcpStream, patience: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut byte = [0; 1];
+    match tokio::time::timeout(patience, stream.read(&mut byte)).await {
+        Ok(Ok(0)) => Some(started.elapsed()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_connection_is_closed_after_the_idle_timeout_as_s3_closes_them() {
+    let idle = Duration::from_millis(400);
+    let s3 = LocalS3::start_with(Options {
+        idle_timeout: Some(idle),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let stream = kept_alive(&s3).await;
+    let closed = closed_after(stream, Duration::from_secs(5)).await.expect("closed");
+    assert!(closed >= idle - Duration::from_millis(50), "closed after {closed:?}");
+    assert!(closed < idle * 2 + SLACK, "closed after {closed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_close_on_demand_and_busy_ones_do_not() {
+    let s3 = LocalS3::start_with(Options {
+        network: NetworkModel {
+            service_time: Duration::from_millis(500),
+            ..NetworkModel::default()
+        },
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    local_s3::seed_bucket(s3.store(), "net", 1).unwrap();
+    let idle = kept_alive(&s3).await;
+    // A request under way (500 ms of service time) when the endpoint closes idle connections.
+    let client = common::client_for(&s3);
+    let busy = tokio::spawn(async move {
+        client
+            .get_object_acl()
+            .bucket("net")
+            .key(local_s3::seed_key(0))
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s3.close_idle_connections();
+    assert!(
+        closed_after(idle, Duration::from_secs(2)).await.is_some(),
+        "the idle one closes at once"
+    );
+    busy.await.unwrap().expect("the busy one answers");
+    // A connection opened afterwards is served, and kept.
+    let fresh = kept_alive(&s3).await;
+    assert!(
+        closed_after(fresh, Duration::from_millis(500)).await.is_none(),
+        "a new connection is kept"
+    );
+}

@@ -498,9 +498,19 @@ async fn versioning_keeps_every_version_with_its_own_acl_and_lists_them_in_pages
     let status = client.get_bucket_versioning().bucket("versioned").send().await.unwrap();
     assert_eq!(status.status(), Some(&BucketVersioningStatus::Enabled));
     let v2 = put("a", ObjectCannedAcl::Private).await.unwrap().version_id.unwrap();
-    let v3 = put("a", ObjectCannedAcl::AuthenticatedRead).await.unwrap().version_id.unwrap();
+    let v3 = put("a", ObjectCannedAcl::AuthenticatedRead)
+        .await
+        .unwrap()
+        .version_id
+        .unwrap();
     let b1 = put("b", ObjectCannedAcl::Private).await.unwrap().version_id.unwrap();
-    let marker = client.delete_object().bucket("versioned").key("b").send().await.unwrap();
+    let marker = client
+        .delete_object()
+        .bucket("versioned")
+        .key("b")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(marker.delete_marker(), Some(true));
     let marker = marker.version_id.unwrap();
 
@@ -514,9 +524,18 @@ async fn versioning_keeps_every_version_with_its_own_acl_and_lists_them_in_pages
             .send()
     };
     let public = acl_of("null").await.unwrap();
-    assert!(public.grants().iter().any(|g| g.grantee().unwrap().uri() == Some(ALL_USERS_URI)));
+    assert!(
+        public
+            .grants()
+            .iter()
+            .any(|g| g.grantee().unwrap().uri() == Some(ALL_USERS_URI))
+    );
     assert_eq!(acl_of(&v2).await.unwrap().grants().len(), 1, "owner only");
-    assert_eq!(grants(&client, "versioned", "a").await.len(), 2, "current: v3, authenticated-read");
+    assert_eq!(
+        grants(&client, "versioned", "a").await.len(),
+        2,
+        "current: v3, authenticated-read"
+    );
     let missing = acl_of("no-such-version").await.unwrap_err();
     assert_eq!(missing.code(), Some("NoSuchVersion"));
     let on_marker = client
@@ -529,7 +548,14 @@ async fn versioning_keeps_every_version_with_its_own_acl_and_lists_them_in_pages
         .unwrap_err();
     assert_eq!(on_marker.code(), Some("MethodNotAllowed"));
     assert_eq!(
-        client.get_object().bucket("versioned").key("b").send().await.unwrap_err().code(),
+        client
+            .get_object()
+            .bucket("versioned")
+            .key("b")
+            .send()
+            .await
+            .unwrap_err()
+            .code(),
         Some("NoSuchKey"),
         "deleted: the delete marker is latest"
     );
@@ -562,9 +588,21 @@ async fn versioning_keeps_every_version_with_its_own_acl_and_lists_them_in_pages
         let mut page_entries: Vec<(String, String, bool, bool)> = page
             .versions()
             .iter()
-            .map(|v| (v.key().unwrap().to_owned(), v.version_id().unwrap().to_owned(), v.is_latest().unwrap(), false))
+            .map(|v| {
+                (
+                    v.key().unwrap().to_owned(),
+                    v.version_id().unwrap().to_owned(),
+                    v.is_latest().unwrap(),
+                    false,
+                )
+            })
             .chain(page.delete_markers().iter().map(|m| {
-                (m.key().unwrap().to_owned(), m.version_id().unwrap().to_owned(), m.is_latest().unwrap(), true)
+                (
+                    m.key().unwrap().to_owned(),
+                    m.version_id().unwrap().to_owned(),
+                    m.is_latest().unwrap(),
+                    true,
+                )
             }))
             .collect();
         assert!(page_entries.len() <= 2);
@@ -592,9 +630,23 @@ async fn versioning_keeps_every_version_with_its_own_acl_and_lists_them_in_pages
     );
 
     // Deleting the delete marker brings the object back; deleting a version removes it.
-    client.delete_object().bucket("versioned").key("b").version_id(&marker).send().await.unwrap();
+    client
+        .delete_object()
+        .bucket("versioned")
+        .key("b")
+        .version_id(&marker)
+        .send()
+        .await
+        .unwrap();
     client.get_object().bucket("versioned").key("b").send().await.unwrap();
-    client.delete_object().bucket("versioned").key("a").version_id(&v2).send().await.unwrap();
+    client
+        .delete_object()
+        .bucket("versioned")
+        .key("a")
+        .version_id(&v2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(acl_of(&v2).await.unwrap_err().code(), Some("NoSuchVersion"));
 }
 

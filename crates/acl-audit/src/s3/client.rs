@@ -38,6 +38,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// GetObjectAcl and a 1 000-key ListObjectsV2 page are small; one attempt past this is stuck.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may sit idle in the pool: below the idle timeout S3 is widely
+/// reported to close connections after (about 20 s; hyper's default keeps them 90 s). Lambda
+/// freezes the process between invocations, so it cannot see S3 close a connection meanwhile;
+/// one older than this is never sent a request, and a run thawed after 30 s opens new
+/// connections rather than failing (and retrying) on dead ones.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -90,17 +96,18 @@ fn loader_for(choices: &ClientChoices) -> Result<aws_config::ConfigLoader, Clien
     if let Some(region) = &choices.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    if let Some(path) = std::env::var_os(AWS_CA_BUNDLE).filter(|path| !path.is_empty()) {
-        let path = PathBuf::from(path);
-        let pem = std::fs::read(&path).map_err(|source| ClientError::ReadCaBundle {
-            path: path.clone(),
-            source,
-        })?;
-        let http_client =
-            https_client_trusting(&pem).map_err(|source| ClientError::InvalidCaBundle { path, source })?;
-        loader = loader.http_client(http_client);
-    }
-    Ok(loader)
+    let http_client = match std::env::var_os(AWS_CA_BUNDLE).filter(|path| !path.is_empty()) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let pem = std::fs::read(&path).map_err(|source| ClientError::ReadCaBundle {
+                path: path.clone(),
+                source,
+            })?;
+            https_client_trusting(&pem).map_err(|source| ClientError::InvalidCaBundle { path, source })?
+        }
+        None => https_client(POOL_IDLE_TIMEOUT),
+    };
+    Ok(loader.http_client(http_client))
 }
 
 /// Why a PEM bundle cannot be the trust store of an HTTPS client.
@@ -134,9 +141,19 @@ pub fn https_client_trusting(pem: &[u8]) -> Result<SharedHttpClient, TrustError>
         .build()
         .map_err(|err| TrustError::Context(err.into()))?;
     Ok(aws_smithy_http_client::Builder::new()
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(context)
         .build_https())
+}
+
+/// The SDK's own HTTPS client (rustls, the system's trust roots), its pool keeping an idle
+/// connection `pool_idle_timeout` at most ([`POOL_IDLE_TIMEOUT`] for the functions).
+pub fn https_client(pool_idle_timeout: Duration) -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .pool_idle_timeout(pool_idle_timeout)
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .build_https()
 }
 
 pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
@@ -186,6 +203,11 @@ pub fn client_with_credentials(endpoint_url: &str, credentials: Credentials) -> 
     client_from_sdk_config(&static_config(endpoint_url, credentials, None))
 }
 
+/// The same with an HTTP client of the caller's (another pool idle timeout, say).
+pub fn client_with_http_client(endpoint_url: &str, credentials: Credentials, http_client: SharedHttpClient) -> Client {
+    client_from_sdk_config(&static_config(endpoint_url, credentials, Some(http_client)))
+}
+
 /// The same over HTTPS, trusting only the CA in `ca_pem` (an endpoint's own, as local-s3's).
 pub fn client_trusting(endpoint_url: &str, credentials: Credentials, ca_pem: &[u8]) -> Result<Client, TrustError> {
     let http_client = https_client_trusting(ca_pem)?;
@@ -202,7 +224,7 @@ fn static_config(endpoint_url: &str, credentials: Credentials, http_client: Opti
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint_url)
         .credentials_provider(SharedCredentialsProvider::new(credentials));
-    builder.set_http_client(http_client);
+    builder.set_http_client(Some(http_client.unwrap_or_else(|| https_client(POOL_IDLE_TIMEOUT))));
     builder.build()
 }
 

@@ -33,7 +33,10 @@ enum Source {
     Current(PaginationStream<Result<ListObjectsV2Output, SdkError<ListObjectsV2Error, HttpResponse>>>),
     /// ListObjectVersions has no paginator in the SDK (its cursor is two markers): the pages
     /// are asked for here, from `last_key` and `last_version_id` on.
-    Versions { client: Client, prefix: Option<String> },
+    Versions {
+        client: Client,
+        prefix: Option<String>,
+    },
 }
 
 /// Why a listing yields no more pages.
@@ -147,7 +150,10 @@ impl KeyPages {
             .iter()
             .filter_map(|version| {
                 // S3 names a version written before versioning was enabled "null".
-                Some(ObjectRef::version(version.key()?, version.version_id().unwrap_or("null")))
+                Some(ObjectRef::version(
+                    version.key()?,
+                    version.version_id().unwrap_or("null"),
+                ))
             })
             .collect();
         self.delete_markers += page.delete_markers().len();

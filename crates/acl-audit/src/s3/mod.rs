@@ -1,5 +1,6 @@
 //! Talking to S3: the client every caller builds, the retries it counts, listing a bucket,
-//! fetching one ACL, writing an object of any size, and S3's errors in a caller's terms.
+//! fetching one ACL, writing an object of any size, opening connections ahead of a run, and S3's
+//! errors in a caller's terms.
 
 pub mod client;
 pub mod error;
@@ -8,3 +9,4 @@ pub mod listing;
 pub mod region;
 pub mod retries;
 pub mod upload;
+pub mod warm;

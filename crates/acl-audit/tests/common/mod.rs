@@ -110,7 +110,10 @@ pub async fn arrange_versioned(client: &Client, bucket: &str) -> Versioned {
     client.delete_object().bucket(bucket).key("notes").send().await.unwrap();
     put("plain", ObjectCannedAcl::Private).await.unwrap();
     Versioned {
-        public_version: public.version_id().expect("a versioned bucket names each version").to_owned(),
+        public_version: public
+            .version_id()
+            .expect("a versioned bucket names each version")
+            .to_owned(),
         versions: 4,
         delete_markers: 1,
     }

@@ -1,0 +1,72 @@
+//! The benchmark's Runtime API serving the functions' real entry (`acl_audit_lambda::run`, what
+//! each function's `main` calls) against local-s3: init ends at the first poll with the
+//! connections opened, each event's answer comes back, and an error is posted as one.
+
+use std::time::Duration;
+
+use acl_audit::StrategyKind;
+use acl_bench::runtime_api::RuntimeApi;
+use local_s3::LocalS3;
+
+#[test]
+fn a_function_s_entry_runs_through_the_runtime_api_with_its_connections_opened_at_init() {
+    // The endpoint on a runtime of its own, for the whole test.
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let s3 = server.block_on(LocalS3::start()).unwrap();
+    local_s3::seed_bucket(s3.store(), "through-the-api", 50).unwrap();
+    let api = RuntimeApi::start().unwrap();
+    let keys = s3.credentials();
+    // This test binary is the function's process: its environment is Lambda's.
+    let env = [
+        ("AWS_LAMBDA_RUNTIME_API", api.address()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "join-all".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+        ("AWS_ENDPOINT_URL", s3.endpoint_url().to_owned()),
+        ("AWS_ACCESS_KEY_ID", keys.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", keys.secret_access_key.clone()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws/config".to_owned()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("BUCKET_NAME", "through-the-api".to_owned()),
+    ];
+    for (name, value) in env {
+        // SAFETY: set before the function's thread starts; no other thread reads the
+        // environment meanwhile (this binary holds this one test).
+        unsafe { std::env::set_var(name, value) };
+    }
+    // A main thread's stack, as the function's `main` has: a debug build's futures are large.
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(|| acl_audit_lambda::run(StrategyKind::JoinAll))
+        .unwrap();
+
+    api.wait_for_poll(Duration::from_secs(30))
+        .expect("the init ends with a poll");
+    // join-all at 128 MB has 16 calls in flight: its init opened 16 connections.
+    assert_eq!(s3.requests("HeadBucket"), 16);
+
+    let patience = Duration::from_secs(30);
+    let outcome = api
+        .invoke(&serde_json::json!({}), Duration::from_secs(60), patience)
+        .unwrap();
+    assert!(!outcome.error, "{}", String::from_utf8_lossy(&outcome.body));
+    let report: serde_json::Value = serde_json::from_slice(&outcome.body).unwrap();
+    assert_eq!(report["acls_fetched"], 50);
+    assert_eq!(report["retries"], 0);
+    assert!(outcome.duration() > Duration::ZERO);
+
+    let refused = api
+        .invoke(
+            &serde_json::json!({"bucket": "not/a-bucket"}),
+            Duration::from_secs(60),
+            patience,
+        )
+        .unwrap();
+    assert!(refused.error, "posted to …/error");
+    assert!(String::from_utf8_lossy(&refused.body).contains("InvalidBucketName"));
+
+    // The process goes on polling for the next event, as on Lambda.
+    api.wait_for_poll(Duration::from_secs(10)).unwrap();
+}
