@@ -282,22 +282,12 @@ async fn a_bucket_in_another_region_is_audited_there() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_s_object_events_audit_exactly_their_object_and_version() {
     use aws_sdk_s3::primitives::ByteStream;
-    use aws_sdk_s3::types::{BucketVersioningStatus, ObjectCannedAcl, VersioningConfiguration};
+    use aws_sdk_s3::types::ObjectCannedAcl;
 
     // The seed's object-0000007 is public-read, written before versioning (the "null"
     // version); versioning on, a private object-0000007 then becomes current.
     let (s3, client) = common::seeded("acl-audit-demo", 100).await;
-    client
-        .put_bucket_versioning()
-        .bucket("acl-audit-demo")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::enable_versioning(&client, "acl-audit-demo").await;
     let put_private = |key: &'static str| {
         client
             .put_object()

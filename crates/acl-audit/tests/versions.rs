@@ -12,7 +12,7 @@ use acl_audit::model::ObjectRef;
 use acl_audit::{Resume, Strategy, Target, audit_bucket};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, ObjectCannedAcl, VersioningConfiguration};
+use aws_sdk_s3::types::ObjectCannedAcl;
 
 /// Audits `target`, writing its findings to a file, and returns the report and the lines.
 async fn audit_with_lines(client: &Client, target: &Target, name: &str) -> (acl_audit::AuditReport, Vec<FindingLine>) {
@@ -71,17 +71,7 @@ async fn a_public_noncurrent_version_is_found_with_its_version_id() {
 async fn a_listing_of_versions_resumes_where_it_stopped_with_every_version_once() {
     let (_s3, client) = common::endpoint().await;
     client.create_bucket().bucket("many").send().await.unwrap();
-    client
-        .put_bucket_versioning()
-        .bucket("many")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::enable_versioning(&client, "many").await;
     // Public, every version, so that each one's findings line names it: 7 keys of 3 versions
     // (a page of 4 ends inside a key's versions), and a delete marker on every third key.
     let mut written = BTreeSet::new();

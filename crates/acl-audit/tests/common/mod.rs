@@ -81,20 +81,10 @@ pub struct Versioned {
 /// private; `notes` written and deleted (a delete marker on top); `plain` private.
 pub async fn arrange_versioned(client: &Client, bucket: &str) -> Versioned {
     use aws_sdk_s3::primitives::ByteStream;
-    use aws_sdk_s3::types::{BucketVersioningStatus, ObjectCannedAcl, VersioningConfiguration};
+    use aws_sdk_s3::types::ObjectCannedAcl;
 
     client.create_bucket().bucket(bucket).send().await.unwrap();
-    client
-        .put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    enable_versioning(client, bucket).await;
     let put = |key: &'static str, acl: ObjectCannedAcl| {
         client
             .put_object()
@@ -117,4 +107,20 @@ pub async fn arrange_versioned(client: &Client, bucket: &str) -> Versioned {
         versions: 4,
         delete_markers: 1,
     }
+}
+
+/// Turns versioning on for `bucket`, through S3's API.
+pub async fn enable_versioning(client: &Client, bucket: &str) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    client
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
 }
