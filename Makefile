@@ -73,6 +73,8 @@ summarize:
 ## test: every test of the workspace, against real local-s3 endpoints and moto_server on loopback,
 ## and the template's checks
 test: template-check $(MOTO_VENV)/.installed
+	# The benchmark's tests run the functions' own binaries, which `cargo test` does not build.
+	$(CARGO) build --workspace --bins
 	MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(MAKE) local-loop-test

@@ -90,9 +90,15 @@ impl FunctionRun<'_> {
             cores::pin(&mut command, cpus).context("cannot pin a function to its CPUs")?;
         }
         let spawned = Instant::now();
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {} (make build-functions)", self.binary.display()))?;
+        let child = command.spawn().with_context(|| {
+            format!(
+                "cannot start {} (`make bench` builds the functions: cargo build --release -p {})",
+                self.binary.display(),
+                self.binary
+                    .file_name()
+                    .map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+            )
+        })?;
         Ok(Function { child, api, spawned })
     }
 
