@@ -14,11 +14,38 @@ use local_s3::{LocalS3, Options};
 
 const ENDPOINT_IDLE: Duration = Duration::from_millis(300);
 
+fn credentials(s3: &LocalS3) -> Credentials {
+    let keys = s3.credentials();
+    Credentials::new(&keys.access_key_id, &keys.secret_access_key, None, None, "test")
+}
+
+/// Two audits of `bucket` on one current-thread runtime (a function's), `between` them what
+/// happens to its connections; both reports.
+fn audit_around(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    between: impl FnOnce(&tokio::runtime::Runtime),
+) -> (acl_audit::AuditReport, acl_audit::AuditReport) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let strategy = Strategy::JoinAll {
+        max_in_flight: std::num::NonZeroUsize::new(8),
+    };
+    let audit = || {
+        runtime
+            .block_on(audit_bucket(client, &Target::bucket(bucket), strategy))
+            .unwrap()
+    };
+    let first = audit();
+    between(&runtime);
+    (first, audit())
+}
+
 /// Retries of an audit run right after the client's runtime stood still for `frozen`.
 fn retries_after_a_freeze(s3: &LocalS3, pool_idle_timeout: Duration, frozen: Duration) -> usize {
-    let keys = s3.credentials();
-    let credentials = Credentials::new(&keys.access_key_id, &keys.secret_access_key, None, None, "test");
-    let client = client_with_http_client(s3.endpoint_url(), credentials, https_client(pool_idle_timeout));
+    let client = client_with_http_client(s3.endpoint_url(), credentials(s3), https_client(pool_idle_timeout));
     // A retry quota of its own: the other case's retries must not drain this one's.
     let client = aws_sdk_s3::Client::from_conf(
         client
@@ -27,22 +54,9 @@ fn retries_after_a_freeze(s3: &LocalS3, pool_idle_timeout: Duration, frozen: Dur
             .retry_partition(RetryPartition::new(format!("thaw-{}", pool_idle_timeout.as_millis())))
             .build(),
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let strategy = Strategy::JoinAll {
-        max_in_flight: std::num::NonZeroUsize::new(8),
-    };
-    let first = runtime
-        .block_on(audit_bucket(&client, &Target::bucket("thawed"), strategy))
-        .unwrap();
-    assert_eq!(first.acls_fetched, 40);
     // Frozen: nothing runs on the client's runtime while the endpoint closes its connections.
-    std::thread::sleep(frozen);
-    let thawed = runtime
-        .block_on(audit_bucket(&client, &Target::bucket("thawed"), strategy))
-        .unwrap();
+    let (first, thawed) = audit_around(&client, "thawed", |_| std::thread::sleep(frozen));
+    assert_eq!(first.acls_fetched, 40);
     assert_eq!((thawed.acls_fetched, thawed.failures.count), (40, 0));
     thawed.retries
 }
@@ -82,28 +96,17 @@ fn connections_the_endpoint_closes_while_the_client_runs_are_dropped_from_its_po
             }))
             .unwrap();
         local_s3::seed_bucket(s3.store(), "closed", 40).unwrap();
-        let keys = s3.credentials();
-        let credentials = Credentials::new(&keys.access_key_id, &keys.secret_access_key, None, None, "test");
         let client = match s3.ca_pem() {
-            Some(ca) => acl_audit::s3::client::client_trusting(s3.endpoint_url(), credentials, ca.as_bytes()).unwrap(),
-            None => client_with_http_client(s3.endpoint_url(), credentials, https_client(POOL_IDLE_TIMEOUT)),
+            Some(ca) => {
+                acl_audit::s3::client::client_trusting(s3.endpoint_url(), credentials(&s3), ca.as_bytes()).unwrap()
+            }
+            None => client_with_http_client(s3.endpoint_url(), credentials(&s3), https_client(POOL_IDLE_TIMEOUT)),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let strategy = Strategy::JoinAll {
-            max_in_flight: std::num::NonZeroUsize::new(8),
-        };
-        runtime
-            .block_on(audit_bucket(&client, &Target::bucket("closed"), strategy))
-            .unwrap();
-        s3.close_idle_connections();
-        // Running, the client sees each close as it comes.
-        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
-        let after = runtime
-            .block_on(audit_bucket(&client, &Target::bucket("closed"), strategy))
-            .unwrap();
+        let (_, after) = audit_around(&client, "closed", |runtime| {
+            s3.close_idle_connections();
+            // Running, the client sees each close as it comes.
+            runtime.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+        });
         assert_eq!((after.acls_fetched, after.retries), (40, 0), "tls: {tls}");
     }
 }

@@ -185,6 +185,13 @@ impl Noncurrent {
     }
 }
 
+/// Where a key's version is kept: its current object, or its noncurrent versions at an index.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Current,
+    Noncurrent(usize),
+}
+
 /// One entry of ListObjectVersions: a version of an object, or a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionEntry {
@@ -385,13 +392,7 @@ impl Store {
                 .is_some_and(|current| same_version(current.version_id.as_deref(), version_id))
             {
                 b.objects.remove(key);
-                if let Some(versions) = b.noncurrent.get_mut(key)
-                    && matches!(versions.first(), Some(Noncurrent::Object(_)))
-                    && let Noncurrent::Object(next) = versions.remove(0)
-                {
-                    b.objects.insert(key.to_owned(), next);
-                }
-                b.noncurrent.retain(|_, versions| !versions.is_empty());
+                b.promote_newest(key);
                 return Ok(false);
             }
             let Some(versions) = b.noncurrent.get_mut(key) else {
@@ -407,15 +408,11 @@ impl Store {
             let removed = versions.remove(at);
             let marker = matches!(removed, Noncurrent::DeleteMarker { .. });
             // The latest delete marker gone, the newest older object is current again.
-            if at == 0
-                && marker
-                && !b.objects.contains_key(key)
-                && matches!(versions.first(), Some(Noncurrent::Object(_)))
-                && let Noncurrent::Object(next) = versions.remove(0)
-            {
-                b.objects.insert(key.to_owned(), next);
+            if at == 0 && marker {
+                b.promote_newest(key);
+            } else {
+                b.noncurrent.retain(|_, versions| !versions.is_empty());
             }
-            b.noncurrent.retain(|_, versions| !versions.is_empty());
             Ok(marker)
         })
     }
@@ -720,57 +717,67 @@ impl Store {
 }
 
 impl Bucket {
-    fn version(&self, key: &str, version_id: Option<&str>) -> Result<&StoredObject, StoreError> {
+    /// Where the object `version_id` names is kept (the current one without an id): S3's
+    /// NoSuchKey, NoSuchVersion, or MethodNotAllowed (`DeleteMarker`) when it is no object.
+    fn place(&self, key: &str, version_id: Option<&str>) -> Result<Place, StoreError> {
+        let current = self.objects.get(key);
         let Some(wanted) = version_id else {
-            return self
-                .objects
-                .get(key)
+            return current
+                .map(|_| Place::Current)
                 .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()));
         };
-        if let Some(current) = self
-            .objects
-            .get(key)
-            .filter(|o| same_version(o.version_id.as_deref(), wanted))
-        {
-            return Ok(current);
+        if current.is_some_and(|o| same_version(o.version_id.as_deref(), wanted)) {
+            return Ok(Place::Current);
         }
-        let version = self
-            .noncurrent
-            .get(key)
-            .and_then(|versions| versions.iter().find(|v| same_version(v.version_id(), wanted)));
-        match version {
-            Some(Noncurrent::Object(object)) => Ok(object),
-            Some(Noncurrent::DeleteMarker { .. }) => Err(StoreError::DeleteMarker(key.to_owned(), wanted.to_owned())),
+        let versions = self.noncurrent.get(key).map_or(&[][..], Vec::as_slice);
+        match versions
+            .iter()
+            .position(|v| same_version(v.version_id(), wanted))
+            .map(|at| (at, &versions[at]))
+        {
+            Some((at, Noncurrent::Object(_))) => Ok(Place::Noncurrent(at)),
+            Some((_, Noncurrent::DeleteMarker { .. })) => {
+                Err(StoreError::DeleteMarker(key.to_owned(), wanted.to_owned()))
+            }
             None => Err(StoreError::NoSuchVersion(key.to_owned(), wanted.to_owned())),
         }
     }
 
-    fn version_mut(&mut self, key: &str, version_id: Option<&str>) -> Result<&mut StoredObject, StoreError> {
-        let Some(wanted) = version_id else {
-            return self
-                .objects
-                .get_mut(key)
-                .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()));
+    fn version(&self, key: &str, version_id: Option<&str>) -> Result<&StoredObject, StoreError> {
+        let place = self.place(key, version_id)?;
+        let object = match place {
+            Place::Current => self.objects.get(key),
+            Place::Noncurrent(at) => match self.noncurrent.get(key).and_then(|versions| versions.get(at)) {
+                Some(Noncurrent::Object(object)) => Some(object),
+                _ => None,
+            },
         };
-        if self
-            .objects
-            .get(key)
-            .is_some_and(|o| same_version(o.version_id.as_deref(), wanted))
+        object.ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))
+    }
+
+    fn version_mut(&mut self, key: &str, version_id: Option<&str>) -> Result<&mut StoredObject, StoreError> {
+        let place = self.place(key, version_id)?;
+        let object = match place {
+            Place::Current => self.objects.get_mut(key),
+            Place::Noncurrent(at) => match self.noncurrent.get_mut(key).and_then(|versions| versions.get_mut(at)) {
+                Some(Noncurrent::Object(object)) => Some(object),
+                _ => None,
+            },
+        };
+        object.ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))
+    }
+
+    /// With no current object, the newest noncurrent version becomes current if it is an
+    /// object (not a delete marker).
+    fn promote_newest(&mut self, key: &str) {
+        if !self.objects.contains_key(key)
+            && let Some(versions) = self.noncurrent.get_mut(key)
+            && matches!(versions.first(), Some(Noncurrent::Object(_)))
+            && let Noncurrent::Object(next) = versions.remove(0)
         {
-            return self
-                .objects
-                .get_mut(key)
-                .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()));
+            self.objects.insert(key.to_owned(), next);
         }
-        let version = self
-            .noncurrent
-            .get_mut(key)
-            .and_then(|versions| versions.iter_mut().find(|v| same_version(v.version_id(), wanted)));
-        match version {
-            Some(Noncurrent::Object(object)) => Ok(object),
-            Some(Noncurrent::DeleteMarker { .. }) => Err(StoreError::DeleteMarker(key.to_owned(), wanted.to_owned())),
-            None => Err(StoreError::NoSuchVersion(key.to_owned(), wanted.to_owned())),
-        }
+        self.noncurrent.retain(|_, versions| !versions.is_empty());
     }
 
     /// Keeps the version a write or delete replaced as `key`'s newest noncurrent one. With
