@@ -235,8 +235,15 @@ async fn rejected_credentials_fail_the_listing_with_s3_s_code_and_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_endpoint_reports_the_cause_not_just_dispatch_failure() {
-    let (s3, client) = common::endpoint().await;
-    drop(s3);
+    // A port bound but never listening refuses every connection, and nothing else in this
+    // process can take it while we hold it (a dropped server's port could be reused by a
+    // test running beside this one).
+    let closed = tokio::net::TcpSocket::new_v4().expect("a socket");
+    closed
+        .bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("a loopback port is free");
+    let port = closed.local_addr().expect("a bound address").port();
+    let client = acl_audit::s3::client::client_for_endpoint(&format!("http://127.0.0.1:{port}"), "AKIDLOCAL", "local");
     let err = audit_bucket(&client, &Target::bucket("any"), Strategy::Sequential)
         .await
         .unwrap_err();
