@@ -7,6 +7,8 @@ VENV := .venv
 DEPLOY_VENV := .venv-deploy
 # moto_server, the independent S3 implementation the integration tests also run against.
 MOTO_VENV := .venv-moto
+# The write-up's Node.js baseline; npm installs its SDK here.
+NODE_PEERS := peers/node
 PYTHON ?= python3
 OBJECTS ?= 100
 PORT ?= 9000
@@ -52,8 +54,15 @@ bench:
 	target/release/acl-bench bench $(BENCH_ARGS)
 
 ## bench-peers: the same, with the seed's three Python functions (boto3, aioboto3 into .venv)
-bench-peers: $(VENV)/.peers-installed
+## and the write-up's Node.js baseline (@aws-sdk/client-s3 into peers/node/node_modules)
+bench-peers: $(VENV)/.peers-installed $(NODE_PEERS)/node_modules/.installed
 	$(MAKE) bench
+
+# Without Node.js the sweep says so and runs without its peers.
+$(NODE_PEERS)/node_modules/.installed: $(NODE_PEERS)/package.json $(NODE_PEERS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(NODE_PEERS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the sweep runs without the Node.js peers"; fi
 
 $(VENV)/.peers-installed: $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet aioboto3
@@ -72,10 +81,10 @@ summarize:
 
 ## test: every test of the workspace, against real local-s3 endpoints and moto_server on loopback,
 ## and the template's checks
-test: template-check $(MOTO_VENV)/.installed
+test: template-check $(MOTO_VENV)/.installed $(NODE_PEERS)/node_modules/.installed
 	# The benchmark's tests run the functions' own binaries, which `cargo test` does not build.
 	$(CARGO) build --workspace --bins
-	MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(CARGO) test --workspace --all-targets
+	ACL_BENCH_REQUIRE_PEERS=$$(test -f $(NODE_PEERS)/node_modules/.installed && echo 1) MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(MAKE) local-loop-test
 	$(MAKE) sam-build-check

@@ -13,15 +13,15 @@ use acl_audit_lambda::Config;
 use acl_audit_lambda::handle;
 use acl_bench::invoke::Start;
 use acl_bench::lambda_child::InitCpu;
-use acl_bench::sweep::{EndpointChoice, PythonPeer, PythonPeers, SweepOptions, Variant};
+use acl_bench::sweep::{EndpointChoice, NodePeer, NodePeers, Peers, PythonPeer, PythonPeers, SweepOptions, Variant};
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{Context, LambdaEvent};
 use local_s3::{LocalS3, NetworkModel, seed_bucket, seed_key};
 
-/// ListObjectsV2's page: all the seed's Python functions read.
-const PYTHON_PEERS_MAX_OBJECTS: usize = 1000;
+/// ListObjectsV2's page: all the seed's Python functions (and the Node.js peers) read.
+const PEERS_MAX_OBJECTS: usize = 1000;
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -127,6 +127,12 @@ enum Command {
         python: PathBuf,
         #[arg(long, default_value = "peers/python")]
         peers_dir: PathBuf,
+        /// The `node` for the Node.js peers (`make bench-peers` installs their SDK with npm
+        /// into --node-peers-dir); they join the sweep when both are there.
+        #[arg(long, default_value = "node")]
+        node: PathBuf,
+        #[arg(long, default_value = "peers/node")]
+        node_peers_dir: PathBuf,
     },
     /// Redraw a sweep's SVG chart from its JSON results.
     Chart {
@@ -206,6 +212,8 @@ fn main() -> anyhow::Result<()> {
             out,
             python,
             peers_dir,
+            node,
+            node_peers_dir,
         } => {
             let (endpoint, objects) = match (endpoint, bucket) {
                 (Some(url), Some(bucket)) => {
@@ -231,26 +239,36 @@ fn main() -> anyhow::Result<()> {
             }));
             // The seed's functions read one ListObjectsV2 page, as the write-up has them: beyond
             // 1 000 objects they would be timed auditing a part of the bucket.
-            let peers = if start == Start::Thawed {
+            let peers_apply = if start == Start::Thawed {
                 Err("a thawed start freezes the functions' own binaries only".to_owned())
-            } else if objects > PYTHON_PEERS_MAX_OBJECTS {
+            } else if objects > PEERS_MAX_OBJECTS {
                 Err(format!(
-                    "the seed's functions read one listing page ({PYTHON_PEERS_MAX_OBJECTS} keys), not {objects} objects"
+                    "the seed's functions read one listing page ({PEERS_MAX_OBJECTS} keys), not {objects} objects"
                 ))
             } else {
+                Ok(())
+            };
+            let mut peers = Peers::default();
+            match peers_apply.clone().and_then(|()| {
                 PythonPeers::find(&python, &peers_dir)
                     .map_err(|reason| format!("{reason} (`make bench-peers` installs them)"))
-            };
-            let python = match peers {
-                Ok(peers) => {
+            }) {
+                Ok(found) => {
                     variants.extend(PythonPeer::ALL.map(|function| Variant::Python { function }));
-                    Some(peers)
+                    peers.python = Some(found);
                 }
-                Err(reason) => {
-                    println!("Python peers skipped: {reason}");
-                    None
+                Err(reason) => println!("Python peers skipped: {reason}"),
+            }
+            match peers_apply.and_then(|()| {
+                NodePeers::find(&node, &node_peers_dir)
+                    .map_err(|reason| format!("{reason} (`make bench-peers` installs them)"))
+            }) {
+                Ok(found) => {
+                    variants.extend(NodePeer::ALL.map(|function| Variant::Node { function }));
+                    peers.node = Some(found);
                 }
-            };
+                Err(reason) => println!("Node.js peers skipped: {reason}"),
+            }
             let options = SweepOptions {
                 memory_sizes: sizes,
                 variants,
@@ -258,7 +276,7 @@ fn main() -> anyhow::Result<()> {
                 runs,
                 start,
                 endpoint,
-                python,
+                peers,
                 findings,
                 init_cpu,
                 idle: std::time::Duration::try_from_secs_f64(idle_s).context("--idle-s is a number of seconds")?,

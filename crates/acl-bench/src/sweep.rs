@@ -35,6 +35,27 @@ pub enum Variant {
     },
     /// One of the seed's Python functions (`peers/python/seed_functions.py`).
     Python { function: PythonPeer },
+    /// The write-up's Node.js baseline and its serial twin (`peers/node/bench_child.mjs`).
+    Node { function: NodePeer },
+}
+
+/// The Node.js peers on the AWS SDK for JavaScript v3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodePeer {
+    /// `Promise.all` over every GetObjectAcl, the write-up's opening example.
+    PromiseAll,
+    Serial,
+}
+
+impl NodePeer {
+    pub const ALL: [NodePeer; 2] = [NodePeer::Serial, NodePeer::PromiseAll];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NodePeer::PromiseAll => "node-promise-all",
+            NodePeer::Serial => "node-serial",
+        }
+    }
 }
 
 /// The seed's three functions.
@@ -70,6 +91,7 @@ impl Variant {
             } => format!("join-all/{cap}"),
             Variant::Rust { strategy, .. } => strategy.name().to_owned(),
             Variant::Python { function } => function.name().to_owned(),
+            Variant::Node { function } => function.name().to_owned(),
         }
     }
 
@@ -100,16 +122,24 @@ impl Variant {
             Variant::Python {
                 function: PythonPeer::Aioboto3,
             } => objects,
+            Variant::Node {
+                function: NodePeer::Serial,
+            } => 1,
+            // Every call is sent at once; the SDK's agent opens at most 50 sockets per host.
+            Variant::Node {
+                function: NodePeer::PromiseAll,
+            } => objects.min(NODE_MAX_SOCKETS),
         })
     }
 
     /// A peer's command, with an empty environment but for the variant's own settings (our
     /// strategies run as the functions' own binaries: [`FunctionRun`]).
-    fn command(&self, python: Option<&PythonPeers>) -> anyhow::Result<Command> {
+    fn command(&self, peers: &Peers) -> anyhow::Result<Command> {
         match self {
             Variant::Rust { .. } => bail!("{} runs as its function's binary", self.label()),
             Variant::Python { function } => {
-                let python = python.with_context(|| format!("{} needs the Python peers", function.name()))?;
+                let python =
+                    (peers.python.as_ref()).with_context(|| format!("{} needs the Python peers", function.name()))?;
                 let mut command = Command::new(&python.interpreter);
                 command
                     .env_clear()
@@ -117,6 +147,58 @@ impl Variant {
                     .args(["--function", function.name()]);
                 Ok(command)
             }
+            Variant::Node { function } => {
+                let node =
+                    (peers.node.as_ref()).with_context(|| format!("{} needs the Node.js peers", function.name()))?;
+                let mut command = Command::new(&node.interpreter);
+                command
+                    .env_clear()
+                    .arg(node.dir.join("bench_child.mjs"))
+                    .args(["--function", function.name()]);
+                Ok(command)
+            }
+        }
+    }
+}
+
+/// The AWS SDK for JavaScript v3's default `maxSockets` (its NodeHttpHandler).
+const NODE_MAX_SOCKETS: usize = 50;
+
+/// The peers a sweep can run, each where it was found.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    pub python: Option<PythonPeers>,
+    pub node: Option<NodePeers>,
+}
+
+/// Where the Node.js peers live and which `node` runs them.
+#[derive(Debug, Clone)]
+pub struct NodePeers {
+    pub interpreter: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl NodePeers {
+    /// The peers when `interpreter` runs and `dir` has the SDK installed, else why not.
+    pub fn find(interpreter: &Path, dir: &Path) -> Result<Self, String> {
+        if !dir.join("bench_child.mjs").exists() {
+            return Err(format!("{} holds no bench_child.mjs", dir.display()));
+        }
+        if !dir.join("node_modules/@aws-sdk/client-s3/package.json").exists() {
+            return Err(format!("{} has no @aws-sdk/client-s3 installed", dir.display()));
+        }
+        match Command::new(interpreter)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(status) if status.success() => Ok(NodePeers {
+                interpreter: interpreter.to_owned(),
+                dir: dir.to_owned(),
+            }),
+            Ok(status) => Err(format!("{} --version failed ({status})", interpreter.display())),
+            Err(err) => Err(format!("cannot run {} ({err})", interpreter.display())),
         }
     }
 }
@@ -169,8 +251,8 @@ pub struct SweepOptions {
     pub runs: usize,
     pub start: Start,
     pub endpoint: EndpointChoice,
-    /// Where the Python variants run, when there are any.
-    pub python: Option<PythonPeers>,
+    /// Where the peers (Python, Node.js) run, when there are any.
+    pub peers: Peers,
     /// Every seeded object public-read, and the children writing each finding to the
     /// endpoint's `findings` bucket (FINDINGS_URI): the memory a findings file costs.
     pub findings: bool,
@@ -419,6 +501,16 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
                 options,
             )?;
             let samples: Vec<Sample> = reports.iter().flat_map(|r| r.samples.iter().copied()).collect();
+            // A child that audited part of the bucket would be timed on less work.
+            if let Some(short) = samples.iter().find(|s| s.acls_fetched + s.failures != options.objects) {
+                bail!(
+                    "{} at {memory_mb} MB accounted for {} ACLs and {} failures of {} objects",
+                    variant.label(),
+                    short.acls_fetched,
+                    short.failures,
+                    options.objects
+                );
+            }
             let summary = Summary::of(&samples).context("a variant produced no samples")?;
             let concurrency = variant.concurrency(options.objects, memory_mb)?;
             let floor = network.map(|network| {
@@ -518,7 +610,7 @@ fn run_variant(
         return function.run(options.start, options.runs, options.idle);
     }
     let child = |mode: &[&str]| -> anyhow::Result<ChildReport> {
-        let mut command = variant.command(options.python.as_ref())?;
+        let mut command = variant.command(&options.peers)?;
         command
             .args(mode)
             .envs(endpoint.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -530,6 +622,12 @@ fn run_variant(
             .stderr(Stdio::inherit());
         if !endpoint.uses_own_aws_config {
             command.envs(NO_AWS_CONFIG);
+        }
+        if let (Variant::Node { .. }, Some((_, bundle))) =
+            (variant, endpoint.env.iter().find(|(name, _)| name == "AWS_CA_BUNDLE"))
+        {
+            // The SDK for JavaScript does not read AWS_CA_BUNDLE; Node adds this file to its CAs.
+            command.env("NODE_EXTRA_CA_CERTS", bundle);
         }
         if let Some(cgroup) = cgroup {
             command.arg("--join-cgroup").arg(cgroup.procs_file());
@@ -659,6 +757,18 @@ mod tests {
     }
 
     #[test]
+    fn node_peers_are_skipped_with_a_reason_when_the_sdk_is_not_installed() {
+        let empty = std::env::temp_dir().join(format!("acl-bench-node-peers-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        std::fs::write(empty.join("bench_child.mjs"), "").unwrap();
+        let reason = NodePeers::find(Path::new("node"), &empty).unwrap_err();
+        assert!(reason.ends_with("has no @aws-sdk/client-s3 installed"), "{reason}");
+        let reason = NodePeers::find(Path::new("node"), Path::new("/nonexistent")).unwrap_err();
+        assert_eq!(reason, "/nonexistent holds no bench_child.mjs");
+        std::fs::remove_dir_all(&empty).unwrap();
+    }
+
+    #[test]
     fn labels_name_the_cap_and_the_peer() {
         let capped = Variant::Rust {
             strategy: StrategyKind::JoinAll,
@@ -687,5 +797,10 @@ mod tests {
             .label(),
             "python-aioboto3"
         );
+        let promise_all = Variant::Node {
+            function: NodePeer::PromiseAll,
+        };
+        assert_eq!(promise_all.label(), "node-promise-all");
+        assert_eq!(promise_all.concurrency(100, 128).unwrap(), 50);
     }
 }

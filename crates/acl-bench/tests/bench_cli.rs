@@ -105,6 +105,71 @@ fn a_cold_sweep_prints_the_table_and_writes_the_json() {
     small_sweep("cold");
 }
 
+/// The Node.js peers run as the Python ones do: same endpoint (its CA through
+/// NODE_EXTRA_CA_CERTS), same cgroup, one row each, every ACL fetched. `make test` installs
+/// their SDK (and sets ACL_BENCH_REQUIRE_PEERS); a bare `cargo test` without it skips.
+#[test]
+fn the_node_peers_join_a_sweep_when_their_sdk_is_installed() {
+    let (exe, _) = binaries();
+    let peers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../peers/node");
+    if !peers.join("node_modules/@aws-sdk/client-s3").exists() {
+        assert!(
+            std::env::var("ACL_BENCH_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "{} has no SDK installed (`make bench-peers` installs it)",
+            peers.display()
+        );
+        eprintln!("skipped: the Node.js peers' SDK is not installed (`make bench-peers`)");
+        return;
+    }
+    for start in ["warm", "cold"] {
+        let out = std::env::temp_dir().join(format!("acl-bench-node-{}-{start}.json", std::process::id()));
+        let output = Command::new(&exe)
+            .args([
+                "bench",
+                "--start",
+                start,
+                "--sizes",
+                "3008",
+                "--objects",
+                "12",
+                "--runs",
+                "2",
+            ])
+            .args([
+                "--strategies",
+                "join-all",
+                "--caps",
+                "--rtt-ms",
+                "1",
+                "--service-ms",
+                "1",
+            ])
+            .arg("--node-peers-dir")
+            .arg(&peers)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let cells = json["cells"].as_array().unwrap();
+        let labels: Vec<&str> = cells.iter().map(|c| c["variant"].as_str().unwrap()).collect();
+        assert_eq!(labels, ["join-all", "node-serial", "node-promise-all"], "{start}");
+        for cell in cells {
+            assert_eq!(cell["summary"]["failures"], 0, "{cell}");
+            // The sweep refuses a cell whose invocations did not account for every object.
+            assert!(cell["summary"]["p50_ms"].as_f64().unwrap() > 0.0, "{cell}");
+        }
+        let _ = std::fs::remove_file(&out);
+        let _ = std::fs::remove_file(out.with_extension("svg"));
+    }
+}
+
 /// A plain-HTTP local-s3 with no bucket, killed when dropped, and the environment its
 /// `export` lines give a client.
 struct ExternalEndpoint {
