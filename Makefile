@@ -23,7 +23,7 @@ REMOTE_PAYLOAD ?= fixtures/console-empty.json
 WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
 SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
-.PHONY: help run compare bench bench-peers rehearse summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
+.PHONY: help run compare bench bench-peers instructions rehearse summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
 	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean
 
 ## help: this list of targets
@@ -67,6 +67,13 @@ $(NODE_PEERS)/node_modules/.installed: $(NODE_PEERS)/package.json $(NODE_PEERS)/
 $(VENV)/.peers-installed: $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet aioboto3
 	touch $@
+
+## instructions: instructions per ACL of a warm join-all invocation, counted by callgrind
+## (valgrind): the repeatable yardstick for a change to the client path
+instructions:
+	@command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 2; }
+	$(CARGO) build --profile profiling --quiet -p local-s3 -p acl-bench
+	crates/acl-bench/scripts/instructions.sh
 
 ## rehearse: the Step Functions Distributed Map's sharding run locally, with K workers
 ## (REHEARSE_ARGS passes options, e.g. "--objects 100000 --workers 1,2,4,8")

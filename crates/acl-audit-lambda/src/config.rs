@@ -47,8 +47,22 @@ pub fn default_max_in_flight(memory_mb: Option<usize>) -> NonZeroUsize {
     NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN)
 }
 
-/// Connections opened during init at most: far below Lambda's 1 024 file descriptors.
-pub const MOST_WARM_CONNECTIONS: usize = 128;
+/// `join-all`'s default cap for a run that finds `open` connections in the client's pool:
+/// every open connection, plus as many new ones as [`default_max_in_flight`] allows the memory
+/// size to handshake, at most [`MOST_IN_FLIGHT`]. One rule for every start: a run after a cold
+/// start's init (its connections opened at burst CPU) or seconds after another finds its pool
+/// full and puts more in flight; one after an hour, its pool empty, pays only the handshakes
+/// its CPU share affords (docs/benchmark.md, "One default for every start").
+pub fn adaptive_max_in_flight(memory_mb: Option<usize>, open: usize) -> NonZeroUsize {
+    let cap = default_max_in_flight(memory_mb).saturating_add(open);
+    NonZeroUsize::new(cap.get().min(MOST_IN_FLIGHT)).unwrap_or(cap)
+}
+
+/// Calls in flight at most by default: far below Lambda's 1 024 file descriptors.
+pub const MOST_IN_FLIGHT: usize = 128;
+
+/// Connections opened during init at most.
+pub const MOST_WARM_CONNECTIONS: usize = MOST_IN_FLIGHT;
 
 /// How long before the invocation's deadline a run stops starting calls, abandons those
 /// under way and returns its partial report: time to build, log and send the report, with
@@ -63,8 +77,11 @@ pub struct Config {
     pub prefix: Option<String>,
     pub max_objects: Option<usize>,
     pub blocking_pool_size: NonZeroUsize,
-    /// `join-all`'s cap: `MAX_IN_FLIGHT` (0 lifts it), else [`default_max_in_flight`].
+    /// `join-all`'s cap: `MAX_IN_FLIGHT` (0 lifts it), else [`default_max_in_flight`], which
+    /// [`Config::with_open_connections`] raises by the connections open.
     pub max_in_flight: Option<NonZeroUsize>,
+    /// Whether `MAX_IN_FLIGHT` was left unset, so that the cap follows the open connections.
+    pub max_in_flight_adapts: bool,
     /// The function's memory size, MB, when Lambda says it.
     pub memory_mb: Option<usize>,
     /// How long before the invocation's deadline to stop: `DEADLINE_MARGIN_MS`.
@@ -131,6 +148,7 @@ impl Config {
                 Some(n) => NonZeroUsize::new(n),
                 None => Some(default_max_in_flight(memory_mb)),
             },
+            max_in_flight_adapts: number(MAX_IN_FLIGHT)?.is_none(),
             memory_mb,
             deadline_margin: number(DEADLINE_MARGIN_MS)?
                 .map_or(DEFAULT_DEADLINE_MARGIN, |ms| Duration::from_millis(ms as u64)),
@@ -163,6 +181,17 @@ impl Config {
                 .unwrap_or(MOST_WARM_CONNECTIONS)
                 .min(MOST_WARM_CONNECTIONS)
         })
+    }
+
+    /// The configuration for a run that finds `open` connections in its client's pool
+    /// ([`acl_audit::s3::pool::PoolGauge`]): `join-all`'s default cap grows by them
+    /// ([`adaptive_max_in_flight`]); a `MAX_IN_FLIGHT` the user set stays as set.
+    #[must_use]
+    pub fn with_open_connections(mut self, open: usize) -> Self {
+        if self.max_in_flight_adapts {
+            self.max_in_flight = Some(adaptive_max_in_flight(self.memory_mb, open));
+        }
+        self
     }
 
     pub fn strategy(&self, kind: StrategyKind) -> Strategy {

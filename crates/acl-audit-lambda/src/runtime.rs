@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use acl_audit::StrategyKind;
-use acl_audit::s3::client::{ClientChoices, client_from_env, control_client_from_env_with};
+use acl_audit::s3::client::{ClientChoices, POOL_IDLE_TIMEOUT, client_from_env, control_client_from_env_with};
+use acl_audit::s3::pool::PoolGauge;
 use acl_audit::s3::warm::open_connections;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -77,13 +78,17 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     let control = control_client_from_env_with(&ClientChoices::default())
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot configure the S3 Control client"))?;
+    // The pool outlives invocations; each run's cap follows what it holds open.
+    let gauge = PoolGauge::new(POOL_IDLE_TIMEOUT);
+    let client = gauge.watch(&client);
     warm(kind, &client).await;
     let handler = service_fn(|event: LambdaEvent<Value>| {
         // An owned handle on the same client and pool: with a borrowed one rustc cannot prove
         // the runtime loop's future Send (rust-lang/rust#64552), and a task must be Send.
         let (client, control) = (client.clone(), control.clone());
+        let open = gauge.open_now();
         async move {
-            let (invocation, memory_mb) = match Config::from_env() {
+            let (invocation, memory_mb) = match Config::from_env().map(|c| c.with_open_connections(open)) {
                 Ok(config) => (
                     Box::pin(invoke_with(kind, &client, Some(&control), &config, event)).await,
                     config.memory_mb,

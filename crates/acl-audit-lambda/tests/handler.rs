@@ -309,6 +309,29 @@ fn the_default_cap_follows_the_function_s_memory_size() {
 }
 
 #[test]
+fn the_default_cap_grows_by_the_open_connections_and_a_set_one_stays() {
+    let at_128 = config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")]);
+    let cap = |config: &Config, open| {
+        config
+            .clone()
+            .with_open_connections(open)
+            .max_in_flight
+            .map(NonZeroUsize::get)
+    };
+    assert_eq!(
+        cap(&at_128, 0),
+        Some(16),
+        "an empty pool: the handshakes 128 MB affords"
+    );
+    assert_eq!(cap(&at_128, 20), Some(36));
+    assert_eq!(cap(&at_128, 500), Some(128), "never past MOST_IN_FLIGHT");
+    let set = config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"), ("MAX_IN_FLIGHT", "10")]);
+    assert_eq!(cap(&set, 100), Some(10));
+    let unbounded = config(&[("MAX_IN_FLIGHT", "0")]);
+    assert_eq!(cap(&unbounded, 100), None);
+}
+
+#[test]
 fn max_in_flight_overrides_the_memory_derived_cap() {
     let vars = [("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"), ("MAX_IN_FLIGHT", "100")];
     assert_eq!(max_in_flight(&vars), Some(100));

@@ -97,6 +97,7 @@ pub async fn run(
                 failures: report.failures.count,
                 connections_opened,
                 retries: Some(report.retries),
+                concurrency_limit: report.concurrency_limit,
             });
         }
     }

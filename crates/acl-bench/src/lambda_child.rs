@@ -145,6 +145,7 @@ impl FunctionRun<'_> {
             failures: report.failures.count,
             connections_opened,
             retries: Some(report.retries),
+            concurrency_limit: report.concurrency_limit,
         })
     }
 
@@ -197,6 +198,7 @@ struct ReportCounts {
     acls_fetched: usize,
     failures: FailureCount,
     retries: usize,
+    concurrency_limit: Option<usize>,
 }
 
 #[derive(Deserialize)]

@@ -17,6 +17,10 @@ pub struct Sample {
     /// Requests the SDK sent again (the report's `retries`); `None` for a peer.
     #[serde(default)]
     pub retries: Option<usize>,
+    /// Calls in flight at most, as the function's report says (`join-all`'s cap follows the
+    /// open connections); `None` for a peer or no limit.
+    #[serde(default)]
+    pub concurrency_limit: Option<usize>,
 }
 
 /// A cell's figures over its samples.
@@ -108,6 +112,7 @@ mod tests {
             failures: 0,
             connections_opened: Some(4),
             retries: Some(0),
+            concurrency_limit: None,
         }
     }
 

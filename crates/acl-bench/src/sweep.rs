@@ -512,7 +512,16 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
                 );
             }
             let summary = Summary::of(&samples).context("a variant produced no samples")?;
-            let concurrency = variant.concurrency(options.objects, memory_mb)?;
+            // What the functions reported (the adaptive cap), else what their settings say.
+            let mut reported: Vec<usize> = samples
+                .iter()
+                .filter_map(|s| s.concurrency_limit.map(|limit| limit.min(options.objects)))
+                .collect();
+            reported.sort_unstable();
+            let concurrency = match reported.get(reported.len() / 2) {
+                Some(&median) => median,
+                None => variant.concurrency(options.objects, memory_mb)?,
+            };
             let floor = network.map(|network| {
                 floor_ms(
                     options.objects,

@@ -1,6 +1,7 @@
 //! The benchmark's Runtime API serving the functions' real entry (`acl_audit_lambda::run`, what
 //! each function's `main` calls) against local-s3: init ends at the first poll with the
-//! connections opened, each event's answer comes back, and an error is posted as one.
+//! connections opened, each event's answer comes back with a cap that counts them, and an error
+//! is posted as one.
 
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ fn a_function_s_entry_runs_through_the_runtime_api_with_its_connections_opened_a
         .expect("the init ends with a poll");
     // join-all at 128 MB has 16 calls in flight: its init opened 16 connections.
     assert_eq!(s3.requests("HeadBucket"), 16);
+    let opened_at_init = s3.connections_accepted();
 
     let patience = Duration::from_secs(30);
     let outcome = api
@@ -56,6 +58,12 @@ fn a_function_s_entry_runs_through_the_runtime_api_with_its_connections_opened_a
     assert_eq!(report["acls_fetched"], 50);
     assert_eq!(report["retries"], 0);
     assert!(outcome.duration() > Duration::ZERO);
+    // The cap follows the pool: 16 new calls at 128 MB on top of the connections init opened.
+    let limit = report["concurrency_limit"].as_u64().unwrap();
+    assert!(
+        limit > 16 && limit <= 16 + opened_at_init,
+        "{limit}: {opened_at_init} opened at init"
+    );
 
     let refused = api
         .invoke(

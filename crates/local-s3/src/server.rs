@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -86,6 +86,7 @@ pub struct LocalS3 {
     store: Arc<Store>,
     faults: Arc<FaultInjector>,
     requests: Arc<RequestCounts>,
+    accepted: Arc<AtomicU64>,
     server: JoinHandle<()>,
     /// Bumped to close every idle connection now.
     close_idle: watch::Sender<u64>,
@@ -192,6 +193,7 @@ impl LocalS3 {
         let addr = listener.local_addr()?;
         let store = Arc::new(Store::default());
         let requests = Arc::new(RequestCounts::default());
+        let accepted = Arc::new(AtomicU64::new(0));
         let service = {
             let mut builder = S3ServiceBuilder::new(LocalS3Service::new(Arc::clone(&store)));
             builder.set_auth(KnownKey(credentials.clone()));
@@ -219,6 +221,7 @@ impl LocalS3 {
                 faults: Arc::clone(&faults),
                 idle_timeout,
                 closing,
+                accepted: Arc::clone(&accepted),
             },
         ));
         Ok(LocalS3 {
@@ -229,6 +232,7 @@ impl LocalS3 {
             store,
             faults,
             requests,
+            accepted,
             server,
             close_idle,
         })
@@ -277,6 +281,11 @@ impl LocalS3 {
         self.requests.0.lock().get(operation).copied().unwrap_or(0)
     }
 
+    /// Connections accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
     /// Serves until the task is cancelled (Ctrl-C in the binary).
     pub async fn wait(&mut self) {
         // The task ends only by cancellation or a panic, which tokio reports on its own.
@@ -297,6 +306,7 @@ struct Connections {
     faults: Arc<FaultInjector>,
     idle_timeout: Option<Duration>,
     closing: watch::Receiver<u64>,
+    accepted: Arc<AtomicU64>,
 }
 
 async fn serve(
@@ -313,6 +323,7 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
+                    connections_with.accepted.fetch_add(1, Ordering::Relaxed);
                     let _ = socket.set_nodelay(true);
                     connections.spawn(serve_connection(
                         http.clone(),
@@ -349,6 +360,7 @@ async fn serve_connection(
         faults,
         idle_timeout,
         mut closing,
+        accepted: _,
     } = with;
     // Closing idle connections concerns those open then, not this one, opened after.
     closing.mark_unchanged();

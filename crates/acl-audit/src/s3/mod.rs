@@ -1,11 +1,12 @@
 //! Talking to S3: the client every caller builds, the retries it counts, listing a bucket,
-//! fetching one ACL, writing an object of any size, opening connections ahead of a run, and S3's
-//! errors in a caller's terms.
+//! fetching one ACL, writing an object of any size, opening connections ahead of a run, gauging
+//! how many are open, and S3's errors in a caller's terms.
 
 pub mod client;
 pub mod error;
 pub mod fetch;
 pub mod listing;
+pub mod pool;
 pub mod region;
 pub mod retries;
 pub mod upload;
