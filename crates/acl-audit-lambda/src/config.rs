@@ -48,18 +48,24 @@ pub fn default_max_in_flight(memory_mb: Option<usize>) -> NonZeroUsize {
 }
 
 /// `join-all`'s default cap for a run that finds `open` connections in the client's pool:
-/// every open connection, plus as many new ones as [`default_max_in_flight`] allows the memory
-/// size to handshake, at most [`MOST_IN_FLIGHT`]. One rule for every start: a run after a cold
-/// start's init (its connections opened at burst CPU) or seconds after another finds its pool
-/// full and puts more in flight; one after an hour, its pool empty, pays only the handshakes
-/// its CPU share affords (docs/benchmark.md, "One default for every start").
+/// every open connection, or as many as [`default_max_in_flight`] allows the memory size to
+/// handshake when fewer are open, at most [`MOST_IN_FLIGHT`]. One rule for every start: a run
+/// after a cold start's init (its connections opened at burst CPU) or seconds after another
+/// finds its pool full and uses all of it; one after an hour, its pool empty, pays only the
+/// handshakes its CPU share affords. Not open + affordable: with connections open, a new one
+/// costs a small memory size more than a wave of waiting (docs/benchmark.md, "One default for
+/// every start", has both sweeps).
 pub fn adaptive_max_in_flight(memory_mb: Option<usize>, open: usize) -> NonZeroUsize {
-    let cap = default_max_in_flight(memory_mb).saturating_add(open);
-    NonZeroUsize::new(cap.get().min(MOST_IN_FLIGHT)).unwrap_or(cap)
+    let affordable = default_max_in_flight(memory_mb);
+    let cap = open.min(MOST_IN_FLIGHT).max(affordable.get());
+    NonZeroUsize::new(cap).unwrap_or(affordable)
 }
 
 /// Calls in flight at most by default: far below Lambda's 1 024 file descriptors.
 pub const MOST_IN_FLIGHT: usize = 128;
+
+/// Connections `join-all` opens during init at least, by default.
+pub const FEWEST_WARM_CONNECTIONS: usize = 64;
 
 /// Connections opened during init at most.
 pub const MOST_WARM_CONNECTIONS: usize = MOST_IN_FLIGHT;
@@ -174,17 +180,25 @@ impl Config {
     /// that a cold start's first invocation finds every connection it will use open. Init
     /// has burst CPU on Lambda, where handshakes cost a fraction of what they cost at small
     /// memory sizes afterwards (docs/benchmark.md, "Init at burst CPU").
+    ///
+    /// `join-all` with its adaptive default opens at least [`FEWEST_WARM_CONNECTIONS`]: its
+    /// first run puts every open connection in flight, and a handshake at init's burst CPU
+    /// costs a fraction of one inside a small memory size's share (the cold sweep in
+    /// docs/benchmark.md: at 128 MB, 16 opened at init gave 460 ms cold, 64 gave 167 ms).
     pub fn warm_connections(&self, kind: StrategyKind) -> usize {
         self.warm_connections.unwrap_or_else(|| {
-            self.strategy(kind)
-                .concurrency_limit()
-                .unwrap_or(MOST_WARM_CONNECTIONS)
-                .min(MOST_WARM_CONNECTIONS)
+            let calls = self.strategy(kind).concurrency_limit().unwrap_or(MOST_WARM_CONNECTIONS);
+            let fewest = if kind == StrategyKind::JoinAll && self.max_in_flight_adapts {
+                FEWEST_WARM_CONNECTIONS
+            } else {
+                1
+            };
+            calls.max(fewest).min(MOST_WARM_CONNECTIONS)
         })
     }
 
     /// The configuration for a run that finds `open` connections in its client's pool
-    /// ([`acl_audit::s3::pool::PoolGauge`]): `join-all`'s default cap grows by them
+    /// ([`acl_audit::s3::pool::PoolGauge`]): `join-all`'s default cap grows to them
     /// ([`adaptive_max_in_flight`]); a `MAX_IN_FLIGHT` the user set stays as set.
     #[must_use]
     pub fn with_open_connections(mut self, open: usize) -> Self {

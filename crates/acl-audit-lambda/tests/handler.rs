@@ -309,7 +309,7 @@ fn the_default_cap_follows_the_function_s_memory_size() {
 }
 
 #[test]
-fn the_default_cap_grows_by_the_open_connections_and_a_set_one_stays() {
+fn the_default_cap_grows_to_the_open_connections_and_a_set_one_stays() {
     let at_128 = config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")]);
     let cap = |config: &Config, open| {
         config
@@ -323,7 +323,8 @@ fn the_default_cap_grows_by_the_open_connections_and_a_set_one_stays() {
         Some(16),
         "an empty pool: the handshakes 128 MB affords"
     );
-    assert_eq!(cap(&at_128, 20), Some(36));
+    assert_eq!(cap(&at_128, 10), Some(16));
+    assert_eq!(cap(&at_128, 64), Some(64), "every open connection, no new one");
     assert_eq!(cap(&at_128, 500), Some(128), "never past MOST_IN_FLIGHT");
     let set = config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"), ("MAX_IN_FLIGHT", "10")]);
     assert_eq!(cap(&set, 100), Some(10));
