@@ -14,9 +14,10 @@ Fails (exit 1, one line per finding) when:
 - the state machine's role allows more than listing the bucket, invoking join-all, writing under
   results/ and managing its own executions; or its definition breaks the States Language
   (cfn-lint's schema, run on it inlined) or is not the Distributed Map the
-  docs/scale-out.md describes (ItemReader over ListObjectsV2, ItemBatcher with the bucket as BatchInput,
-  join-all as the worker, a ResultWriter, a tolerated failure threshold), or its placeholders
-  and the template's DefinitionSubstitutions differ.
+  docs/scale-out.md describes (ItemReader over ListObjectsV2, an ItemSelector passing only the
+  key, ItemBatcher with the bucket as BatchInput and a byte bound within a child's 256 KiB input,
+  join-all as the worker, a ResultWriter, a tolerated failure threshold, a schedule following
+  ScheduleState), or its placeholders and the template's DefinitionSubstitutions differ.
 """
 
 import copy
@@ -83,6 +84,9 @@ STATE_MACHINE_ACTIONS = {
     "states:StopExecution",
 }
 RESULTS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+# What the worker reads of each listed object, and a child execution's input limit.
+ITEM_SELECTOR = {"Key.$": "$$.Map.Item.Value.Key"}
+CHILD_INPUT_LIMIT = 256 * 1024
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
@@ -166,11 +170,20 @@ def definition_findings(source):
             break
     else:
         yield f"{path.name}: {name}.ItemBatcher sets no batch size"
+    # A child's input is at most 256 KiB: only the key of each listed object, and a byte bound.
+    if state.get("ItemSelector") != ITEM_SELECTOR:
+        yield f"{path.name}: {name}.ItemSelector is {state.get('ItemSelector')!r}, expected {ITEM_SELECTOR!r}"
+    max_bytes = state.get("ItemBatcher", {}).get("MaxInputBytesPerBatch")
+    if not isinstance(max_bytes, int) or not 0 < max_bytes <= CHILD_INPUT_LIMIT:
+        yield f"{path.name}: {name}.ItemBatcher.MaxInputBytesPerBatch is {max_bytes!r}, expected at most {CHILD_INPUT_LIMIT}"
     if not {"ToleratedFailurePercentage", "ToleratedFailurePercentagePath"} & set(state):
         yield f"{path.name}: {name} sets no tolerated failure threshold"
     workers = [task for task in state.get("ItemProcessor", {}).get("States", {}).values() if task["Type"] == "Task"]
     if [task.get("Parameters", {}).get("FunctionName") for task in workers] != ["example-WorkerFunctionArn"]:
         yield f"{path.name}: the worker is not one Task invoking WorkerFunctionArn"
+    schedules = [event for event in properties.get("Events", {}).values() if event.get("Type") == "ScheduleV2"]
+    if [event.get("Properties", {}).get("State") for event in schedules] != [{"Ref": "ScheduleState"}]:
+        yield f"{STATE_MACHINE}: expected one ScheduleV2 event whose State is the ScheduleState parameter"
     worker_arn = substitutions.get("WorkerFunctionArn")
     if worker_arn != {"Fn::GetAtt": ["JoinAllFunction", "Arn"]}:
         yield f"{STATE_MACHINE}: WorkerFunctionArn is {worker_arn!r}, expected join-all's ARN"

@@ -110,6 +110,24 @@ class CheckTemplate(unittest.TestCase):
             lambda state: state.pop("ResultWriter"), "AuditBatches.ResultWriter.Resource is None"
         )
 
+    def test_a_definition_passing_every_listed_field_fails(self):
+        self.assert_definition_finding(lambda state: state.pop("ItemSelector"), "AuditBatches.ItemSelector is None")
+
+    def test_a_definition_without_a_byte_bound_within_a_child_s_input_fails(self):
+        self.assert_definition_finding(
+            lambda state: state["ItemBatcher"].update(MaxInputBytesPerBatch=300000),
+            "MaxInputBytesPerBatch is 300000",
+        )
+
+    def test_a_state_machine_schedule_on_by_default_fails(self):
+        schedule = (
+            "        StateMachineSchedule:\n          Type: ScheduleV2\n          Properties:\n"
+            "            ScheduleExpression: !Ref ScheduleExpression\n            State: "
+        )
+        self.assert_finding(
+            schedule + "!Ref ScheduleState\n", schedule + "ENABLED\n", "expected one ScheduleV2 event"
+        )
+
     def test_a_definition_breaking_the_states_language_fails(self):
         self.assert_definition_finding(lambda state: state.update(Type="Mapp"), "E3601")
 

@@ -1,8 +1,10 @@
 //! Past one invocation: a Step Functions Distributed Map lists the bucket, hands batches of
 //! keys to the `join-all` function and writes each batch's report to S3.
 //!
+//! - [`batcher`]: the batches the state machine's definition builds from a listing.
 //! - [`results`]: reading what the map run's ResultWriter wrote, and adding the batches up.
 //! - [`rehearsal`]: the same sharding on this machine, against local-s3, with K workers.
 
+pub mod batcher;
 pub mod rehearsal;
 pub mod results;

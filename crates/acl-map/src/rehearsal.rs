@@ -10,7 +10,7 @@ use std::time::Instant;
 use acl_audit::StrategyKind;
 use acl_audit::s3::client::client_trusting;
 use acl_audit_lambda::Config;
-use acl_audit_lambda::{MapBatch, handle};
+use acl_audit_lambda::handle;
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Credentials;
@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use acl_audit::model::S3Location;
 
+use crate::batcher::ItemBatcher;
 use crate::results::{ChildExecution, MANIFEST, Manifest, ResultFile, ResultFiles, Summary, summarize};
 
 pub const BUCKET: &str = "acl-audit-demo";
@@ -110,8 +111,8 @@ fn client_for(s3: &LocalS3) -> anyhow::Result<Client> {
     Ok(client_trusting(s3.endpoint_url(), credentials, ca.as_bytes())?)
 }
 
-/// The payloads a Distributed Map sends: the listed keys, `batch_size` to a batch, with the
-/// state machine's `BatchInput`.
+/// The payloads a Distributed Map sends: the listed keys, batched by the state machine's own
+/// ItemSelector and ItemBatcher (`batch_size` items, its byte bound), with its `BatchInput`.
 async fn item_reader(client: &Client, batch_size: usize) -> anyhow::Result<Vec<Value>> {
     let mut keys = Vec::new();
     let mut pages = client.list_objects_v2().bucket(BUCKET).into_paginator().send();
@@ -124,12 +125,9 @@ async fn item_reader(client: &Client, batch_size: usize) -> anyhow::Result<Vec<V
                 .map(str::to_owned),
         );
     }
-    keys.chunks(batch_size.max(1))
-        .map(|chunk| {
-            let batch = MapBatch::of_keys(Some(BUCKET.to_owned()), chunk.iter().cloned());
-            serde_json::to_value(batch).context("a batch is plain data")
-        })
-        .collect()
+    let batcher = ItemBatcher::from_definition(&crate::batcher::definition_for(BUCKET), batch_size)
+        .context("the state machine's definition")?;
+    Ok(batcher.batches(keys)?)
 }
 
 /// What one child execution gave: the report, or the handler's error type and message.
