@@ -95,7 +95,9 @@ impl ItemBatcher {
         let (mut items, mut bytes) = (Vec::new(), empty);
         for key in keys {
             let item = json!({"Key": key.into()});
-            let size = item.to_string().len() + usize::from(!items.is_empty());
+            // Serialized once: its bytes, and a comma unless it opens a batch.
+            let own = item.to_string().len();
+            let size = own + usize::from(!items.is_empty());
             if empty + size > self.max_bytes {
                 return Err(BatcherError::ItemTooLarge {
                     item: size,
@@ -106,7 +108,7 @@ impl ItemBatcher {
                 batches.push(self.batch(std::mem::take(&mut items)));
                 bytes = empty;
             }
-            bytes += item.to_string().len() + usize::from(!items.is_empty());
+            bytes += own + usize::from(!items.is_empty());
             items.push(item);
         }
         if !items.is_empty() {
