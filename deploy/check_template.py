@@ -16,8 +16,10 @@ Fails (exit 1, one line per finding) when:
   (cfn-lint's schema, run on it inlined) or is not the Distributed Map the
   docs/scale-out.md describes (ItemReader over ListObjectsV2, an ItemSelector passing only the
   key, ItemBatcher with the bucket as BatchInput and a byte bound within a child's 256 KiB input,
-  join-all as the worker, a ResultWriter, a tolerated failure threshold, a schedule following
-  ScheduleState), or its placeholders and the template's DefinitionSubstitutions differ.
+  join-all as the worker, a ResultWriter, a tolerated failure threshold, a last step handing
+  join-all the Map's output, a schedule following ScheduleState), or its placeholders and the
+  template's DefinitionSubstitutions differ; the functions' role reads objects (s3:GetObject)
+  beyond the results and the findings prefix, or outside the map run's own policy.
 """
 
 import copy
@@ -55,6 +57,11 @@ FUNCTION_ACTIONS = {
     "sqs:SendMessage",
 }
 FINDINGS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
+# The state machine's last step (join-all on the Map's output) reads the run's results and its
+# batches' findings files: in this policy only, on those two prefixes only.
+MAP_RUN_POLICY = "read-map-run-results"
+MAP_RUN_READS = {"s3:GetObject"}
+MAP_RUN_READ_PREFIXES = ("/results/*", "/${FindingsPrefix}*")
 # Actions the Service Authorization Reference lists with no resource type: "*" is the only
 # resource they take.
 NO_RESOURCE_TYPE = {"s3:GetAccountPublicAccessBlock"}
@@ -68,7 +75,7 @@ BUCKET_SETTINGS_READS = {
 BUCKET_LISTINGS = {"s3:ListBucket", "s3:ListBucketVersions"}
 OBJECT_ACL_READS = {"s3:GetObjectAcl", "s3:GetObjectVersionAcl"}
 FINDINGS_BUCKET = "FindingsBucket"
-ALARMS = {"ExposedObjectsAlarm", "UnauditedObjectsAlarm", "FunctionErrorsAlarm"}
+ALARMS = {"ExposedObjectsAlarm", "UnauditedObjectsAlarm", "FunctionErrorsAlarm", "StateMachineFailedAlarm"}
 # The application log levels under which an INFO line (the metrics line) still reaches the logs.
 LEVELS_KEEPING_INFO = {"TRACE", "DEBUG", "INFO"}
 FUNCTIONS = {"SequentialFunction": "sequential", "SpawnBlockingFunction": "spawn-blocking", "JoinAllFunction": "join-all"}
@@ -105,6 +112,25 @@ def statements(role):
     for policy in role["Properties"].get("Policies", []):
         for statement in as_list(policy["PolicyDocument"]["Statement"]):
             yield policy["PolicyName"], statement
+
+
+def role_policies(resources):
+    """(role id, role, policy name, statement) of every role's inline policies and of the
+    AWS::IAM::RolePolicy resources attached to a role of the template."""
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy, statement in statements(resource):
+                yield name, resource, policy, statement
+    for resource in resources.values():
+        if resource["Type"] != "AWS::IAM::RolePolicy":
+            continue
+        properties = resource["Properties"]
+        role_id = properties.get("RoleName", {}).get("Ref")
+        role = resources.get(role_id)
+        if role is None:
+            continue
+        for statement in as_list(properties["PolicyDocument"]["Statement"]):
+            yield role_id, role, properties["PolicyName"], statement
 
 
 def assumed_by(role, service):
@@ -181,6 +207,12 @@ def definition_findings(source):
     workers = [task for task in state.get("ItemProcessor", {}).get("States", {}).values() if task["Type"] == "Task"]
     if [task.get("Parameters", {}).get("FunctionName") for task in workers] != ["example-WorkerFunctionArn"]:
         yield f"{path.name}: the worker is not one Task invoking WorkerFunctionArn"
+    # The last step: join-all given the Map's output, to add the batches up in the cloud.
+    after = definition["States"].get(state.get("Next", ""), {})
+    payload = after.get("Parameters", {}).get("Payload", {})
+    if (after.get("Type"), after.get("Parameters", {}).get("FunctionName")) != ("Task", "example-WorkerFunctionArn") or \
+            payload.get("ResultWriterDetails.$") != "$.ResultWriterDetails" or payload.get("bucket") != "example-BucketName":
+        yield f"{path.name}: {name} is not followed by a Task handing join-all its ResultWriterDetails and the bucket"
     schedules = [event for event in properties.get("Events", {}).values() if event.get("Type") == "ScheduleV2"]
     if [event.get("Properties", {}).get("State") for event in schedules] != [{"Ref": "ScheduleState"}]:
         yield f"{STATE_MACHINE}: expected one ScheduleV2 event whose State is the ScheduleState parameter"
@@ -192,42 +224,46 @@ def definition_findings(source):
 def findings(source, transformed):
     resources = transformed["Resources"]
     for name, resource in resources.items():
-        if resource["Type"] != "AWS::IAM::Role":
-            continue
-        for managed in resource["Properties"].get("ManagedPolicyArns", []):
-            yield f"{name}: managed policy {managed} (its resources and actions are not ours to check)"
-        for policy, statement in statements(resource):
-            actions = as_list(statement["Action"])
-            for target in as_list(statement.get("Resource", [])):
-                if target == "*" and not set(actions) <= NO_RESOURCE_TYPE:
-                    yield f'{name}/{policy}: Resource "*"'
-            for action in set(actions) & NO_RESOURCE_TYPE:
-                if as_list(statement.get("Resource", [])) != ["*"]:
-                    yield f"{name}/{policy}: {action} has no resource type: its Resource is \"*\""
-            if assumed_by(resource, "lambda.amazonaws.com"):
-                for action in actions:
-                    if action not in FUNCTION_ACTIONS:
-                        yield f"{name}/{policy}: action {action} beyond {sorted(FUNCTION_ACTIONS)}"
-                if (BUCKET_SETTINGS_READS | BUCKET_LISTINGS) & set(actions):
-                    for target in as_list(statement["Resource"]):
-                        if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}":
-                            yield f"{name}/{policy}: bucket read beyond the audited bucket (settings, listings): {resource_text(target)}"
-                if OBJECT_ACL_READS & set(actions):
-                    for target in as_list(statement["Resource"]):
-                        if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}/*":
-                            yield f"{name}/{policy}: object ACLs read beyond the audited bucket: {resource_text(target)}"
-                if FINDINGS_WRITES & set(actions):
-                    for target in as_list(statement["Resource"]):
-                        if not resource_text(target).endswith("/${FindingsPrefix}*"):
-                            yield f"{name}/{policy}: writes outside the findings prefix: {resource_text(target)}"
-            if assumed_by(resource, "states.amazonaws.com"):
-                for action in actions:
-                    if action not in STATE_MACHINE_ACTIONS:
-                        yield f"{name}/{policy}: action {action} beyond {sorted(STATE_MACHINE_ACTIONS)}"
-                if RESULTS_WRITES & set(actions):
-                    for target in as_list(statement["Resource"]):
-                        if not resource_text(target).endswith("/results/*"):
-                            yield f"{name}/{policy}: writes outside results/: {resource_text(target)}"
+        if resource["Type"] == "AWS::IAM::Role":
+            for managed in resource["Properties"].get("ManagedPolicyArns", []):
+                yield f"{name}: managed policy {managed} (its resources and actions are not ours to check)"
+    for name, resource, policy, statement in role_policies(resources):
+        actions = as_list(statement["Action"])
+        for target in as_list(statement.get("Resource", [])):
+            if target == "*" and not set(actions) <= NO_RESOURCE_TYPE:
+                yield f'{name}/{policy}: Resource "*"'
+        for action in set(actions) & NO_RESOURCE_TYPE:
+            if as_list(statement.get("Resource", [])) != ["*"]:
+                yield f"{name}/{policy}: {action} has no resource type: its Resource is \"*\""
+        if assumed_by(resource, "lambda.amazonaws.com"):
+            allowed = FUNCTION_ACTIONS | (MAP_RUN_READS if policy == MAP_RUN_POLICY else set())
+            for action in actions:
+                if action not in allowed:
+                    yield f"{name}/{policy}: action {action} beyond {sorted(allowed)}"
+            if MAP_RUN_READS & set(actions):
+                for target in as_list(statement["Resource"]):
+                    if not resource_text(target).endswith(MAP_RUN_READ_PREFIXES):
+                        yield f"{name}/{policy}: reads objects outside results/ and the findings prefix: {resource_text(target)}"
+            if (BUCKET_SETTINGS_READS | BUCKET_LISTINGS) & set(actions):
+                for target in as_list(statement["Resource"]):
+                    if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}":
+                        yield f"{name}/{policy}: bucket read beyond the audited bucket (settings, listings): {resource_text(target)}"
+            if OBJECT_ACL_READS & set(actions):
+                for target in as_list(statement["Resource"]):
+                    if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}/*":
+                        yield f"{name}/{policy}: object ACLs read beyond the audited bucket: {resource_text(target)}"
+            if FINDINGS_WRITES & set(actions):
+                for target in as_list(statement["Resource"]):
+                    if not resource_text(target).endswith("/${FindingsPrefix}*"):
+                        yield f"{name}/{policy}: writes outside the findings prefix: {resource_text(target)}"
+        if assumed_by(resource, "states.amazonaws.com"):
+            for action in actions:
+                if action not in STATE_MACHINE_ACTIONS:
+                    yield f"{name}/{policy}: action {action} beyond {sorted(STATE_MACHINE_ACTIONS)}"
+            if RESULTS_WRITES & set(actions):
+                for target in as_list(statement["Resource"]):
+                    if not resource_text(target).endswith("/results/*"):
+                        yield f"{name}/{policy}: writes outside results/: {resource_text(target)}"
     for logical_id, package in FUNCTIONS.items():
         function = source["Resources"].get(logical_id)
         if function is None:
@@ -333,6 +369,8 @@ def delivery_findings(source, transformed):
                 yield f"{alarm_id}: reads AclAudit {metric} by {dimensions}, which the metrics line does not emit"
             if namespace == "AWS/Lambda" and (metric != "Errors" or dimensions != ["FunctionName"]):
                 yield f"{alarm_id}: reads AWS/Lambda {metric} by {dimensions}, expected Errors by FunctionName"
+            if namespace == "AWS/States" and (metric != "ExecutionsFailed" or dimensions != ["StateMachineArn"]):
+                yield f"{alarm_id}: reads AWS/States {metric} by {dimensions}, expected ExecutionsFailed by StateMachineArn"
     offered = set(source["Parameters"]["LogLevel"].get("AllowedValues", []))
     if not offered <= LEVELS_KEEPING_INFO:
         yield f"LogLevel: {sorted(offered - LEVELS_KEEPING_INFO)} would drop the INFO metrics line"

@@ -190,6 +190,22 @@ class CheckTemplate(unittest.TestCase):
             "no OnFailure destination",
         )
 
+    def test_map_run_reads_beyond_results_and_findings_fail(self):
+        self.assert_finding(
+            "              - !Sub ${ResultsBucket.Arn}/results/*\n",
+            "              - !Sub arn:${AWS::Partition}:s3:::${BucketName}/*\n",
+            "reads objects outside results/ and the findings prefix",
+        )
+
+    def test_a_definition_that_never_adds_its_batches_up_fails(self):
+        def end_at_the_map(state):
+            state.pop("Next")
+            state["End"] = True
+
+        self.assert_definition_finding(
+            end_at_the_map, "is not followed by a Task handing join-all its ResultWriterDetails"
+        )
+
     def test_a_log_level_that_drops_the_metrics_line_fails(self):
         self.assert_finding("AllowedValues: [TRACE, DEBUG, INFO]", "AllowedValues: [TRACE, DEBUG, INFO, WARN]", "LogLevel")
 

@@ -8,6 +8,7 @@ use acl_audit::model::InvalidBucketName;
 use lambda_runtime::Diagnostic;
 
 use crate::config::BUCKET_NAME;
+use crate::map_run::SummarizeError;
 
 /// The invocation cannot start: its event or the function's configuration is wrong.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +39,9 @@ pub enum HandlerError {
     /// must not lose them quietly.
     #[error("{0} (FINDINGS_URI names the location; the role needs s3:PutObject there)")]
     FindingsNotWritten(FindingsNotWritten),
+    /// The state machine's last step could not add its batches up.
+    #[error("the map run's results cannot be added up: {0}")]
+    MapRun(SummarizeError),
 }
 
 /// What the function's owner can change about a listing that failed.
@@ -65,6 +69,7 @@ impl HandlerError {
             HandlerError::List(ListError::WrongRegion { .. }) => "WrongRegion",
             HandlerError::List(ListError::Failed { .. }) => "ListObjectsFailed",
             HandlerError::FindingsNotWritten(_) => "FindingsNotWritten",
+            HandlerError::MapRun(err) => err.error_type(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The invocation payloads a function accepts: a console or Scheduler payload (a [`Request`]),
-//! an EventBridge event whose `detail` is one, and a Step Functions Distributed Map batch
-//! ([`MapBatch`]). Each wire format is defined here once, for the handler and every tool
+//! an EventBridge event whose `detail` is one, a Step Functions Distributed Map batch
+//! ([`MapBatch`]), and the Distributed Map's own output once every batch is done
+//! ([`MapRunOutput`], to add the batches up). Each wire format is defined here once, for the handler and every tool
 //! that writes or reads it.
 
 use std::num::NonZeroUsize;
@@ -36,6 +37,50 @@ pub struct Request {
     /// the object of an S3 event.
     #[serde(skip)]
     pub keys: Option<Vec<ObjectRef>>,
+    /// The keys are one batch of a Distributed Map run, whose last step reports the run.
+    #[serde(skip)]
+    pub map_batch: bool,
+}
+
+/// What a Distributed Map state with a `ResultWriter` outputs (Step Functions' "ResultWriter"
+/// page), which the state machine's last step hands the function to add the run up, with the
+/// audited bucket beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct MapRunOutput {
+    #[serde(default)]
+    pub map_run_arn: Option<String>,
+    pub result_writer_details: ResultWriterDetails,
+    /// The audited bucket, which names the run's findings folder; the function's `BUCKET_NAME`
+    /// when absent.
+    #[serde(rename = "bucket", default)]
+    pub bucket: Option<String>,
+}
+
+/// Where the ResultWriter put the run's `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ResultWriterDetails {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl MapRunOutput {
+    /// Recognises the Map's output by its `ResultWriterDetails`; `None` for any other payload.
+    pub fn parse(payload: &Value) -> Option<Result<Self, RequestError>> {
+        payload.get("ResultWriterDetails").map(|_| from_value(payload.clone()))
+    }
+
+    /// The map run's id: the folder its ResultWriter wrote into (`<prefix>/<id>/manifest.json`).
+    pub fn run_id(&self) -> &str {
+        let key = &self.result_writer_details.key;
+        let folder = key.rsplit_once('/').map_or("", |(folder, _)| folder);
+        folder
+            .rsplit('/')
+            .next()
+            .filter(|id| !id.is_empty())
+            .unwrap_or("map-run")
+    }
 }
 
 /// What a Step Functions Distributed Map sends each child when an `ItemReader` lists the
@@ -149,6 +194,7 @@ pub fn parse_event(payload: Value) -> Result<Request, RequestError> {
             Ok(Request {
                 bucket: batch.batch_input.bucket,
                 keys: Some(batch.items.into_iter().map(|item| item.key.into()).collect()),
+                map_batch: true,
                 ..Request::default()
             })
         }

@@ -3,20 +3,21 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use acl_audit::audit::FindingsNotWritten;
+use acl_audit::audit::{FindingsNotWritten, JSON_LINES};
 use acl_audit::bucket::AccountCheck;
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::S3Location;
 use acl_audit::s3::region::RegionalClients;
-use acl_audit::s3::upload::put_object;
+use acl_audit::s3::upload::{StreamingUpload, put_object};
 use acl_audit::{AuditError, AuditOptions, AuditReport, FindingsOutput, StrategyKind};
 use aws_sdk_s3::Client;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::error::HandlerError;
-use crate::event::parse_event;
+use crate::error::{HandlerError, RequestError};
+use crate::event::{MapRunOutput, parse_event};
+use crate::map_run::summarize_manifest;
 
 /// One invocation: resolve the target from the event over `config`, audit it (writing its
 /// findings and report under `FINDINGS_URI` when set), log one summary event and return the
@@ -51,6 +52,7 @@ pub enum Invocation {
     Audited {
         report: Box<AuditReport>,
         findings_error: Option<FindingsNotWritten>,
+        scope: Scope,
     },
     Failed {
         /// The bucket, when the event or the environment named one.
@@ -59,12 +61,41 @@ pub enum Invocation {
     },
 }
 
+/// What part of an audit an invocation's report covers, which decides the metrics it counts
+/// in: the bucket's counts (the alarms') once per audit, a Distributed Map run's in its last step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A whole run (or an S3 event's object): counted per strategy and per bucket.
+    Run,
+    /// One batch of a Distributed Map run: counted per strategy only.
+    MapBatch,
+    /// A Distributed Map run's batches added up: counted per bucket only.
+    MapRun,
+}
+
 impl Invocation {
+    pub fn audited(report: AuditReport, findings_error: Option<FindingsNotWritten>, scope: Scope) -> Self {
+        Invocation::Audited {
+            report: Box::new(report),
+            findings_error,
+            scope,
+        }
+    }
+
+    /// The invocation's scope; a failed one counts as a run.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Invocation::Audited { scope, .. } => *scope,
+            Invocation::Failed { .. } => Scope::Run,
+        }
+    }
+
     pub fn into_result(self) -> Result<AuditReport, HandlerError> {
         match self {
             Invocation::Audited {
                 report,
                 findings_error: None,
+                ..
             } => Ok(*report),
             Invocation::Audited {
                 findings_error: Some(err),
@@ -119,21 +150,22 @@ pub async fn invoke_with(
     config: &Config,
     event: LambdaEvent<Value>,
 ) -> Invocation {
+    if let Some(run) = MapRunOutput::parse(&event.payload) {
+        return match run {
+            Ok(run) => Box::pin(add_up_map_run(kind, client, config, run)).await,
+            Err(err) => refused(kind, config, err),
+        };
+    }
     let parsed = parse_event(event.payload).and_then(|request| {
         let audit_anyway = request
             .audit_when_acls_disabled
             .unwrap_or(config.audit_when_acls_disabled);
-        Ok((config.target(request)?, audit_anyway))
+        let scope = if request.map_batch { Scope::MapBatch } else { Scope::Run };
+        Ok((config.target(request)?, audit_anyway, scope))
     });
-    let (target, audit_when_acls_disabled) = match parsed {
+    let (target, audit_when_acls_disabled, scope) = match parsed {
         Ok(parsed) => parsed,
-        Err(err) => {
-            tracing::error!(strategy = kind.name(), error = %err, "invocation refused");
-            return Invocation::Failed {
-                bucket: config.bucket.clone(),
-                error: err.into(),
-            };
-        }
+        Err(err) => return refused(kind, config, err),
     };
     // The bucket's region (a client for it if it is not the function's) and its settings,
     // which decide what its objects' ACLs mean, read with the listing's first page.
@@ -183,10 +215,71 @@ pub async fn invoke_with(
     if let Some(err) = &findings_error {
         tracing::error!(strategy = kind.name(), error = %err, "findings not written");
     }
-    Invocation::Audited {
-        report: Box::new(report),
-        findings_error,
+    Invocation::audited(report, findings_error, scope)
+}
+
+fn refused(kind: StrategyKind, config: &Config, err: RequestError) -> Invocation {
+    tracing::error!(strategy = kind.name(), error = %err, "invocation refused");
+    Invocation::Failed {
+        bucket: config.bucket.clone(),
+        error: err.into(),
     }
+}
+
+/// The state machine's last step: adds up the batches the Map's ResultWriter recorded and, under
+/// `FINDINGS_URI`, writes the run's findings file (every batch's lines, and a failure line per
+/// key of a failed batch) and its report, in the run's own folder named by the map run's id.
+async fn add_up_map_run(kind: StrategyKind, client: &Client, config: &Config, run: MapRunOutput) -> Invocation {
+    let Some(bucket) = run.bucket.clone().or_else(|| config.bucket.clone()) else {
+        return refused(kind, config, RequestError::MissingBucket);
+    };
+    let folder = config.findings.as_ref().map(|base| {
+        let date = acl_audit::findings::utc_date(SystemTime::now());
+        findings::run_folder(base, &bucket, date, run.run_id())
+    });
+    let file = folder.as_ref().map(|folder| in_folder(folder, FINDINGS_FILE));
+    let mut upload = file
+        .as_ref()
+        .map(|file| StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES));
+    let details = &run.result_writer_details;
+    let summed = summarize_manifest(client, &details.bucket, &details.key, upload.as_mut()).await;
+    let summary = match summed {
+        Ok(summary) => summary,
+        Err(err) => {
+            if let Some(upload) = &mut upload {
+                upload.abort().await;
+            }
+            tracing::error!(strategy = kind.name(), error = %err, manifest = %details.key, "map run not added up");
+            return Invocation::Failed {
+                bucket: Some(bucket),
+                error: HandlerError::MapRun(err),
+            };
+        }
+    };
+    let mut report = summary.report;
+    if report.bucket.is_empty() {
+        report.bucket = bucket;
+    }
+    let written = match (upload, &folder) {
+        (Some(upload), Some(folder)) => match upload.finish().await {
+            Ok(()) => write_report(client, folder, &report).await.err(),
+            Err(err) => Some(err.into()),
+        },
+        _ => None,
+    };
+    tracing::info!(
+        map_run = run.map_run_arn.as_deref().unwrap_or(""),
+        manifest = %details.key,
+        batches_succeeded = summary.batches.succeeded,
+        batches_failed = summary.batches.failed,
+        batches_pending = summary.batches.pending,
+        "map run added up"
+    );
+    log_report(kind, run.run_id(), &report);
+    if let Some(err) = &written {
+        tracing::error!(strategy = kind.name(), error = %err, "findings not written");
+    }
+    Invocation::audited(report, written, Scope::MapRun)
 }
 
 fn in_folder(folder: &S3Location, file: &str) -> S3Location {

@@ -8,7 +8,7 @@ use acl_audit::findings::FindingKind;
 use acl_audit::{AuditReport, StrategyKind};
 use serde_json::{Map, Value, json};
 
-use crate::handler::Invocation;
+use crate::handler::{Invocation, Scope};
 
 /// The CloudWatch namespace of the functions' metrics (the template's dashboard and alarms
 /// read it).
@@ -88,6 +88,16 @@ pub fn emf_line(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<u
             ..
         }
     );
+    // A Distributed Map run's objects count once per bucket, in its last step: its batches
+    // count per strategy only, and the last step per bucket only.
+    let directives = match invocation.scope() {
+        Scope::Run => vec![
+            directive(&STRATEGY_DIMENSIONS, &STRATEGY_METRICS),
+            directive(&BUCKET_DIMENSIONS, &BUCKET_METRICS),
+        ],
+        Scope::MapBatch => vec![directive(&STRATEGY_DIMENSIONS, &STRATEGY_METRICS)],
+        Scope::MapRun => vec![directive(&BUCKET_DIMENSIONS, &BUCKET_METRICS)],
+    };
     let mut values: Vec<(&str, f64)> = vec![
         ("ObjectsListed", report.objects_listed as f64),
         ("AclsFetched", report.acls_fetched as f64),
@@ -118,10 +128,7 @@ pub fn emf_line(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<u
         "_aws".to_owned(),
         json!({
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [
-                directive(&STRATEGY_DIMENSIONS, &STRATEGY_METRICS),
-                directive(&BUCKET_DIMENSIONS, &BUCKET_METRICS),
-            ],
+            "CloudWatchMetrics": directives,
         }),
     );
     record.insert("level".to_owned(), LEVEL.into());
@@ -181,10 +188,12 @@ mod tests {
     }
 
     fn audited() -> Invocation {
-        Invocation::Audited {
-            report: Box::new(report()),
-            findings_error: None,
-        }
+        Invocation::audited(report(), None, Scope::Run)
+    }
+
+    fn dimensions(record: &Value) -> Vec<Value> {
+        let directives = record["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        directives.iter().map(|d| d["Dimensions"].clone()).collect()
     }
 
     fn record(invocation: &Invocation, memory_mb: Option<usize>) -> Value {
@@ -251,18 +260,33 @@ mod tests {
         assert_eq!(line["FailedRuns"], 1.0);
         assert_eq!(line["Bucket"], "unknown");
         assert_eq!(line["ObjectsListed"], 0.0);
-        let unwritten = Invocation::Audited {
-            report: Box::new(report()),
-            findings_error: Some(acl_audit::audit::FindingsNotWritten {
+        let unwritten = Invocation::audited(
+            report(),
+            Some(acl_audit::audit::FindingsNotWritten {
                 uri: "s3://gone/x".to_owned(),
                 code: "NoSuchBucket".to_owned(),
                 message: "NoSuchBucket: The specified bucket does not exist".to_owned(),
             }),
-        };
+            Scope::Run,
+        );
         let line = record(&unwritten, Some(256));
         assert_eq!(line["FailedRuns"], 1.0);
         assert_eq!(line["FindingsNotWritten"], 1.0);
         assert_eq!(line["ExposedObjects"], 11.0, "the audit's counts still count");
+    }
+
+    #[test]
+    fn a_map_run_counts_per_bucket_once_in_its_last_step_and_its_batches_per_strategy() {
+        let batch = record(&Invocation::audited(report(), None, Scope::MapBatch), Some(256));
+        assert_eq!(dimensions(&batch), [serde_json::json!([["Strategy", "MemorySize"]])]);
+        let run = record(&Invocation::audited(report(), None, Scope::MapRun), Some(256));
+        assert_eq!(dimensions(&run), [serde_json::json!([["Bucket"]])]);
+        assert_eq!(run["ExposedObjects"], 11.0);
+        assert_eq!(
+            dimensions(&record(&audited(), Some(256))).len(),
+            2,
+            "a run of its own counts both ways"
+        );
     }
 
     #[test]

@@ -175,7 +175,8 @@ fn file_error(path: &std::path::Path, err: &std::io::Error) -> FindingsNotWritte
 }
 
 /// The findings file's media type.
-const JSON_LINES: &str = "application/x-ndjson";
+/// The findings file's content type.
+pub const JSON_LINES: &str = "application/x-ndjson";
 
 /// Lines waiting for the writer: beyond these, calls wait to record (about 0.5 MB of lines).
 const LINES_IN_FLIGHT: usize = 1024;

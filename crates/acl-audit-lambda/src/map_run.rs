@@ -1,13 +1,19 @@
 //! A Distributed Map run's results as its ResultWriter leaves them in S3: `manifest.json`
 //! naming the result files, each file a JSON array of child executions whose `Output` is a
 //! batch's report (SUCCEEDED) or whose `Error` and `Cause` say why it has none (FAILED).
+//! Adding them up is the state machine's last step (the handler, given the Map's output) and
+//! `acl-map summarize`'s whole job.
 
+use acl_audit::audit::FindingsNotWritten;
+use acl_audit::findings::{FailureLine, FindingsWritten};
 use acl_audit::model::S3Location;
+use acl_audit::s3::upload::StreamingUpload;
 use acl_audit::{AuditReport, ObjectFailure, StrategyKind};
-use acl_audit_lambda::MapBatch;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use serde::{Deserialize, Serialize};
+
+use crate::event::MapBatch;
 
 pub const MANIFEST: &str = "manifest.json";
 
@@ -75,7 +81,7 @@ pub struct BatchCounts {
     pub pending: usize,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SummarizeError {
     #[error(
         "no {MANIFEST} under {0}: give the folder a run's ResultWriter wrote (results/<map run id>/), or the run is still going"
@@ -99,29 +105,69 @@ pub enum SummarizeError {
         key: String,
         reason: String,
     },
+    /// The run's findings file, which gathers its batches' files, could not be written.
+    #[error(transparent)]
+    FindingsNotWritten(#[from] FindingsNotWritten),
+}
+
+impl SummarizeError {
+    /// The `errorType` the state machine's execution history shows.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            SummarizeError::NoManifest(_) | SummarizeError::SeveralManifests { .. } => "NoMapRunManifest",
+            SummarizeError::Read { .. } => "MapRunResultsNotRead",
+            SummarizeError::Malformed { .. } => "MalformedMapRunResults",
+            SummarizeError::FindingsNotWritten(_) => "FindingsNotWritten",
+        }
+    }
 }
 
 /// Finds the run's manifest under `location`, reads every result file it names and adds the
 /// batches up.
 pub async fn summarize(client: &Client, location: &S3Location) -> Result<Summary, SummarizeError> {
     let manifest_key = find_manifest(client, location).await?;
-    let manifest: Manifest = read_json(client, &location.bucket, &manifest_key).await?;
+    summarize_manifest(client, &location.bucket, &manifest_key, None).await
+}
+
+/// Reads the manifest at `bucket`/`manifest_key` and every result file it names, and adds the
+/// batches up. With `findings`, the run's findings file is written there as the batches are
+/// read, in bounded memory: every line of each batch's own findings file, and a failure line
+/// for each key of a failed batch; the report's `findings` says where and how many (the caller
+/// finishes the upload).
+pub async fn summarize_manifest(
+    client: &Client,
+    bucket: &str,
+    manifest_key: &str,
+    mut findings: Option<&mut StreamingUpload>,
+) -> Result<Summary, SummarizeError> {
+    let manifest: Manifest = read_json(client, bucket, manifest_key).await?;
     let mut report = AuditReport::empty(StrategyKind::JoinAll, "");
     let mut batches = BatchCounts::default();
+    let mut lines = FindingsWritten {
+        uri: findings.as_ref().map(|upload| upload.uri()).unwrap_or_default(),
+        objects: 0,
+        failures: 0,
+    };
     let files = &manifest.result_files;
     for file in files.succeeded.iter().chain(&files.failed).chain(&files.pending) {
-        let executions: Vec<ChildExecution> = read_json(client, &location.bucket, &file.key).await?;
+        let executions: Vec<ChildExecution> = read_json(client, bucket, &file.key).await?;
         for execution in executions {
             let malformed = |reason: String| SummarizeError::Malformed {
-                bucket: location.bucket.clone(),
+                bucket: bucket.to_owned(),
                 key: file.key.clone(),
                 reason,
             };
             let batch = match (execution.status.as_str(), &execution.output) {
                 ("SUCCEEDED", Some(output)) => {
                     batches.succeeded += 1;
-                    serde_json::from_str::<AuditReport>(output)
-                        .map_err(|err| malformed(format!("a batch's Output is not a report: {err}")))?
+                    let batch = serde_json::from_str::<AuditReport>(output)
+                        .map_err(|err| malformed(format!("a batch's Output is not a report: {err}")))?;
+                    if let (Some(upload), Some(written)) = (findings.as_deref_mut(), &batch.findings) {
+                        copy_lines(client, &written.uri, upload).await?;
+                        lines.objects += written.objects;
+                        lines.failures += written.failures;
+                    }
+                    batch
                 }
                 (status, _) => {
                     let input = execution.input.as_deref().ok_or_else(|| {
@@ -137,6 +183,9 @@ pub async fn summarize(client: &Client, location: &S3Location) -> Result<Summary
                     } else {
                         batches.pending += 1;
                     }
+                    if let (Some(upload), "FAILED") = (findings.as_deref_mut(), status) {
+                        lines.failures += write_failures(upload, &execution, &keys).await?;
+                    }
                     unfinished_batch(status, &execution, keys)
                 }
             };
@@ -146,11 +195,70 @@ pub async fn summarize(client: &Client, location: &S3Location) -> Result<Summary
     if let Some(resume) = &mut report.resume {
         resume.bucket = report.bucket.clone();
     }
+    report.findings = findings.is_some().then_some(lines);
     Ok(Summary {
-        manifest: manifest_key,
+        manifest: manifest_key.to_owned(),
         batches,
         report,
     })
+}
+
+/// Appends a batch's findings file (`s3://…/findings.jsonl`, whole lines) to `upload`.
+async fn copy_lines(client: &Client, uri: &str, upload: &mut StreamingUpload) -> Result<(), SummarizeError> {
+    let location: S3Location = uri.parse().map_err(|err| SummarizeError::Malformed {
+        bucket: String::new(),
+        key: uri.to_owned(),
+        reason: format!("a batch's findings.uri is not an S3 location: {err}"),
+    })?;
+    let read_error = |detail: String| SummarizeError::Read {
+        bucket: location.bucket.clone(),
+        key: location.prefix.clone(),
+        detail,
+    };
+    let mut object = client
+        .get_object()
+        .bucket(&location.bucket)
+        .key(&location.prefix)
+        .send()
+        .await
+        .map_err(|err| read_error(DisplayErrorContext(&err).to_string()))?;
+    while let Some(chunk) = object
+        .body
+        .try_next()
+        .await
+        .map_err(|err| read_error(err.to_string()))?
+    {
+        upload.write(&chunk).await.map_err(FindingsNotWritten::from)?;
+    }
+    Ok(())
+}
+
+/// A failure line for every key of a failed batch, the child execution's error as its code;
+/// how many.
+async fn write_failures(
+    upload: &mut StreamingUpload,
+    execution: &ChildExecution,
+    keys: &MapBatch,
+) -> Result<usize, SummarizeError> {
+    let bucket = keys.batch_input.bucket.as_deref().unwrap_or_default();
+    for item in &keys.items {
+        let failure = batch_failure(execution, item.key.clone());
+        // Plain data with string keys: serialising cannot fail.
+        let mut line = serde_json::to_vec(&FailureLine::of(bucket, &failure)).unwrap_or_default();
+        line.push(b'\n');
+        upload.write(&line).await.map_err(FindingsNotWritten::from)?;
+    }
+    Ok(keys.items.len())
+}
+
+/// A key of a failed batch, failed with the child execution's error.
+fn batch_failure(execution: &ChildExecution, key: String) -> ObjectFailure {
+    ObjectFailure {
+        key,
+        version_id: None,
+        code: execution.error.clone().unwrap_or_else(|| "ExecutionFailed".to_owned()),
+        message: execution.cause.clone().unwrap_or_default(),
+    }
 }
 
 /// A batch with no report: a failed one's keys are failures, a pending one's are not fetched.
@@ -158,15 +266,8 @@ fn unfinished_batch(status: &str, execution: &ChildExecution, keys: MapBatch) ->
     let mut report = AuditReport::empty(StrategyKind::JoinAll, keys.batch_input.bucket.unwrap_or_default());
     report.objects_listed = keys.items.len();
     if status == "FAILED" {
-        let code = execution.error.clone().unwrap_or_else(|| "ExecutionFailed".to_owned());
-        let message = execution.cause.clone().unwrap_or_default();
         for item in keys.items {
-            report.failures.add(ObjectFailure {
-                key: item.key,
-                version_id: None,
-                code: code.clone(),
-                message: message.clone(),
-            });
+            report.failures.add(batch_failure(execution, item.key));
         }
     } else {
         report.objects_not_fetched = keys.items.len();
