@@ -19,7 +19,8 @@ Fails (exit 1, one line per finding) when:
   join-all as the worker, a ResultWriter, a tolerated failure threshold, a last step handing
   join-all the Map's output, a schedule following ScheduleState), or its placeholders and the
   template's DefinitionSubstitutions differ; the functions' role reads objects (s3:GetObject)
-  beyond the results and the findings prefix, or outside the map run's own policy.
+  beyond the results and the findings prefix, or outside the map run's own policy, or reads or
+  removes (s3:GetObject, s3:DeleteObject) anything but the stored resume tokens elsewhere.
 """
 
 import copy
@@ -62,6 +63,9 @@ FINDINGS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
 MAP_RUN_POLICY = "read-map-run-results"
 MAP_RUN_READS = {"s3:GetObject"}
 MAP_RUN_READ_PREFIXES = ("/results/*", "/${FindingsPrefix}*")
+# The stored resume tokens: read, written (s3:PutObject, above) and removed there only.
+RESUME_TOKENS = {"s3:GetObject", "s3:DeleteObject"}
+RESUME_PREFIX = "/${FindingsPrefix}resume/*"
 # Actions the Service Authorization Reference lists with no resource type: "*" is the only
 # resource they take.
 NO_RESOURCE_TYPE = {"s3:GetAccountPublicAccessBlock"}
@@ -236,11 +240,15 @@ def findings(source, transformed):
             if as_list(statement.get("Resource", [])) != ["*"]:
                 yield f"{name}/{policy}: {action} has no resource type: its Resource is \"*\""
         if assumed_by(resource, "lambda.amazonaws.com"):
-            allowed = FUNCTION_ACTIONS | (MAP_RUN_READS if policy == MAP_RUN_POLICY else set())
+            allowed = FUNCTION_ACTIONS | (MAP_RUN_READS if policy == MAP_RUN_POLICY else RESUME_TOKENS)
             for action in actions:
                 if action not in allowed:
                     yield f"{name}/{policy}: action {action} beyond {sorted(allowed)}"
-            if MAP_RUN_READS & set(actions):
+            if RESUME_TOKENS & set(actions) and policy != MAP_RUN_POLICY:
+                for target in as_list(statement["Resource"]):
+                    if not resource_text(target).endswith(RESUME_PREFIX):
+                        yield f"{name}/{policy}: reads or removes objects outside the resume tokens: {resource_text(target)}"
+            if MAP_RUN_READS & set(actions) and policy == MAP_RUN_POLICY:
                 for target in as_list(statement["Resource"]):
                     if not resource_text(target).endswith(MAP_RUN_READ_PREFIXES):
                         yield f"{name}/{policy}: reads objects outside results/ and the findings prefix: {resource_text(target)}"

@@ -47,8 +47,15 @@ class CheckTemplate(unittest.TestCase):
     def test_an_extra_action_fails(self):
         self.assert_finding(
             "                  - s3:GetObjectVersionAcl\n",
+            "                  - s3:GetObjectVersionAcl\n                  - s3:PutObjectAcl\n",
+            "action s3:PutObjectAcl beyond",
+        )
+
+    def test_object_reads_beyond_the_resume_tokens_fail(self):
+        self.assert_finding(
+            "                  - s3:GetObjectVersionAcl\n",
             "                  - s3:GetObjectVersionAcl\n                  - s3:GetObject\n",
-            "action s3:GetObject beyond",
+            "reads or removes objects outside the resume tokens",
         )
 
     def test_versions_read_beyond_the_audited_bucket_fail(self):

@@ -23,6 +23,9 @@ pub const FINDINGS_URI: &str = "FINDINGS_URI";
 pub const AUDIT_WHEN_ACLS_DISABLED: &str = "AUDIT_WHEN_ACLS_DISABLED";
 /// `true`: list every version (ListObjectVersions) and audit each one's ACL. Default `false`.
 pub const INCLUDE_VERSIONS: &str = "INCLUDE_VERSIONS";
+/// `false`: a run stopped before the end of its target stores no resume token under
+/// `FINDINGS_URI` and a run does not take one up. Default `true` (with `FINDINGS_URI` set).
+pub const RESUME_FROM_STORE: &str = "RESUME_FROM_STORE";
 /// Connections to open during init; 0 for none. Default: as many as the strategy has calls
 /// in flight ([`Config::warm_connections`]).
 pub const WARM_CONNECTIONS: &str = "WARM_CONNECTIONS";
@@ -100,6 +103,9 @@ pub struct Config {
     pub include_versions: bool,
     /// `WARM_CONNECTIONS`, when set.
     pub warm_connections: Option<usize>,
+    /// `RESUME_FROM_STORE`: a scheduled run stores its resume token under `FINDINGS_URI`,
+    /// and the next run of the same target takes it up (docs/reliability.md).
+    pub resume_from_store: bool,
 }
 
 impl Config {
@@ -135,8 +141,8 @@ impl Config {
                 .transpose()
         };
         let memory_mb = positive(LAMBDA_MEMORY_SIZE)?.map(NonZeroUsize::get);
-        let flag = |name: &'static str| match var(name).map(|v| v.trim().to_ascii_lowercase()) {
-            None => Ok(false),
+        let flag_or = |name: &'static str, default: bool| match var(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
             Some(value) if value == "true" => Ok(true),
             Some(value) if value == "false" => Ok(false),
             Some(value) => Err(RequestError::InvalidConfig {
@@ -145,6 +151,7 @@ impl Config {
                 reason: "expected true or false".to_owned(),
             }),
         };
+        let flag = |name: &'static str| flag_or(name, false);
         Ok(Config {
             bucket: var(BUCKET_NAME),
             prefix: var(OBJECT_PREFIX),
@@ -172,6 +179,7 @@ impl Config {
             audit_when_acls_disabled: flag(AUDIT_WHEN_ACLS_DISABLED)?,
             include_versions: flag(INCLUDE_VERSIONS)?,
             warm_connections: number(WARM_CONNECTIONS)?,
+            resume_from_store: flag_or(RESUME_FROM_STORE, true)?,
         })
     }
 

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{HandlerError, RequestError};
 use crate::event::{MapRunOutput, parse_event};
 use crate::map_run::summarize_manifest;
+use crate::stored_resume;
 
 /// One invocation: resolve the target from the event over `config`, audit it (writing its
 /// findings and report under `FINDINGS_URI` when set), log one summary event and return the
@@ -163,10 +164,26 @@ pub async fn invoke_with(
         let scope = if request.map_batch { Scope::MapBatch } else { Scope::Run };
         Ok((config.target(request)?, audit_anyway, scope))
     });
-    let (target, audit_when_acls_disabled, scope) = match parsed {
+    let (mut target, audit_when_acls_disabled, scope) = match parsed {
         Ok(parsed) => parsed,
         Err(err) => return refused(kind, config, err),
     };
+    // A whole-target run (a schedule's) takes up where the last run of its target stopped;
+    // a caller that hands a token, a batch or an object event drives the run itself.
+    let token = match (&config.findings, scope) {
+        (Some(base), Scope::Run) if config.resume_from_store && target.resume.is_none() => {
+            Some(stored_resume::token_location(base, &target))
+        }
+        _ => None,
+    };
+    let mut resumed_from = None;
+    if let Some(location) = &token
+        && let Some(stored) = stored_resume::load(client, location, &target).await
+    {
+        tracing::info!(token = %location, keys = stored.keys.len(), start_after = stored.start_after.as_deref(), "resuming where the last run of this target stopped");
+        target.resume = Some(stored);
+        resumed_from = Some(location.to_string());
+    }
     // The bucket's region (a client for it if it is not the function's) and its settings,
     // which decide what its objects' ACLs mean, read with the listing's first page.
     let account = control
@@ -195,13 +212,19 @@ pub async fn invoke_with(
     )
     .await
     {
-        Ok(report) => match &folder {
-            Some(folder) => {
-                let written = write_report(client, folder, &report).await;
-                (report, written.err())
-            }
-            None => (report, None),
-        },
+        Ok(mut report) => {
+            report.resumed_from = resumed_from;
+            let stored = match &token {
+                Some(location) => pass_on(client, location, &report).await.err(),
+                None => None,
+            };
+            let written = match (stored, &folder) {
+                (Some(err), _) => Some(err),
+                (None, Some(folder)) => write_report(client, folder, &report).await.err(),
+                (None, None) => None,
+            };
+            (report, written)
+        }
         Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
         Err(AuditError::List(err)) => {
             tracing::error!(strategy = kind.name(), error = %err, "audit failed");
@@ -216,6 +239,19 @@ pub async fn invoke_with(
         tracing::error!(strategy = kind.name(), error = %err, "findings not written");
     }
     Invocation::audited(report, findings_error, scope)
+}
+
+/// Stores a stopped run's token for the next run of its target, or removes the one it took up
+/// once the target is done.
+async fn pass_on(client: &Client, location: &S3Location, report: &AuditReport) -> Result<(), FindingsNotWritten> {
+    match (&report.truncated, &report.resume) {
+        (Some(_), Some(next)) => {
+            tracing::info!(token = %location, "resume token stored for the next run of this target");
+            stored_resume::store(client, location, next).await
+        }
+        (None, _) if report.resumed_from.is_some() => stored_resume::clear(client, location).await,
+        _ => Ok(()),
+    }
 }
 
 fn refused(kind: StrategyKind, config: &Config, err: RequestError) -> Invocation {

@@ -10,6 +10,7 @@ pub mod handler;
 pub mod map_run;
 pub mod metrics;
 pub mod runtime;
+pub mod stored_resume;
 
 pub use acl_audit::StrategyKind;
 pub use config::Config;

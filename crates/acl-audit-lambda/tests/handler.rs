@@ -127,6 +127,7 @@ async fn the_report_serializes_with_its_documented_field_names() {
             "objects_with_acls_disabled",
             "prefix",
             "resume",
+            "resumed_from",
             "retries",
             "strategy",
             "timings_ms",

@@ -478,6 +478,7 @@ async fn audit(
         objects_with_acls_disabled: skipped,
         delete_markers: pages.delete_markers(),
         truncated,
+        resumed_from: None,
         resume,
         retries: 0,
         audit: tally.audit,

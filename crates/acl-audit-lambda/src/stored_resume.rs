@@ -1,0 +1,144 @@
+//! A scheduled run that stops before the end of its target leaves its resume token under
+//! `FINDINGS_URI`, and the next run of the same target takes it up. An asynchronous
+//! invocation (EventBridge Scheduler's) discards the report it returns unless a destination
+//! reads it, so without this the tail of a bucket too large for one invocation is never
+//! audited: every run would start again from the same fixed input.
+
+use std::fmt::Write as _;
+
+use acl_audit::audit::FindingsNotWritten;
+use acl_audit::model::S3Location;
+use acl_audit::s3::error::{error_code, error_message};
+use acl_audit::s3::upload::{UploadError, put_object};
+use acl_audit::{Resume, Target};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::DisplayErrorContext;
+
+/// Where the token of `target`'s runs lives: `<base>resume/<bucket>/<what>.json`, `<what>`
+/// naming the prefix (hex-encoded, so that any key prefix is one path segment) and whether
+/// versions are listed, since each is a target of its own.
+pub fn token_location(base: &S3Location, target: &Target) -> S3Location {
+    let mut prefix = base.prefix.clone();
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    let mut what = match target.prefix.as_deref().filter(|p| !p.is_empty()) {
+        None => "all".to_owned(),
+        Some(key_prefix) => key_prefix.bytes().fold("prefix-".to_owned(), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        }),
+    };
+    if target.include_versions {
+        what.push_str("-versions");
+    }
+    S3Location {
+        bucket: base.bucket.clone(),
+        prefix: format!("{prefix}resume/{}/{what}.json", target.bucket),
+    }
+}
+
+/// The token stored for `target`, if there is one that fits it. A token that cannot be read
+/// or does not fit is logged and ignored: the run then starts from the beginning, which loses
+/// nothing, and its own outcome replaces the token.
+pub async fn load(client: &Client, location: &S3Location, target: &Target) -> Option<Resume> {
+    let object = match client
+        .get_object()
+        .bucket(&location.bucket)
+        .key(&location.prefix)
+        .send()
+        .await
+    {
+        Ok(object) => object,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return None,
+        Err(err) => {
+            tracing::warn!(token = %location, error = %DisplayErrorContext(&err), "stored resume token not read: starting from the beginning");
+            return None;
+        }
+    };
+    let bytes = match object.body.collect().await {
+        Ok(bytes) => bytes.into_bytes(),
+        Err(err) => {
+            tracing::warn!(token = %location, error = %err, "stored resume token not read: starting from the beginning");
+            return None;
+        }
+    };
+    match serde_json::from_slice::<Resume>(&bytes) {
+        Ok(token)
+            if token.bucket == target.bucket
+                && token.prefix == target.prefix
+                && token.versions == target.include_versions =>
+        {
+            Some(token)
+        }
+        Ok(_) => {
+            tracing::warn!(token = %location, "stored resume token is for another target: starting from the beginning");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(token = %location, error = %err, "stored resume token is not a token: starting from the beginning");
+            None
+        }
+    }
+}
+
+/// Stores `token` for the next run.
+pub async fn store(client: &Client, location: &S3Location, token: &Resume) -> Result<(), FindingsNotWritten> {
+    // Plain data with string keys: serialising cannot fail.
+    let body = serde_json::to_vec(token).unwrap_or_default();
+    Ok(put_object(client, location, "application/json", body).await?)
+}
+
+/// Removes the token once a run has reached the end of its target: the next run starts over.
+pub async fn clear(client: &Client, location: &S3Location) -> Result<(), FindingsNotWritten> {
+    client
+        .delete_object()
+        .bucket(&location.bucket)
+        .key(&location.prefix)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            FindingsNotWritten::from(UploadError {
+                uri: location.to_string(),
+                code: error_code(&err),
+                message: error_message(&err),
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(prefix: Option<&str>, include_versions: bool) -> Target {
+        Target {
+            bucket: "audited".to_owned(),
+            prefix: prefix.map(str::to_owned),
+            max_objects: None,
+            resume: None,
+            include_versions,
+        }
+    }
+
+    #[test]
+    fn each_target_has_a_token_of_its_own_under_the_findings_location() {
+        let base: S3Location = "s3://findings/acl-audit/".parse().unwrap();
+        let at = |prefix, versions| token_location(&base, &target(prefix, versions)).to_string();
+        assert_eq!(at(None, false), "s3://findings/acl-audit/resume/audited/all.json");
+        assert_eq!(at(Some(""), false), at(None, false));
+        assert_eq!(
+            at(Some("a/b"), false),
+            "s3://findings/acl-audit/resume/audited/prefix-612f62.json"
+        );
+        assert_eq!(
+            at(None, true),
+            "s3://findings/acl-audit/resume/audited/all-versions.json"
+        );
+        let bare: S3Location = "s3://findings".parse().unwrap();
+        assert_eq!(
+            token_location(&bare, &target(None, false)).prefix,
+            "resume/audited/all.json"
+        );
+    }
+}
