@@ -63,6 +63,9 @@ FINDINGS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
 MAP_RUN_POLICY = "read-map-run-results"
 MAP_RUN_READS = {"s3:GetObject"}
 MAP_RUN_READ_PREFIXES = ("/results/*", "/${FindingsPrefix}*")
+# An inventory-sourced run reads the inventory's destination bucket, in this policy only.
+INVENTORY_POLICY = "read-inventory"
+INVENTORY_READ = "arn:${AWS::Partition}:s3:::${InventoryBucketName}/*"
 # The stored resume tokens: read, written (s3:PutObject, above) and removed there only.
 RESUME_TOKENS = {"s3:GetObject", "s3:DeleteObject"}
 RESUME_PREFIX = "/${FindingsPrefix}resume/*"
@@ -240,11 +243,16 @@ def findings(source, transformed):
             if as_list(statement.get("Resource", [])) != ["*"]:
                 yield f"{name}/{policy}: {action} has no resource type: its Resource is \"*\""
         if assumed_by(resource, "lambda.amazonaws.com"):
-            allowed = FUNCTION_ACTIONS | (MAP_RUN_READS if policy == MAP_RUN_POLICY else RESUME_TOKENS)
+            own_reads = {MAP_RUN_POLICY: MAP_RUN_READS, INVENTORY_POLICY: MAP_RUN_READS}
+            allowed = FUNCTION_ACTIONS | own_reads.get(policy, RESUME_TOKENS)
             for action in actions:
                 if action not in allowed:
                     yield f"{name}/{policy}: action {action} beyond {sorted(allowed)}"
-            if RESUME_TOKENS & set(actions) and policy != MAP_RUN_POLICY:
+            if policy == INVENTORY_POLICY:
+                for target in as_list(statement["Resource"]):
+                    if resource_text(target) != INVENTORY_READ:
+                        yield f"{name}/{policy}: reads beyond the inventory bucket: {resource_text(target)}"
+            if RESUME_TOKENS & set(actions) and policy not in own_reads:
                 for target in as_list(statement["Resource"]):
                     if not resource_text(target).endswith(RESUME_PREFIX):
                         yield f"{name}/{policy}: reads or removes objects outside the resume tokens: {resource_text(target)}"

@@ -204,6 +204,13 @@ class CheckTemplate(unittest.TestCase):
             "reads objects outside results/ and the findings prefix",
         )
 
+    def test_inventory_reads_beyond_the_inventory_bucket_fail(self):
+        self.assert_finding(
+            "            Resource: !Sub arn:${AWS::Partition}:s3:::${InventoryBucketName}/*\n",
+            "            Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}/*\n",
+            "read-inventory: reads beyond the inventory bucket",
+        )
+
     def test_a_definition_that_never_adds_its_batches_up_fails(self):
         def end_at_the_map(state):
             state.pop("Next")

@@ -214,6 +214,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
     let report = match result {
         Ok(report) => report,
         Err(AuditError::List(err)) => return Err(list_advice(&err)),
+        Err(err @ AuditError::Inventory(_)) => return Err(err.to_string()),
         Err(AuditError::FindingsNotWritten { error, report }) => {
             print_report(&report);
             return Err(format!("the audit ran, but {error}"));

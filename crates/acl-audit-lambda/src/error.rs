@@ -5,6 +5,7 @@
 use acl_audit::ListError;
 use acl_audit::audit::FindingsNotWritten;
 use acl_audit::model::InvalidBucketName;
+use acl_audit::s3::inventory::InventoryError;
 use lambda_runtime::Diagnostic;
 
 use crate::config::BUCKET_NAME;
@@ -39,6 +40,9 @@ pub enum HandlerError {
     /// must not lose them quietly.
     #[error("{0} (FINDINGS_URI names the location; the role needs s3:PutObject there)")]
     FindingsNotWritten(FindingsNotWritten),
+    /// The S3 Inventory report named as the source cannot be read as one with ACLs.
+    #[error("{0} (the role needs s3:GetObject on the inventory's destination)")]
+    Inventory(InventoryError),
     /// The state machine's last step could not add its batches up.
     #[error("the map run's results cannot be added up: {0}")]
     MapRun(SummarizeError),
@@ -70,6 +74,7 @@ impl HandlerError {
             HandlerError::List(ListError::Failed { .. }) => "ListObjectsFailed",
             HandlerError::FindingsNotWritten(_) => "FindingsNotWritten",
             HandlerError::MapRun(err) => err.error_type(),
+            HandlerError::Inventory(_) => "InventoryNotRead",
         }
     }
 }

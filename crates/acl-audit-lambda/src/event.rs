@@ -33,6 +33,10 @@ pub struct Request {
     /// List every version and audit each one's ACL; overrides `INCLUDE_VERSIONS`.
     #[serde(default)]
     pub include_versions: Option<bool>,
+    /// An S3 Inventory report's `manifest.json` (`s3://…/manifest.json`) whose
+    /// `ObjectAccessControlList` field is read instead of calling GetObjectAcl per object.
+    #[serde(default)]
+    pub inventory: Option<String>,
     /// Exactly these keys (or versions), without listing: a Distributed Map batch's items, or
     /// the object of an S3 event.
     #[serde(skip)]

@@ -157,15 +157,35 @@ pub async fn invoke_with(
             Err(err) => refused(kind, config, err),
         };
     }
-    let parsed = parse_event(event.payload).and_then(|request| {
+    let parsed = parse_event(event.payload).and_then(|mut request| {
+        if let Some(manifest) = request.inventory.take() {
+            let manifest = manifest.parse::<S3Location>().map_err(|err| {
+                RequestError::InvalidEvent(format!("inventory: {err}: give the report's s3://…/manifest.json"))
+            })?;
+            let bucket = request
+                .bucket
+                .or_else(|| config.bucket.clone())
+                .ok_or(RequestError::MissingBucket)?;
+            return Ok(Source::Inventory { bucket, manifest });
+        }
         let audit_anyway = request
             .audit_when_acls_disabled
             .unwrap_or(config.audit_when_acls_disabled);
         let scope = if request.map_batch { Scope::MapBatch } else { Scope::Run };
-        Ok((config.target(request)?, audit_anyway, scope))
+        Ok(Source::Listing(config.target(request)?, audit_anyway, scope))
     });
     let (mut target, audit_when_acls_disabled, scope) = match parsed {
-        Ok(parsed) => parsed,
+        Ok(Source::Listing(target, audit_anyway, scope)) => (target, audit_anyway, scope),
+        Ok(Source::Inventory { bucket, manifest }) => {
+            let request_id = &event.context.request_id;
+            let account = control
+                .zip(account_of(&event.context.invoked_function_arn))
+                .map(|(client, account_id)| AccountCheck { client, account_id });
+            return Box::pin(audit_from_inventory(
+                kind, client, account, config, &bucket, &manifest, request_id,
+            ))
+            .await;
+        }
         Err(err) => return refused(kind, config, err),
     };
     // A whole-target run (a schedule's) takes up where the last run of its target stopped;
@@ -226,6 +246,13 @@ pub async fn invoke_with(
             (report, written)
         }
         Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
+        Err(AuditError::Inventory(err)) => {
+            tracing::error!(strategy = kind.name(), error = %err, "audit failed");
+            return Invocation::Failed {
+                bucket: Some(target.bucket),
+                error: HandlerError::Inventory(err),
+            };
+        }
         Err(AuditError::List(err)) => {
             tracing::error!(strategy = kind.name(), error = %err, "audit failed");
             return Invocation::Failed {
@@ -252,6 +279,72 @@ async fn pass_on(client: &Client, location: &S3Location, report: &AuditReport) -
         (None, _) if report.resumed_from.is_some() => stored_resume::clear(client, location).await,
         _ => Ok(()),
     }
+}
+
+/// Where a run's objects come from.
+enum Source {
+    /// A listing of the target (or the keys a batch or an event names), and whether to fetch
+    /// ACLs where they are disabled.
+    Listing(acl_audit::Target, bool, Scope),
+    /// An S3 Inventory report's ACLs.
+    Inventory { bucket: String, manifest: S3Location },
+}
+
+/// A run whose source is an S3 Inventory report: the bucket's settings read first, then every
+/// ACL the report holds, GetObjectAcl only for rows whose ACL is UNAVAILABLE; findings and
+/// report written as a listing's run writes them.
+async fn audit_from_inventory(
+    kind: StrategyKind,
+    client: &Client,
+    account: Option<AccountCheck<'_>>,
+    config: &Config,
+    bucket: &str,
+    manifest: &S3Location,
+    request_id: &str,
+) -> Invocation {
+    let failed = |error: HandlerError| {
+        tracing::error!(strategy = kind.name(), error = %error, "audit failed");
+        Invocation::Failed {
+            bucket: Some(bucket.to_owned()),
+            error,
+        }
+    };
+    let clients = RegionalClients::new(client.clone());
+    let (located, context) = match acl_audit::bucket::BucketContext::locate_and_read(&clients, bucket, account).await {
+        Ok(located) => located,
+        Err(err) => return failed(err.into()),
+    };
+    let folder = config.findings.as_ref().map(|base| {
+        let date = acl_audit::findings::utc_date(SystemTime::now());
+        findings::run_folder(base, bucket, date, request_id)
+    });
+    let options = AuditOptions {
+        stop_at: None,
+        findings: folder
+            .as_ref()
+            .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
+        progress: None,
+        bucket: Some(context),
+        fetch_when_acls_disabled: true,
+    };
+    let (report, findings_error) =
+        match acl_audit::audit::audit_inventory(&located, manifest, config.strategy(kind), options).await {
+            Ok(report) => {
+                let written = match &folder {
+                    Some(folder) => write_report(client, folder, &report).await.err(),
+                    None => None,
+                };
+                (report, written)
+            }
+            Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
+            Err(AuditError::Inventory(err)) => return failed(HandlerError::Inventory(err)),
+            Err(AuditError::List(err)) => return failed(err.into()),
+        };
+    if report.bucket != bucket {
+        tracing::warn!(bucket, inventory_of = %report.bucket, "the inventory is of another bucket than the one named");
+    }
+    log_report(kind, request_id, &report);
+    Invocation::audited(report, findings_error, Scope::Run)
 }
 
 fn refused(kind: StrategyKind, config: &Config, err: RequestError) -> Invocation {

@@ -113,6 +113,7 @@ async fn the_report_serializes_with_its_documented_field_names() {
         fields,
         [
             "acls_fetched",
+            "acls_from_inventory",
             "audit",
             "bucket",
             "bucket_settings",

@@ -19,6 +19,7 @@ use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, cl
 use crate::model::{AclOutcome, ObjectRef, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
+use crate::s3::inventory::{InventoryError, InventoryReader, InventoryRow};
 use crate::s3::listing::{KeyPages, ListingEnd};
 use crate::s3::region::RegionalClients;
 use crate::s3::retries::RetryCount;
@@ -53,6 +54,12 @@ pub async fn audit_bucket_until(
         Err(AuditError::List(err)) => Err(err),
         // No findings output, so nothing to fail writing.
         Err(AuditError::FindingsNotWritten { report, .. }) => Ok(*report),
+        // A listing's run reads no inventory; should one ever fail here, it is named whole.
+        Err(AuditError::Inventory(err)) => Err(ListError::Failed {
+            bucket: target.bucket.clone(),
+            code: "InventoryNotRead".to_owned(),
+            detail: err.to_string(),
+        }),
     }
 }
 
@@ -90,6 +97,9 @@ impl Progress {
 pub enum AuditError {
     #[error(transparent)]
     List(#[from] ListError),
+    /// The inventory named as the run's source cannot be read as one with ACLs.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
     /// The audit ran to its end, but its findings are not where they should be: the run's
     /// report is kept, so that its counts can still be logged.
     #[error("the audit ran, but its findings were not written: {error}")]
@@ -473,6 +483,7 @@ async fn audit(
         include_versions: pages.lists_versions(),
         objects_listed,
         acls_fetched: tally.acls_fetched,
+        acls_from_inventory: 0,
         failures: tally.failures,
         objects_not_fetched: resume.as_ref().map_or(0, |resume| resume.keys.len()),
         objects_with_acls_disabled: skipped,
@@ -487,6 +498,143 @@ async fn audit(
         concurrency_limit: strategy.concurrency_limit(),
         timings_ms: report::Timings::new(listed, fetched),
     };
+    match written {
+        None => Ok(report),
+        Some((uri, Ok((objects, failures)))) => {
+            report.findings = Some(FindingsWritten { uri, objects, failures });
+            Ok(report)
+        }
+        Some((_, Err(error))) => Err(AuditError::FindingsNotWritten {
+            error,
+            report: Box::new(report),
+        }),
+    }
+}
+
+/// Audits the objects an S3 Inventory report lists from the ACLs it holds, with no
+/// GetObjectAcl call but for rows whose ACL is `UNAVAILABLE`, which `strategy` fetches. The
+/// report and findings are those of a listing's run; `acls_from_inventory` counts the ACLs
+/// read from the report. The inventory is read to its end whatever `options.stop_at` says (it
+/// is only read, no call per object); the stop only holds back the fetches, whose keys are
+/// then handed on in a keys-only resume token.
+pub async fn audit_inventory(
+    client: &Client,
+    manifest: &S3Location,
+    strategy: Strategy,
+    options: AuditOptions,
+) -> Result<AuditReport, AuditError> {
+    counting_retries(Box::pin(audit_inventory_once(client, manifest, strategy, options))).await
+}
+
+async fn audit_inventory_once(
+    client: &Client,
+    manifest: &S3Location,
+    strategy: Strategy,
+    options: AuditOptions,
+) -> Result<AuditReport, AuditError> {
+    let AuditOptions {
+        stop_at,
+        findings,
+        progress,
+        bucket,
+        fetch_when_acls_disabled: _,
+    } = options;
+    let started = Instant::now();
+    let mut reader = InventoryReader::open(client, manifest).await?;
+    let source = reader.manifest.source_bucket.clone();
+    let context = bucket.unwrap_or_else(|| BucketContext::assumed(&source));
+    let (lines, writer) = match findings {
+        Some(output) => {
+            let uri = output.uri();
+            let (sender, receiver) = mpsc::channel(LINES_IN_FLIGHT);
+            (Some(sender), Some((uri, write_findings(output, receiver))))
+        }
+        None => (None, None),
+    };
+    let recorder = Recorder {
+        bucket: &source,
+        context: &context,
+        tally: Mutex::new(Tally::default()),
+        lines,
+        progress: progress.as_deref(),
+    };
+    let (mut rows, mut from_inventory, mut delete_markers) = (0, 0, 0);
+    let mut inventory_error = None;
+    let counts = (
+        &mut rows,
+        &mut from_inventory,
+        &mut delete_markers,
+        &mut inventory_error,
+    );
+    let (reader, bucket_name) = (&mut reader, source.as_str());
+    let fetch = async move {
+        let recorded = &recorder;
+        // Each page's ACLs are recorded as read; its UNAVAILABLE keys go on to the strategy.
+        let to_fetch = stream::unfold((reader, counts), move |(reader, counts)| async move {
+            let (rows, from_inventory, delete_markers, error) = counts;
+            let page = match reader.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => return None,
+                Err(err) => {
+                    *error = Some(err);
+                    return None;
+                }
+            };
+            let mut keys = Vec::new();
+            for row in page {
+                match row {
+                    InventoryRow::Acl(acl) => {
+                        *rows += 1;
+                        *from_inventory += 1;
+                        recorded.record(AclOutcome::Fetched(acl)).await;
+                    }
+                    InventoryRow::Unavailable(object) => {
+                        *rows += 1;
+                        keys.push(object);
+                    }
+                    InventoryRow::DeleteMarker => *delete_markers += 1,
+                }
+            }
+            if let Some(progress) = recorded.progress {
+                progress.listed.fetch_add(keys.len(), Ordering::Relaxed);
+            }
+            Some((keys, (reader, (rows, from_inventory, delete_markers, error))))
+        });
+        strategy::fetch_acls_into(client, bucket_name, to_fetch, strategy, stop_at, recorded).await;
+        // Dropping the recorder closes the writer's channel: it finishes the file.
+        recorder.tally.into_inner()
+    };
+    let (mut tally, written) = match writer {
+        Some((uri, writer)) => {
+            let (tally, written) = tokio::join!(fetch, writer);
+            (tally, Some((uri, written)))
+        }
+        None => (fetch.await, None),
+    };
+    tally.not_fetched.sort_unstable();
+    let truncated = match inventory_error {
+        Some(err) => Some(Truncation::ListingFailed { error: err.to_string() }),
+        None if !tally.not_fetched.is_empty() => Some(Truncation::Deadline),
+        None => None,
+    };
+    let resume = truncated.is_some().then(|| Resume {
+        listing_complete: true,
+        ..Resume::keys_only(source.clone(), std::mem::take(&mut tally.not_fetched))
+    });
+    let elapsed = started.elapsed();
+    let mut report = AuditReport::empty(strategy.kind(), source);
+    report.objects_listed = rows;
+    report.acls_fetched = tally.acls_fetched;
+    report.acls_from_inventory = from_inventory;
+    report.failures = tally.failures;
+    report.objects_not_fetched = resume.as_ref().map_or(0, |resume| resume.keys.len());
+    report.delete_markers = delete_markers;
+    report.truncated = truncated;
+    report.resume = resume;
+    report.audit = tally.audit;
+    report.bucket_settings = Some(context);
+    report.concurrency_limit = strategy.concurrency_limit();
+    report.timings_ms = report::Timings::new(std::time::Duration::ZERO, elapsed);
     match written {
         None => Ok(report),
         Some((uri, Ok((objects, failures)))) => {

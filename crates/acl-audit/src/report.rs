@@ -31,6 +31,10 @@ pub struct AuditReport {
     /// `acls_fetched + failures.count + objects_not_fetched + objects_with_acls_disabled`.
     pub objects_listed: usize,
     pub acls_fetched: usize,
+    /// Of `acls_fetched`, those read from an S3 Inventory report rather than fetched (a run
+    /// whose source is an inventory: `{"inventory": …}`).
+    #[serde(default)]
+    pub acls_from_inventory: usize,
     pub failures: Failures,
     /// Keys listed whose ACL the run stopped before fetching; they are in `resume.keys`.
     pub objects_not_fetched: usize,
@@ -82,6 +86,7 @@ impl AuditReport {
             include_versions: false,
             objects_listed: 0,
             acls_fetched: 0,
+            acls_from_inventory: 0,
             failures: Failures::default(),
             objects_not_fetched: 0,
             objects_with_acls_disabled: 0,
@@ -108,6 +113,7 @@ impl AuditReport {
         self.concurrency_limit = self.concurrency_limit.or(other.concurrency_limit);
         self.objects_listed += other.objects_listed;
         self.acls_fetched += other.acls_fetched;
+        self.acls_from_inventory += other.acls_from_inventory;
         self.failures.absorb(other.failures);
         self.objects_not_fetched += other.objects_not_fetched;
         self.objects_with_acls_disabled += other.objects_with_acls_disabled;

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod error;
 pub mod fetch;
+pub mod inventory;
 pub mod listing;
 pub mod pool;
 pub mod region;

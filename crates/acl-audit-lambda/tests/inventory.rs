@@ -1,0 +1,194 @@
+//! S3 Inventory as the source: `{"inventory": "s3://…/manifest.json"}` audits the objects an
+//! inventory report lists from its `ObjectAccessControlList` field, with no GetObjectAcl call
+//! but for rows whose ACL is UNAVAILABLE. The report is generated here to S3's documented
+//! format (manifest.json with fileFormat, fileSchema and files with their MD5 checksums;
+//! gzip-compressed CSV, every field quoted, keys URL-encoded; the ACL field base64 JSON) from
+//! the bucket's own ACLs, read through aws-sdk-s3 from local-s3.
+
+#[path = "../../acl-audit/tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use acl_audit::StrategyKind;
+use acl_audit_lambda::{Config, handle};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::Type;
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use md5::{Digest, Md5};
+use serde_json::{Value, json};
+
+const SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ObjectAccessControlList, ObjectOwner";
+const MANIFEST: &str = "audited/config-1/2026-12-03T01-00Z/manifest.json";
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_vars(|name| vars.get(name).cloned()).expect("valid test configuration")
+}
+
+fn event(payload: Value) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.request_id = "inventory-run".to_owned();
+    LambdaEvent::new(payload, context)
+}
+
+async fn put(client: &Client, key: &str, body: Vec<u8>) {
+    client
+        .put_object()
+        .bucket("inventories")
+        .key(key)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The ACL field S3 writes for `key`: its grants as GetObjectAcl gives them, or UNAVAILABLE.
+async fn acl_field(client: &Client, key: &str, available: bool) -> (String, String) {
+    if !available {
+        let field = json!({"version": "2022-11-10", "status": "UNAVAILABLE"});
+        return (
+            aws_smithy_types::base64::encode(field.to_string()),
+            "UNAVAILABLE".to_owned(),
+        );
+    }
+    let acl = client.get_object_acl().bucket("audited").key(key).send().await.unwrap();
+    let grants: Vec<Value> = acl
+        .grants()
+        .iter()
+        .map(|grant| {
+            let grantee = grant.grantee().unwrap();
+            let permission = grant.permission().unwrap().as_str();
+            match grantee.r#type() {
+                Type::Group => json!({"uri": grantee.uri(), "type": "Group", "permission": permission}),
+                _ => json!({"canonicalId": grantee.id(), "type": "CanonicalUser", "permission": permission}),
+            }
+        })
+        .collect();
+    let field = json!({"version": "2022-11-10", "status": "AVAILABLE", "grants": grants});
+    let owner = acl.owner().and_then(|o| o.id()).unwrap_or_default().to_owned();
+    (aws_smithy_types::base64::encode(field.to_string()), owner)
+}
+
+/// An inventory report of the bucket "audited" in "inventories", `rows_per_file` rows a file,
+/// every `unavailable_every`th row's ACL UNAVAILABLE; how many rows are.
+async fn write_inventory(client: &Client, rows_per_file: usize, unavailable_every: usize) -> usize {
+    let mut keys = Vec::new();
+    let mut pages = client.list_objects_v2().bucket("audited").into_paginator().send();
+    while let Some(page) = pages.next().await {
+        keys.extend(page.unwrap().contents().iter().map(|o| o.key().unwrap().to_owned()));
+    }
+    let mut files = Vec::new();
+    for (n, chunk) in keys.chunks(rows_per_file).enumerate() {
+        let mut csv = String::new();
+        for (i, key) in chunk.iter().enumerate() {
+            let row = n * rows_per_file + i;
+            let (acl, owner) = acl_field(client, key, !(row + 1).is_multiple_of(unavailable_every)).await;
+            let encoded: String = url_encoded(key);
+            csv.push_str(&format!(
+                "\"audited\",\"{encoded}\",\"16\",\"2026-12-02T10:00:00.000Z\",\"{acl}\",\"{owner}\"\n"
+            ));
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(csv.as_bytes()).unwrap();
+        let body = gz.finish().unwrap();
+        let key = format!("audited/config-1/data/{n:04}.csv.gz");
+        files.push(json!({"key": key, "size": body.len(), "MD5checksum": format!("{:x}", Md5::digest(&body))}));
+        put(client, &key, body).await;
+    }
+    let manifest = json!({
+        "sourceBucket": "audited",
+        "destinationBucket": "arn:aws:s3:::inventories",
+        "version": "2016-11-30",
+        "creationTimestamp": "1764723600000",
+        "fileFormat": "CSV",
+        "fileSchema": SCHEMA,
+        "files": files
+    });
+    put(client, MANIFEST, serde_json::to_vec(&manifest).unwrap()).await;
+    keys.len()
+}
+
+/// S3 Inventory's CSV key encoding: form-URL-encoded.
+fn url_encoded(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inventory_sourced_audit_reads_every_acl_from_the_report() {
+    let (s3, client) = common::seeded("audited", 2500).await;
+    s3.store().create_bucket("inventories").unwrap();
+    s3.store().create_bucket("findings").unwrap();
+    let rows = write_inventory(&client, 1000, 50).await;
+    assert_eq!(rows, 2500);
+    let listed = handle(
+        StrategyKind::JoinAll,
+        &client,
+        &config(&[]),
+        event(json!({"bucket": "audited"})),
+    )
+    .await
+    .unwrap();
+
+    let before = s3.requests("GetObjectAcl");
+    let config = config(&[("FINDINGS_URI", "s3://findings/acl-audit/")]);
+    let payload = json!({"bucket": "audited", "inventory": format!("s3://inventories/{MANIFEST}")});
+    let report = handle(StrategyKind::JoinAll, &client, &config, event(payload))
+        .await
+        .unwrap();
+    assert_eq!(
+        s3.requests("GetObjectAcl") - before,
+        50,
+        "GetObjectAcl only for the 50 UNAVAILABLE rows"
+    );
+    assert_eq!(
+        (report.objects_listed, report.acls_fetched, report.acls_from_inventory),
+        (2500, 2500, 2450)
+    );
+    assert!(report.accounts_for_every_object());
+    assert_eq!(report.truncated, None);
+    assert_eq!(report.audit, listed.audit, "the same findings as fetching every ACL");
+    let written = report.findings.as_ref().unwrap();
+    assert_eq!(written.objects, listed.audit.findings.objects);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inventory_without_the_acl_field_or_a_missing_manifest_is_a_named_error() {
+    let (s3, client) = common::seeded("audited", 1).await;
+    s3.store().create_bucket("inventories").unwrap();
+    let manifest =
+        json!({"sourceBucket": "audited", "fileFormat": "CSV", "fileSchema": "Bucket, Key, Size", "files": []});
+    put(&client, MANIFEST, serde_json::to_vec(&manifest).unwrap()).await;
+    let config = config(&[("BUCKET_NAME", "audited")]);
+    let run = |manifest: String| {
+        let (client, config) = (client.clone(), config.clone());
+        async move {
+            let payload = json!({"inventory": manifest});
+            Diagnostic::from(
+                handle(StrategyKind::JoinAll, &client, &config, event(payload))
+                    .await
+                    .unwrap_err(),
+            )
+        }
+    };
+    let no_field = run(format!("s3://inventories/{MANIFEST}")).await;
+    assert_eq!(no_field.error_type, "InventoryNotRead");
+    assert!(
+        no_field.error_message.contains("no ObjectAccessControlList field"),
+        "{}",
+        no_field.error_message
+    );
+    let missing = run("s3://inventories/nothing/manifest.json".to_owned()).await;
+    assert_eq!(missing.error_type, "InventoryNotRead");
+    assert!(missing.error_message.contains("NoSuchKey"), "{}", missing.error_message);
+    let not_s3 = run("inventories/manifest.json".to_owned()).await;
+    assert_eq!(not_s3.error_type, "InvalidEvent");
+}
