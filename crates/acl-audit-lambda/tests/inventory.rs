@@ -192,3 +192,28 @@ async fn an_inventory_without_the_acl_field_or_a_missing_manifest_is_a_named_err
     let not_s3 = run("inventories/manifest.json".to_owned()).await;
     assert_eq!(not_s3.error_type, "InvalidEvent");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_local_s3_writes_is_audited_with_zero_get_object_acl_calls() {
+    let (s3, client) = common::seeded("audited", 20_000).await;
+    s3.store().create_bucket("inventories").unwrap();
+    let spec = local_s3::inventory::InventorySpec {
+        source: "audited",
+        destination: "inventories",
+        prefix: "audited/config-1/2026-12-03T01-00Z/",
+        rows_per_file: 7_000,
+        unavailable_every: 0,
+    };
+    let manifest = local_s3::inventory::write_inventory(s3.store(), &spec).unwrap();
+    let payload = json!({"bucket": "audited", "inventory": format!("s3://inventories/{manifest}")});
+    let report = handle(StrategyKind::JoinAll, &client, &config(&[]), event(payload))
+        .await
+        .unwrap();
+    assert_eq!(s3.requests("GetObjectAcl"), 0, "not one GetObjectAcl request");
+    assert_eq!((report.objects_listed, report.acls_from_inventory), (20_000, 20_000));
+    assert_eq!(
+        report.audit.readable_by_all_users.count, 2_000,
+        "one object in ten is public"
+    );
+    assert_eq!(report.audit.granted_to_other_accounts.count, 2_000);
+}

@@ -2,7 +2,7 @@
 //! same sharding on this machine.
 
 use acl_audit::model::S3Location;
-use acl_map::rehearsal::{RehearsalOptions, rehearse};
+use acl_map::rehearsal::{RehearsalOptions, rehearse, rehearse_inventory};
 use acl_map::results::summarize;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -46,6 +46,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time one join-all invocation auditing a bucket from an S3 Inventory report of it
+    /// (written by local-s3 in S3's format, the Object ACL field included), against HTTPS
+    /// local-s3 with the benchmark's network model; with --compare-listing, one listing the
+    /// bucket and fetching every ACL too.
+    RehearseInventory {
+        #[arg(long, default_value_t = 100_000)]
+        objects: usize,
+        #[arg(long, default_value_t = 1769)]
+        memory_mb: usize,
+        #[arg(long)]
+        compare_listing: bool,
+        #[arg(long, default_value_t = 2.0)]
+        rtt_ms: f64,
+        #[arg(long, default_value_t = 15.0)]
+        service_ms: f64,
+        #[arg(long, default_value_t = 2)]
+        handshake_rtts: u32,
+    },
 }
 
 /// The rehearsal's workers stand in for the functions, so they allocate as the functions do:
@@ -74,6 +92,29 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }),
+        Command::RehearseInventory {
+            objects,
+            memory_mb,
+            compare_listing,
+            rtt_ms,
+            service_ms,
+            handshake_rtts,
+        } => {
+            let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts)?;
+            let runs = runtime.block_on(rehearse_inventory(objects, memory_mb, network, compare_listing))?;
+            println!("{objects} objects, join-all at {memory_mb} MB, RTT {rtt_ms} ms + service {service_ms} ms, TLS");
+            println!(
+                "{:>10} {:>10} {:>10} {:>14}",
+                "source", "wall ms", "ACLs/s", "GetObjectAcl"
+            );
+            for run in &runs {
+                println!(
+                    "{:>10} {:>10.0} {:>10.0} {:>14}",
+                    run.source, run.wall_ms, run.acls_per_second, run.get_object_acl_requests
+                );
+            }
+            Ok(())
+        }
         Command::Rehearse {
             objects,
             batch_size,

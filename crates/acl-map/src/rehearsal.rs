@@ -236,3 +236,81 @@ async fn put_json(client: &Client, key: &str, value: &impl Serialize) -> anyhow:
         .with_context(|| format!("cannot write s3://{RESULTS_BUCKET}/{key}"))?;
     Ok(())
 }
+
+/// One audit of the same bucket from each source, timed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceRun {
+    pub source: &'static str,
+    pub wall_ms: f64,
+    pub acls_per_second: f64,
+    pub get_object_acl_requests: u64,
+    pub report: acl_audit::AuditReport,
+}
+
+/// Seeds an HTTPS local-s3 (with `network`), writes an S3 Inventory report of the bucket (the
+/// Object ACL field included), and times one join-all invocation reading it; with
+/// `compare_listing`, one invocation listing the bucket and fetching every ACL too.
+pub async fn rehearse_inventory(
+    objects: usize,
+    memory_mb: usize,
+    network: NetworkModel,
+    compare_listing: bool,
+) -> anyhow::Result<Vec<SourceRun>> {
+    let s3 = LocalS3::start_with(Options {
+        tls: true,
+        network,
+        ..Options::default()
+    })
+    .await
+    .context("cannot start the embedded endpoint")?;
+    local_s3::seed_bucket(s3.store(), BUCKET, objects).context("cannot seed the bucket")?;
+    s3.store().create_bucket(INVENTORY_BUCKET)?;
+    let spec = local_s3::inventory::InventorySpec {
+        source: BUCKET,
+        destination: INVENTORY_BUCKET,
+        prefix: "acl-audit-demo/config/2026-12-03T01-00Z/",
+        // S3 splits a report into files of some hundreds of MB; a few hundred thousand rows.
+        rows_per_file: 250_000,
+        unavailable_every: 0,
+    };
+    let manifest = local_s3::inventory::write_inventory(s3.store(), &spec)?;
+    let client = client_for(&s3)?;
+    let config = Config::from_vars(|name| {
+        (name == acl_audit_lambda::config::LAMBDA_MEMORY_SIZE).then(|| memory_mb.to_string())
+    })?;
+    let mut payloads = vec![(
+        "inventory",
+        serde_json::json!({"bucket": BUCKET, "inventory": format!("s3://{INVENTORY_BUCKET}/{manifest}")}),
+    )];
+    if compare_listing {
+        payloads.push(("listing", serde_json::json!({"bucket": BUCKET})));
+    }
+    let mut runs = Vec::new();
+    for (source, payload) in payloads {
+        let before = s3.requests("GetObjectAcl");
+        let started = Instant::now();
+        let report = handle(
+            StrategyKind::JoinAll,
+            &client,
+            &config,
+            LambdaEvent::new(payload, Context::default()),
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("{source}: {err}"))?;
+        let wall = started.elapsed();
+        anyhow::ensure!(
+            report.accounts_for_every_object() && report.objects_listed == objects,
+            "the {source} run does not account for the {objects} objects: {report:?}"
+        );
+        runs.push(SourceRun {
+            source,
+            wall_ms: wall.as_secs_f64() * 1e3,
+            acls_per_second: report.acls_fetched as f64 / wall.as_secs_f64(),
+            get_object_acl_requests: s3.requests("GetObjectAcl") - before,
+            report,
+        });
+    }
+    Ok(runs)
+}
+
+pub const INVENTORY_BUCKET: &str = "acl-audit-inventories";

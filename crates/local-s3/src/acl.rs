@@ -55,7 +55,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Permission::FullControl => dto::Permission::FULL_CONTROL,
             Permission::Read => dto::Permission::READ,

@@ -12,6 +12,7 @@
 pub mod acl;
 mod control;
 pub mod faults;
+pub mod inventory;
 pub mod listing;
 mod network;
 mod seed;
