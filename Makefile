@@ -23,7 +23,7 @@ REMOTE_PAYLOAD ?= fixtures/console-empty.json
 WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
 SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
-.PHONY: help run compare bench bench-peers instructions rehearse summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
+.PHONY: help run compare bench bench-peers instructions rehearse rehearse-inventory summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
 	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean
 
 ## help: this list of targets
@@ -80,6 +80,12 @@ instructions:
 rehearse:
 	$(CARGO) build --release --quiet -p acl-map
 	target/release/acl-map rehearse $(REHEARSE_ARGS)
+
+## rehearse-inventory: one join-all invocation auditing a bucket from an S3 Inventory report
+## of it, against the same from a listing (REHEARSE_ARGS, e.g. "--objects 1000000")
+rehearse-inventory:
+	$(CARGO) build --release --quiet -p acl-map
+	target/release/acl-map rehearse-inventory $(REHEARSE_ARGS)
 
 ## summarize: add up a state machine run's batch reports (RESULTS=s3://bucket/results/<map run id>/)
 summarize:

@@ -42,3 +42,22 @@ fn summarize_refuses_a_location_that_is_not_s3() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not an s3://bucket/prefix location"), "{stderr}");
 }
+
+#[test]
+fn an_inventory_rehearsal_reads_every_acl_from_the_report_and_none_by_request() {
+    let output = Command::new(env!("CARGO_BIN_EXE_acl-map"))
+        .args(["rehearse-inventory", "--objects", "1500", "--compare-listing"])
+        .args(["--rtt-ms", "1", "--service-ms", "1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let table = String::from_utf8(output.stdout).unwrap();
+    let counts: Vec<(&str, &str)> = table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() == 4 && fields[0] != "source").then(|| (fields[0], fields[3]))
+        })
+        .collect();
+    assert_eq!(counts, [("inventory", "0"), ("listing", "1500")], "{table}");
+}

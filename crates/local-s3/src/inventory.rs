@@ -45,7 +45,7 @@ pub fn write_inventory(store: &Store, spec: &InventorySpec<'_>) -> Result<String
         let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
         for (i, (key, size, acl)) in chunk.iter().enumerate() {
             let row = n * spec.rows_per_file + i + 1;
-            let available = spec.unavailable_every == 0 || row % spec.unavailable_every != 0;
+            let available = spec.unavailable_every == 0 || !row.is_multiple_of(spec.unavailable_every);
             let (field, owner) = if available {
                 (base64(acl_json(acl).as_bytes()), OWNER.id)
             } else {
