@@ -7,6 +7,7 @@
 use acl_audit::audit::FindingsNotWritten;
 use acl_audit::findings::{FailureLine, FindingsWritten};
 use acl_audit::model::S3Location;
+use acl_audit::s3::read::read_object;
 use acl_audit::s3::upload::StreamingUpload;
 use acl_audit::{AuditReport, ObjectFailure, StrategyKind};
 use aws_sdk_s3::Client;
@@ -317,24 +318,13 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     bucket: &str,
     key: &str,
 ) -> Result<T, SummarizeError> {
-    let read_error = |detail: String| SummarizeError::Read {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        detail,
-    };
-    let object = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
+    let bytes = read_object(client, bucket, key)
         .await
-        .map_err(|err| read_error(DisplayErrorContext(&err).to_string()))?;
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|err| read_error(err.to_string()))?
-        .into_bytes();
+        .map_err(|detail| SummarizeError::Read {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            detail,
+        })?;
     serde_json::from_slice(&bytes).map_err(|err| SummarizeError::Malformed {
         bucket: bucket.to_owned(),
         key: key.to_owned(),

@@ -86,7 +86,7 @@ async fn write_inventory(client: &Client, rows_per_file: usize, unavailable_ever
         for (i, key) in chunk.iter().enumerate() {
             let row = n * rows_per_file + i;
             let (acl, owner) = acl_field(client, key, !(row + 1).is_multiple_of(unavailable_every)).await;
-            let encoded: String = url_encoded(key);
+            let encoded = local_s3::inventory::form_url_encoded(key);
             csv.push_str(&format!(
                 "\"audited\",\"{encoded}\",\"16\",\"2026-12-02T10:00:00.000Z\",\"{acl}\",\"{owner}\"\n"
             ));
@@ -109,17 +109,6 @@ async fn write_inventory(client: &Client, rows_per_file: usize, unavailable_ever
     });
     put(client, MANIFEST, serde_json::to_vec(&manifest).unwrap()).await;
     keys.len()
-}
-
-/// S3 Inventory's CSV key encoding: form-URL-encoded.
-fn url_encoded(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
-            b' ' => "+".to_owned(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -336,6 +336,60 @@ async fn write_findings(
     }
 }
 
+/// What the writer of the findings file settles to: its lines (objects, failures).
+type WriteResult = Result<(usize, usize), FindingsNotWritten>;
+/// Where the findings went, and how writing them ended.
+type Written = Option<(String, WriteResult)>;
+
+/// A channel to a writer of `findings`, when there are findings to write: the sender goes to
+/// the recorder, the writer runs beside the fetches.
+fn findings_channel(
+    findings: Option<FindingsOutput>,
+) -> (
+    Option<mpsc::Sender<Line>>,
+    Option<(String, impl Future<Output = WriteResult>)>,
+) {
+    match findings {
+        Some(output) => {
+            let uri = output.uri();
+            let (sender, receiver) = mpsc::channel(LINES_IN_FLIGHT);
+            (Some(sender), Some((uri, write_findings(output, receiver))))
+        }
+        None => (None, None),
+    }
+}
+
+/// Runs `fetch` with the writer beside it (it ends once the recorder, and so the channel's
+/// sender, is dropped). Callers box `fetch`: the run's future is large in a debug build, and
+/// held here and in the caller's state at once it overflowed a 2 MiB test thread.
+async fn beside_writer<T>(
+    fetch: impl Future<Output = T>,
+    writer: Option<(String, impl Future<Output = WriteResult>)>,
+) -> (T, Written) {
+    match writer {
+        Some((uri, writer)) => {
+            let (fetched, written) = tokio::join!(fetch, writer);
+            (fetched, Some((uri, written)))
+        }
+        None => (fetch.await, None),
+    }
+}
+
+/// The report with where its findings went, or the error of a file not written.
+fn with_findings(mut report: AuditReport, written: Written) -> Result<AuditReport, AuditError> {
+    match written {
+        None => Ok(report),
+        Some((uri, Ok((objects, failures)))) => {
+            report.findings = Some(FindingsWritten { uri, objects, failures });
+            Ok(report)
+        }
+        Some((_, Err(error))) => Err(AuditError::FindingsNotWritten {
+            error,
+            report: Box::new(report),
+        }),
+    }
+}
+
 /// The first page before any call: a bucket that cannot be listed is an error, not a report.
 /// A listing still unanswered at the stop leaves the whole bucket to the next run.
 async fn first_page(pages: &mut KeyPages, stop_at: Option<Instant>) -> Result<Option<Vec<ObjectRef>>, ListError> {
@@ -420,14 +474,7 @@ async fn audit(
                 progress.listed.fetch_add(keys.len(), Ordering::Relaxed);
             }
         });
-    let (lines, writer) = match findings {
-        Some(output) => {
-            let uri = output.uri();
-            let (sender, receiver) = mpsc::channel(LINES_IN_FLIGHT);
-            (Some(sender), Some((uri, write_findings(output, receiver))))
-        }
-        None => (None, None),
-    };
+    let (lines, writer) = findings_channel(findings);
     let recorder = Recorder {
         bucket: &target.bucket,
         context: &context,
@@ -449,13 +496,7 @@ async fn audit(
         // Dropping the recorder closes the writer's channel: it finishes the file.
         recorder.tally.into_inner()
     };
-    let (mut tally, written) = match writer {
-        Some((uri, writer)) => {
-            let (tally, written) = tokio::join!(fetch, writer);
-            (tally, Some((uri, written)))
-        }
-        None => (fetch.await, None),
-    };
+    let (mut tally, written) = beside_writer(Box::pin(fetch), writer).await;
     let fetched = started.elapsed() - listed;
 
     let truncated = match (listing_error, pages.end()) {
@@ -475,7 +516,7 @@ async fn audit(
         listing_complete: pages.end() == Some(ListingEnd::Complete),
         keys: std::mem::take(&mut tally.not_fetched),
     });
-    let mut report = AuditReport {
+    let report = AuditReport {
         strategy: strategy.kind(),
         bucket: target.bucket.clone(),
         prefix: target.prefix.clone(),
@@ -498,17 +539,7 @@ async fn audit(
         concurrency_limit: strategy.concurrency_limit(),
         timings_ms: report::Timings::new(listed, fetched),
     };
-    match written {
-        None => Ok(report),
-        Some((uri, Ok((objects, failures)))) => {
-            report.findings = Some(FindingsWritten { uri, objects, failures });
-            Ok(report)
-        }
-        Some((_, Err(error))) => Err(AuditError::FindingsNotWritten {
-            error,
-            report: Box::new(report),
-        }),
-    }
+    with_findings(report, written)
 }
 
 /// Audits the objects an S3 Inventory report lists from the ACLs it holds, with no
@@ -543,14 +574,7 @@ async fn audit_inventory_once(
     let mut reader = InventoryReader::open(client, manifest).await?;
     let source = reader.manifest.source_bucket.clone();
     let context = bucket.unwrap_or_else(|| BucketContext::assumed(&source));
-    let (lines, writer) = match findings {
-        Some(output) => {
-            let uri = output.uri();
-            let (sender, receiver) = mpsc::channel(LINES_IN_FLIGHT);
-            (Some(sender), Some((uri, write_findings(output, receiver))))
-        }
-        None => (None, None),
-    };
+    let (lines, writer) = findings_channel(findings);
     let recorder = Recorder {
         bucket: &source,
         context: &context,
@@ -604,13 +628,7 @@ async fn audit_inventory_once(
         // Dropping the recorder closes the writer's channel: it finishes the file.
         recorder.tally.into_inner()
     };
-    let (mut tally, written) = match writer {
-        Some((uri, writer)) => {
-            let (tally, written) = tokio::join!(fetch, writer);
-            (tally, Some((uri, written)))
-        }
-        None => (fetch.await, None),
-    };
+    let (mut tally, written) = beside_writer(Box::pin(fetch), writer).await;
     tally.not_fetched.sort_unstable();
     let truncated = match inventory_error {
         Some(err) => Some(Truncation::ListingFailed { error: err.to_string() }),
@@ -635,15 +653,5 @@ async fn audit_inventory_once(
     report.bucket_settings = Some(context);
     report.concurrency_limit = strategy.concurrency_limit();
     report.timings_ms = report::Timings::new(std::time::Duration::ZERO, elapsed);
-    match written {
-        None => Ok(report),
-        Some((uri, Ok((objects, failures)))) => {
-            report.findings = Some(FindingsWritten { uri, objects, failures });
-            Ok(report)
-        }
-        Some((_, Err(error))) => Err(AuditError::FindingsNotWritten {
-            error,
-            report: Box::new(report),
-        }),
-    }
+    with_findings(report, written)
 }

@@ -122,7 +122,8 @@ fn acl_json(acl: &Acl) -> String {
     )
 }
 
-fn form_url_encoded(key: &str) -> String {
+/// A key as S3 writes it in a CSV inventory: form-URL-encoded (`+` a space, `%XX` a byte).
+pub fn form_url_encoded(key: &str) -> String {
     key.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),

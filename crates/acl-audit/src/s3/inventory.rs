@@ -19,6 +19,7 @@ use flate2::write::MultiGzDecoder;
 use serde::Deserialize;
 
 use crate::model::{Grant, Grantee, ObjectAcl, ObjectRef, S3Location};
+use crate::s3::read::read_object;
 
 /// Rows handed on at a time, as a listing page is.
 pub const ROWS_PER_PAGE: usize = 1000;
@@ -249,24 +250,13 @@ impl InventoryReader {
     /// Reads the manifest at `manifest` and checks that its files can be audited.
     pub async fn open(client: &Client, manifest: &S3Location) -> Result<Self, InventoryError> {
         let (bucket, key) = (&manifest.bucket, &manifest.prefix);
-        let read_error = |detail: String| InventoryError::Read {
-            bucket: bucket.clone(),
-            key: key.clone(),
-            detail,
-        };
-        let object = client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
+        let bytes = read_object(client, bucket, key)
             .await
-            .map_err(|err| read_error(DisplayErrorContext(&err).to_string()))?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|err| read_error(err.to_string()))?
-            .into_bytes();
+            .map_err(|detail| InventoryError::Read {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                detail,
+            })?;
         let parsed: InventoryManifest = serde_json::from_slice(&bytes).map_err(|err| InventoryError::Manifest {
             bucket: bucket.clone(),
             key: key.clone(),

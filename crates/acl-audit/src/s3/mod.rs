@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod inventory;
 pub mod listing;
 pub mod pool;
+pub mod read;
 pub mod region;
 pub mod retries;
 pub mod upload;
