@@ -157,6 +157,10 @@ pub async fn invoke_with(
             Err(err) => refused(kind, config, err),
         };
     }
+    // The account whose Block Public Access applies: the one the function's ARN names.
+    let account = control
+        .zip(account_of(&event.context.invoked_function_arn))
+        .map(|(client, account_id)| AccountCheck { client, account_id });
     let parsed = parse_event(event.payload).and_then(|mut request| {
         if let Some(manifest) = request.inventory.take() {
             let manifest = manifest.parse::<S3Location>().map_err(|err| {
@@ -168,19 +172,24 @@ pub async fn invoke_with(
                 .ok_or(RequestError::MissingBucket)?;
             return Ok(Source::Inventory { bucket, manifest });
         }
-        let audit_anyway = request
+        let audit_when_acls_disabled = request
             .audit_when_acls_disabled
             .unwrap_or(config.audit_when_acls_disabled);
         let scope = if request.map_batch { Scope::MapBatch } else { Scope::Run };
-        Ok(Source::Listing(config.target(request)?, audit_anyway, scope))
+        Ok(Source::Listing {
+            target: config.target(request)?,
+            audit_when_acls_disabled,
+            scope,
+        })
     });
     let (mut target, audit_when_acls_disabled, scope) = match parsed {
-        Ok(Source::Listing(target, audit_anyway, scope)) => (target, audit_anyway, scope),
+        Ok(Source::Listing {
+            target,
+            audit_when_acls_disabled,
+            scope,
+        }) => (target, audit_when_acls_disabled, scope),
         Ok(Source::Inventory { bucket, manifest }) => {
             let request_id = &event.context.request_id;
-            let account = control
-                .zip(account_of(&event.context.invoked_function_arn))
-                .map(|(client, account_id)| AccountCheck { client, account_id });
             return Box::pin(audit_from_inventory(
                 kind, client, account, config, &bucket, &manifest, request_id,
             ))
@@ -206,14 +215,8 @@ pub async fn invoke_with(
     }
     // The bucket's region (a client for it if it is not the function's) and its settings,
     // which decide what its objects' ACLs mean, read with the listing's first page.
-    let account = control
-        .zip(account_of(&event.context.invoked_function_arn))
-        .map(|(client, account_id)| AccountCheck { client, account_id });
     let clients = RegionalClients::new(client.clone());
-    let folder = config.findings.as_ref().map(|base| {
-        let date = acl_audit::findings::utc_date(SystemTime::now());
-        findings::run_folder(base, &target.bucket, date, &event.context.request_id)
-    });
+    let folder = run_folder(config, &target.bucket, &event.context.request_id);
     let options = AuditOptions {
         stop_at: stop_at(&event.context, config.deadline_margin),
         findings: folder
@@ -246,20 +249,8 @@ pub async fn invoke_with(
             (report, written)
         }
         Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
-        Err(AuditError::Inventory(err)) => {
-            tracing::error!(strategy = kind.name(), error = %err, "audit failed");
-            return Invocation::Failed {
-                bucket: Some(target.bucket),
-                error: HandlerError::Inventory(err),
-            };
-        }
-        Err(AuditError::List(err)) => {
-            tracing::error!(strategy = kind.name(), error = %err, "audit failed");
-            return Invocation::Failed {
-                bucket: Some(target.bucket),
-                error: err.into(),
-            };
-        }
+        Err(AuditError::Inventory(err)) => return audit_failed(kind, target.bucket, HandlerError::Inventory(err)),
+        Err(AuditError::List(err)) => return audit_failed(kind, target.bucket, err.into()),
     };
     log_report(kind, &event.context.request_id, &report);
     if let Some(err) = &findings_error {
@@ -283,9 +274,13 @@ async fn pass_on(client: &Client, location: &S3Location, report: &AuditReport) -
 
 /// Where a run's objects come from.
 enum Source {
-    /// A listing of the target (or the keys a batch or an event names), and whether to fetch
-    /// ACLs where they are disabled.
-    Listing(acl_audit::Target, bool, Scope),
+    /// A listing of the target (or the keys a batch or an event names).
+    Listing {
+        target: acl_audit::Target,
+        /// Fetch ACLs even where the bucket's ACLs are disabled.
+        audit_when_acls_disabled: bool,
+        scope: Scope,
+    },
     /// An S3 Inventory report's ACLs.
     Inventory { bucket: String, manifest: S3Location },
 }
@@ -302,22 +297,13 @@ async fn audit_from_inventory(
     manifest: &S3Location,
     request_id: &str,
 ) -> Invocation {
-    let failed = |error: HandlerError| {
-        tracing::error!(strategy = kind.name(), error = %error, "audit failed");
-        Invocation::Failed {
-            bucket: Some(bucket.to_owned()),
-            error,
-        }
-    };
+    let failed = |error: HandlerError| audit_failed(kind, bucket.to_owned(), error);
     let clients = RegionalClients::new(client.clone());
     let (located, context) = match acl_audit::bucket::BucketContext::locate_and_read(&clients, bucket, account).await {
         Ok(located) => located,
         Err(err) => return failed(err.into()),
     };
-    let folder = config.findings.as_ref().map(|base| {
-        let date = acl_audit::findings::utc_date(SystemTime::now());
-        findings::run_folder(base, bucket, date, request_id)
-    });
+    let folder = run_folder(config, bucket, request_id);
     let options = AuditOptions {
         stop_at: None,
         findings: folder
@@ -347,6 +333,14 @@ async fn audit_from_inventory(
     Invocation::audited(report, findings_error, Scope::Run)
 }
 
+fn audit_failed(kind: StrategyKind, bucket: String, error: HandlerError) -> Invocation {
+    tracing::error!(strategy = kind.name(), error = %error, "audit failed");
+    Invocation::Failed {
+        bucket: Some(bucket),
+        error,
+    }
+}
+
 fn refused(kind: StrategyKind, config: &Config, err: RequestError) -> Invocation {
     tracing::error!(strategy = kind.name(), error = %err, "invocation refused");
     Invocation::Failed {
@@ -362,10 +356,7 @@ async fn add_up_map_run(kind: StrategyKind, client: &Client, config: &Config, ru
     let Some(bucket) = run.bucket.clone().or_else(|| config.bucket.clone()) else {
         return refused(kind, config, RequestError::MissingBucket);
     };
-    let folder = config.findings.as_ref().map(|base| {
-        let date = acl_audit::findings::utc_date(SystemTime::now());
-        findings::run_folder(base, &bucket, date, run.run_id())
-    });
+    let folder = run_folder(config, &bucket, run.run_id());
     let file = folder.as_ref().map(|folder| in_folder(folder, FINDINGS_FILE));
     let mut upload = file
         .as_ref()
@@ -409,6 +400,15 @@ async fn add_up_map_run(kind: StrategyKind, client: &Client, config: &Config, ru
         tracing::error!(strategy = kind.name(), error = %err, "findings not written");
     }
     Invocation::audited(report, written, Scope::MapRun)
+}
+
+/// The run's folder under `FINDINGS_URI`, dated today, when findings are written.
+fn run_folder(config: &Config, bucket: &str, run_id: &str) -> Option<S3Location> {
+    let date = acl_audit::findings::utc_date(SystemTime::now());
+    config
+        .findings
+        .as_ref()
+        .map(|base| findings::run_folder(base, bucket, date, run_id))
 }
 
 fn in_folder(folder: &S3Location, file: &str) -> S3Location {

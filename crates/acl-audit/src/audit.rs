@@ -185,7 +185,6 @@ fn file_error(path: &std::path::Path, err: &std::io::Error) -> FindingsNotWritte
 }
 
 /// The findings file's media type.
-/// The findings file's content type.
 pub const JSON_LINES: &str = "application/x-ndjson";
 
 /// Lines waiting for the writer: beyond these, calls wait to record (about 0.5 MB of lines).
@@ -554,7 +553,7 @@ pub async fn audit_inventory(
     strategy: Strategy,
     options: AuditOptions,
 ) -> Result<AuditReport, AuditError> {
-    counting_retries(Box::pin(audit_inventory_once(client, manifest, strategy, options))).await
+    counting_retries(audit_inventory_once(client, manifest, strategy, options)).await
 }
 
 async fn audit_inventory_once(
@@ -604,6 +603,11 @@ async fn audit_inventory_once(
                     return None;
                 }
             };
+            if let Some(progress) = recorded.progress {
+                // Every object the page names, as a listing's page counts them: each is then done.
+                let objects = page.iter().filter(|row| !matches!(row, InventoryRow::DeleteMarker));
+                progress.listed.fetch_add(objects.count(), Ordering::Relaxed);
+            }
             let mut keys = Vec::new();
             for row in page {
                 match row {
@@ -618,9 +622,6 @@ async fn audit_inventory_once(
                     }
                     InventoryRow::DeleteMarker => *delete_markers += 1,
                 }
-            }
-            if let Some(progress) = recorded.progress {
-                progress.listed.fetch_add(keys.len(), Ordering::Relaxed);
             }
             Some((keys, (reader, (rows, from_inventory, delete_markers, error))))
         });
