@@ -66,6 +66,9 @@ MAP_RUN_READ_PREFIXES = ("/results/*", "/${FindingsPrefix}*")
 # An inventory-sourced run reads the inventory's destination bucket, in this policy only.
 INVENTORY_POLICY = "read-inventory"
 INVENTORY_READ = "arn:${AWS::Partition}:s3:::${InventoryBucketName}/*"
+# ...and lists it, to find a configuration folder's newest report: each action on its own
+# resource only.
+INVENTORY_ACTIONS = {"s3:GetObject": INVENTORY_READ, "s3:ListBucket": "arn:${AWS::Partition}:s3:::${InventoryBucketName}"}
 # The stored resume tokens: read, written (s3:PutObject, above) and removed there only.
 RESUME_TOKENS = {"s3:GetObject", "s3:DeleteObject"}
 RESUME_PREFIX = "/${FindingsPrefix}resume/*"
@@ -243,15 +246,16 @@ def findings(source, transformed):
             if as_list(statement.get("Resource", [])) != ["*"]:
                 yield f"{name}/{policy}: {action} has no resource type: its Resource is \"*\""
         if assumed_by(resource, "lambda.amazonaws.com"):
-            own_reads = {MAP_RUN_POLICY: MAP_RUN_READS, INVENTORY_POLICY: MAP_RUN_READS}
+            own_reads = {MAP_RUN_POLICY: MAP_RUN_READS, INVENTORY_POLICY: set(INVENTORY_ACTIONS)}
             allowed = FUNCTION_ACTIONS | own_reads.get(policy, RESUME_TOKENS)
             for action in actions:
                 if action not in allowed:
                     yield f"{name}/{policy}: action {action} beyond {sorted(allowed)}"
             if policy == INVENTORY_POLICY:
-                for target in as_list(statement["Resource"]):
-                    if resource_text(target) != INVENTORY_READ:
-                        yield f"{name}/{policy}: reads beyond the inventory bucket: {resource_text(target)}"
+                for action in actions:
+                    for target in as_list(statement["Resource"]):
+                        if resource_text(target) != INVENTORY_ACTIONS.get(action):
+                            yield f"{name}/{policy}: reads beyond the inventory bucket: {action} on {resource_text(target)}"
             if RESUME_TOKENS & set(actions) and policy not in own_reads:
                 for target in as_list(statement["Resource"]):
                     if not resource_text(target).endswith(RESUME_PREFIX):
@@ -260,7 +264,7 @@ def findings(source, transformed):
                 for target in as_list(statement["Resource"]):
                     if not resource_text(target).endswith(MAP_RUN_READ_PREFIXES):
                         yield f"{name}/{policy}: reads objects outside results/ and the findings prefix: {resource_text(target)}"
-            if (BUCKET_SETTINGS_READS | BUCKET_LISTINGS) & set(actions):
+            if (BUCKET_SETTINGS_READS | BUCKET_LISTINGS) & set(actions) and policy != INVENTORY_POLICY:
                 for target in as_list(statement["Resource"]):
                     if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}":
                         yield f"{name}/{policy}: bucket read beyond the audited bucket (settings, listings): {resource_text(target)}"

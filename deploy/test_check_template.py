@@ -211,6 +211,13 @@ class CheckTemplate(unittest.TestCase):
             "read-inventory: reads beyond the inventory bucket",
         )
 
+    def test_inventory_listing_beyond_the_inventory_bucket_fails(self):
+        self.assert_finding(
+            "            Resource: !Sub arn:${AWS::Partition}:s3:::${InventoryBucketName}\n",
+            "            Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}\n",
+            "read-inventory: reads beyond the inventory bucket: s3:ListBucket",
+        )
+
     def test_a_definition_that_never_adds_its_batches_up_fails(self):
         def end_at_the_map(state):
             state.pop("Next")

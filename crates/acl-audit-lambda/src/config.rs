@@ -29,6 +29,10 @@ pub const RESUME_FROM_STORE: &str = "RESUME_FROM_STORE";
 /// Connections to open during init; 0 for none. Default: as many as the strategy has calls
 /// in flight ([`Config::warm_connections`]).
 pub const WARM_CONNECTIONS: &str = "WARM_CONNECTIONS";
+/// ListObjectsV2 requests under way at once, each listing a range of the key space; 1 for one
+/// listing. Default [`DEFAULT_LISTERS`].
+pub const LISTERS: &str = "LISTERS";
+pub use acl_audit::s3::ranges::DEFAULT_LISTERS;
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -56,8 +60,8 @@ pub fn default_max_in_flight(memory_mb: Option<usize>) -> NonZeroUsize {
 /// after a cold start's init (its connections opened at burst CPU) or seconds after another
 /// finds its pool full and uses all of it; one after an hour, its pool empty, pays only the
 /// handshakes its CPU share affords. Not open + affordable: with connections open, a new one
-/// costs a small memory size more than a wave of waiting (docs/benchmark.md, "One default for
-/// every start", has both sweeps).
+/// costs a small memory size more than a wave of waiting (docs/benchmark.md, "Earlier
+/// comparisons, not re-run").
 pub fn adaptive_max_in_flight(memory_mb: Option<usize>, open: usize) -> NonZeroUsize {
     let affordable = default_max_in_flight(memory_mb);
     let cap = open.min(MOST_IN_FLIGHT).max(affordable.get());
@@ -106,6 +110,8 @@ pub struct Config {
     /// `RESUME_FROM_STORE`: a scheduled run stores its resume token under `FINDINGS_URI`,
     /// and the next run of the same target takes it up (docs/reliability.md).
     pub resume_from_store: bool,
+    /// `LISTERS`: listings at once.
+    pub listers: NonZeroUsize,
 }
 
 impl Config {
@@ -180,6 +186,7 @@ impl Config {
             include_versions: flag(INCLUDE_VERSIONS)?,
             warm_connections: number(WARM_CONNECTIONS)?,
             resume_from_store: flag_or(RESUME_FROM_STORE, true)?,
+            listers: positive(LISTERS)?.unwrap_or(NonZeroUsize::new(DEFAULT_LISTERS).unwrap_or(NonZeroUsize::MIN)),
         })
     }
 
@@ -187,12 +194,12 @@ impl Config {
     /// else one per call its strategy has in flight (at most [`MOST_WARM_CONNECTIONS`]), so
     /// that a cold start's first invocation finds every connection it will use open. Init
     /// has burst CPU on Lambda, where handshakes cost a fraction of what they cost at small
-    /// memory sizes afterwards (docs/benchmark.md, "Init at burst CPU").
+    /// memory sizes afterwards (docs/benchmark.md, "Init CPU and warming").
     ///
     /// `join-all` with its adaptive default opens at least [`FEWEST_WARM_CONNECTIONS`]: its
     /// first run puts every open connection in flight, and a handshake at init's burst CPU
-    /// costs a fraction of one inside a small memory size's share (the cold sweep in
-    /// docs/benchmark.md: at 128 MB, 16 opened at init gave 460 ms cold, 64 gave 167 ms).
+    /// costs a fraction of one inside a small memory size's share (docs/benchmark.md, "Cold"
+    /// and "Init CPU and warming").
     pub fn warm_connections(&self, kind: StrategyKind) -> usize {
         self.warm_connections.unwrap_or_else(|| {
             let calls = self.strategy(kind).concurrency_limit().unwrap_or(MOST_WARM_CONNECTIONS);

@@ -34,7 +34,9 @@ pub struct Request {
     #[serde(default)]
     pub include_versions: Option<bool>,
     /// An S3 Inventory report's `manifest.json` (`s3://…/manifest.json`) whose
-    /// `ObjectAccessControlList` field is read instead of calling GetObjectAcl per object.
+    /// `ObjectAccessControlList` field is read instead of calling GetObjectAcl per object; or
+    /// an inventory configuration's folder (`s3://…/<source bucket>/<configuration id>/`),
+    /// whose newest complete report is read.
     #[serde(default)]
     pub inventory: Option<String>,
     /// Exactly these keys (or versions), without listing: a Distributed Map batch's items, or

@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use acl_audit::audit::{FindingsNotWritten, JSON_LINES};
+use acl_audit::audit::{FindingsNotWritten, InventoryAuditError, JSON_LINES};
 use acl_audit::bucket::AccountCheck;
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::S3Location;
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::{StreamingUpload, put_object};
-use acl_audit::{AuditError, AuditOptions, AuditReport, FindingsOutput, StrategyKind};
+use acl_audit::{AuditError, AuditOptions, AuditReport, FindingsOutput, Resume, StrategyKind};
 use aws_sdk_s3::Client;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
@@ -162,15 +162,38 @@ pub async fn invoke_with(
         .zip(account_of(&event.context.invoked_function_arn))
         .map(|(client, account_id)| AccountCheck { client, account_id });
     let parsed = parse_event(event.payload).and_then(|mut request| {
-        if let Some(manifest) = request.inventory.take() {
+        // A token of an inventory's run reads on in the same report.
+        let token_manifest = request
+            .resume
+            .as_ref()
+            .and_then(|resume| resume.inventory.as_ref())
+            .map(|cursor| cursor.manifest.clone());
+        if let (Some(named), Some(token)) = (&request.inventory, &token_manifest)
+            && named != token
+        {
+            return Err(RequestError::InvalidEvent(format!(
+                "the event's inventory {named:?} is not the resume token's {token:?}: drop one of them"
+            )));
+        }
+        if let Some(manifest) = request.inventory.take().or(token_manifest) {
             let manifest = manifest.parse::<S3Location>().map_err(|err| {
-                RequestError::InvalidEvent(format!("inventory: {err}: give the report's s3://…/manifest.json"))
+                RequestError::InvalidEvent(format!(
+                    "inventory: {err}: give the report's s3://…/manifest.json, or its configuration's folder s3://…/<source bucket>/<configuration id>/"
+                ))
             })?;
-            let bucket = request
-                .bucket
-                .or_else(|| config.bucket.clone())
-                .ok_or(RequestError::MissingBucket)?;
-            return Ok(Source::Inventory { bucket, manifest });
+            let resume = request.resume.take();
+            let bucket = match &resume {
+                Some(resume) => resume.bucket.clone(),
+                None => request
+                    .bucket
+                    .or_else(|| config.bucket.clone())
+                    .ok_or(RequestError::MissingBucket)?,
+            };
+            return Ok(Source::Inventory {
+                bucket,
+                manifest,
+                resume,
+            });
         }
         let audit_when_acls_disabled = request
             .audit_when_acls_disabled
@@ -188,10 +211,23 @@ pub async fn invoke_with(
             audit_when_acls_disabled,
             scope,
         }) => (target, audit_when_acls_disabled, scope),
-        Ok(Source::Inventory { bucket, manifest }) => {
-            let request_id = &event.context.request_id;
+        Ok(Source::Inventory {
+            bucket,
+            manifest,
+            resume,
+        }) => {
+            let source = InventorySource {
+                bucket: &bucket,
+                manifest: &manifest,
+                resume: resume.as_ref(),
+            };
             return Box::pin(audit_from_inventory(
-                kind, client, account, config, &bucket, &manifest, request_id,
+                kind,
+                client,
+                account,
+                config,
+                source,
+                &event.context,
             ))
             .await;
         }
@@ -225,6 +261,7 @@ pub async fn invoke_with(
         progress: None,
         bucket: None,
         fetch_when_acls_disabled: audit_when_acls_disabled,
+        listers: config.listers.get(),
     };
     let (report, findings_error) = match acl_audit::audit::audit_bucket_located(
         &clients,
@@ -249,7 +286,6 @@ pub async fn invoke_with(
             (report, written)
         }
         Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
-        Err(AuditError::Inventory(err)) => return audit_failed(kind, target.bucket, HandlerError::Inventory(err)),
         Err(AuditError::List(err)) => return audit_failed(kind, target.bucket, err.into()),
     };
     log_report(kind, &event.context.request_id, &report);
@@ -282,7 +318,18 @@ enum Source {
         scope: Scope,
     },
     /// An S3 Inventory report's ACLs.
-    Inventory { bucket: String, manifest: S3Location },
+    Inventory {
+        bucket: String,
+        manifest: S3Location,
+        resume: Option<Resume>,
+    },
+}
+
+/// What an inventory's run reads: the report, for `bucket`, and where an earlier run stopped.
+struct InventorySource<'a> {
+    bucket: &'a str,
+    manifest: &'a S3Location,
+    resume: Option<&'a Resume>,
 }
 
 /// A run whose source is an S3 Inventory report: the bucket's settings read first, then every
@@ -293,28 +340,48 @@ async fn audit_from_inventory(
     client: &Client,
     account: Option<AccountCheck<'_>>,
     config: &Config,
-    bucket: &str,
-    manifest: &S3Location,
-    request_id: &str,
+    source: InventorySource<'_>,
+    lambda: &Context,
 ) -> Invocation {
+    let InventorySource {
+        bucket,
+        manifest,
+        resume,
+    } = source;
+    let request_id = &lambda.request_id;
     let failed = |error: HandlerError| audit_failed(kind, bucket.to_owned(), error);
     let clients = RegionalClients::new(client.clone());
     let (located, context) = match acl_audit::bucket::BucketContext::locate_and_read(&clients, bucket, account).await {
         Ok(located) => located,
         Err(err) => return failed(err.into()),
     };
+    // A configuration's folder rather than a manifest: its newest report (a schedule's).
+    let newest;
+    let manifest = if manifest.prefix.ends_with(".json") {
+        manifest
+    } else {
+        match acl_audit::s3::inventory::newest_manifest(&located, manifest).await {
+            Ok(found) => {
+                tracing::info!(manifest = %found, "reading the newest inventory report");
+                newest = found;
+                &newest
+            }
+            Err(err) => return failed(HandlerError::Inventory(err)),
+        }
+    };
     let folder = run_folder(config, bucket, request_id);
     let options = AuditOptions {
-        stop_at: None,
+        stop_at: stop_at(lambda, config.deadline_margin),
         findings: folder
             .as_ref()
             .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
         progress: None,
         bucket: Some(context),
         fetch_when_acls_disabled: true,
+        listers: 1,
     };
     let (report, findings_error) =
-        match acl_audit::audit::audit_inventory(&located, manifest, config.strategy(kind), options).await {
+        match acl_audit::audit::audit_inventory(&located, manifest, resume, config.strategy(kind), options).await {
             Ok(report) => {
                 let written = match &folder {
                     Some(folder) => write_report(client, folder, &report).await.err(),
@@ -322,9 +389,8 @@ async fn audit_from_inventory(
                 };
                 (report, written)
             }
-            Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
-            Err(AuditError::Inventory(err)) => return failed(HandlerError::Inventory(err)),
-            Err(AuditError::List(err)) => return failed(err.into()),
+            Err(InventoryAuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
+            Err(InventoryAuditError::Inventory(err)) => return failed(HandlerError::Inventory(err)),
         };
     if report.bucket != bucket {
         tracing::warn!(bucket, inventory_of = %report.bucket, "the inventory is of another bucket than the one named");

@@ -109,6 +109,8 @@ async fn a_run_with_no_time_left_fetches_nothing_and_hands_every_key_on() {
         versions: false,
         listing_complete: false,
         keys: vec!["object-0000000".into(), "object-0000001".into()],
+        ranges: Vec::new(),
+        inventory: None,
     };
     let event = event_due_in(json!({ "resume": carried }), Duration::from_millis(500));
     let report = handle(StrategyKind::JoinAll, &client, &config(1000), event)

@@ -206,3 +206,123 @@ async fn a_report_local_s3_writes_is_audited_with_zero_get_object_acl_calls() {
     );
     assert_eq!(report.audit.granted_to_other_accounts.count, 2_000);
 }
+
+/// A run stopped by its deadline part-way through the report hands on the place it stopped
+/// at; runs passed each token in turn read every row exactly once between them.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_stopped_by_their_deadline_read_on_where_the_last_one_stopped() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    // Every request answers late, so that a run reads a few of the report's files only.
+    let faults = local_s3::Faults {
+        rules: vec!["*:slow=1".parse().unwrap()],
+        slow_response: Duration::from_millis(150),
+        ..local_s3::Faults::default()
+    };
+    let (s3, client) = common::faulty("audited", 10_000, faults).await;
+    s3.store().create_bucket("inventories").unwrap();
+    let spec = local_s3::inventory::InventorySpec {
+        source: "audited",
+        destination: "inventories",
+        prefix: "audited/config-1/2026-12-03T01-00Z/",
+        rows_per_file: 500,
+        unavailable_every: 0,
+    };
+    let manifest = format!(
+        "s3://inventories/{}",
+        local_s3::inventory::write_inventory(s3.store(), &spec).unwrap()
+    );
+    let config = config(&[("DEADLINE_MARGIN_MS", "100")]);
+    let mut payload = json!({"bucket": "audited", "inventory": manifest});
+    let (mut rows, mut public, mut runs, mut stopped_in_report) = (0, 0, 0, 0);
+    loop {
+        runs += 1;
+        assert!(runs < 50, "the runs do not progress");
+        let deadline = SystemTime::now() + Duration::from_millis(1200);
+        let mut context = Context::default();
+        context.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let report = handle(
+            StrategyKind::JoinAll,
+            &client,
+            &config,
+            LambdaEvent::new(payload, context),
+        )
+        .await
+        .unwrap();
+        assert!(report.accounts_for_every_object(), "{report:?}");
+        rows += report.acls_from_inventory;
+        public += report.audit.readable_by_all_users.count;
+        let Some(resume) = report.resume else { break };
+        if let Some(cursor) = &resume.inventory {
+            stopped_in_report += 1;
+            assert_eq!(cursor.manifest, manifest);
+        }
+        payload = json!({ "resume": resume });
+    }
+    assert!(stopped_in_report > 0, "no run stopped inside the report ({runs} runs)");
+    assert_eq!(rows, 10_000, "every row read once");
+    assert_eq!(public, 1_000, "one object in ten is public");
+    assert_eq!(s3.requests("GetObjectAcl"), 0);
+}
+
+/// A schedule names the configuration's folder: each run reads the newest complete report in
+/// it, passing over a newer one whose manifest S3 has not written yet.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configuration_folder_is_read_from_its_newest_complete_report() {
+    let (s3, client) = common::seeded("audited", 30).await;
+    s3.store().create_bucket("inventories").unwrap();
+    let older = local_s3::inventory::InventorySpec {
+        source: "audited",
+        destination: "inventories",
+        prefix: "audited/config-1/2026-12-01T01-00Z/",
+        rows_per_file: 10,
+        unavailable_every: 0,
+    };
+    local_s3::inventory::write_inventory(s3.store(), &older).unwrap();
+    // The newer report: written with every object public, so that reading it shows.
+    for n in 0..30 {
+        client
+            .put_object_acl()
+            .bucket("audited")
+            .key(local_s3::seed_key(n))
+            .acl(aws_sdk_s3::types::ObjectCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap();
+    }
+    let newer = local_s3::inventory::InventorySpec {
+        prefix: "audited/config-1/2026-12-02T01-00Z/",
+        ..older
+    };
+    local_s3::inventory::write_inventory(s3.store(), &newer).unwrap();
+    // A report still being written: its files, not yet its manifest.
+    put(&client, "audited/config-1/2026-12-03T01-00Z/data/0.csv.gz", vec![0]).await;
+    put(
+        &client,
+        "audited/config-1/hive/dt=2026-12-03-01-00/symlink.txt",
+        vec![0],
+    )
+    .await;
+
+    let payload = json!({"bucket": "audited", "inventory": "s3://inventories/audited/config-1/"});
+    let report = handle(StrategyKind::JoinAll, &client, &config(&[]), event(payload))
+        .await
+        .unwrap();
+    assert_eq!(report.acls_from_inventory, 30);
+    assert_eq!(
+        report.audit.readable_by_all_users.count, 30,
+        "the 2026-12-02 report, not the 1st's"
+    );
+
+    let payload = json!({"bucket": "audited", "inventory": "s3://inventories/audited/config-9/"});
+    let err = Diagnostic::from(
+        handle(StrategyKind::JoinAll, &client, &config(&[]), event(payload))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.error_type, "InventoryNotRead");
+    assert!(
+        err.error_message.contains("no inventory report under"),
+        "{}",
+        err.error_message
+    );
+}

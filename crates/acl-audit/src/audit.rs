@@ -16,11 +16,12 @@ use tokio::sync::mpsc;
 
 use crate::bucket::{AccountCheck, BucketContext};
 use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, classify_in};
-use crate::model::{AclOutcome, ObjectRef, Resume, S3Location, Target};
+use crate::model::{AclOutcome, InventoryCursor, ObjectRef, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
 use crate::s3::inventory::{InventoryError, InventoryReader, InventoryRow};
-use crate::s3::listing::{KeyPages, ListingEnd};
+use crate::s3::listing::ListingEnd;
+use crate::s3::ranges::TargetPages;
 use crate::s3::region::RegionalClients;
 use crate::s3::retries::RetryCount;
 use crate::s3::upload::{StreamingUpload, UploadError};
@@ -54,12 +55,6 @@ pub async fn audit_bucket_until(
         Err(AuditError::List(err)) => Err(err),
         // No findings output, so nothing to fail writing.
         Err(AuditError::FindingsNotWritten { report, .. }) => Ok(*report),
-        // A listing's run reads no inventory; should one ever fail here, it is named whole.
-        Err(AuditError::Inventory(err)) => Err(ListError::Failed {
-            bucket: target.bucket.clone(),
-            code: "InventoryNotRead".to_owned(),
-            detail: err.to_string(),
-        }),
     }
 }
 
@@ -77,6 +72,9 @@ pub struct AuditOptions {
     pub bucket: Option<BucketContext>,
     /// Fetch every ACL even when the bucket's ACLs are disabled.
     pub fetch_when_acls_disabled: bool,
+    /// ListObjectsV2 requests under way at once, each listing a range of the key space
+    /// ([`crate::s3::ranges`]); 0 or 1: one listing. A listing of versions is always one.
+    pub listers: usize,
 }
 
 /// Keys listed, outcomes recorded and objects with findings so far.
@@ -93,13 +91,11 @@ impl Progress {
     }
 }
 
+/// Why a listing's run has no report, or has one whose findings were not written.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AuditError {
     #[error(transparent)]
     List(#[from] ListError),
-    /// The inventory named as the run's source cannot be read as one with ACLs.
-    #[error(transparent)]
-    Inventory(#[from] InventoryError),
     /// The audit ran to its end, but its findings are not where they should be: the run's
     /// report is kept, so that its counts can still be logged.
     #[error("the audit ran, but its findings were not written: {error}")]
@@ -107,6 +103,53 @@ pub enum AuditError {
         error: FindingsNotWritten,
         report: Box<AuditReport>,
     },
+}
+
+/// Why an inventory's run ([`audit_inventory`]) has no report, or has one whose findings were
+/// not written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InventoryAuditError {
+    /// The inventory named as the run's source cannot be read as one with ACLs.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// As [`AuditError::FindingsNotWritten`].
+    #[error("the audit ran, but its findings were not written: {error}")]
+    FindingsNotWritten {
+        error: FindingsNotWritten,
+        report: Box<AuditReport>,
+    },
+}
+
+/// A run's error that may still hold the run's report: the retries are counted into it.
+trait HoldsReport {
+    fn report_mut(&mut self) -> Option<&mut AuditReport>;
+    fn not_written(error: FindingsNotWritten, report: Box<AuditReport>) -> Self;
+}
+
+impl HoldsReport for AuditError {
+    fn report_mut(&mut self) -> Option<&mut AuditReport> {
+        match self {
+            AuditError::FindingsNotWritten { report, .. } => Some(report.as_mut()),
+            AuditError::List(_) => None,
+        }
+    }
+
+    fn not_written(error: FindingsNotWritten, report: Box<AuditReport>) -> Self {
+        AuditError::FindingsNotWritten { error, report }
+    }
+}
+
+impl HoldsReport for InventoryAuditError {
+    fn report_mut(&mut self) -> Option<&mut AuditReport> {
+        match self {
+            InventoryAuditError::FindingsNotWritten { report, .. } => Some(report.as_mut()),
+            InventoryAuditError::Inventory(_) => None,
+        }
+    }
+
+    fn not_written(error: FindingsNotWritten, report: Box<AuditReport>) -> Self {
+        InventoryAuditError::FindingsNotWritten { error, report }
+    }
 }
 
 /// The lines of a findings file went nowhere; the words are S3's (or the file system's).
@@ -222,25 +265,19 @@ struct Locate<'a> {
 }
 
 /// The run, with its retries counted.
-async fn counting_retries(
-    run: impl Future<Output = Result<AuditReport, AuditError>>,
-) -> Result<AuditReport, AuditError> {
+async fn counting_retries<E: HoldsReport>(run: impl Future<Output = Result<AuditReport, E>>) -> Result<AuditReport, E> {
     let retries = RetryCount::default();
     // Boxed: with the settings' reads beside the listing the run's future is large, and a
     // caller's stack (a test thread's 2 MiB in a debug build) need not hold it.
-    let result = retries.count(Box::pin(run)).await;
-    let with_retries = |report: AuditReport| AuditReport {
-        retries: retries.get(),
-        ..report
+    let mut result = retries.count(Box::pin(run)).await;
+    let report = match &mut result {
+        Ok(report) => Some(report),
+        Err(err) => err.report_mut(),
     };
-    match result {
-        Ok(report) => Ok(with_retries(report)),
-        Err(AuditError::FindingsNotWritten { error, report }) => Err(AuditError::FindingsNotWritten {
-            error,
-            report: Box::new(with_retries(*report)),
-        }),
-        Err(err) => Err(err),
+    if let Some(report) = report {
+        report.retries = retries.get();
     }
+    result
 }
 
 /// Tallies each outcome and, when findings are written, hands its line to the writer.
@@ -375,23 +412,20 @@ async fn beside_writer<T>(
 }
 
 /// The report with where its findings went, or the error of a file not written.
-fn with_findings(mut report: AuditReport, written: Written) -> Result<AuditReport, AuditError> {
+fn with_findings<E: HoldsReport>(mut report: AuditReport, written: Written) -> Result<AuditReport, E> {
     match written {
         None => Ok(report),
         Some((uri, Ok((objects, failures)))) => {
             report.findings = Some(FindingsWritten { uri, objects, failures });
             Ok(report)
         }
-        Some((_, Err(error))) => Err(AuditError::FindingsNotWritten {
-            error,
-            report: Box::new(report),
-        }),
+        Some((_, Err(error))) => Err(E::not_written(error, Box::new(report))),
     }
 }
 
 /// The first page before any call: a bucket that cannot be listed is an error, not a report.
 /// A listing still unanswered at the stop leaves the whole bucket to the next run.
-async fn first_page(pages: &mut KeyPages, stop_at: Option<Instant>) -> Result<Option<Vec<ObjectRef>>, ListError> {
+async fn first_page(pages: &mut TargetPages, stop_at: Option<Instant>) -> Result<Option<Vec<ObjectRef>>, ListError> {
     match stop_at {
         Some(at) if Instant::now() >= at => Ok(None),
         None => pages.next_page().await,
@@ -414,10 +448,11 @@ async fn audit(
         progress,
         bucket,
         fetch_when_acls_disabled,
+        listers,
     } = options;
     let started = Instant::now();
     let resume = target.resume.as_ref();
-    let mut pages = KeyPages::resuming(client, target, resume);
+    let mut pages = TargetPages::new(client, target, resume, listers);
     let (client, first_page, bucket) = match locate {
         None => (client.clone(), first_page(&mut pages, stop_at).await?, bucket),
         Some(Locate { clients, account }) => {
@@ -431,7 +466,7 @@ async fn audit(
                 (located, first?, Some(context))
             } else {
                 // Listed in the wrong region (S3 redirected it): again, in the bucket's.
-                pages = KeyPages::resuming(&located, target, resume);
+                pages = TargetPages::new(&located, target, resume, listers);
                 let first = first_page(&mut pages, stop_at).await?;
                 (located, first, Some(context))
             }
@@ -506,15 +541,9 @@ async fn audit(
         (None, Some(ListingEnd::Complete)) => None,
     };
     tally.not_fetched.sort_unstable();
-    let resume = truncated.is_some().then(|| Resume {
-        bucket: target.bucket.clone(),
-        prefix: target.prefix.clone(),
-        start_after: pages.last_key().map(str::to_owned),
-        version_id_marker: pages.last_version_id().map(str::to_owned),
-        versions: pages.lists_versions(),
-        listing_complete: pages.end() == Some(ListingEnd::Complete),
-        keys: std::mem::take(&mut tally.not_fetched),
-    });
+    let resume = truncated
+        .is_some()
+        .then(|| pages.resume(target, std::mem::take(&mut tally.not_fetched)));
     let report = AuditReport {
         strategy: strategy.kind(),
         bucket: target.bucket.clone(),
@@ -544,33 +573,42 @@ async fn audit(
 /// Audits the objects an S3 Inventory report lists from the ACLs it holds, with no
 /// GetObjectAcl call but for rows whose ACL is `UNAVAILABLE`, which `strategy` fetches. The
 /// report and findings are those of a listing's run; `acls_from_inventory` counts the ACLs
-/// read from the report. The inventory is read to its end whatever `options.stop_at` says (it
-/// is only read, no call per object); the stop only holds back the fetches, whose keys are
-/// then handed on in a keys-only resume token.
+/// read from the report. A `resume` token of an earlier run of the same report has its keys
+/// fetched first and the report read on from where that run stopped. At `options.stop_at` no
+/// page of the report is read any more and no call starts: the report is then truncated, its
+/// token naming the keys not fetched and the place in the report to read on from.
 pub async fn audit_inventory(
     client: &Client,
     manifest: &S3Location,
+    resume: Option<&Resume>,
     strategy: Strategy,
     options: AuditOptions,
-) -> Result<AuditReport, AuditError> {
-    counting_retries(audit_inventory_once(client, manifest, strategy, options)).await
+) -> Result<AuditReport, InventoryAuditError> {
+    counting_retries(audit_inventory_once(client, manifest, resume, strategy, options)).await
 }
 
 async fn audit_inventory_once(
     client: &Client,
     manifest: &S3Location,
+    resume: Option<&Resume>,
     strategy: Strategy,
     options: AuditOptions,
-) -> Result<AuditReport, AuditError> {
+) -> Result<AuditReport, InventoryAuditError> {
     let AuditOptions {
         stop_at,
         findings,
         progress,
         bucket,
         fetch_when_acls_disabled: _,
+        listers: _,
     } = options;
     let started = Instant::now();
-    let mut reader = InventoryReader::open(client, manifest).await?;
+    let cursor = resume.and_then(|resume| resume.inventory.as_ref());
+    let read_all = resume.is_some() && cursor.is_none();
+    let mut reader = match cursor {
+        Some(cursor) => InventoryReader::open_at(client, manifest, cursor.file, cursor.rows).await?,
+        None => InventoryReader::open(client, manifest).await?,
+    };
     let source = reader.manifest.source_bucket.clone();
     let context = bucket.unwrap_or_else(|| BucketContext::assumed(&source));
     let (lines, writer) = findings_channel(findings);
@@ -581,20 +619,36 @@ async fn audit_inventory_once(
         lines,
         progress: progress.as_deref(),
     };
-    let (mut rows, mut from_inventory, mut delete_markers) = (0, 0, 0);
+    let carried = resume.map_or(&[][..], |resume| &resume.keys[..]);
+    let (mut rows, mut from_inventory, mut delete_markers) = (carried.len(), 0, 0);
     let mut inventory_error = None;
+    // A token whose report was read to its end has only its keys left.
+    let mut reading_stopped = false;
     let counts = (
         &mut rows,
         &mut from_inventory,
         &mut delete_markers,
         &mut inventory_error,
+        &mut reading_stopped,
     );
-    let (reader, bucket_name) = (&mut reader, source.as_str());
+    let (reader_ref, bucket_name) = (&mut reader, source.as_str());
     let fetch = async move {
         let recorded = &recorder;
+        if let Some(progress) = recorded.progress {
+            progress.listed.fetch_add(carried.len(), Ordering::Relaxed);
+        }
         // Each page's ACLs are recorded as read; its UNAVAILABLE keys go on to the strategy.
-        let to_fetch = stream::unfold((reader, counts), move |(reader, counts)| async move {
-            let (rows, from_inventory, delete_markers, error) = counts;
+        // The stop is checked between pages, never inside one, so that the reader's position
+        // is where the next run reads on.
+        let pages = stream::unfold((reader_ref, counts), move |(reader, counts)| async move {
+            let (rows, from_inventory, delete_markers, error, stopped) = counts;
+            if read_all {
+                return None;
+            }
+            if stop_at.is_some_and(|at| Instant::now() >= at) {
+                *stopped = true;
+                return None;
+            }
             let page = match reader.next_page().await {
                 Ok(Some(page)) => page,
                 Ok(None) => return None,
@@ -623,8 +677,9 @@ async fn audit_inventory_once(
                     InventoryRow::DeleteMarker => *delete_markers += 1,
                 }
             }
-            Some((keys, (reader, (rows, from_inventory, delete_markers, error))))
+            Some((keys, (reader, (rows, from_inventory, delete_markers, error, stopped))))
         });
+        let to_fetch = stream::iter(carried.chunks(PAGE_SIZE).map(<[ObjectRef]>::to_vec)).chain(pages);
         strategy::fetch_acls_into(client, bucket_name, to_fetch, strategy, stop_at, recorded).await;
         // Dropping the recorder closes the writer's channel: it finishes the file.
         recorder.tally.into_inner()
@@ -633,11 +688,19 @@ async fn audit_inventory_once(
     tally.not_fetched.sort_unstable();
     let truncated = match inventory_error {
         Some(err) => Some(Truncation::ListingFailed { error: err.to_string() }),
-        None if !tally.not_fetched.is_empty() => Some(Truncation::Deadline),
+        None if reading_stopped || !tally.not_fetched.is_empty() => Some(Truncation::Deadline),
         None => None,
     };
+    // After a row that cannot be read the place is not named (the rows of its page before it
+    // went unread): the next run reads the report from the start again.
+    let (file, rows_read) = reader.position();
     let resume = truncated.is_some().then(|| Resume {
-        listing_complete: true,
+        listing_complete: !reading_stopped,
+        inventory: reading_stopped.then(|| InventoryCursor {
+            manifest: manifest.to_string(),
+            file,
+            rows: rows_read,
+        }),
         ..Resume::keys_only(source.clone(), std::mem::take(&mut tally.not_fetched))
     });
     let elapsed = started.elapsed();

@@ -123,6 +123,48 @@ pub struct Resume {
     pub listing_complete: bool,
     /// Keys (or versions) listed whose ACL was not fetched; fetched first by the next run.
     pub keys: Vec<ObjectRef>,
+    /// A run that listed in parallel: the parts of the key space it had not finished listing,
+    /// each from where its listing stopped (`start_after` is then unused). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<KeyRange>,
+    /// A run reading an S3 Inventory report: where in it the run stopped reading, so that
+    /// the next run reads on from there. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<InventoryCursor>,
+}
+
+/// A place in an S3 Inventory report: after the first `rows` rows of the `file`th file
+/// (from 0) its manifest names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryCursor {
+    /// The report's `manifest.json`, `s3://bucket/key`.
+    pub manifest: String,
+    pub file: usize,
+    pub rows: usize,
+}
+
+/// A part of a target's key space: the keys after `after` (from the first, when absent) up
+/// to and including `through` (to the last, when absent), in S3's order (UTF-8 bytes). Ranges
+/// cut at the same keys tile the key space: every key is in exactly one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRange {
+    pub after: Option<String>,
+    pub through: Option<String>,
+}
+
+impl KeyRange {
+    /// Every key.
+    pub const ALL: KeyRange = KeyRange {
+        after: None,
+        through: None,
+    };
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.after.as_deref().is_none_or(|after| key > after)
+            && self.through.as_deref().is_none_or(|through| key <= through)
+    }
 }
 
 impl Resume {
@@ -137,6 +179,8 @@ impl Resume {
             versions: false,
             listing_complete: true,
             keys: keys.into_iter().map(Into::into).collect(),
+            ranges: Vec::new(),
+            inventory: None,
         }
     }
 }

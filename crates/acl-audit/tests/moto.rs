@@ -11,10 +11,12 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use acl_audit::model::KeyRange;
 use acl_audit::model::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grantee};
 use acl_audit::s3::client::client_for_endpoint;
 use acl_audit::s3::fetch::fetch_acl;
 use acl_audit::s3::listing::{KeyPages, list_keys};
+use acl_audit::s3::ranges::RangePages;
 use acl_audit::{ListError, Strategy, Target, audit_bucket};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -106,6 +108,37 @@ async fn listing_reads_every_page_in_key_order() {
         sizes.push(page.len());
     }
     assert_eq!(sizes, [1000, 100]);
+}
+
+/// Ranges listed side by side (`acl_audit::s3::ranges`) over moto's StartAfter: every key
+/// exactly once, those at the cuts included.
+#[tokio::test(flavor = "multi_thread")]
+async fn ranges_listed_side_by_side_list_every_key_once() {
+    let Some(moto) = MotoServer::start() else { return };
+    let client = moto.client();
+    let mut keys: Vec<String> = (0..1500).map(|i| format!("logs/{i:05}")).collect();
+    keys.extend(["logs/0", "logs/00", "logs/001", "logs/0011", "logs/~", "logs/é"].map(str::to_owned));
+    keys.sort();
+    create_bucket_with(&client, "ranges", keys.clone()).await;
+    let mut pages = RangePages::new(
+        &client,
+        "ranges",
+        Some("logs/".to_owned()),
+        vec![KeyRange::ALL],
+        None,
+        8,
+    );
+    let mut listed = Vec::new();
+    while let Some(page) = pages.next_page().await.unwrap() {
+        listed.extend(page.into_iter().map(|object| object.key));
+    }
+    listed.sort();
+    assert_eq!(listed, keys);
+    assert!(
+        pages.requests() > 3,
+        "the key space was cut: {} requests",
+        pages.requests()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

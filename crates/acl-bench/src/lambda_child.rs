@@ -4,7 +4,7 @@
 //! Duration, Duration, Max Memory Used), reading its CPU time, sockets and memory from /proc.
 //!
 //! Lambda initialises an on-demand function with burst CPU whatever its memory size (see
-//! docs/benchmark.md, "Init at burst CPU"): with [`InitCpu::Burst`] the child starts outside its
+//! docs/benchmark.md, "Init CPU and warming"): with [`InitCpu::Burst`] the child starts outside its
 //! memory size's CPU cgroup and is moved into it when it first asks for an event.
 
 use std::collections::HashSet;

@@ -167,7 +167,7 @@ fn parse_strategy(name: &str) -> Result<StrategyKind, String> {
 }
 
 /// Its `invoke` children stand in for the functions, so they allocate as the functions do:
-/// mimalloc (docs/benchmark.md, "Where the CPU goes").
+/// mimalloc (docs/benchmark.md, "The strategies' cost per call").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -314,3 +314,78 @@ pub async fn rehearse_inventory(
 }
 
 pub const INVENTORY_BUCKET: &str = "acl-audit-inventories";
+
+/// One audit of the same bucket with a count of listings at once, timed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListingRun {
+    pub listers: usize,
+    pub wall_ms: f64,
+    pub objects_per_second: f64,
+    pub list_requests: u64,
+    pub get_object_acl_requests: u64,
+    /// Against the first count of listers in the list.
+    pub speedup: f64,
+    pub report: acl_audit::AuditReport,
+}
+
+/// Seeds an HTTPS local-s3 (with `network`) and times one join-all invocation per count of
+/// `listers` (the functions' `LISTERS`). With `fetch_acls` false the bucket's ACLs are
+/// disabled (`BucketOwnerEnforced`, S3's default for new buckets), so the run is its listing
+/// alone: what parallel listing speeds up; with it, every ACL is fetched as well.
+pub async fn rehearse_listing(
+    objects: usize,
+    memory_mb: usize,
+    network: NetworkModel,
+    listers: &[usize],
+    fetch_acls: bool,
+) -> anyhow::Result<Vec<ListingRun>> {
+    let s3 = LocalS3::start_with(Options {
+        tls: true,
+        network,
+        ..Options::default()
+    })
+    .await
+    .context("cannot start the embedded endpoint")?;
+    local_s3::seed_bucket(s3.store(), BUCKET, objects).context("cannot seed the bucket")?;
+    if !fetch_acls {
+        s3.store()
+            .set_ownership(BUCKET, Some(local_s3::store::ObjectOwnership::BucketOwnerEnforced))?;
+    }
+    let client = client_for(&s3)?;
+    let mut runs: Vec<ListingRun> = Vec::new();
+    for &count in listers {
+        let config = Config::from_vars(|name| match name {
+            acl_audit_lambda::config::LAMBDA_MEMORY_SIZE => Some(memory_mb.to_string()),
+            acl_audit_lambda::config::LISTERS => Some(count.to_string()),
+            _ => None,
+        })?;
+        let (lists, acls) = (s3.requests("ListObjectsV2"), s3.requests("GetObjectAcl"));
+        let started = Instant::now();
+        let payload = serde_json::json!({ "bucket": BUCKET });
+        let report = handle(
+            StrategyKind::JoinAll,
+            &client,
+            &config,
+            LambdaEvent::new(payload, Context::default()),
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("{count} listers: {err}"))?;
+        let wall = started.elapsed();
+        anyhow::ensure!(
+            report.accounts_for_every_object() && report.objects_listed == objects && report.truncated.is_none(),
+            "the run with {count} listers does not account for the {objects} objects: {report:?}"
+        );
+        let wall_ms = wall.as_secs_f64() * 1e3;
+        let baseline = runs.first().map_or(wall_ms, |first| first.wall_ms);
+        runs.push(ListingRun {
+            listers: count,
+            wall_ms,
+            objects_per_second: objects as f64 / wall.as_secs_f64(),
+            list_requests: s3.requests("ListObjectsV2") - lists,
+            get_object_acl_requests: s3.requests("GetObjectAcl") - acls,
+            speedup: baseline / wall_ms,
+            report,
+        });
+    }
+    Ok(runs)
+}

@@ -47,6 +47,84 @@ pub enum InventoryError {
     Format(String),
     #[error("{file}, row {row}: {reason}")]
     Row { file: String, row: usize, reason: String },
+    #[error(
+        "no inventory report under s3://{bucket}/{prefix}: expected dated folders (2026-12-03T01-00Z/) holding a manifest.json; name the configuration's folder, <source bucket>/<configuration id>/"
+    )]
+    NoReport { bucket: String, prefix: String },
+}
+
+/// The newest complete report's `manifest.json` under `folder`, an inventory configuration's
+/// folder in its destination (`s3://destination/<source bucket>/<configuration id>/`). S3
+/// writes each report into a folder named for its date and time (`2026-12-03T01-00Z/`), which
+/// sort as they happened, and writes its manifest last: the greatest such folder holding a
+/// `manifest.json` is the newest complete report. So a schedule can name the folder, and each
+/// run reads the report of its day. Needs `s3:ListBucket` on the destination.
+pub async fn newest_manifest(client: &Client, folder: &S3Location) -> Result<S3Location, InventoryError> {
+    let bucket = &folder.bucket;
+    let prefix = match folder.prefix.as_str() {
+        "" => String::new(),
+        p if p.ends_with('/') => p.to_owned(),
+        p => format!("{p}/"),
+    };
+    let read_error = |key: &str, detail: String| InventoryError::Read {
+        bucket: bucket.clone(),
+        key: key.to_owned(),
+        detail,
+    };
+    let mut reports = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(&prefix)
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| read_error(&prefix, DisplayErrorContext(&err).to_string()))?;
+        reports.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|common| common.prefix())
+                .filter(|folder| folder.strip_prefix(prefix.as_str()).is_some_and(is_report_folder))
+                .map(str::to_owned),
+        );
+    }
+    reports.sort_unstable_by(|a, b| b.cmp(a));
+    for report in reports {
+        let key = format!("{report}manifest.json");
+        let listed = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|err| read_error(&key, DisplayErrorContext(&err).to_string()))?;
+        if listed
+            .contents()
+            .iter()
+            .any(|object| object.key() == Some(key.as_str()))
+        {
+            return Ok(S3Location {
+                bucket: bucket.clone(),
+                prefix: key,
+            });
+        }
+    }
+    Err(InventoryError::NoReport {
+        bucket: bucket.clone(),
+        prefix,
+    })
+}
+
+/// A report's folder as S3 names it: `YYYY-MM-DDTHH-MMZ/`.
+fn is_report_folder(name: &str) -> bool {
+    let shape = b"0000-00-00T00-00Z/";
+    name.len() == shape.len()
+        && name
+            .bytes()
+            .zip(shape)
+            .all(|(b, &want)| if want == b'0' { b.is_ascii_digit() } else { b == want })
 }
 
 /// An inventory report's `manifest.json`; fields this reader does not use are ignored.
@@ -234,6 +312,10 @@ pub struct InventoryReader {
     columns: Columns,
     files: VecDeque<InventoryFile>,
     current: Option<OpenFile>,
+    /// The index in the manifest's `files` of the next file to open.
+    next_file: usize,
+    /// Rows of the first file opened that an earlier run has read already.
+    skip: usize,
 }
 
 struct OpenFile {
@@ -242,13 +324,29 @@ struct OpenFile {
     decoder: MultiGzDecoder<Vec<u8>>,
     /// Decompressed bytes not yet cut into a whole line.
     partial: Vec<u8>,
+    /// Rows read from the file so far, skipped ones included.
     rows: usize,
+    /// Rows to pass over unparsed: read by an earlier run.
+    skip: usize,
+    /// The file's index in the manifest's `files`.
+    index: usize,
     done: bool,
 }
 
 impl InventoryReader {
     /// Reads the manifest at `manifest` and checks that its files can be audited.
     pub async fn open(client: &Client, manifest: &S3Location) -> Result<Self, InventoryError> {
+        Self::open_at(client, manifest, 0, 0).await
+    }
+
+    /// The same, to read from the row after the first `rows` of the manifest's `file`th file
+    /// on: where an earlier run stopped ([`InventoryReader::position`]).
+    pub async fn open_at(
+        client: &Client,
+        manifest: &S3Location,
+        file: usize,
+        rows: usize,
+    ) -> Result<Self, InventoryError> {
         let (bucket, key) = (&manifest.bucket, &manifest.prefix);
         let bytes = read_object(client, bucket, key)
             .await
@@ -272,11 +370,23 @@ impl InventoryReader {
         Ok(InventoryReader {
             client: client.clone(),
             bucket: bucket.clone(),
-            files: parsed.files.iter().cloned().collect(),
+            files: parsed.files.iter().skip(file).cloned().collect(),
             manifest: parsed,
             columns,
             current: None,
+            next_file: file,
+            skip: rows,
         })
+    }
+
+    /// Where the rows handed out so far end: the index of a file in the manifest's `files`,
+    /// and the rows of it read. A page never spans two files, so this is exact between pages.
+    pub fn position(&self) -> (usize, usize) {
+        match &self.current {
+            Some(file) => (file.index, file.rows),
+            // Before the first file is opened, the place it was opened at.
+            None => (self.next_file, self.skip),
+        }
     }
 
     /// The next rows, up to [`ROWS_PER_PAGE`]; `None` once every file is read.
@@ -284,6 +394,10 @@ impl InventoryReader {
         let mut rows = Vec::new();
         while rows.len() < ROWS_PER_PAGE {
             if self.current.is_none() {
+                // A page ends with its file, so that [`InventoryReader::position`] is a file's row.
+                if !rows.is_empty() {
+                    break;
+                }
                 let Some(file) = self.files.pop_front() else { break };
                 self.current = Some(self.open_file(file).await?);
             }
@@ -299,7 +413,7 @@ impl InventoryReader {
         Ok((!rows.is_empty()).then_some(rows))
     }
 
-    async fn open_file(&self, file: InventoryFile) -> Result<OpenFile, InventoryError> {
+    async fn open_file(&mut self, file: InventoryFile) -> Result<OpenFile, InventoryError> {
         let object = self
             .client
             .get_object()
@@ -312,12 +426,16 @@ impl InventoryReader {
                 key: file.key.clone(),
                 detail: DisplayErrorContext(&err).to_string(),
             })?;
+        let index = self.next_file;
+        self.next_file += 1;
         Ok(OpenFile {
             key: file.key,
             body: object.body,
             decoder: MultiGzDecoder::new(Vec::new()),
             partial: Vec::new(),
             rows: 0,
+            skip: std::mem::take(&mut self.skip),
+            index,
             done: false,
         })
     }
@@ -343,13 +461,13 @@ impl OpenFile {
             };
             let line = &self.partial[start..start + end];
             start += end + 1;
-            took |= push_row(&self.key, &mut self.rows, columns, line, rows)?;
+            took |= push_row(&self.key, &mut self.rows, self.skip, columns, line, rows)?;
         }
         if self.done && rows.len() < limit && start < self.partial.len() {
             // The last line of a file need not end with a newline.
             let line = &self.partial[start..];
             start = self.partial.len();
-            took |= push_row(&self.key, &mut self.rows, columns, line, rows)?;
+            took |= push_row(&self.key, &mut self.rows, self.skip, columns, line, rows)?;
         }
         self.partial.drain(..start);
         Ok(took)
@@ -378,10 +496,12 @@ impl OpenFile {
     }
 }
 
-/// Parses one line of `file` (its `count`th row) into `rows`; false for an empty line.
+/// Parses one line of `file` (its `count`th row) into `rows`, unless it is one of the first
+/// `skip`; false for an empty line.
 fn push_row(
     file: &str,
     count: &mut usize,
+    skip: usize,
     columns: &Columns,
     line: &[u8],
     rows: &mut Vec<InventoryRow>,
@@ -391,6 +511,9 @@ fn push_row(
         return Ok(false);
     }
     *count += 1;
+    if *count <= skip {
+        return Ok(true);
+    }
     let row_error = |reason: String| InventoryError::Row {
         file: file.to_owned(),
         row: *count,
@@ -413,6 +536,20 @@ mod tests {
 
     fn line(key: &str, delete_marker: bool, acl: &str) -> String {
         format!("\"audited\",\"{key}\",\"v1\",\"true\",\"{delete_marker}\",\"16\",\"{acl}\",\"owner-id\"")
+    }
+
+    #[test]
+    fn report_folders_are_named_for_their_date_and_time() {
+        assert!(is_report_folder("2026-12-03T01-00Z/"));
+        for other in [
+            "2026-12-03T01-00Z",
+            "data/",
+            "hive/",
+            "2026-12-03T01-00Z/x/",
+            "2026-1a-03T01-00Z/",
+        ] {
+            assert!(!is_report_folder(other), "{other}");
+        }
     }
 
     #[test]

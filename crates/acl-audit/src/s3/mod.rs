@@ -1,4 +1,5 @@
-//! Talking to S3: the client every caller builds, the retries it counts, listing a bucket,
+//! Talking to S3: the client every caller builds, the retries it counts, listing a bucket (in
+//! one chain of pages or in ranges side by side),
 //! fetching one ACL, writing an object of any size, opening connections ahead of a run, gauging
 //! how many are open, and S3's errors in a caller's terms.
 
@@ -8,6 +9,7 @@ pub mod fetch;
 pub mod inventory;
 pub mod listing;
 pub mod pool;
+pub mod ranges;
 pub mod read;
 pub mod region;
 pub mod retries;

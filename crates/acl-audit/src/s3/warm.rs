@@ -1,5 +1,5 @@
 //! Opening connections before they are needed: a function's init runs with burst CPU on
-//! Lambda (docs/benchmark.md, "Init at burst CPU"), where a TLS handshake costs a fraction of
+//! Lambda (docs/benchmark.md, "Init CPU and warming"), where a TLS handshake costs a fraction of
 //! what it costs inside a small memory size's CPU share, so connections opened then make the
 //! first invocation of a cold start as fast as a warm one.
 
