@@ -2,7 +2,7 @@
 //! (Object Ownership), whether Block Public Access neutralises public ACLs
 //! (`IgnorePublicAcls`), who owns it, what its own ACL grants, and its versioning. Read once
 //! per run, a few requests at once; a setting the caller may not read is `unknown` with S3's
-//! code, never an error for the run (docs/report.md, "bucket").
+//! code, never an error for the run (docs/report.md, "Bucket settings").
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};

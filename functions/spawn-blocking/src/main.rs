@@ -1,7 +1,7 @@
 //! Lambda function `spawn-blocking`: the shared handler with the `spawn-blocking` strategy.
 
 /// The S3 client allocates hundreds of times per call: mimalloc runs it in fewer instructions
-/// than glibc's allocator (docs/benchmark.md, "Where the CPU goes").
+/// than glibc's allocator (docs/benchmark.md, "The strategies' cost per call").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

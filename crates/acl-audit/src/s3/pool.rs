@@ -1,6 +1,6 @@
 //! How many connections a client's pool holds open right now, so that a run can put as many
 //! calls in flight as reuse an open connection, plus only as many new ones as it can afford
-//! to handshake (docs/benchmark.md, "The goals of issue 16").
+//! to handshake (docs/benchmark.md, "The goals of issue 16, from these tables").
 //!
 //! The SDK's HTTP client does not expose its pool, so the gauge watches the client's attempts
 //! instead: every request attempt holds a connection while it is under way, so the most
