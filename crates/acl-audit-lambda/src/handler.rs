@@ -275,7 +275,10 @@ pub async fn invoke_with(
         Ok(mut report) => {
             report.resumed_from = resumed_from;
             let stored = match &token {
-                Some(location) => pass_on(client, location, &report).await.err(),
+                Some(location) => {
+                    let found = report.resumed_from.is_some();
+                    pass_on(client, location, &report, found).await.err()
+                }
                 None => None,
             };
             let written = match (stored, &folder) {
@@ -295,15 +298,20 @@ pub async fn invoke_with(
     Invocation::audited(report, findings_error, scope)
 }
 
-/// Stores a stopped run's token for the next run of its target, or removes the one it took up
-/// once the target is done.
-async fn pass_on(client: &Client, location: &S3Location, report: &AuditReport) -> Result<(), FindingsNotWritten> {
+/// Stores a stopped run's token for the next run of its target, or, once the target is done,
+/// removes the one it found (`found`).
+async fn pass_on(
+    client: &Client,
+    location: &S3Location,
+    report: &AuditReport,
+    found: bool,
+) -> Result<(), FindingsNotWritten> {
     match (&report.truncated, &report.resume) {
         (Some(_), Some(next)) => {
             tracing::info!(token = %location, "resume token stored for the next run of this target");
             stored_resume::store(client, location, next).await
         }
-        (None, _) if report.resumed_from.is_some() => stored_resume::clear(client, location).await,
+        (None, _) if found => stored_resume::clear(client, location).await,
         _ => Ok(()),
     }
 }
@@ -369,6 +377,29 @@ async fn audit_from_inventory(
             Err(err) => return failed(HandlerError::Inventory(err)),
         }
     };
+    // A run its event hands no token (a schedule's) goes on where the last one stopped, while
+    // that was in the report this run reads; a newer report supersedes the token.
+    let token = match &config.findings {
+        Some(base) if config.resume_from_store && resume.is_none() => {
+            Some(stored_resume::inventory_token_location(base, bucket))
+        }
+        _ => None,
+    };
+    let (mut stored, mut found) = (None, false);
+    if let Some(location) = &token
+        && let Some(token) = stored_resume::load_inventory(client, location, bucket).await
+    {
+        found = true;
+        let at = token.inventory.as_ref().map(|cursor| cursor.manifest.clone());
+        if at.as_deref() == Some(manifest.to_string().as_str()) {
+            tracing::info!(token = %location, manifest = %manifest, "resuming where the last run stopped in this inventory report");
+            stored = Some(token);
+        } else {
+            tracing::info!(token = %location, stored_in = at.as_deref(), manifest = %manifest, "a newer inventory report than the stored token's: reading it from the start");
+        }
+    }
+    let resumed_from = stored.as_ref().and(token.as_ref()).map(S3Location::to_string);
+    let resume = resume.or(stored.as_ref());
     let folder = run_folder(config, bucket, request_id);
     let options = AuditOptions {
         stop_at: stop_at(lambda, config.deadline_margin),
@@ -382,10 +413,16 @@ async fn audit_from_inventory(
     };
     let (report, findings_error) =
         match acl_audit::audit::audit_inventory(&located, manifest, resume, config.strategy(kind), options).await {
-            Ok(report) => {
-                let written = match &folder {
-                    Some(folder) => write_report(client, folder, &report).await.err(),
+            Ok(mut report) => {
+                report.resumed_from = resumed_from;
+                let stored = match &token {
+                    Some(location) => pass_on(client, location, &report, found).await.err(),
                     None => None,
+                };
+                let written = match (stored, &folder) {
+                    (Some(err), _) => Some(err),
+                    (None, Some(folder)) => write_report(client, folder, &report).await.err(),
+                    (None, None) => None,
                 };
                 (report, written)
             }

@@ -2,7 +2,8 @@
 //! `FINDINGS_URI`, and the next run of the same target takes it up. An asynchronous
 //! invocation (EventBridge Scheduler's) discards the report it returns unless a destination
 //! reads it, so without this the tail of a bucket too large for one invocation is never
-//! audited: every run would start again from the same fixed input.
+//! audited: every run would start again from the same fixed input. A run that reads an S3
+//! Inventory report does the same with its place in the report.
 
 use std::fmt::Write as _;
 
@@ -18,10 +19,6 @@ use aws_sdk_s3::error::DisplayErrorContext;
 /// naming the prefix (hex-encoded, so that any key prefix is one path segment) and whether
 /// versions are listed, since each is a target of its own.
 pub fn token_location(base: &S3Location, target: &Target) -> S3Location {
-    let mut prefix = base.prefix.clone();
-    if !prefix.is_empty() && !prefix.ends_with('/') {
-        prefix.push('/');
-    }
     let mut what = match target.prefix.as_deref().filter(|p| !p.is_empty()) {
         None => "all".to_owned(),
         Some(key_prefix) => key_prefix.bytes().fold("prefix-".to_owned(), |mut out, byte| {
@@ -32,9 +29,24 @@ pub fn token_location(base: &S3Location, target: &Target) -> S3Location {
     if target.include_versions {
         what.push_str("-versions");
     }
+    in_base(base, &target.bucket, &what)
+}
+
+/// Where the token of the runs that read `bucket`'s inventory reports lives:
+/// `<base>resume/<bucket>/inventory.json`. One for every report of the bucket, since a run
+/// goes on in the report the token names only while that is still the one it would read.
+pub fn inventory_token_location(base: &S3Location, bucket: &str) -> S3Location {
+    in_base(base, bucket, "inventory")
+}
+
+fn in_base(base: &S3Location, bucket: &str, what: &str) -> S3Location {
+    let mut prefix = base.prefix.clone();
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
     S3Location {
         bucket: base.bucket.clone(),
-        prefix: format!("{prefix}resume/{}/{what}.json", target.bucket),
+        prefix: format!("{prefix}resume/{bucket}/{what}.json"),
     }
 }
 
@@ -42,6 +54,30 @@ pub fn token_location(base: &S3Location, target: &Target) -> S3Location {
 /// or does not fit is logged and ignored: the run then starts from the beginning, which loses
 /// nothing, and its own outcome replaces the token.
 pub async fn load(client: &Client, location: &S3Location, target: &Target) -> Option<Resume> {
+    let token = read(client, location).await?;
+    if token.bucket == target.bucket
+        && token.prefix == target.prefix
+        && token.versions == target.include_versions
+        && token.inventory.is_none()
+    {
+        return Some(token);
+    }
+    tracing::warn!(token = %location, "stored resume token is for another target: starting from the beginning");
+    None
+}
+
+/// The token stored for the inventory runs of `bucket`: a place in one of its reports.
+pub async fn load_inventory(client: &Client, location: &S3Location, bucket: &str) -> Option<Resume> {
+    let token = read(client, location).await?;
+    if token.bucket == bucket && token.inventory.is_some() {
+        return Some(token);
+    }
+    tracing::warn!(token = %location, "stored resume token is not a place in this bucket's inventory: starting from the beginning");
+    None
+}
+
+/// The token at `location`; `None`, logged, for one that cannot be read or is not a token.
+async fn read(client: &Client, location: &S3Location) -> Option<Resume> {
     let object = match client
         .get_object()
         .bucket(&location.bucket)
@@ -64,17 +100,7 @@ pub async fn load(client: &Client, location: &S3Location, target: &Target) -> Op
         }
     };
     match serde_json::from_slice::<Resume>(&bytes) {
-        Ok(token)
-            if token.bucket == target.bucket
-                && token.prefix == target.prefix
-                && token.versions == target.include_versions =>
-        {
-            Some(token)
-        }
-        Ok(_) => {
-            tracing::warn!(token = %location, "stored resume token is for another target: starting from the beginning");
-            None
-        }
+        Ok(token) => Some(token),
         Err(err) => {
             tracing::warn!(token = %location, error = %err, "stored resume token is not a token: starting from the beginning");
             None
@@ -139,6 +165,10 @@ mod tests {
         assert_eq!(
             token_location(&bare, &target(None, false)).prefix,
             "resume/audited/all.json"
+        );
+        assert_eq!(
+            inventory_token_location(&base, "audited").to_string(),
+            "s3://findings/acl-audit/resume/audited/inventory.json"
         );
     }
 }

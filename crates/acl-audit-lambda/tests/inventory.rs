@@ -326,3 +326,120 @@ async fn a_configuration_folder_is_read_from_its_newest_complete_report() {
         err.error_message
     );
 }
+
+/// A scheduled run of `payload` (no token in it) with `remaining` until its deadline.
+async fn scheduled_run(
+    client: &Client,
+    config: &Config,
+    payload: &Value,
+    request_id: &str,
+    remaining: std::time::Duration,
+) -> acl_audit::AuditReport {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    context.deadline = (SystemTime::now() + remaining)
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    handle(
+        StrategyKind::JoinAll,
+        client,
+        config,
+        LambdaEvent::new(payload.clone(), context),
+    )
+    .await
+    .unwrap()
+}
+
+/// A schedule's runs over a configuration's folder, stopped by their deadline, store their
+/// place in the report under `FINDINGS_URI`: each next run takes it up and says so, and the
+/// last removes it, so the report is read exactly once between them with no one handing on a
+/// token. A place stored in an older report is superseded by a newer one.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_inventory_runs_take_up_the_stored_place_and_a_newer_report_supersedes_it() {
+    use std::time::Duration;
+    let faults = local_s3::Faults {
+        rules: vec!["*:slow=1".parse().unwrap()],
+        slow_response: Duration::from_millis(150),
+        ..local_s3::Faults::default()
+    };
+    let (s3, client) = common::faulty("audited", 3_000, faults).await;
+    s3.store().create_bucket("inventories").unwrap();
+    s3.store().create_bucket("findings").unwrap();
+    let older = local_s3::inventory::InventorySpec {
+        source: "audited",
+        destination: "inventories",
+        prefix: "audited/config-1/2026-12-02T01-00Z/",
+        rows_per_file: 250,
+        unavailable_every: 0,
+    };
+    local_s3::inventory::write_inventory(s3.store(), &older).unwrap();
+    let config = config(&[
+        ("DEADLINE_MARGIN_MS", "100"),
+        ("FINDINGS_URI", "s3://findings/acl-audit/"),
+    ]);
+    let schedule = json!({"bucket": "audited", "inventory": "s3://inventories/audited/config-1/"});
+    let token_key = "acl-audit/resume/audited/inventory.json";
+    let stored = |client: Client| async move {
+        client
+            .get_object()
+            .bucket("findings")
+            .key(token_key)
+            .send()
+            .await
+            .is_ok()
+    };
+
+    let first = scheduled_run(&client, &config, &schedule, "older", Duration::from_millis(1500)).await;
+    assert!(
+        first.resume.is_some(),
+        "the run stopped inside the older report: {first:?}"
+    );
+    assert!(first.acls_from_inventory < 3_000);
+    assert!(stored(client.clone()).await, "its place is stored");
+
+    let newer = local_s3::inventory::InventorySpec {
+        prefix: "audited/config-1/2026-12-03T01-00Z/",
+        ..older
+    };
+    local_s3::inventory::write_inventory(s3.store(), &newer).unwrap();
+    let (mut rows, mut public, mut runs) = (0, 0, 0);
+    loop {
+        runs += 1;
+        assert!(runs < 40, "the runs do not progress");
+        let report = scheduled_run(
+            &client,
+            &config,
+            &schedule,
+            &format!("run-{runs}"),
+            Duration::from_millis(1500),
+        )
+        .await;
+        assert!(report.accounts_for_every_object(), "{report:?}");
+        assert_eq!(
+            report.resumed_from.is_some(),
+            runs > 1,
+            "run {runs}: the first reads the newer report from its start, the others go on in it"
+        );
+        if let Some(from) = &report.resumed_from {
+            assert_eq!(from, &format!("s3://findings/{token_key}"));
+        }
+        rows += report.acls_from_inventory;
+        public += report.audit.readable_by_all_users.count;
+        if report.resume.is_none() {
+            break;
+        }
+        let cursor = report.resume.as_ref().and_then(|resume| resume.inventory.as_ref());
+        assert!(
+            cursor.is_some_and(|cursor| cursor.manifest.contains("2026-12-03T01-00Z")),
+            "{cursor:?}"
+        );
+        assert!(stored(client.clone()).await, "run {runs} stored its place");
+    }
+    assert!(runs > 1, "one run read the whole report: the deadline is too far");
+    assert_eq!(rows, 3_000, "every row of the newer report read once");
+    assert_eq!(public, 300, "one object in ten is public");
+    assert!(!stored(client.clone()).await, "the last run removed the token");
+    assert_eq!(s3.requests("GetObjectAcl"), 0);
+}

@@ -477,6 +477,11 @@ async fn audit(
     let context = bucket.clone().unwrap_or_else(|| BucketContext::assumed(&target.bucket));
     // With ACLs disabled every GetObjectAcl answers the owner's full control: list only.
     let skip_acls = context.acls_disabled && !fetch_when_acls_disabled;
+    // With ACLs to fetch, the fetches are the long part and one listing keeps ahead of them:
+    // more would cost requests and memory for nothing (docs/scale-out.md, "Parallel listing").
+    if !skip_acls {
+        pages.limit_listers(1);
+    }
     let carried_keys = resume.map_or(&[][..], |resume| &resume.keys[..]);
 
     let mut listing_error = None;
@@ -694,9 +699,11 @@ async fn audit_inventory_once(
     // After a row that cannot be read the place is not named (the rows of its page before it
     // went unread): the next run reads the report from the start again.
     let (file, rows_read) = reader.position();
+    // The place is named even when the report was read to its end and only fetches are left:
+    // the token then still says which report it belongs to.
     let resume = truncated.is_some().then(|| Resume {
         listing_complete: !reading_stopped,
-        inventory: reading_stopped.then(|| InventoryCursor {
+        inventory: Some(InventoryCursor {
             manifest: manifest.to_string(),
             file,
             rows: rows_read,

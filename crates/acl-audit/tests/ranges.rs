@@ -221,3 +221,53 @@ fn a_token_without_ranges_reads_and_writes_as_before() {
         [ObjectRef::from("k0")]
     );
 }
+
+/// Listers pay only where the listing is the run: with ACLs to fetch, an audit lists one range
+/// at a time once its first page is in (the ranges that page's cut made, in turn); with the
+/// bucket's ACLs disabled it lists side by side. Both list every key exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_run_with_nothing_to_fetch_lists_side_by_side() {
+    let keys = awkward_keys();
+    let (s3, client) = bucket_of("either", &keys).await;
+    let target = Target::bucket("either");
+    let strategy = Strategy::JoinAll {
+        max_in_flight: std::num::NonZeroUsize::new(64),
+    };
+    let pages = keys.len().div_ceil(1000);
+
+    let before = s3.requests("ListObjectsV2");
+    let options = AuditOptions {
+        listers: 8,
+        ..AuditOptions::default()
+    };
+    let fetched = audit_bucket_with(&client, &target, strategy, options).await.unwrap();
+    let fetching_requests = (s3.requests("ListObjectsV2") - before) as usize;
+    assert_eq!(fetched.acls_fetched, keys.len(), "{fetched:?}");
+    assert!(fetched.accounts_for_every_object());
+
+    let mut disabled = acl_audit::bucket::BucketContext::assumed("either");
+    disabled.acls_disabled = true;
+    let before = s3.requests("ListObjectsV2");
+    let options = AuditOptions {
+        listers: 8,
+        bucket: Some(disabled),
+        ..AuditOptions::default()
+    };
+    let listed = audit_bucket_with(&client, &target, strategy, options).await.unwrap();
+    let listing_requests = (s3.requests("ListObjectsV2") - before) as usize;
+    assert_eq!(
+        (listed.objects_listed, listed.acls_fetched),
+        (keys.len(), 0),
+        "{listed:?}"
+    );
+
+    // The first page's cut makes at most 8 × 4 ranges; after it, a fetching run cuts no more.
+    assert!(
+        fetching_requests <= pages + 32,
+        "{fetching_requests} ListObjectsV2 requests for {pages} pages while fetching"
+    );
+    assert!(
+        listing_requests > fetching_requests,
+        "listing only: {listing_requests} requests, cut side by side; fetching: {fetching_requests}"
+    );
+}

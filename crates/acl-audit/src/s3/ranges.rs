@@ -22,11 +22,12 @@ use crate::model::{KeyRange, ObjectRef, Resume, Target};
 use crate::s3::error::ListError;
 use crate::s3::listing::{KeyPages, ListingEnd};
 
-/// Listings under way at once by default. A bucket of one page is listed by one request
+/// Listings under way at once by default, for a run with no ACL to fetch (the bucket's ACLs
+/// disabled), where the listing is all there is. A bucket of one page is listed by one request
 /// whatever this says; a larger one is cut into ranges as its pages come in, which costs a
-/// request per range found empty. With ACLs to fetch, the fetches are the long part either
-/// way; with them disabled the listing is all there is (docs/scale-out.md, "Parallel
-/// listing", has the rehearsal's figures).
+/// request per range found empty. A run that fetches ACLs lists one range at a time once it
+/// knows it does: the fetches are the long part, and more listers bought nothing there but
+/// requests and memory (docs/scale-out.md, "Parallel listing", has the rehearsal's figures).
 pub const DEFAULT_LISTERS: usize = 8;
 
 /// ListObjectsV2's largest page.
@@ -48,6 +49,9 @@ pub struct RangePages {
     bucket: String,
     prefix: Option<String>,
     listers: usize,
+    /// The listers that may be busy at once: `listers`, or fewer once
+    /// [`RangePages::limit_listers`] says so.
+    limit: usize,
     budget: usize,
     /// Ranges no lister has taken yet.
     queue: VecDeque<KeyRange>,
@@ -75,6 +79,7 @@ impl RangePages {
             bucket: bucket.to_owned(),
             prefix,
             listers,
+            limit: listers,
             budget: max_objects.unwrap_or(usize::MAX),
             end: ranges.is_empty().then_some(ListingEnd::Complete),
             queue: ranges.into(),
@@ -122,9 +127,22 @@ impl RangePages {
         self.requests
     }
 
-    /// Gives every idle lister a queued range.
+    /// From now on at most `listers` (at least one) listings at once, and no more cuts than
+    /// they need: the ranges already cut are listed in turn, none is dropped.
+    pub fn limit_listers(&mut self, listers: usize) {
+        self.limit = listers.clamp(1, self.listers);
+    }
+
+    fn busy(&self) -> usize {
+        self.active.iter().filter(|slot| slot.is_some()).count()
+    }
+
+    /// Gives idle listers queued ranges, up to the limit.
     fn start_listers(&mut self) {
-        while let Some(slot) = self.active.iter().position(Option::is_none) {
+        while self.busy() < self.limit {
+            let Some(slot) = self.active.iter().position(Option::is_none) else {
+                return;
+            };
             let Some(range) = self.queue.pop_front() else { return };
             self.list(slot, range);
         }
@@ -202,7 +220,8 @@ impl RangePages {
             return Ok(keys.into_iter().map(ObjectRef::from).collect());
         }
         if !range_done {
-            let idle = self.active.iter().filter(|slot| slot.is_none()).count() - 1;
+            // This slot goes on with the rest, so it is not idle.
+            let idle = self.limit.saturating_sub(self.busy() + 1);
             let parts = if self.queue.is_empty() && idle > 0 {
                 cut(
                     &rest,
@@ -262,6 +281,13 @@ impl TargetPages {
             target.max_objects,
             listers,
         ))
+    }
+
+    /// At most `listers` listings at once from now on (see [`RangePages::limit_listers`]).
+    pub fn limit_listers(&mut self, listers: usize) {
+        if let TargetPages::Ranges(pages) = self {
+            pages.limit_listers(listers);
+        }
     }
 
     pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectRef>>, ListError> {
