@@ -79,8 +79,9 @@ struct Scan {
     /// is then the owner's full control, one request per object to confirm it.
     #[arg(long)]
     audit_when_acls_disabled: bool,
-    /// ListObjectsV2 requests under way at once, each listing a range of the key space
-    /// (1: one listing); a bucket of one page is listed by one request whatever this says.
+    /// ListObjectsV2 requests under way at once, each listing a range of the key space, when
+    /// there is no ACL to fetch (1: one listing); a bucket of one page is listed by one request
+    /// whatever this says.
     #[arg(long, default_value_t = acl_audit::s3::ranges::DEFAULT_LISTERS)]
     listers: usize,
     /// List every version (ListObjectVersions) and audit each one's ACL.

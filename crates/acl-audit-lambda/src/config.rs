@@ -29,8 +29,8 @@ pub const RESUME_FROM_STORE: &str = "RESUME_FROM_STORE";
 /// Connections to open during init; 0 for none. Default: as many as the strategy has calls
 /// in flight ([`Config::warm_connections`]).
 pub const WARM_CONNECTIONS: &str = "WARM_CONNECTIONS";
-/// ListObjectsV2 requests under way at once, each listing a range of the key space; 1 for one
-/// listing. Default [`DEFAULT_LISTERS`].
+/// ListObjectsV2 requests under way at once, each listing a range of the key space, in a run
+/// with no ACL to fetch; 1 for one listing. Default [`DEFAULT_LISTERS`].
 pub const LISTERS: &str = "LISTERS";
 pub use acl_audit::s3::ranges::DEFAULT_LISTERS;
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.

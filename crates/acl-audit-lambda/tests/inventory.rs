@@ -211,15 +211,8 @@ async fn a_report_local_s3_writes_is_audited_with_zero_get_object_acl_calls() {
 /// at; runs passed each token in turn read every row exactly once between them.
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_stopped_by_their_deadline_read_on_where_the_last_one_stopped() {
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    // Every request answers late, so that a run reads a few of the report's files only.
-    let faults = local_s3::Faults {
-        rules: vec!["*:slow=1".parse().unwrap()],
-        slow_response: Duration::from_millis(150),
-        ..local_s3::Faults::default()
-    };
-    let (s3, client) = common::faulty("audited", 10_000, faults).await;
-    s3.store().create_bucket("inventories").unwrap();
+    use std::time::Duration;
+    let (s3, client) = slow_endpoint(10_000).await;
     let spec = local_s3::inventory::InventorySpec {
         source: "audited",
         destination: "inventories",
@@ -237,17 +230,7 @@ async fn runs_stopped_by_their_deadline_read_on_where_the_last_one_stopped() {
     loop {
         runs += 1;
         assert!(runs < 50, "the runs do not progress");
-        let deadline = SystemTime::now() + Duration::from_millis(1200);
-        let mut context = Context::default();
-        context.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-        let report = handle(
-            StrategyKind::JoinAll,
-            &client,
-            &config,
-            LambdaEvent::new(payload, context),
-        )
-        .await
-        .unwrap();
+        let report = run_until(&client, &config, &payload, "inventory-run", Duration::from_millis(1200)).await;
         assert!(report.accounts_for_every_object(), "{report:?}");
         rows += report.acls_from_inventory;
         public += report.audit.readable_by_all_users.count;
@@ -327,8 +310,21 @@ async fn a_configuration_folder_is_read_from_its_newest_complete_report() {
     );
 }
 
-/// A scheduled run of `payload` (no token in it) with `remaining` until its deadline.
-async fn scheduled_run(
+/// "audited" with `objects` objects and an "inventories" bucket, on an endpoint whose every
+/// answer comes 150 ms late, so that a run reads a few of a report's files only.
+async fn slow_endpoint(objects: usize) -> (local_s3::LocalS3, Client) {
+    let faults = local_s3::Faults {
+        rules: vec!["*:slow=1".parse().unwrap()],
+        slow_response: std::time::Duration::from_millis(150),
+        ..local_s3::Faults::default()
+    };
+    let (s3, client) = common::faulty("audited", objects, faults).await;
+    s3.store().create_bucket("inventories").unwrap();
+    (s3, client)
+}
+
+/// A run of `payload` with `remaining` until its deadline.
+async fn run_until(
     client: &Client,
     config: &Config,
     payload: &Value,
@@ -359,13 +355,7 @@ async fn scheduled_run(
 #[tokio::test(flavor = "multi_thread")]
 async fn scheduled_inventory_runs_take_up_the_stored_place_and_a_newer_report_supersedes_it() {
     use std::time::Duration;
-    let faults = local_s3::Faults {
-        rules: vec!["*:slow=1".parse().unwrap()],
-        slow_response: Duration::from_millis(150),
-        ..local_s3::Faults::default()
-    };
-    let (s3, client) = common::faulty("audited", 3_000, faults).await;
-    s3.store().create_bucket("inventories").unwrap();
+    let (s3, client) = slow_endpoint(3_000).await;
     s3.store().create_bucket("findings").unwrap();
     let older = local_s3::inventory::InventorySpec {
         source: "audited",
@@ -391,7 +381,7 @@ async fn scheduled_inventory_runs_take_up_the_stored_place_and_a_newer_report_su
             .is_ok()
     };
 
-    let first = scheduled_run(&client, &config, &schedule, "older", Duration::from_millis(1500)).await;
+    let first = run_until(&client, &config, &schedule, "older", Duration::from_millis(1500)).await;
     assert!(
         first.resume.is_some(),
         "the run stopped inside the older report: {first:?}"
@@ -408,7 +398,7 @@ async fn scheduled_inventory_runs_take_up_the_stored_place_and_a_newer_report_su
     loop {
         runs += 1;
         assert!(runs < 40, "the runs do not progress");
-        let report = scheduled_run(
+        let report = run_until(
             &client,
             &config,
             &schedule,

@@ -5,7 +5,7 @@ use acl_audit::model::S3Location;
 use acl_map::rehearsal::{RehearsalOptions, rehearse, rehearse_inventory, rehearse_listing};
 use acl_map::results::summarize;
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand};
 use local_s3::NetworkModel;
 
 #[derive(Debug, Parser)]
@@ -13,6 +13,32 @@ use local_s3::NetworkModel;
 struct Args {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The benchmark's network model, as local-s3 applies it to every request of a rehearsal.
+#[derive(Debug, ClapArgs)]
+struct NetworkArgs {
+    #[arg(long, default_value_t = 2.0)]
+    rtt_ms: f64,
+    #[arg(long, default_value_t = 15.0)]
+    service_ms: f64,
+    #[arg(long, default_value_t = 2)]
+    handshake_rtts: u32,
+}
+
+impl NetworkArgs {
+    fn model(&self) -> anyhow::Result<NetworkModel> {
+        Ok(NetworkModel::from_millis(
+            self.rtt_ms,
+            self.service_ms,
+            self.handshake_rtts,
+        )?)
+    }
+
+    /// How the tables' headers name it.
+    fn described(&self) -> String {
+        format!("RTT {} ms + service {} ms", self.rtt_ms, self.service_ms)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,12 +62,8 @@ enum Command {
         /// Each worker's memory size, MB: join-all's in-flight cap follows it.
         #[arg(long, default_value_t = 1769)]
         memory_mb: usize,
-        #[arg(long, default_value_t = 2.0)]
-        rtt_ms: f64,
-        #[arg(long, default_value_t = 15.0)]
-        service_ms: f64,
-        #[arg(long, default_value_t = 2)]
-        handshake_rtts: u32,
+        #[command(flatten)]
+        network: NetworkArgs,
         /// Print the runs as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -57,12 +79,8 @@ enum Command {
         memory_mb: usize,
         #[arg(long)]
         compare_listing: bool,
-        #[arg(long, default_value_t = 2.0)]
-        rtt_ms: f64,
-        #[arg(long, default_value_t = 15.0)]
-        service_ms: f64,
-        #[arg(long, default_value_t = 2)]
-        handshake_rtts: u32,
+        #[command(flatten)]
+        network: NetworkArgs,
     },
     /// Time one join-all invocation per count of listings at once (the functions' LISTERS)
     /// over the same bucket, against HTTPS local-s3 with the benchmark's network model. The
@@ -77,12 +95,8 @@ enum Command {
         /// Leave the bucket's ACLs enabled and fetch every one.
         #[arg(long)]
         fetch_acls: bool,
-        #[arg(long, default_value_t = 2.0)]
-        rtt_ms: f64,
-        #[arg(long, default_value_t = 15.0)]
-        service_ms: f64,
-        #[arg(long, default_value_t = 2)]
-        handshake_rtts: u32,
+        #[command(flatten)]
+        network: NetworkArgs,
     },
 }
 
@@ -116,13 +130,14 @@ fn main() -> anyhow::Result<()> {
             objects,
             memory_mb,
             compare_listing,
-            rtt_ms,
-            service_ms,
-            handshake_rtts,
+            network,
         } => {
-            let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts)?;
-            let runs = runtime.block_on(rehearse_inventory(objects, memory_mb, network, compare_listing))?;
-            println!("{objects} objects, join-all at {memory_mb} MB, RTT {rtt_ms} ms + service {service_ms} ms, TLS");
+            let model = network.model()?;
+            let runs = runtime.block_on(rehearse_inventory(objects, memory_mb, model, compare_listing))?;
+            println!(
+                "{objects} objects, join-all at {memory_mb} MB, {}, TLS",
+                network.described()
+            );
             println!(
                 "{:>10} {:>10} {:>10} {:>14}",
                 "source", "wall ms", "ACLs/s", "GetObjectAcl"
@@ -140,23 +155,22 @@ fn main() -> anyhow::Result<()> {
             listers,
             memory_mb,
             fetch_acls,
-            rtt_ms,
-            service_ms,
-            handshake_rtts,
+            network,
         } => {
             anyhow::ensure!(
                 !listers.is_empty() && listers.iter().all(|&n| n > 0),
                 "--listers takes counts of at least 1"
             );
-            let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts)?;
-            let runs = runtime.block_on(rehearse_listing(objects, memory_mb, network, &listers, fetch_acls))?;
+            let model = network.model()?;
+            let runs = runtime.block_on(rehearse_listing(objects, memory_mb, model, &listers, fetch_acls))?;
             let acls = if fetch_acls {
                 "every ACL fetched"
             } else {
                 "ACLs disabled: the listing alone"
             };
             println!(
-                "{objects} objects, join-all at {memory_mb} MB, {acls}, RTT {rtt_ms} ms + service {service_ms} ms, TLS"
+                "{objects} objects, join-all at {memory_mb} MB, {acls}, {}, TLS",
+                network.described()
             );
             println!(
                 "{:>8} {:>10} {:>12} {:>13} {:>13} {:>9}",
@@ -180,22 +194,20 @@ fn main() -> anyhow::Result<()> {
             batch_size,
             workers,
             memory_mb,
-            rtt_ms,
-            service_ms,
-            handshake_rtts,
+            network,
             json,
         } => {
             anyhow::ensure!(
                 batch_size > 0 && workers.iter().all(|&k| k > 0),
                 "--batch-size and --workers must be at least 1"
             );
-            let network = NetworkModel::from_millis(rtt_ms, service_ms, handshake_rtts)?;
+            let model = network.model()?;
             let options = RehearsalOptions {
                 objects,
                 batch_size,
                 workers,
                 memory_mb,
-                network,
+                network: model,
             };
             let runs = runtime.block_on(rehearse(&options))?;
             if json {
@@ -203,7 +215,8 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{objects} objects in batches of {batch_size}, workers at {memory_mb} MB, RTT {rtt_ms} ms + service {service_ms} ms, TLS"
+                "{objects} objects in batches of {batch_size}, workers at {memory_mb} MB, {}, TLS",
+                network.described()
             );
             println!(
                 "{:>8} {:>8} {:>10} {:>10} {:>9}",

@@ -52,17 +52,23 @@ pub struct WorkerRun {
     pub summary: Summary,
 }
 
-/// Seeds an HTTPS local-s3 (with `options.network`) and times each count of workers over the
-/// same batches.
-pub async fn rehearse(options: &RehearsalOptions) -> anyhow::Result<Vec<WorkerRun>> {
+/// An HTTPS local-s3 applying `network` to every request, its bucket seeded with `objects`.
+async fn seeded_endpoint(network: NetworkModel, objects: usize) -> anyhow::Result<LocalS3> {
     let s3 = LocalS3::start_with(Options {
         tls: true,
-        network: options.network,
+        network,
         ..Options::default()
     })
     .await
     .context("cannot start the embedded endpoint")?;
-    local_s3::seed_bucket(s3.store(), BUCKET, options.objects).context("cannot seed the bucket")?;
+    local_s3::seed_bucket(s3.store(), BUCKET, objects).context("cannot seed the bucket")?;
+    Ok(s3)
+}
+
+/// Seeds an HTTPS local-s3 (with `options.network`) and times each count of workers over the
+/// same batches.
+pub async fn rehearse(options: &RehearsalOptions) -> anyhow::Result<Vec<WorkerRun>> {
+    let s3 = seeded_endpoint(options.network, options.objects).await?;
     s3.store()
         .create_bucket(RESULTS_BUCKET)
         .context("cannot create the results bucket")?;
@@ -256,14 +262,7 @@ pub async fn rehearse_inventory(
     network: NetworkModel,
     compare_listing: bool,
 ) -> anyhow::Result<Vec<SourceRun>> {
-    let s3 = LocalS3::start_with(Options {
-        tls: true,
-        network,
-        ..Options::default()
-    })
-    .await
-    .context("cannot start the embedded endpoint")?;
-    local_s3::seed_bucket(s3.store(), BUCKET, objects).context("cannot seed the bucket")?;
+    let s3 = seeded_endpoint(network, objects).await?;
     s3.store().create_bucket(INVENTORY_BUCKET)?;
     let spec = local_s3::inventory::InventorySpec {
         source: BUCKET,
@@ -339,14 +338,7 @@ pub async fn rehearse_listing(
     listers: &[usize],
     fetch_acls: bool,
 ) -> anyhow::Result<Vec<ListingRun>> {
-    let s3 = LocalS3::start_with(Options {
-        tls: true,
-        network,
-        ..Options::default()
-    })
-    .await
-    .context("cannot start the embedded endpoint")?;
-    local_s3::seed_bucket(s3.store(), BUCKET, objects).context("cannot seed the bucket")?;
+    let s3 = seeded_endpoint(network, objects).await?;
     if !fetch_acls {
         s3.store()
             .set_ownership(BUCKET, Some(local_s3::store::ObjectOwnership::BucketOwnerEnforced))?;
