@@ -52,6 +52,26 @@ pub struct WorkerRun {
     pub summary: Summary,
 }
 
+/// One join-all invocation of `payload` through the handler, and how long it took; an error
+/// names the run by `label`.
+async fn timed_invocation(
+    client: &Client,
+    config: &Config,
+    payload: serde_json::Value,
+    label: &str,
+) -> anyhow::Result<(acl_audit::AuditReport, std::time::Duration)> {
+    let started = Instant::now();
+    let report = handle(
+        StrategyKind::JoinAll,
+        client,
+        config,
+        LambdaEvent::new(payload, Context::default()),
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{label}: {err}"))?;
+    Ok((report, started.elapsed()))
+}
+
 /// An HTTPS local-s3 applying `network` to every request, its bucket seeded with `objects`.
 async fn seeded_endpoint(network: NetworkModel, objects: usize) -> anyhow::Result<LocalS3> {
     let s3 = LocalS3::start_with(Options {
@@ -287,16 +307,7 @@ pub async fn rehearse_inventory(
     let mut runs = Vec::new();
     for (source, payload) in payloads {
         let before = s3.requests("GetObjectAcl");
-        let started = Instant::now();
-        let report = handle(
-            StrategyKind::JoinAll,
-            &client,
-            &config,
-            LambdaEvent::new(payload, Context::default()),
-        )
-        .await
-        .map_err(|err| anyhow::anyhow!("{source}: {err}"))?;
-        let wall = started.elapsed();
+        let (report, wall) = timed_invocation(&client, &config, payload, source).await?;
         anyhow::ensure!(
             report.accounts_for_every_object() && report.objects_listed == objects,
             "the {source} run does not account for the {objects} objects: {report:?}"
@@ -352,17 +363,8 @@ pub async fn rehearse_listing(
             _ => None,
         })?;
         let (lists, acls) = (s3.requests("ListObjectsV2"), s3.requests("GetObjectAcl"));
-        let started = Instant::now();
         let payload = serde_json::json!({ "bucket": BUCKET });
-        let report = handle(
-            StrategyKind::JoinAll,
-            &client,
-            &config,
-            LambdaEvent::new(payload, Context::default()),
-        )
-        .await
-        .map_err(|err| anyhow::anyhow!("{count} listers: {err}"))?;
-        let wall = started.elapsed();
+        let (report, wall) = timed_invocation(&client, &config, payload, &format!("{count} listers")).await?;
         anyhow::ensure!(
             report.accounts_for_every_object() && report.objects_listed == objects && report.truncated.is_none(),
             "the run with {count} listers does not account for the {objects} objects: {report:?}"
