@@ -274,18 +274,8 @@ pub async fn invoke_with(
     {
         Ok(mut report) => {
             report.resumed_from = resumed_from;
-            let stored = match &token {
-                Some(location) => {
-                    let found = report.resumed_from.is_some();
-                    pass_on(client, location, &report, found).await.err()
-                }
-                None => None,
-            };
-            let written = match (stored, &folder) {
-                (Some(err), _) => Some(err),
-                (None, Some(folder)) => write_report(client, folder, &report).await.err(),
-                (None, None) => None,
-            };
+            let found = report.resumed_from.is_some();
+            let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
             (report, written)
         }
         Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
@@ -296,6 +286,26 @@ pub async fn invoke_with(
         tracing::error!(strategy = kind.name(), error = %err, "findings not written");
     }
     Invocation::audited(report, findings_error, scope)
+}
+
+/// What a finished run leaves behind: its token passed on at `token` (see [`pass_on`]), then
+/// its report in its `folder`; the first write that fails is the run's findings error.
+async fn record_run(
+    client: &Client,
+    token: Option<&S3Location>,
+    found: bool,
+    folder: Option<&S3Location>,
+    report: &AuditReport,
+) -> Option<FindingsNotWritten> {
+    if let Some(location) = token
+        && let Err(err) = pass_on(client, location, report, found).await
+    {
+        return Some(err);
+    }
+    match folder {
+        Some(folder) => write_report(client, folder, report).await.err(),
+        None => None,
+    }
 }
 
 /// Stores a stopped run's token for the next run of its target, or, once the target is done,
@@ -415,15 +425,7 @@ async fn audit_from_inventory(
         match acl_audit::audit::audit_inventory(&located, manifest, resume, config.strategy(kind), options).await {
             Ok(mut report) => {
                 report.resumed_from = resumed_from;
-                let stored = match &token {
-                    Some(location) => pass_on(client, location, &report, found).await.err(),
-                    None => None,
-                };
-                let written = match (stored, &folder) {
-                    (Some(err), _) => Some(err),
-                    (None, Some(folder)) => write_report(client, folder, &report).await.err(),
-                    (None, None) => None,
-                };
+                let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
                 (report, written)
             }
             Err(InventoryAuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
