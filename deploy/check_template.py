@@ -11,16 +11,19 @@ Fails (exit 1, one line per finding) when:
   missing, notifies no one or reads a metric the metrics line does not emit; or a log level
   offered would drop the metrics line;
 - a function is not the arm64 `bootstrap` built by cargo-lambda from a workspace package;
-- the state machine's role allows more than listing the bucket, invoking join-all, writing under
-  results/ and managing its own executions; or its definition breaks the States Language
-  (cfn-lint's schema, run on it inlined) or is not the Distributed Map the
-  docs/scale-out.md describes (ItemReader over ListObjectsV2, an ItemSelector passing only the
-  key, ItemBatcher with the bucket as BatchInput and a byte bound within a child's 256 KiB input,
-  join-all as the worker, a ResultWriter, a tolerated failure threshold, a last step handing
-  join-all the Map's output, a schedule following ScheduleState), or its placeholders and the
-  template's DefinitionSubstitutions differ; the functions' role reads objects (s3:GetObject)
-  beyond the results and the findings prefix, or outside the map run's own policy, or reads or
-  removes (s3:GetObject, s3:DeleteObject) anything but the stored resume tokens elsewhere.
+- the state machine's role allows more than reading the parts files under parts/, invoking
+  join-all, writing under results/ and managing its own executions; or its definition breaks the
+  States Language (cfn-lint's schema, run on it inlined) or is not the run of parts
+  docs/scale-out.md describes (a plan step handing join-all the bucket, prefix, inventory and a
+  parts folder of the results bucket; one Distributed Map whose ItemReader reads that pass's
+  parts file as JSON and hands each part whole to join-all, the one worker, with a ResultWriter
+  and a tolerated failure threshold; a collect step handing join-all the pass and the Map's
+  output, then a Choice running the Map again while parts are left; a last step handing join-all
+  the Map's output, every pass and the bucket; a schedule following ScheduleState), or its
+  placeholders and the template's DefinitionSubstitutions differ; the functions' role reads
+  objects (s3:GetObject) beyond the results and the findings prefix, or writes beyond parts/,
+  outside the map run's own policy, or reads or removes (s3:GetObject, s3:DeleteObject)
+  anything but the stored resume tokens elsewhere.
 """
 
 import copy
@@ -58,11 +61,13 @@ FUNCTION_ACTIONS = {
     "sqs:SendMessage",
 }
 FINDINGS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
-# The state machine's last step (join-all on the Map's output) reads the run's results and its
-# batches' findings files: in this policy only, on those two prefixes only.
+# The state machine's steps (join-all) read the passes' results and the parts' findings files,
+# and write the passes' parts files: in this policy only, on those prefixes only.
 MAP_RUN_POLICY = "read-map-run-results"
 MAP_RUN_READS = {"s3:GetObject"}
 MAP_RUN_READ_PREFIXES = ("/results/*", "/${FindingsPrefix}*")
+PARTS_WRITES = {"s3:PutObject"}
+PARTS_PREFIX = "/parts/*"
 # An inventory-sourced run reads the inventory's destination bucket, in this policy only.
 INVENTORY_POLICY = "read-inventory"
 INVENTORY_READ = "arn:${AWS::Partition}:s3:::${InventoryBucketName}/*"
@@ -91,7 +96,8 @@ LEVELS_KEEPING_INFO = {"TRACE", "DEBUG", "INFO"}
 FUNCTIONS = {"SequentialFunction": "sequential", "SpawnBlockingFunction": "spawn-blocking", "JoinAllFunction": "join-all"}
 STATE_MACHINE = "AuditStateMachine"
 STATE_MACHINE_ACTIONS = {
-    "s3:ListBucket",
+    # The parts files, under parts/ only.
+    "s3:GetObject",
     "lambda:InvokeFunction",
     "s3:PutObject",
     "s3:AbortMultipartUpload",
@@ -101,9 +107,7 @@ STATE_MACHINE_ACTIONS = {
     "states:StopExecution",
 }
 RESULTS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
-# What the worker reads of each listed object, and a child execution's input limit.
-ITEM_SELECTOR = {"Key.$": "$$.Map.Item.Value.Key"}
-CHILD_INPUT_LIMIT = 256 * 1024
+NUMBERS = {"Parts", "MaxConcurrency", "ToleratedFailurePercentage"}
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
@@ -171,7 +175,7 @@ def definition_findings(source):
     used = set(PLACEHOLDER.findall(text))
     if used != set(substitutions):
         yield f"{STATE_MACHINE}: placeholders {sorted(used)} but substitutions {sorted(substitutions)}"
-    example = {name: "1" if name in {"BatchSize", "MaxConcurrency", "ToleratedFailurePercentage"} else f"example-{name}"
+    example = {name: "1" if name in NUMBERS else f"example-{name}"
                for name in used}
     definition = json.loads(PLACEHOLDER.sub(lambda m: example[m.group(1)], text))
     # cfn-lint validates a definition against the States Language schema only when it is inline.
@@ -182,16 +186,30 @@ def definition_findings(source):
     }
     for match in lint(json.dumps(inline)):
         yield f"{path.name}: {match}"
-    maps = [(name, state) for name, state in definition["States"].items() if state["Type"] == "Map"]
+    states = definition["States"]
+    maps = [(name, state) for name, state in states.items() if state["Type"] == "Map"]
     if len(maps) != 1:
         yield f"{path.name}: expected one Map state, found {len(maps)}"
         return
     name, state = maps[0]
+    worker = "example-WorkerFunctionArn"
+
+    def invokes_worker(task):
+        return task.get("Type") == "Task" and task.get("Parameters", {}).get("FunctionName") == worker
+
+    # The plan: join-all cuts the bucket into parts, into a folder of the results bucket.
+    plan = next((task for task in states.values() if invokes_worker(task) and "plan" in task["Parameters"].get("Payload", {})), {})
+    plan_payload = plan.get("Parameters", {}).get("Payload", {}).get("plan", {})
+    if plan.get("Next") != name or plan_payload.get("bucket") != "example-BucketName" or \
+            plan_payload.get("prefix") != "example-ObjectPrefix" or plan_payload.get("inventory") != "example-InventorySource" or \
+            "example-ResultsBucketName/parts/" not in plan_payload.get("folder.$", ""):
+        yield f"{path.name}: no plan step handing join-all the bucket, prefix, inventory and a parts/ folder of the results bucket before {name}"
+    reader = state.get("ItemReader", {})
     expectations = {
-        "ItemReader.Resource": (state.get("ItemReader", {}).get("Resource"), "arn:aws:states:::s3:listObjectsV2"),
-        "ItemReader.Parameters.Bucket": (state.get("ItemReader", {}).get("Parameters", {}).get("Bucket"),
-                                         "example-BucketName"),
-        "ItemBatcher.BatchInput": (state.get("ItemBatcher", {}).get("BatchInput"), {"bucket": "example-BucketName"}),
+        "ItemReader.Resource": (reader.get("Resource"), "arn:aws:states:::s3:getObject"),
+        "ItemReader.ReaderConfig": (reader.get("ReaderConfig"), {"InputType": "JSON"}),
+        "ItemReader.Parameters": (reader.get("Parameters"), {"Bucket.$": "$.run.pass.items.Bucket",
+                                                             "Key.$": "$.run.pass.items.Key"}),
         "ItemProcessor.ProcessorConfig.Mode": (state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode"),
                                                "DISTRIBUTED"),
         "ResultWriter.Resource": (state.get("ResultWriter", {}).get("Resource"), "arn:aws:states:::s3:putObject"),
@@ -201,28 +219,33 @@ def definition_findings(source):
     for field, (actual, expected) in expectations.items():
         if actual != expected:
             yield f"{path.name}: {name}.{field} is {actual!r}, expected {expected!r}"
-    for field in ["MaxItemsPerBatch", "MaxItemsPerBatchPath"]:
-        if field in state.get("ItemBatcher", {}):
-            break
-    else:
-        yield f"{path.name}: {name}.ItemBatcher sets no batch size"
-    # A child's input is at most 256 KiB: only the key of each listed object, and a byte bound.
-    if state.get("ItemSelector") != ITEM_SELECTOR:
-        yield f"{path.name}: {name}.ItemSelector is {state.get('ItemSelector')!r}, expected {ITEM_SELECTOR!r}"
-    max_bytes = state.get("ItemBatcher", {}).get("MaxInputBytesPerBatch")
-    if not isinstance(max_bytes, int) or not 0 < max_bytes <= CHILD_INPUT_LIMIT:
-        yield f"{path.name}: {name}.ItemBatcher.MaxInputBytesPerBatch is {max_bytes!r}, expected at most {CHILD_INPUT_LIMIT}"
+    # Each part is built below 256 KiB (acl_audit::parts) and handed on whole: neither batched
+    # with others nor reshaped.
+    for field in ["ItemBatcher", "ItemSelector"]:
+        if field in state:
+            yield f"{path.name}: {name}.{field} is set: a part is a worker's whole event"
     if not {"ToleratedFailurePercentage", "ToleratedFailurePercentagePath"} & set(state):
         yield f"{path.name}: {name} sets no tolerated failure threshold"
     workers = [task for task in state.get("ItemProcessor", {}).get("States", {}).values() if task["Type"] == "Task"]
-    if [task.get("Parameters", {}).get("FunctionName") for task in workers] != ["example-WorkerFunctionArn"]:
-        yield f"{path.name}: the worker is not one Task invoking WorkerFunctionArn"
-    # The last step: join-all given the Map's output, to add the batches up in the cloud.
-    after = definition["States"].get(state.get("Next", ""), {})
+    if [(task.get("Parameters", {}).get("FunctionName"), task.get("Parameters", {}).get("Payload.$"))
+            for task in workers] != [(worker, "$")]:
+        yield f"{path.name}: the worker is not one Task invoking WorkerFunctionArn with the part as its event"
+    # Collect: the pass and the Map's output to join-all, then the Map again while parts are left.
+    collect = states.get(state.get("Next", ""), {})
+    collect_payload = collect.get("Parameters", {}).get("Payload", {}).get("collect", {})
+    if not invokes_worker(collect) or collect_payload != {"pass.$": "$.run.pass", "map.$": state.get("ResultPath")}:
+        yield f"{path.name}: {name} is not followed by a collect step handing join-all the pass and the Map's output"
+    choice = states.get(collect.get("Next", ""), {})
+    loops = [rule for rule in choice.get("Choices", []) if rule.get("Next") == name
+             and rule.get("Variable") == "$.run.pass.count" and rule.get("NumericGreaterThan") == 0]
+    if choice.get("Type") != "Choice" or not loops:
+        yield f"{path.name}: the collect step is not followed by a Choice running {name} again while parts are left"
+    # The last step: join-all given the Map's output and every pass, to add the parts up.
+    after = states.get(choice.get("Default", ""), {})
     payload = after.get("Parameters", {}).get("Payload", {})
-    if (after.get("Type"), after.get("Parameters", {}).get("FunctionName")) != ("Task", "example-WorkerFunctionArn") or \
-            payload.get("ResultWriterDetails.$") != "$.ResultWriterDetails" or payload.get("bucket") != "example-BucketName":
-        yield f"{path.name}: {name} is not followed by a Task handing join-all its ResultWriterDetails and the bucket"
+    if not invokes_worker(after) or payload.get("ResultWriterDetails.$") != "$.map.ResultWriterDetails" or \
+            payload.get("passes.$") != "$.run.pass.passes" or payload.get("bucket") != "example-BucketName":
+        yield f"{path.name}: the run does not end with a Task handing join-all its ResultWriterDetails, every pass and the bucket"
     schedules = [event for event in properties.get("Events", {}).values() if event.get("Type") == "ScheduleV2"]
     if [event.get("Properties", {}).get("State") for event in schedules] != [{"Ref": "ScheduleState"}]:
         yield f"{STATE_MACHINE}: expected one ScheduleV2 event whose State is the ScheduleState parameter"
@@ -273,9 +296,12 @@ def findings(source, transformed):
                     if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}/*":
                         yield f"{name}/{policy}: object ACLs read beyond the audited bucket: {resource_text(target)}"
             if FINDINGS_WRITES & set(actions):
+                # The state machine's steps write the parts files, in their own policy only.
+                parts = policy == MAP_RUN_POLICY and set(actions) <= PARTS_WRITES
+                allowed, where = (PARTS_PREFIX, "parts/") if parts else ("/${FindingsPrefix}*", "the findings prefix")
                 for target in as_list(statement["Resource"]):
-                    if not resource_text(target).endswith("/${FindingsPrefix}*"):
-                        yield f"{name}/{policy}: writes outside the findings prefix: {resource_text(target)}"
+                    if not resource_text(target).endswith(allowed):
+                        yield f"{name}/{policy}: writes outside {where}: {resource_text(target)}"
         if assumed_by(resource, "states.amazonaws.com"):
             for action in actions:
                 if action not in STATE_MACHINE_ACTIONS:
@@ -284,6 +310,10 @@ def findings(source, transformed):
                 for target in as_list(statement["Resource"]):
                     if not resource_text(target).endswith("/results/*"):
                         yield f"{name}/{policy}: writes outside results/: {resource_text(target)}"
+            if "s3:GetObject" in actions:
+                for target in as_list(statement["Resource"]):
+                    if not resource_text(target).endswith(PARTS_PREFIX):
+                        yield f"{name}/{policy}: reads objects outside parts/: {resource_text(target)}"
     for logical_id, package in FUNCTIONS.items():
         function = source["Resources"].get(logical_id)
         if function is None:

@@ -85,11 +85,25 @@ class CheckTemplate(unittest.TestCase):
             "managed policy arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
         )
 
-    def test_a_state_machine_reading_objects_fails(self):
+    def test_a_state_machine_listing_the_bucket_fails(self):
         self.assert_finding(
             "                Action: lambda:InvokeFunction",
-            "                Action: [lambda:InvokeFunction, s3:GetObject]",
-            "AuditStateMachineRole/run-distributed-audit: action s3:GetObject beyond",
+            "                Action: [lambda:InvokeFunction, s3:ListBucket]",
+            "AuditStateMachineRole/run-distributed-audit: action s3:ListBucket beyond",
+        )
+
+    def test_a_state_machine_reading_objects_beyond_the_parts_fails(self):
+        self.assert_finding(
+            "                Action: s3:GetObject\n                Resource: !Sub ${ResultsBucket.Arn}/parts/*\n",
+            "                Action: s3:GetObject\n                Resource: !Sub ${ResultsBucket.Arn}/*\n",
+            "reads objects outside parts/",
+        )
+
+    def test_parts_written_beyond_their_prefix_fail(self):
+        self.assert_finding(
+            "            Action: s3:PutObject\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n",
+            "            Action: s3:PutObject\n            Resource: !Sub ${ResultsBucket.Arn}/*\n",
+            "read-map-run-results: writes outside parts/",
         )
 
     def test_results_written_outside_their_prefix_fail(self):
@@ -99,10 +113,10 @@ class CheckTemplate(unittest.TestCase):
             "writes outside results/",
         )
 
-    def assert_definition_finding(self, mutate, finding):
-        """The template pointed at a copy of the definition that `mutate` changed."""
+    def assert_definition_finding(self, mutate, finding, state="AuditParts"):
+        """The template pointed at a copy of the definition whose `state` `mutate` changed."""
         definition = json.loads((DEPLOY.parent / "statemachine/audit-bucket.asl.json").read_text())
-        mutate(definition["States"]["AuditBatches"])
+        mutate(definition["States"][state])
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
             json.dump(definition, file)
         try:
@@ -114,16 +128,29 @@ class CheckTemplate(unittest.TestCase):
 
     def test_a_definition_without_a_result_writer_fails(self):
         self.assert_definition_finding(
-            lambda state: state.pop("ResultWriter"), "AuditBatches.ResultWriter.Resource is None"
+            lambda state: state.pop("ResultWriter"), "AuditParts.ResultWriter.Resource is None"
         )
 
-    def test_a_definition_passing_every_listed_field_fails(self):
-        self.assert_definition_finding(lambda state: state.pop("ItemSelector"), "AuditBatches.ItemSelector is None")
-
-    def test_a_definition_without_a_byte_bound_within_a_child_s_input_fails(self):
+    def test_a_definition_listing_the_bucket_itself_fails(self):
         self.assert_definition_finding(
-            lambda state: state["ItemBatcher"].update(MaxInputBytesPerBatch=300000),
-            "MaxInputBytesPerBatch is 300000",
+            lambda state: state["ItemReader"].update(Resource="arn:aws:states:::s3:listObjectsV2"),
+            "AuditParts.ItemReader.Resource is 'arn:aws:states:::s3:listObjectsV2'",
+        )
+
+    def test_a_definition_batching_parts_fails(self):
+        self.assert_definition_finding(
+            lambda state: state.update(ItemBatcher={"MaxItemsPerBatch": 10}),
+            "AuditParts.ItemBatcher is set",
+        )
+
+    def test_a_definition_without_a_plan_fails(self):
+        self.assert_definition_finding(
+            lambda state: state["Parameters"]["Payload"]["plan"].pop("inventory"), "no plan step", state="Plan"
+        )
+
+    def test_a_definition_running_one_pass_only_fails(self):
+        self.assert_definition_finding(
+            lambda state: state["Choices"][0].update(Next="AddUp"), "running AuditParts again", state="PartsLeft"
         )
 
     def test_a_state_machine_schedule_on_by_default_fails(self):
@@ -218,13 +245,18 @@ class CheckTemplate(unittest.TestCase):
             "read-inventory: reads beyond the inventory bucket: s3:ListBucket",
         )
 
-    def test_a_definition_that_never_adds_its_batches_up_fails(self):
+    def test_a_definition_that_never_collects_its_parts_fails(self):
         def end_at_the_map(state):
             state.pop("Next")
             state["End"] = True
 
+        self.assert_definition_finding(end_at_the_map, "is not followed by a collect step")
+
+    def test_a_definition_adding_up_the_last_pass_only_fails(self):
         self.assert_definition_finding(
-            end_at_the_map, "is not followed by a Task handing join-all its ResultWriterDetails"
+            lambda state: state["Parameters"]["Payload"].pop("passes.$"),
+            "does not end with a Task handing join-all its ResultWriterDetails, every pass",
+            state="AddUp",
         )
 
     def test_a_log_level_that_drops_the_metrics_line_fails(self):

@@ -46,6 +46,29 @@ pub enum HandlerError {
     /// The state machine's last step could not add its batches up.
     #[error("the map run's results cannot be added up: {0}")]
     MapRun(SummarizeError),
+    /// A plan or collect step of a state machine run of parts failed.
+    #[error(transparent)]
+    Step(#[from] StepError),
+}
+
+/// Why a plan or collect step (`crate::steps`) failed, beyond the errors it shares with a run.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StepError {
+    /// Every part of a pass stopped at its deadline having taken on no object: the next pass
+    /// would do the same.
+    #[error(
+        "pass {pass}: every part stopped at its deadline before taking on an object; raise the function's timeout or lower DEADLINE_MARGIN_MS"
+    )]
+    NoProgress { pass: usize },
+    #[error(
+        "the run has taken {passes} passes and parts are still left: its state machine is stopped as going nowhere"
+    )]
+    TooManyPasses { passes: usize },
+    /// The parts file the Map reads could not be written.
+    #[error(
+        "cannot write the parts file {uri}: {code}: {message} (the role needs s3:PutObject under the results bucket's parts/)"
+    )]
+    PartsNotWritten { uri: String, code: String, message: String },
 }
 
 /// What the function's owner can change about a listing that failed.
@@ -75,6 +98,9 @@ impl HandlerError {
             HandlerError::FindingsNotWritten(_) => "FindingsNotWritten",
             HandlerError::MapRun(err) => err.error_type(),
             HandlerError::Inventory(_) => "InventoryNotRead",
+            HandlerError::Step(StepError::NoProgress { .. }) => "NoProgress",
+            HandlerError::Step(StepError::TooManyPasses { .. }) => "TooManyPasses",
+            HandlerError::Step(StepError::PartsNotWritten { .. }) => "PartsNotWritten",
         }
     }
 }

@@ -46,6 +46,11 @@ pub struct Request {
     /// The keys are one batch of a Distributed Map run, whose last step reports the run.
     #[serde(skip)]
     pub map_batch: bool,
+    /// The token is one part of a state machine run (`crate::parts`), whose last step
+    /// reports the run: this invocation's metrics count per strategy only, and it stores no
+    /// token of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub map_part: bool,
 }
 
 /// What a Distributed Map state with a `ResultWriter` outputs (Step Functions' "ResultWriter"
@@ -61,9 +66,14 @@ pub struct MapRunOutput {
     /// when absent.
     #[serde(rename = "bucket", default)]
     pub bucket: Option<String>,
+    /// Every pass's map run, in order, when the run took several (a state machine of parts,
+    /// `Pass::passes`): all are added up, and the first names the run's folder.
+    #[serde(rename = "passes", default, skip_serializing_if = "Vec::is_empty")]
+    pub passes: Vec<ResultWriterDetails>,
 }
 
-/// Where the ResultWriter put the run's `manifest.json`.
+/// Where the ResultWriter put the run's `manifest.json`; also where a pass's parts file is,
+/// as the Map's ItemReader takes it (`Bucket`, `Key`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct ResultWriterDetails {
@@ -77,15 +87,110 @@ impl MapRunOutput {
         payload.get("ResultWriterDetails").map(|_| from_value(payload.clone()))
     }
 
-    /// The map run's id: the folder its ResultWriter wrote into (`<prefix>/<id>/manifest.json`).
+    /// The map run's id: the folder its ResultWriter wrote into (`<prefix>/<id>/manifest.json`);
+    /// the first pass's, for a run of several.
     pub fn run_id(&self) -> &str {
-        let key = &self.result_writer_details.key;
+        let key = &self.passes.first().unwrap_or(&self.result_writer_details).key;
         let folder = key.rsplit_once('/').map_or("", |(folder, _)| folder);
         folder
             .rsplit('/')
             .next()
             .filter(|id| !id.is_empty())
             .unwrap_or("map-run")
+    }
+}
+
+/// The state machine's first step (`{"plan": …}`): cut the bucket, or the S3 Inventory report
+/// named, into parts for the Map's workers, and write them as the first pass's parts file in
+/// `folder`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    /// The function's `BUCKET_NAME` when absent or blank.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// The function's `OBJECT_PREFIX` when absent; blank for the whole bucket.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// An inventory report's manifest, or its configuration's folder (the newest report);
+    /// blank or absent to list the bucket.
+    #[serde(default)]
+    pub inventory: Option<String>,
+    /// Overrides `INCLUDE_VERSIONS` (versions are listed as one part, in passes).
+    #[serde(default)]
+    pub include_versions: Option<bool>,
+    /// At most this many parts of a listing (an inventory's are its files).
+    #[serde(default = "default_parts")]
+    pub parts: usize,
+    /// `s3://bucket/folder/` for the run's parts files, one per pass.
+    pub folder: String,
+}
+
+/// Parts a listing is cut into by default: a few per Map worker at the template's default
+/// concurrency, so that an uneven cut still keeps them busy.
+pub const DEFAULT_PARTS: usize = 64;
+
+fn default_parts() -> usize {
+    DEFAULT_PARTS
+}
+
+/// Where a run of parts is: the state the state machine carries from step to step
+/// (`$.parts`), which the plan step starts and each collect step moves on a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pass {
+    pub bucket: String,
+    /// `s3://bucket/folder/` of the parts files.
+    pub folder: String,
+    /// 0 for the plan's parts, then one more per pass that had parts to hand on.
+    pub pass: usize,
+    /// Parts in this pass's file: 0 when the run is done.
+    pub count: usize,
+    /// This pass's parts file, a JSON array of the workers' events.
+    pub items: ResultWriterDetails,
+    /// The map runs of the passes done so far, for the last step to add up.
+    #[serde(default)]
+    pub passes: Vec<ResultWriterDetails>,
+}
+
+/// A collect step (`{"collect": …}`): the pass just run and its Map's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectRequest {
+    pub pass: Pass,
+    pub map: MapRunOutput,
+}
+
+/// One part, as the parts file hands it to a worker: a token and the mark of a part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartEvent {
+    pub resume: Resume,
+    pub map_part: bool,
+}
+
+impl PartEvent {
+    pub fn new(resume: Resume) -> Self {
+        PartEvent { resume, map_part: true }
+    }
+}
+
+/// The steps of a state machine run of parts that are not audits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepRequest {
+    Plan(PlanRequest),
+    Collect(Box<CollectRequest>),
+}
+
+impl StepRequest {
+    /// Recognises `{"plan": …}` and `{"collect": …}`; `None` for any other payload.
+    pub fn parse(payload: &Value) -> Option<Result<Self, RequestError>> {
+        let fields = payload.as_object().filter(|fields| fields.len() == 1)?;
+        if let Some(plan) = fields.get("plan") {
+            return Some(from_value(plan.clone()).map(StepRequest::Plan));
+        }
+        let collect = fields.get("collect")?;
+        Some(from_value(collect.clone()).map(|request| StepRequest::Collect(Box::new(request))))
     }
 }
 

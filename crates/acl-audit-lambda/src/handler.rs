@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::error::{HandlerError, RequestError};
-use crate::event::{MapRunOutput, parse_event};
-use crate::map_run::summarize_manifest;
+use crate::event::{MapRunOutput, Pass, StepRequest, parse_event};
+use crate::map_run::summarize_passes;
 use crate::stored_resume;
 
 /// One invocation: resolve the target from the event over `config`, audit it (writing its
@@ -60,6 +60,16 @@ pub enum Invocation {
         bucket: Option<String>,
         error: HandlerError,
     },
+    /// A plan or collect step of a state machine run of parts: no audit, a [`Pass`].
+    Stepped { pass: Box<Pass> },
+}
+
+/// What an invocation answers its caller: an audit's report, or a step's pass.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Report(Box<AuditReport>),
+    Pass(Box<Pass>),
 }
 
 /// What part of an audit an invocation's report covers, which decides the metrics it counts
@@ -87,12 +97,24 @@ impl Invocation {
     pub fn scope(&self) -> Scope {
         match self {
             Invocation::Audited { scope, .. } => *scope,
-            Invocation::Failed { .. } => Scope::Run,
+            Invocation::Failed { .. } | Invocation::Stepped { .. } => Scope::Run,
         }
     }
 
+    /// What the caller is answered: the report, the pass, or the error.
+    pub fn into_reply(self) -> Result<Reply, HandlerError> {
+        match self {
+            Invocation::Stepped { pass } => Ok(Reply::Pass(pass)),
+            audit => audit.into_result().map(|report| Reply::Report(Box::new(report))),
+        }
+    }
+
+    /// An audit's report, or its error; a step (which has no report) is refused as not an audit.
     pub fn into_result(self) -> Result<AuditReport, HandlerError> {
         match self {
+            Invocation::Stepped { .. } => {
+                Err(RequestError::InvalidEvent("a plan or collect step answers a pass, not a report".to_owned()).into())
+            }
             Invocation::Audited {
                 report,
                 findings_error: None,
@@ -110,13 +132,14 @@ impl Invocation {
         match self {
             Invocation::Audited { report, .. } => Some(&report.bucket),
             Invocation::Failed { bucket, .. } => bucket.as_deref(),
+            Invocation::Stepped { pass } => Some(&pass.bucket),
         }
     }
 
     pub fn report(&self) -> Option<&AuditReport> {
         match self {
             Invocation::Audited { report, .. } => Some(report),
-            Invocation::Failed { .. } => None,
+            Invocation::Failed { .. } | Invocation::Stepped { .. } => None,
         }
     }
 
@@ -151,6 +174,26 @@ pub async fn invoke_with(
     config: &Config,
     event: LambdaEvent<Value>,
 ) -> Invocation {
+    if let Some(step) = StepRequest::parse(&event.payload) {
+        let stepped = match step {
+            Ok(StepRequest::Plan(request)) => crate::steps::plan(client, config, request).await,
+            Ok(StepRequest::Collect(request)) => crate::steps::collect(client, *request).await,
+            Err(err) => return refused(kind, config, err),
+        };
+        return match stepped {
+            Ok(pass) => {
+                tracing::info!(bucket = %pass.bucket, pass = pass.pass, parts = pass.count, file = %pass.items.key, "parts written");
+                Invocation::Stepped { pass: Box::new(pass) }
+            }
+            Err(error) => {
+                tracing::error!(strategy = kind.name(), error = %error, "state machine step failed");
+                Invocation::Failed {
+                    bucket: config.bucket.clone(),
+                    error,
+                }
+            }
+        };
+    }
     if let Some(run) = MapRunOutput::parse(&event.payload) {
         return match run {
             Ok(run) => Box::pin(add_up_map_run(kind, client, config, run)).await,
@@ -193,12 +236,17 @@ pub async fn invoke_with(
                 bucket,
                 manifest,
                 resume,
+                scope: if request.map_part { Scope::MapBatch } else { Scope::Run },
             });
         }
         let audit_when_acls_disabled = request
             .audit_when_acls_disabled
             .unwrap_or(config.audit_when_acls_disabled);
-        let scope = if request.map_batch { Scope::MapBatch } else { Scope::Run };
+        let scope = if request.map_batch || request.map_part {
+            Scope::MapBatch
+        } else {
+            Scope::Run
+        };
         Ok(Source::Listing {
             target: config.target(request)?,
             audit_when_acls_disabled,
@@ -215,11 +263,13 @@ pub async fn invoke_with(
             bucket,
             manifest,
             resume,
+            scope,
         }) => {
             let source = InventorySource {
                 bucket: &bucket,
                 manifest: &manifest,
                 resume: resume.as_ref(),
+                scope,
             };
             return Box::pin(audit_from_inventory(
                 kind,
@@ -340,6 +390,7 @@ enum Source {
         bucket: String,
         manifest: S3Location,
         resume: Option<Resume>,
+        scope: Scope,
     },
 }
 
@@ -348,6 +399,8 @@ struct InventorySource<'a> {
     bucket: &'a str,
     manifest: &'a S3Location,
     resume: Option<&'a Resume>,
+    /// A part of a state machine run's, or a run of its own.
+    scope: Scope,
 }
 
 /// A run whose source is an S3 Inventory report: the bucket's settings read first, then every
@@ -365,6 +418,7 @@ async fn audit_from_inventory(
         bucket,
         manifest,
         resume,
+        scope,
     } = source;
     let request_id = &lambda.request_id;
     let failed = |error: HandlerError| audit_failed(kind, bucket.to_owned(), error);
@@ -435,7 +489,7 @@ async fn audit_from_inventory(
         tracing::warn!(bucket, inventory_of = %report.bucket, "the inventory is of another bucket than the one named");
     }
     log_report(kind, request_id, &report);
-    Invocation::audited(report, findings_error, Scope::Run)
+    Invocation::audited(report, findings_error, scope)
 }
 
 fn audit_failed(kind: StrategyKind, bucket: String, error: HandlerError) -> Invocation {
@@ -467,7 +521,13 @@ async fn add_up_map_run(kind: StrategyKind, client: &Client, config: &Config, ru
         .as_ref()
         .map(|file| StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES));
     let details = &run.result_writer_details;
-    let summed = summarize_manifest(client, &details.bucket, &details.key, upload.as_mut()).await;
+    // A run of parts hands every stopped part's token on to a next pass (`crate::steps`).
+    let (passes, handed_on) = if run.passes.is_empty() {
+        (std::slice::from_ref(details), false)
+    } else {
+        (run.passes.as_slice(), true)
+    };
+    let summed = summarize_passes(client, passes, handed_on, upload.as_mut()).await;
     let summary = match summed {
         Ok(summary) => summary,
         Err(err) => {
@@ -498,6 +558,7 @@ async fn add_up_map_run(kind: StrategyKind, client: &Client, config: &Config, ru
         batches_succeeded = summary.batches.succeeded,
         batches_failed = summary.batches.failed,
         batches_pending = summary.batches.pending,
+        passes = passes.len(),
         "map run added up"
     );
     log_report(kind, run.run_id(), &report);

@@ -7,14 +7,15 @@
 use acl_audit::audit::FindingsNotWritten;
 use acl_audit::findings::{FailureLine, FindingsWritten};
 use acl_audit::model::S3Location;
+use acl_audit::report::Truncation;
 use acl_audit::s3::read::read_object;
 use acl_audit::s3::upload::StreamingUpload;
-use acl_audit::{AuditReport, ObjectFailure, StrategyKind};
+use acl_audit::{AuditReport, ObjectFailure, ObjectRef, StrategyKind};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use serde::{Deserialize, Serialize};
 
-use crate::event::MapBatch;
+use crate::event::{MapBatch, PartEvent, ResultWriterDetails};
 
 pub const MANIFEST: &str = "manifest.json";
 
@@ -139,9 +140,25 @@ pub async fn summarize_manifest(
     client: &Client,
     bucket: &str,
     manifest_key: &str,
+    findings: Option<&mut StreamingUpload>,
+) -> Result<Summary, SummarizeError> {
+    let pass = ResultWriterDetails {
+        bucket: bucket.to_owned(),
+        key: manifest_key.to_owned(),
+    };
+    summarize_passes(client, std::slice::from_ref(&pass), false, findings).await
+}
+
+/// The same over every pass of a run of parts, in order. With `handed_on`, each stopped
+/// part's token is taken as handed on to the next pass ([`AuditReport::hand_on`]), as the
+/// collect step hands it on: its keys count in the part that carried on, so every object
+/// counts once.
+pub async fn summarize_passes(
+    client: &Client,
+    passes: &[ResultWriterDetails],
+    handed_on: bool,
     mut findings: Option<&mut StreamingUpload>,
 ) -> Result<Summary, SummarizeError> {
-    let manifest: Manifest = read_json(client, bucket, manifest_key).await?;
     let mut report = AuditReport::empty(StrategyKind::JoinAll, "");
     let mut batches = BatchCounts::default();
     let mut lines = FindingsWritten {
@@ -149,48 +166,54 @@ pub async fn summarize_manifest(
         objects: 0,
         failures: 0,
     };
-    let files = &manifest.result_files;
-    for file in files.succeeded.iter().chain(&files.failed).chain(&files.pending) {
-        let executions: Vec<ChildExecution> = read_json(client, bucket, &file.key).await?;
-        for execution in executions {
-            let malformed = |reason: String| SummarizeError::Malformed {
-                bucket: bucket.to_owned(),
-                key: file.key.clone(),
-                reason,
-            };
-            let batch = match (execution.status.as_str(), &execution.output) {
-                ("SUCCEEDED", Some(output)) => {
-                    batches.succeeded += 1;
-                    let batch = serde_json::from_str::<AuditReport>(output)
-                        .map_err(|err| malformed(format!("a batch's Output is not a report: {err}")))?;
-                    if let (Some(upload), Some(written)) = (findings.as_deref_mut(), &batch.findings) {
-                        copy_lines(client, &written.uri, upload).await?;
-                        lines.objects += written.objects;
-                        lines.failures += written.failures;
+    for pass in passes {
+        let bucket = pass.bucket.as_str();
+        let manifest: Manifest = read_json(client, bucket, &pass.key).await?;
+        let files = &manifest.result_files;
+        for file in files.succeeded.iter().chain(&files.failed).chain(&files.pending) {
+            let executions: Vec<ChildExecution> = read_json(client, bucket, &file.key).await?;
+            for execution in executions {
+                let malformed = |reason: String| SummarizeError::Malformed {
+                    bucket: bucket.to_owned(),
+                    key: file.key.clone(),
+                    reason,
+                };
+                let batch = match (execution.status.as_str(), &execution.output) {
+                    ("SUCCEEDED", Some(output)) => {
+                        batches.succeeded += 1;
+                        let mut batch = serde_json::from_str::<AuditReport>(output)
+                            .map_err(|err| malformed(format!("a batch's Output is not a report: {err}")))?;
+                        if handed_on {
+                            batch.hand_on();
+                        }
+                        if let (Some(upload), Some(written)) = (findings.as_deref_mut(), &batch.findings) {
+                            copy_lines(client, &written.uri, upload).await?;
+                            lines.objects += written.objects;
+                            lines.failures += written.failures;
+                        }
+                        batch
                     }
-                    batch
-                }
-                (status, _) => {
-                    let input = execution.input.as_deref().ok_or_else(|| {
-                        malformed(format!(
-                            "execution {:?} ({status}) carries no Input, so its keys cannot be counted",
-                            execution.name
-                        ))
-                    })?;
-                    let keys = serde_json::from_str::<MapBatch>(input)
-                        .map_err(|err| malformed(format!("a batch's Input is not a batch: {err}")))?;
-                    if status == "FAILED" {
-                        batches.failed += 1;
-                    } else {
-                        batches.pending += 1;
+                    (status, _) => {
+                        let input = execution.input.as_deref().ok_or_else(|| {
+                            malformed(format!(
+                                "execution {:?} ({status}) carries no Input, so its keys cannot be counted",
+                                execution.name
+                            ))
+                        })?;
+                        let input = ChildInput::parse(input).map_err(malformed)?;
+                        if status == "FAILED" {
+                            batches.failed += 1;
+                        } else {
+                            batches.pending += 1;
+                        }
+                        if let (Some(upload), "FAILED") = (findings.as_deref_mut(), status) {
+                            lines.failures += write_failures(upload, &execution, &input).await?;
+                        }
+                        input.unfinished(status, &execution)
                     }
-                    if let (Some(upload), "FAILED") = (findings.as_deref_mut(), status) {
-                        lines.failures += write_failures(upload, &execution, &keys).await?;
-                    }
-                    unfinished_batch(status, &execution, keys)
-                }
-            };
-            report.absorb(batch);
+                };
+                report.absorb(batch);
+            }
         }
     }
     if let Some(resume) = &mut report.resume {
@@ -198,10 +221,89 @@ pub async fn summarize_manifest(
     }
     report.findings = findings.is_some().then_some(lines);
     Ok(Summary {
-        manifest: manifest_key.to_owned(),
+        manifest: passes.last().map(|pass| pass.key.clone()).unwrap_or_default(),
         batches,
         report,
     })
+}
+
+/// The reports of a map run's children that succeeded, as its ResultWriter recorded them.
+pub async fn succeeded_reports(client: &Client, run: &ResultWriterDetails) -> Result<Vec<AuditReport>, SummarizeError> {
+    let manifest: Manifest = read_json(client, &run.bucket, &run.key).await?;
+    let mut reports = Vec::new();
+    for file in &manifest.result_files.succeeded {
+        let executions: Vec<ChildExecution> = read_json(client, &run.bucket, &file.key).await?;
+        for output in executions.into_iter().filter_map(|execution| execution.output) {
+            let report = serde_json::from_str::<AuditReport>(&output).map_err(|err| SummarizeError::Malformed {
+                bucket: run.bucket.clone(),
+                key: file.key.clone(),
+                reason: format!("a part's Output is not a report: {err}"),
+            })?;
+            reports.push(report);
+        }
+    }
+    Ok(reports)
+}
+
+/// What a child that has no report was handed: a batch of keys, or a part of a run.
+enum ChildInput {
+    Batch(MapBatch),
+    Part(PartEvent),
+}
+
+impl ChildInput {
+    fn parse(input: &str) -> Result<Self, String> {
+        serde_json::from_str::<MapBatch>(input)
+            .map(ChildInput::Batch)
+            .or_else(|_| serde_json::from_str::<PartEvent>(input).map(ChildInput::Part))
+            .map_err(|err| format!("a child's Input is neither a batch nor a part: {err}"))
+    }
+
+    fn bucket(&self) -> &str {
+        match self {
+            ChildInput::Batch(batch) => batch.batch_input.bucket.as_deref().unwrap_or_default(),
+            ChildInput::Part(part) => &part.resume.bucket,
+        }
+    }
+
+    /// The keys it names (a part's listing, if any, is not known).
+    fn keys(&self) -> Vec<ObjectRef> {
+        match self {
+            ChildInput::Batch(batch) => batch.keys().map(ObjectRef::from).collect(),
+            ChildInput::Part(part) => part.resume.keys.clone(),
+        }
+    }
+
+    /// Its report: a failed one's keys are failures, a pending one's are not fetched; a
+    /// part's listing left undone truncates the run, its token in `resume`.
+    fn unfinished(self, status: &str, execution: &ChildExecution) -> AuditReport {
+        let mut report = AuditReport::empty(StrategyKind::JoinAll, self.bucket());
+        let keys = self.keys();
+        report.objects_listed = keys.len();
+        let listing_left = match self {
+            ChildInput::Part(part) if !part.resume.listing_complete => Some(part.resume),
+            _ => None,
+        };
+        if status == "FAILED" {
+            for object in keys {
+                report.failures.add(batch_failure(execution, object));
+            }
+        } else {
+            report.objects_not_fetched = keys.len();
+            report.resume = Some(acl_audit::Resume::keys_only(report.bucket.clone(), keys));
+        }
+        if let Some(mut token) = listing_left {
+            token.keys = report.resume.take().map(|resume| resume.keys).unwrap_or_default();
+            report.truncated = Some(Truncation::ListingFailed {
+                error: format!(
+                    "a part of the run {status} before listing its keys: {}",
+                    execution.error.as_deref().unwrap_or("ExecutionFailed")
+                ),
+            });
+            report.resume = Some(token);
+        }
+        report
+    }
 }
 
 /// Appends a batch's findings file (`s3://…/findings.jsonl`, whole lines) to `upload`.
@@ -234,50 +336,32 @@ async fn copy_lines(client: &Client, uri: &str, upload: &mut StreamingUpload) ->
     Ok(())
 }
 
-/// A failure line for every key of a failed batch, the child execution's error as its code;
-/// how many.
+/// A failure line for every key of a failed batch or part, the child execution's error as its
+/// code; how many.
 async fn write_failures(
     upload: &mut StreamingUpload,
     execution: &ChildExecution,
-    keys: &MapBatch,
+    input: &ChildInput,
 ) -> Result<usize, SummarizeError> {
-    let bucket = keys.batch_input.bucket.as_deref().unwrap_or_default();
-    for item in &keys.items {
-        let failure = batch_failure(execution, item.key.clone());
+    let keys = input.keys();
+    for object in &keys {
+        let failure = batch_failure(execution, object.clone());
         // Plain data with string keys: serialising cannot fail.
-        let mut line = serde_json::to_vec(&FailureLine::of(bucket, &failure)).unwrap_or_default();
+        let mut line = serde_json::to_vec(&FailureLine::of(input.bucket(), &failure)).unwrap_or_default();
         line.push(b'\n');
         upload.write(&line).await.map_err(FindingsNotWritten::from)?;
     }
-    Ok(keys.items.len())
+    Ok(keys.len())
 }
 
 /// A key of a failed batch, failed with the child execution's error.
-fn batch_failure(execution: &ChildExecution, key: String) -> ObjectFailure {
+fn batch_failure(execution: &ChildExecution, object: ObjectRef) -> ObjectFailure {
     ObjectFailure {
-        key,
-        version_id: None,
+        key: object.key,
+        version_id: object.version_id,
         code: execution.error.clone().unwrap_or_else(|| "ExecutionFailed".to_owned()),
         message: execution.cause.clone().unwrap_or_default(),
     }
-}
-
-/// A batch with no report: a failed one's keys are failures, a pending one's are not fetched.
-fn unfinished_batch(status: &str, execution: &ChildExecution, keys: MapBatch) -> AuditReport {
-    let mut report = AuditReport::empty(StrategyKind::JoinAll, keys.batch_input.bucket.unwrap_or_default());
-    report.objects_listed = keys.items.len();
-    if status == "FAILED" {
-        for item in keys.items {
-            report.failures.add(batch_failure(execution, item.key));
-        }
-    } else {
-        report.objects_not_fetched = keys.items.len();
-        report.resume = Some(acl_audit::Resume::keys_only(
-            report.bucket.clone(),
-            keys.items.into_iter().map(|item| item.key),
-        ));
-    }
-    report
 }
 
 async fn find_manifest(client: &Client, location: &S3Location) -> Result<String, SummarizeError> {

@@ -154,6 +154,10 @@ fn directive(dimensions: &[&str], metrics: &[(&str, &str)]) -> Value {
 
 /// Writes the invocation's EMF line to stdout, where Lambda's log pipeline picks it up.
 pub fn emit(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<usize>) {
+    // A plan or collect step audits nothing: its parts and the last step count the run.
+    if matches!(invocation, Invocation::Stepped { .. }) {
+        return;
+    }
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));

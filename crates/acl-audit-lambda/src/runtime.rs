@@ -104,7 +104,7 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
             };
             // Failed runs too: an alarm on FailedRuns, and a dashboard line that does not stop.
             crate::metrics::emit(kind, &invocation, memory_mb);
-            invocation.into_result()
+            invocation.into_reply()
         }
     });
     // Boxed: the runtime's future type nests deeper than a caller's default recursion limit.

@@ -106,27 +106,3 @@ async fn batch_reports_add_up_to_the_report_of_the_whole_bucket() {
     };
     assert_eq!(comparable, whole);
 }
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_state_machine_s_batches_are_payloads_the_handler_accepts() {
-    let path = format!(
-        "{}/../../statemachine/audit-bucket.asl.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap();
-    // As CloudFormation fills the placeholders in, with this test's bucket.
-    let text = text
-        .replace("${BucketName}", "mapped")
-        .replace("${BatchSize}", "2")
-        .replace("${MaxConcurrency}", "4")
-        .replace("${ToleratedFailurePercentage}", "0");
-    let definition: Value = serde_json::from_str(&text).unwrap();
-    let batch_input = definition["States"]["AuditBatches"]["ItemBatcher"]["BatchInput"].clone();
-    assert_eq!(batch_input, json!({"bucket": "mapped"}));
-
-    let (_s3, client) = common::seeded("mapped", 4).await;
-    let items = json!([{"Key": local_s3::seed_key(0)}, {"Key": local_s3::seed_key(1)}]);
-    let payload = json!({"Items": items, "BatchInput": batch_input});
-    let report = handle_batch(&client, &config(&[]), payload).await.unwrap();
-    assert_eq!((report.bucket.as_str(), report.acls_fetched), ("mapped", 2));
-}

@@ -609,9 +609,10 @@ async fn audit_inventory_once(
     } = options;
     let started = Instant::now();
     let cursor = resume.and_then(|resume| resume.inventory.as_ref());
+    let last_file = cursor.and_then(|cursor| cursor.last_file);
     let read_all = resume.is_some() && cursor.is_none();
     let mut reader = match cursor {
-        Some(cursor) => InventoryReader::open_at(client, manifest, cursor.file, cursor.rows).await?,
+        Some(cursor) => InventoryReader::open_at(client, manifest, cursor.file, cursor.rows, cursor.last_file).await?,
         None => InventoryReader::open(client, manifest).await?,
     };
     let source = reader.manifest.source_bucket.clone();
@@ -707,6 +708,7 @@ async fn audit_inventory_once(
             manifest: manifest.to_string(),
             file,
             rows: rows_read,
+            last_file,
         }),
         ..Resume::keys_only(source.clone(), std::mem::take(&mut tally.not_fetched))
     });

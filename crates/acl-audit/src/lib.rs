@@ -7,13 +7,15 @@
 //! 1. [`model`]: targets, resume tokens, ACLs, outcomes, the strategies' names.
 //! 2. [`s3`]: the client, listing, fetching one ACL, S3's errors.
 //! 3. [`strategy`]: `sequential`, `spawn-blocking` and `join-all` over those primitives.
-//! 4. [`report`], [`findings`], [`bucket`] and [`audit`]: the run's report, the findings file's
-//!    lines, the bucket's settings that decide what ACLs mean, and the run itself.
+//! 4. [`report`], [`findings`], [`bucket`], [`audit`] and [`parts`]: the run's report, the
+//!    findings file's lines, the bucket's settings that decide what ACLs mean, the run itself,
+//!    and a bucket cut into parts for a state machine's workers.
 
 pub mod audit;
 pub mod bucket;
 pub mod findings;
 pub mod model;
+pub mod parts;
 pub mod report;
 pub mod s3;
 pub mod strategy;

@@ -142,6 +142,10 @@ pub struct InventoryCursor {
     pub manifest: String,
     pub file: usize,
     pub rows: usize,
+    /// The last file (an index in the manifest's `files`) to read: a state machine run hands
+    /// each part one file. Absent: every file to the report's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_file: Option<usize>,
 }
 
 /// A part of a target's key space: the keys after `after` (from the first, when absent) up

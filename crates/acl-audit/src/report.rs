@@ -103,6 +103,24 @@ impl AuditReport {
         }
     }
 
+    /// Takes the token of a run stopped by its deadline or `max_objects`, as a state machine
+    /// run hands it on to a part of its next pass: the keys the token carries are then that
+    /// part's to count, so they leave this report's `objects_listed` and
+    /// `objects_not_fetched`, and the report is no longer truncated. Summed with the reports
+    /// of the parts that carry on, every object counts once. `None` (and nothing changes) for
+    /// a run that finished, or whose listing failed: that truncation stays to be seen.
+    pub fn hand_on(&mut self) -> Option<Resume> {
+        if !matches!(self.truncated, Some(Truncation::Deadline | Truncation::MaxObjects)) {
+            return None;
+        }
+        let resume = self.resume.take()?;
+        self.truncated = None;
+        let carried = resume.keys.len();
+        self.objects_listed = self.objects_listed.saturating_sub(carried);
+        self.objects_not_fetched = self.objects_not_fetched.saturating_sub(carried);
+        Some(resume)
+    }
+
     /// Adds another run's report over the same bucket, as the batches of one Distributed Map
     /// run add up: counts and retries sum, samples keep the keys first in listing order, keys
     /// not fetched are pooled into one resume token, timings sum (time spent, not wall time).

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Top-level modules, lowest layer first (`lib.rs` lists them in this order too).
-const LAYERS: [(&str, u8); 7] = [
+const LAYERS: [(&str, u8); 8] = [
     ("model", 1),
     ("s3", 2),
     ("strategy", 3),
@@ -14,6 +14,7 @@ const LAYERS: [(&str, u8); 7] = [
     ("findings", 4),
     ("bucket", 4),
     ("audit", 4),
+    ("parts", 4),
 ];
 
 /// Module path (`s3::listing`) to the module paths its code names.

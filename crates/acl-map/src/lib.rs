@@ -1,11 +1,13 @@
-//! Past one invocation: a Step Functions Distributed Map lists the bucket, hands batches of
-//! keys to the `join-all` function and writes each batch's report to S3.
+//! Past one invocation: the stack's state machine cuts a bucket (or its S3 Inventory report)
+//! into parts, a Step Functions Distributed Map hands them to the `join-all` function in
+//! passes, and its last step adds every part's report up.
 //!
-//! - [`batcher`]: the batches the state machine's definition builds from a listing.
-//! - [`results`]: reading what the map run's ResultWriter wrote, and adding the batches up
+//! - [`state_machine`]: the state machine's run on this machine, step by step through the
+//!   handler, with K workers standing in for the Map's children.
+//! - [`results`]: reading what a map run's ResultWriter wrote, and adding the reports up
 //!   (the state machine's last step does the same, in the adapter's `map_run`).
-//! - [`rehearsal`]: the same sharding on this machine, against local-s3, with K workers.
+//! - [`rehearsal`]: timed runs against an HTTPS local-s3 with the benchmark's network model.
 
-pub mod batcher;
 pub mod rehearsal;
+pub mod state_machine;
 pub use acl_audit_lambda::map_run as results;

@@ -1,5 +1,5 @@
-//! `acl-map`: add up a Step Functions Distributed Map run's batch reports, or rehearse the
-//! same sharding on this machine.
+//! `acl-map`: add up a Step Functions Distributed Map run's reports, or rehearse the state
+//! machine's run on this machine.
 
 use acl_audit::model::S3Location;
 use acl_map::rehearsal::{RehearsalOptions, rehearse, rehearse_inventory, rehearse_listing};
@@ -47,21 +47,28 @@ enum Command {
     /// s3://RESULTS-BUCKET/results/MAP-RUN-ID/) into one report, printed as JSON. Uses the
     /// usual AWS configuration (profile, AWS_REGION, AWS_ENDPOINT_URL, AWS_CA_BUNDLE).
     Summarize { location: S3Location },
-    /// Run the Distributed Map's sharding locally: an HTTPS local-s3 with the benchmark's
-    /// network model, the listing split into batches, K workers running the join-all handler
-    /// in parallel, the results written and summed as on AWS. Prints the time per K.
+    /// Run the state machine locally: an HTTPS local-s3 with the benchmark's network model,
+    /// the plan cutting the bucket into parts, K workers running the join-all handler on them
+    /// in passes, the results written and added up as on AWS. Prints the time per K.
     Rehearse {
         #[arg(long, default_value_t = 20_000)]
         objects: usize,
-        /// Keys per batch (the state machine's BatchSize).
-        #[arg(long, default_value_t = 1000)]
-        batch_size: usize,
+        /// Parts the plan cuts the bucket into (the template's MapParts).
+        #[arg(long, default_value_t = 64)]
+        parts: usize,
         /// Counts of workers to time (the state machine's MapMaxConcurrency).
         #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
         workers: Vec<usize>,
         /// Each worker's memory size, MB: join-all's in-flight cap follows it.
         #[arg(long, default_value_t = 1769)]
         memory_mb: usize,
+        /// Disable the bucket's ACLs (BucketOwnerEnforced): each part is its listing alone.
+        #[arg(long)]
+        acls_disabled: bool,
+        /// End each part's invocation this many milliseconds after it starts (the function's
+        /// timeout), so that parts stop and go on in later passes; none by default.
+        #[arg(long)]
+        part_timeout_ms: Option<u64>,
         #[command(flatten)]
         network: NetworkArgs,
         /// Print the runs as JSON instead of a table.
@@ -191,51 +198,68 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Rehearse {
             objects,
-            batch_size,
+            parts,
             workers,
             memory_mb,
+            acls_disabled,
+            part_timeout_ms,
             network,
             json,
         } => {
             anyhow::ensure!(
-                batch_size > 0 && workers.iter().all(|&k| k > 0),
-                "--batch-size and --workers must be at least 1"
+                parts > 0 && !workers.is_empty() && workers.iter().all(|&k| k > 0),
+                "--parts and --workers must be at least 1"
             );
             let model = network.model()?;
             let options = RehearsalOptions {
                 objects,
-                batch_size,
+                parts,
                 workers,
                 memory_mb,
                 network: model,
+                acls_disabled,
+                part_timeout: part_timeout_ms.map(std::time::Duration::from_millis),
             };
             let runs = runtime.block_on(rehearse(&options))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
                 return Ok(());
             }
+            let acls = if acls_disabled {
+                "ACLs disabled: the listing alone"
+            } else {
+                "every ACL fetched"
+            };
             println!(
-                "{objects} objects in batches of {batch_size}, workers at {memory_mb} MB, {}, TLS",
+                "{objects} objects, up to {parts} parts, workers at {memory_mb} MB, {acls}, {}, TLS",
                 network.described()
             );
             println!(
-                "{:>8} {:>8} {:>10} {:>10} {:>9}",
-                "workers", "batches", "wall ms", "ACLs/s", "speed-up"
+                "{:>8} {:>16} {:>10} {:>11} {:>12} {:>13} {:>9}",
+                "workers", "parts per pass", "wall ms", "objects/s", "ListObjects", "GetObjectAcl", "speed-up"
             );
             for run in &runs {
+                let passes: Vec<String> = run.parts_per_pass.iter().map(usize::to_string).collect();
                 println!(
-                    "{:>8} {:>8} {:>10.0} {:>10.0} {:>8.2}x",
-                    run.workers, run.batches, run.wall_ms, run.acls_per_second, run.speedup
+                    "{:>8} {:>16} {:>10.0} {:>11.0} {:>12} {:>13} {:>8.2}x",
+                    run.workers,
+                    passes.join("+"),
+                    run.wall_ms,
+                    run.objects_per_second,
+                    run.list_requests,
+                    run.get_object_acl_requests,
+                    run.speedup
                 );
             }
             if let Some(last) = runs.last() {
-                let report = &last.summary.report;
+                let report = &last.report;
                 println!(
-                    "summed from the results written: {} listed = {} fetched + {} failed + {} not fetched; {} readable by anyone",
+                    "added up by the last step: {} listed = {} fetched + {} failed + {} not fetched + {} with ACLs disabled; {} readable by anyone",
                     report.objects_listed,
                     report.acls_fetched,
                     report.failures.count,
                     report.objects_not_fetched,
+                    report.objects_with_acls_disabled,
                     report.audit.readable_by_all_users.count
                 );
             }

@@ -1,4 +1,5 @@
-//! `acl-map rehearse` as a user runs it: batches, K workers, results written and summed.
+//! `acl-map rehearse` as a user runs it: the state machine's run with K workers, its parts
+//! audited and added up.
 
 use std::process::Command;
 
@@ -8,9 +9,9 @@ fn a_small_rehearsal_accounts_for_every_object_with_each_count_of_workers() {
         .args([
             "rehearse",
             "--objects",
-            "300",
-            "--batch-size",
-            "100",
+            "1500",
+            "--parts",
+            "4",
             "--workers",
             "1,3",
             "--json",
@@ -23,11 +24,11 @@ fn a_small_rehearsal_accounts_for_every_object_with_each_count_of_workers() {
     let runs = runs.as_array().unwrap();
     assert_eq!(runs.len(), 2);
     for run in runs {
-        assert_eq!(run["batches"], 3);
-        let report = &run["summary"]["report"];
-        assert_eq!(report["objects_listed"], 300);
-        assert_eq!(report["acls_fetched"], 300);
-        assert_eq!(run["summary"]["batches"]["succeeded"], 3);
+        assert!(run["parts_per_pass"][0].as_u64().unwrap() > 1, "{run}");
+        let report = &run["report"];
+        assert_eq!(report["objects_listed"], 1500);
+        assert_eq!(report["acls_fetched"], 1500);
+        assert_eq!(run["get_object_acl_requests"], 1500);
     }
     assert_eq!(runs[0]["speedup"], 1.0);
 }

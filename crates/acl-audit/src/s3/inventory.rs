@@ -336,16 +336,18 @@ struct OpenFile {
 impl InventoryReader {
     /// Reads the manifest at `manifest` and checks that its files can be audited.
     pub async fn open(client: &Client, manifest: &S3Location) -> Result<Self, InventoryError> {
-        Self::open_at(client, manifest, 0, 0).await
+        Self::open_at(client, manifest, 0, 0, None).await
     }
 
     /// The same, to read from the row after the first `rows` of the manifest's `file`th file
-    /// on: where an earlier run stopped ([`InventoryReader::position`]).
+    /// on: where an earlier run stopped ([`InventoryReader::position`]); up to and including
+    /// the `last_file`th file when given, to the last otherwise.
     pub async fn open_at(
         client: &Client,
         manifest: &S3Location,
         file: usize,
         rows: usize,
+        last_file: Option<usize>,
     ) -> Result<Self, InventoryError> {
         let (bucket, key) = (&manifest.bucket, &manifest.prefix);
         let bytes = read_object(client, bucket, key)
@@ -370,7 +372,14 @@ impl InventoryReader {
         Ok(InventoryReader {
             client: client.clone(),
             bucket: bucket.clone(),
-            files: parsed.files.iter().skip(file).cloned().collect(),
+            files: parsed
+                .files
+                .iter()
+                .enumerate()
+                .skip(file)
+                .take_while(|(index, _)| last_file.is_none_or(|last| *index <= last))
+                .map(|(_, file)| file.clone())
+                .collect(),
             manifest: parsed,
             columns,
             current: None,
