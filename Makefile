@@ -75,8 +75,8 @@ instructions:
 	$(CARGO) build --profile profiling --quiet -p local-s3 -p acl-bench
 	crates/acl-bench/scripts/instructions.sh
 
-## rehearse: the Step Functions Distributed Map's sharding run locally, with K workers
-## (REHEARSE_ARGS passes options, e.g. "--objects 100000 --workers 1,2,4,8")
+## rehearse: the state machine run locally (plan, parts in passes, add up), with K workers
+## (REHEARSE_ARGS passes options, e.g. "--objects 100000 --workers 1,2,4,8 --acls-disabled")
 rehearse:
 	$(CARGO) build --release --quiet -p acl-map
 	target/release/acl-map rehearse $(REHEARSE_ARGS)
@@ -93,7 +93,7 @@ rehearse-listing:
 	$(CARGO) build --release --quiet -p acl-map
 	target/release/acl-map rehearse-listing $(REHEARSE_ARGS)
 
-## summarize: add up a state machine run's batch reports (RESULTS=s3://bucket/results/<map run id>/)
+## summarize: add up one map run's part reports (RESULTS=s3://bucket/results/<map run id>/)
 summarize:
 	@test -n "$(RESULTS)" || { echo "RESULTS=s3://<results bucket>/results/<map run id>/ is required (the stack's ResultsLocation output)"; exit 2; }
 	$(CARGO) run --release --quiet -p acl-map -- summarize $(RESULTS)

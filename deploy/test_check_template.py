@@ -259,6 +259,13 @@ class CheckTemplate(unittest.TestCase):
             state="AddUp",
         )
 
+    def test_a_continuation_invoking_other_functions_fails(self):
+        self.assert_finding(
+            "function:${AWS::StackName}-join-all\n",
+            "function:*\n",
+            "chain-continuation: invokes beyond the stack's own functions",
+        )
+
     def test_a_log_level_that_drops_the_metrics_line_fails(self):
         self.assert_finding("AllowedValues: [TRACE, DEBUG, INFO]", "AllowedValues: [TRACE, DEBUG, INFO, WARN]", "LogLevel")
 

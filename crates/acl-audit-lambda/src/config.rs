@@ -32,6 +32,14 @@ pub const WARM_CONNECTIONS: &str = "WARM_CONNECTIONS";
 /// ListObjectsV2 requests under way at once, each listing a range of the key space, in a run
 /// with no ACL to fetch; 1 for one listing. Default [`DEFAULT_LISTERS`].
 pub const LISTERS: &str = "LISTERS";
+/// `true`: a run stopped by its deadline invokes the function again at once to carry on
+/// (`crate::continuation`); default `false`.
+pub const CHAIN_CONTINUATION: &str = "CHAIN_CONTINUATION";
+/// The most links a chained continuation takes. Default [`DEFAULT_CHAIN_LIMIT`].
+pub const CHAIN_LIMIT: &str = "CHAIN_LIMIT";
+/// Links a chain takes by default: at the template's 300 s timeout, two hours of auditing,
+/// within an hourly schedule's reach of the next run.
+pub const DEFAULT_CHAIN_LIMIT: usize = 24;
 pub use acl_audit::s3::ranges::DEFAULT_LISTERS;
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
@@ -112,6 +120,10 @@ pub struct Config {
     pub resume_from_store: bool,
     /// `LISTERS`: listings at once.
     pub listers: NonZeroUsize,
+    /// `CHAIN_CONTINUATION`.
+    pub chain_continuation: bool,
+    /// `CHAIN_LIMIT`.
+    pub chain_limit: usize,
 }
 
 impl Config {
@@ -187,6 +199,8 @@ impl Config {
             warm_connections: number(WARM_CONNECTIONS)?,
             resume_from_store: flag_or(RESUME_FROM_STORE, true)?,
             listers: positive(LISTERS)?.unwrap_or(NonZeroUsize::new(DEFAULT_LISTERS).unwrap_or(NonZeroUsize::MIN)),
+            chain_continuation: flag(CHAIN_CONTINUATION)?,
+            chain_limit: number(CHAIN_LIMIT)?.unwrap_or(DEFAULT_CHAIN_LIMIT),
         })
     }
 

@@ -51,6 +51,10 @@ pub struct Request {
     /// token of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub map_part: bool,
+    /// This run is the `n`th link of a chained continuation (`CHAIN_CONTINUATION`): the
+    /// function invoked itself with this request when the run before stopped at its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chained: Option<usize>,
 }
 
 /// What a Distributed Map state with a `ResultWriter` outputs (Step Functions' "ResultWriter"

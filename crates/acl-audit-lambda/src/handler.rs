@@ -15,6 +15,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::continuation::Chain;
 use crate::error::{HandlerError, RequestError};
 use crate::event::{MapRunOutput, Pass, StepRequest, parse_event};
 use crate::map_run::summarize_passes;
@@ -174,6 +175,19 @@ pub async fn invoke_with(
     config: &Config,
     event: LambdaEvent<Value>,
 ) -> Invocation {
+    Box::pin(invoke_chaining(kind, client, control, None, config, event)).await
+}
+
+/// The same; with `lambda` and `CHAIN_CONTINUATION=true`, a run stopped by its deadline
+/// invokes the function again at once to carry on ([`crate::continuation`]).
+pub async fn invoke_chaining(
+    kind: StrategyKind,
+    client: &Client,
+    control: Option<&aws_sdk_s3control::Client>,
+    lambda: Option<&aws_sdk_lambda::Client>,
+    config: &Config,
+    event: LambdaEvent<Value>,
+) -> Invocation {
     if let Some(step) = StepRequest::parse(&event.payload) {
         let stepped = match step {
             Ok(StepRequest::Plan(request)) => crate::steps::plan(client, config, request).await,
@@ -204,7 +218,21 @@ pub async fn invoke_with(
     let account = control
         .zip(account_of(&event.context.invoked_function_arn))
         .map(|(client, account_id)| AccountCheck { client, account_id });
-    let parsed = parse_event(event.payload).and_then(|mut request| {
+    let request = parse_event(event.payload);
+    // A whole target's run (a schedule's, a link's, a caller's token) may chain; a part, a
+    // batch or an object event never does.
+    let chain = match (&request, lambda) {
+        (Ok(request), Some(lambda)) if config.chain_continuation && request.keys.is_none() && !request.map_part => {
+            Some(Chain {
+                lambda,
+                function_arn: &event.context.invoked_function_arn,
+                request: request.clone(),
+                limit: config.chain_limit,
+            })
+        }
+        _ => None,
+    };
+    let parsed = request.and_then(|mut request| {
         // A token of an inventory's run reads on in the same report.
         let token_manifest = request
             .resume
@@ -270,6 +298,7 @@ pub async fn invoke_with(
                 manifest: &manifest,
                 resume: resume.as_ref(),
                 scope,
+                chain,
             };
             return Box::pin(audit_from_inventory(
                 kind,
@@ -325,7 +354,15 @@ pub async fn invoke_with(
         Ok(mut report) => {
             report.resumed_from = resumed_from;
             let found = report.resumed_from.is_some();
-            let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
+            let written = record_run(
+                client,
+                token.as_ref(),
+                found,
+                folder.as_ref(),
+                &mut report,
+                chain.as_ref(),
+            )
+            .await;
             (report, written)
         }
         Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
@@ -338,19 +375,26 @@ pub async fn invoke_with(
     Invocation::audited(report, findings_error, scope)
 }
 
-/// What a finished run leaves behind: its token passed on at `token` (see [`pass_on`]), then
-/// its report in its `folder`; the first write that fails is the run's findings error.
+/// What a finished run leaves behind: its token passed on at `token` (see [`pass_on`]), its
+/// continuation invoked when it chains (after the token is stored, where the next link takes it
+/// up), then its report in its `folder`; the first write that fails is the run's findings error.
 async fn record_run(
     client: &Client,
     token: Option<&S3Location>,
     found: bool,
     folder: Option<&S3Location>,
-    report: &AuditReport,
+    report: &mut AuditReport,
+    chain: Option<&Chain<'_>>,
 ) -> Option<FindingsNotWritten> {
-    if let Some(location) = token
-        && let Err(err) = pass_on(client, location, report, found).await
-    {
-        return Some(err);
+    let mut stored = false;
+    if let Some(location) = token {
+        if let Err(err) = pass_on(client, location, report, found).await {
+            return Some(err);
+        }
+        stored = report.truncated.is_some() && report.resume.is_some();
+    }
+    if let Some(chain) = chain {
+        report.continued_by = chain.continue_after(report, stored).await;
     }
     match folder {
         Some(folder) => write_report(client, folder, report).await.err(),
@@ -401,6 +445,8 @@ struct InventorySource<'a> {
     resume: Option<&'a Resume>,
     /// A part of a state machine run's, or a run of its own.
     scope: Scope,
+    /// How the run chains its continuation, when it does.
+    chain: Option<Chain<'a>>,
 }
 
 /// A run whose source is an S3 Inventory report: the bucket's settings read first, then every
@@ -419,6 +465,7 @@ async fn audit_from_inventory(
         manifest,
         resume,
         scope,
+        chain,
     } = source;
     let request_id = &lambda.request_id;
     let failed = |error: HandlerError| audit_failed(kind, bucket.to_owned(), error);
@@ -479,7 +526,15 @@ async fn audit_from_inventory(
         match acl_audit::audit::audit_inventory(&located, manifest, resume, config.strategy(kind), options).await {
             Ok(mut report) => {
                 report.resumed_from = resumed_from;
-                let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
+                let written = record_run(
+                    client,
+                    token.as_ref(),
+                    found,
+                    folder.as_ref(),
+                    &mut report,
+                    chain.as_ref(),
+                )
+                .await;
                 (report, written)
             }
             Err(InventoryAuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),

@@ -4,6 +4,7 @@
 //! added up ([`map_run`]), the state machine's plan and collect steps ([`steps`]), and the process that serves Lambda's Runtime API ([`runtime`]). The audit itself is the `acl-audit` crate's.
 
 pub mod config;
+pub mod continuation;
 pub mod error;
 pub mod event;
 pub mod handler;
@@ -17,5 +18,5 @@ pub use acl_audit::StrategyKind;
 pub use config::Config;
 pub use error::{HandlerError, RequestError};
 pub use event::{MapBatch, MapRunOutput, Pass, Request, parse_event};
-pub use handler::{Invocation, Reply, account_of, handle, handle_with, invoke, invoke_with, stop_at};
+pub use handler::{Invocation, Reply, account_of, handle, handle_with, invoke, invoke_chaining, invoke_with, stop_at};
 pub use runtime::{block_on_task, run, runtime};
