@@ -144,14 +144,9 @@ async fn step(client: &Client, config: &Config, payload: Value, name: &str) -> a
 /// The pass's parts, as the Map's ItemReader reads its JSON file: each element one child's input.
 async fn item_reader(client: &Client, pass: &Pass) -> anyhow::Result<Vec<Value>> {
     let (bucket, key) = (&pass.items.bucket, &pass.items.key);
-    let object = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
+    let bytes = acl_audit::s3::read::read_object(client, bucket, key)
         .await
-        .with_context(|| format!("cannot read the parts file s3://{bucket}/{key}"))?;
-    let bytes = object.body.collect().await?.into_bytes();
+        .map_err(|err| anyhow::anyhow!("cannot read the parts file s3://{bucket}/{key}: {err}"))?;
     serde_json::from_slice(&bytes).with_context(|| format!("s3://{bucket}/{key} is not a JSON array"))
 }
 
