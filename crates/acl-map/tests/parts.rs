@@ -82,6 +82,48 @@ async fn a_bucket_cut_into_parts_is_audited_once_and_added_up() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_plan_tiles_the_key_space_into_parts_of_comparable_size() {
+    let s3 = endpoint("even", 20_000, Faults::default()).await;
+    let client = state_machine::client_for(&s3).unwrap();
+    let options = options("even", 16, 1);
+    let invocation = acl_audit_lambda::invoke(
+        acl_audit::StrategyKind::JoinAll,
+        &client,
+        &config(&[]),
+        lambda_runtime::LambdaEvent::new(state_machine::plan_payload(&options), Default::default()),
+    )
+    .await;
+    let Ok(acl_audit_lambda::Reply::Pass(pass)) = invocation.into_reply() else {
+        panic!("the plan answers a pass")
+    };
+    let object = client
+        .get_object()
+        .bucket(&pass.items.bucket)
+        .key(&pass.items.key)
+        .send()
+        .await
+        .unwrap();
+    let parts: Vec<Value> = serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(parts.len(), pass.count);
+    let ranges: Vec<acl_audit::model::KeyRange> = parts
+        .iter()
+        .map(|part| serde_json::from_value(part["resume"]["ranges"][0].clone()).unwrap())
+        .collect();
+    let mut sizes = vec![0; ranges.len()];
+    for key in (0..20_000).map(local_s3::seed_key) {
+        let holding: Vec<usize> = (0..ranges.len()).filter(|&n| ranges[n].contains(&key)).collect();
+        assert_eq!(holding.len(), 1, "{key} is in exactly one part: {holding:?}");
+        sizes[holding[0]] += 1;
+    }
+    assert!((4..=24).contains(&ranges.len()), "about 16 parts: {sizes:?}");
+    assert!(sizes.iter().all(|&n| n > 0), "no part is empty: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&n| n <= 5_000),
+        "no part holds a quarter of the bucket: {sizes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn parts_stopped_at_their_deadline_go_on_in_later_passes_and_count_once() {
     // Every GetObjectAcl answers 150 ms late; each part's invocation has 1 s before its margin.
     let faults = Faults {
