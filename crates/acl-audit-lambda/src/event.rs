@@ -1,7 +1,8 @@
 //! The invocation payloads a function accepts: a console or Scheduler payload (a [`Request`]),
-//! an EventBridge event whose `detail` is one, a Step Functions Distributed Map batch
-//! ([`MapBatch`]), and the Distributed Map's own output once every batch is done
-//! ([`MapRunOutput`], to add the batches up). Each wire format is defined here once, for the handler and every tool
+//! an EventBridge event whose `detail` is one, the state machine's steps ([`StepRequest`]: plan
+//! and collect) and parts (a [`Request`] with a token and `map_part`), a batch of keys from a
+//! Distributed Map over ListObjectsV2 ([`MapBatch`]), and a Distributed Map's own output once
+//! every child is done ([`MapRunOutput`], to add them up). Each wire format is defined here once, for the handler and every tool
 //! that writes or reads it.
 
 use std::num::NonZeroUsize;
@@ -226,7 +227,7 @@ pub struct BatchInput {
 }
 
 impl MapBatch {
-    /// A batch of `keys` in `bucket`, as the state machine's ItemBatcher builds it.
+    /// A batch of `keys` in `bucket`, as an ItemBatcher with that `BatchInput` builds it.
     pub fn of_keys(bucket: Option<String>, keys: impl IntoIterator<Item = String>) -> Self {
         MapBatch {
             items: keys.into_iter().map(|key| MapItem { key }).collect(),
