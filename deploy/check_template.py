@@ -219,6 +219,10 @@ def definition_findings(source):
                                                              "Key.$": "$.run.pass.items.Key"}),
         "ItemProcessor.ProcessorConfig.Mode": (state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode"),
                                                "DISTRIBUTED"),
+        # A part runs until the function's deadline: an EXPRESS child (5 minutes at most) could
+        # time out under a 300 s invocation and its retries.
+        "ItemProcessor.ProcessorConfig.ExecutionType": (
+            state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("ExecutionType"), "STANDARD"),
         "ResultWriter.Resource": (state.get("ResultWriter", {}).get("Resource"), "arn:aws:states:::s3:putObject"),
         "ResultWriter.Parameters.Bucket": (state.get("ResultWriter", {}).get("Parameters", {}).get("Bucket"),
                                            "example-ResultsBucketName"),

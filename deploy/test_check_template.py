@@ -137,6 +137,12 @@ class CheckTemplate(unittest.TestCase):
             "AuditParts.ItemReader.Resource is 'arn:aws:states:::s3:listObjectsV2'",
         )
 
+    def test_express_children_that_a_part_can_outlast_fail(self):
+        self.assert_definition_finding(
+            lambda state: state["ItemProcessor"]["ProcessorConfig"].update(ExecutionType="EXPRESS"),
+            "ExecutionType is 'EXPRESS'",
+        )
+
     def test_a_definition_batching_parts_fails(self):
         self.assert_definition_finding(
             lambda state: state.update(ItemBatcher={"MaxItemsPerBatch": 10}),
