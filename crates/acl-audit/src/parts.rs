@@ -18,7 +18,7 @@ use futures::stream;
 use crate::model::{InventoryCursor, KeyRange, ObjectRef, Resume, S3Location, Target};
 use crate::s3::error::ListError;
 use crate::s3::inventory::{InventoryError, InventoryReader};
-use crate::s3::ranges;
+use crate::s3::ranges::{self, RangePage};
 
 /// The most one part's token may take as JSON: a child execution's input is at most 256 KiB,
 /// and the part is wrapped in an event (`{"resume": …, "map_part": true}`) with room to spare.
@@ -200,19 +200,11 @@ async fn probe(client: &Client, target: &Target, range: &KeyRange) -> Result<Siz
         .send()
         .await
         .map_err(|err| ListError::from_sdk(&target.bucket, "s3:ListBucket", err))?;
-    let mut keys: Vec<String> = page
-        .contents()
-        .iter()
-        .filter_map(|object| object.key())
-        .map(str::to_owned)
-        .collect();
-    let more = page.is_truncated().unwrap_or(false);
-    let within = match &range.through {
-        Some(through) => keys.partition_point(|key| key <= through),
-        None => keys.len(),
-    };
-    let past_the_end = within < keys.len();
-    keys.truncate(within);
+    let RangePage {
+        keys,
+        past_the_end,
+        more,
+    } = RangePage::of(&page, range);
     Ok(match (keys.is_empty(), more && !past_the_end) {
         (true, false) => Size::Empty,
         // A page said to go on but listing no key: sized as small, which loses nothing.

@@ -175,14 +175,12 @@ impl RangePages {
         let Some(range) = self.active[slot].take() else {
             return Ok(Vec::new());
         };
-        let mut keys: Vec<String> = page
-            .contents()
-            .iter()
-            .filter_map(|object| object.key())
-            .map(str::to_owned)
-            .collect();
-        let more = page.is_truncated().unwrap_or(false);
-        if more && keys.is_empty() {
+        let RangePage {
+            mut keys,
+            more,
+            past_the_end,
+        } = RangePage::of(&page, &range);
+        if more && keys.is_empty() && !past_the_end {
             self.active[slot] = Some(range);
             return Err(ListError::Failed {
                 bucket: self.bucket.clone(),
@@ -190,13 +188,7 @@ impl RangePages {
                 detail: "ListObjectsV2 said the listing goes on but listed no key".to_owned(),
             });
         }
-        // A page is in key order: keys past the range's end are the next range's.
-        let within = match &range.through {
-            Some(through) => keys.partition_point(|key| key <= through),
-            None => keys.len(),
-        };
-        let mut range_done = within < keys.len() || !more;
-        keys.truncate(within);
+        let mut range_done = past_the_end || !more;
         if keys.len() >= self.budget {
             range_done &= keys.len() == self.budget;
             keys.truncate(self.budget);
@@ -244,6 +236,37 @@ impl RangePages {
             self.end = Some(ListingEnd::Complete);
         }
         Ok(keys.into_iter().map(ObjectRef::from).collect())
+    }
+}
+
+/// A ListObjectsV2 page read for one range: its keys within the range, whether it went past
+/// the range's end (a page is in key order: keys past the end are the next range's), and
+/// whether S3 said more keys follow the page.
+pub(crate) struct RangePage {
+    pub keys: Vec<String>,
+    pub past_the_end: bool,
+    pub more: bool,
+}
+
+impl RangePage {
+    pub fn of(page: &ListObjectsV2Output, range: &KeyRange) -> Self {
+        let mut keys: Vec<String> = page
+            .contents()
+            .iter()
+            .filter_map(|object| object.key())
+            .map(str::to_owned)
+            .collect();
+        let within = match &range.through {
+            Some(through) => keys.partition_point(|key| key <= through),
+            None => keys.len(),
+        };
+        let past_the_end = within < keys.len();
+        keys.truncate(within);
+        RangePage {
+            keys,
+            past_the_end,
+            more: page.is_truncated().unwrap_or(false),
+        }
     }
 }
 
