@@ -118,6 +118,7 @@ async fn the_report_serializes_with_its_documented_field_names() {
             "bucket",
             "bucket_settings",
             "concurrency_limit",
+            "continued_by",
             "delete_markers",
             "failures",
             "findings",
