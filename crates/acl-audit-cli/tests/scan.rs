@@ -163,27 +163,11 @@ fn a_location_that_is_not_s3_is_a_usage_error() {
 
 #[test]
 fn against_moto_the_findings_are_the_same() {
-    let Some(program) = std::env::var_os("MOTO_SERVER") else {
+    let Some(moto) = local_s3::moto::MotoServer::start() else {
         eprintln!("MOTO_SERVER is unset: skipping the moto_server case (make test runs it)");
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut moto = Command::new(program)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed().as_secs() < 60, "moto_server did not listen");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let endpoint = moto.endpoint_url().to_owned();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = acl_audit_test_client(&endpoint);
@@ -205,8 +189,7 @@ fn against_moto_the_findings_are_the_same() {
         }
     });
     let output = scan(&endpoint, "moto-key", "moto-secret", &["s3://mixed", "--quiet"]);
-    let _ = moto.kill();
-    let _ = moto.wait();
+    drop(moto);
     assert_eq!(
         output.status.code(),
         Some(3),

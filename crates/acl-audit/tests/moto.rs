@@ -7,10 +7,6 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use acl_audit::model::KeyRange;
 use acl_audit::model::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grantee};
 use acl_audit::s3::client::client_for_endpoint;
@@ -22,55 +18,23 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use futures::future::try_join_all;
+use local_s3::moto::MotoServer;
 
 /// A canonical user id that is not moto's account: a grant to it is cross-account.
 const PARTNER_ID: &str = "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1";
 
-struct MotoServer {
-    child: Child,
-    endpoint_url: String,
+/// moto checks no signature: any key pair, never a real one.
+fn client(moto: &MotoServer) -> Client {
+    client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key")
 }
 
-impl MotoServer {
-    /// `None` when `MOTO_SERVER` is unset.
-    fn start() -> Option<MotoServer> {
-        let Some(program) = std::env::var_os("MOTO_SERVER") else {
-            eprintln!("MOTO_SERVER is unset: skipping the moto_server suite (make test runs it)");
-            return None;
-        };
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start MOTO_SERVER={program:?}: {err}"));
-        let server = MotoServer {
-            child,
-            endpoint_url: format!("http://127.0.0.1:{port}"),
-        };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto_server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(server)
+/// `None`, after saying so, when `MOTO_SERVER` is unset.
+fn start_moto() -> Option<MotoServer> {
+    let moto = MotoServer::start();
+    if moto.is_none() {
+        eprintln!("MOTO_SERVER is unset: skipping the moto_server suite (make test runs it)");
     }
-
-    fn client(&self) -> Client {
-        // moto checks no signature: any key pair, never a real one.
-        client_for_endpoint(&self.endpoint_url, "moto-access-key", "moto-secret-key")
-    }
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    moto
 }
 
 async fn create_bucket_with(client: &Client, bucket: &str, keys: impl IntoIterator<Item = String>) {
@@ -93,8 +57,8 @@ async fn create_bucket_with(client: &Client, bucket: &str, keys: impl IntoIterat
 
 #[tokio::test(flavor = "multi_thread")]
 async fn listing_reads_every_page_in_key_order() {
-    let Some(moto) = MotoServer::start() else { return };
-    let client = moto.client();
+    let Some(moto) = start_moto() else { return };
+    let client = client(&moto);
     let keys: Vec<String> = (0..1100).map(|i| format!("logs/{i:05}")).collect();
     create_bucket_with(&client, "paged", keys.clone()).await;
 
@@ -114,8 +78,8 @@ async fn listing_reads_every_page_in_key_order() {
 /// exactly once, those at the cuts included.
 #[tokio::test(flavor = "multi_thread")]
 async fn ranges_listed_side_by_side_list_every_key_once() {
-    let Some(moto) = MotoServer::start() else { return };
-    let client = moto.client();
+    let Some(moto) = start_moto() else { return };
+    let client = client(&moto);
     let mut keys: Vec<String> = (0..1500).map(|i| format!("logs/{i:05}")).collect();
     keys.extend(["logs/0", "logs/00", "logs/001", "logs/0011", "logs/~", "logs/é"].map(str::to_owned));
     keys.sort();
@@ -143,8 +107,8 @@ async fn ranges_listed_side_by_side_list_every_key_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acls_decode_and_audit_the_same_with_every_strategy() {
-    let Some(moto) = MotoServer::start() else { return };
-    let client = moto.client();
+    let Some(moto) = start_moto() else { return };
+    let client = client(&moto);
     create_bucket_with(&client, "acls", ["private".to_owned()]).await;
     for (key, acl) in [
         ("public", ObjectCannedAcl::PublicRead),
@@ -201,8 +165,8 @@ async fn acls_decode_and_audit_the_same_with_every_strategy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_bucket_is_no_such_bucket() {
-    let Some(moto) = MotoServer::start() else { return };
-    let err = audit_bucket(&moto.client(), &Target::bucket("not-there"), Strategy::Sequential)
+    let Some(moto) = start_moto() else { return };
+    let err = audit_bucket(&client(&moto), &Target::bucket("not-there"), Strategy::Sequential)
         .await
         .unwrap_err();
     assert_eq!(
@@ -215,8 +179,8 @@ async fn a_missing_bucket_is_no_such_bucket() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_key_is_a_no_such_key_failure() {
-    let Some(moto) = MotoServer::start() else { return };
-    let client = moto.client();
+    let Some(moto) = start_moto() else { return };
+    let client = client(&moto);
     create_bucket_with(&client, "sparse", ["kept".to_owned()]).await;
     let failure = fetch_acl(&client, "sparse", "gone".to_owned()).await.unwrap_err();
     assert_eq!(failure.code, "NoSuchKey");
@@ -230,8 +194,8 @@ async fn findings_stream_to_moto_in_parts_and_name_exactly_the_objects_with_find
     use acl_audit::findings::FindingLine;
     use acl_audit::s3::upload::{PART_SIZE, StreamingUpload};
 
-    let Some(moto) = MotoServer::start() else { return };
-    let client = moto.client();
+    let Some(moto) = start_moto() else { return };
+    let client = client(&moto);
     create_bucket_with(&client, "mixed", (0..20).map(|i| format!("private-{i:02}"))).await;
     for (key, acl) in [
         ("public", ObjectCannedAcl::PublicRead),
@@ -289,8 +253,8 @@ async fn ignore_public_acls_neutralises_public_objects_on_moto_too() {
     use acl_audit::{AuditOptions, audit_bucket_with};
     use aws_sdk_s3::types::PublicAccessBlockConfiguration;
 
-    let Some(moto) = MotoServer::start() else { return };
-    let client = moto.client();
+    let Some(moto) = start_moto() else { return };
+    let client = client(&moto);
     create_bucket_with(&client, "blocked", ["private".to_owned()]).await;
     for key in ["public-1", "public-2"] {
         let put = client
@@ -350,10 +314,10 @@ async fn the_account_s_block_public_access_is_read_through_s3_control_on_moto_to
     use acl_audit::s3::client::control_client_for_endpoint;
     use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
 
-    let Some(moto) = MotoServer::start() else { return };
-    let client = moto.client();
+    let Some(moto) = start_moto() else { return };
+    let client = client(&moto);
     create_bucket_with(&client, "in-account", ["private".to_owned()]).await;
-    let control = control_client_for_endpoint(&moto.endpoint_url, "moto-access-key", "moto-secret-key");
+    let control = control_client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key");
     // moto's default account.
     let account = AccountCheck {
         client: &control,
@@ -385,8 +349,8 @@ async fn the_account_s_block_public_access_is_read_through_s3_control_on_moto_to
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_public_noncurrent_version_is_found_on_moto_too() {
-    let Some(moto) = MotoServer::start() else { return };
-    let client = moto.client();
+    let Some(moto) = start_moto() else { return };
+    let client = client(&moto);
     let arranged = common::arrange_versioned(&client, "history").await;
     let current = audit_bucket(&client, &Target::bucket("history"), Strategy::Sequential)
         .await

@@ -14,6 +14,7 @@ mod control;
 pub mod faults;
 pub mod inventory;
 pub mod listing;
+pub mod moto;
 mod network;
 mod seed;
 mod server;

@@ -238,27 +238,11 @@ fn through_the_runtime_api_every_finding_lands_under_findings_uri_in_local_s3() 
 
 #[test]
 fn through_the_runtime_api_every_finding_lands_under_findings_uri_in_moto() {
-    let Some(program) = std::env::var_os("MOTO_SERVER") else {
+    let Some(moto) = local_s3::moto::MotoServer::start() else {
         eprintln!("MOTO_SERVER is unset: skipping the moto_server case (make test runs it)");
         return;
     };
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let moto = Command::new(program)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _moto = Function(moto);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let started = std::time::Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "moto_server did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let endpoint = moto.endpoint_url().to_owned();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = acl_audit::s3::client::client_for_endpoint(&endpoint, "moto-key", "moto-secret");
     runtime.block_on(seed_moto(&client));
