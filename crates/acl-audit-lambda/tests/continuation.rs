@@ -16,7 +16,6 @@ use acl_audit::{AuditReport, StrategyKind};
 use acl_audit_lambda::{Config, Request, invoke_chaining};
 use aws_sdk_s3::Client;
 use lambda_runtime::{Context, LambdaEvent};
-use local_s3::Faults;
 use serde_json::{Value, json};
 
 const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:acl-audit-join-all";
@@ -142,14 +141,7 @@ fn event(payload: Value, request_id: &str) -> LambdaEvent<Value> {
 }
 
 async fn endpoint() -> (local_s3::LocalS3, Client) {
-    let faults = Faults {
-        rules: vec!["get-object-acl:slow=1".parse().unwrap()],
-        slow_response: Duration::from_millis(300),
-        ..Faults::default()
-    };
-    let (s3, client) = common::faulty("due", 60, faults).await;
-    s3.store().create_bucket("findings").unwrap();
-    (s3, client)
+    common::slow_acls_and_findings_bucket("due", 60).await
 }
 
 async fn run(client: &Client, api: &InvokeApi, config: &Config, payload: Value, id: &str) -> AuditReport {

@@ -11,7 +11,6 @@ use acl_audit::{AuditReport, Resume, StrategyKind};
 use acl_audit_lambda::{Config, handle};
 use aws_sdk_s3::Client;
 use lambda_runtime::{Context, LambdaEvent};
-use local_s3::Faults;
 use serde_json::{Value, json};
 
 const TOKEN_KEY: &str = "acl-audit/resume/due/all.json";
@@ -40,14 +39,7 @@ fn scheduled(request_id: &str, remaining: Duration) -> LambdaEvent<Value> {
 }
 
 async fn endpoint() -> (local_s3::LocalS3, Client) {
-    let faults = Faults {
-        rules: vec!["get-object-acl:slow=1".parse().unwrap()],
-        slow_response: Duration::from_millis(300),
-        ..Faults::default()
-    };
-    let (s3, client) = common::faulty("due", 60, faults).await;
-    s3.store().create_bucket("findings").unwrap();
-    (s3, client)
+    common::slow_acls_and_findings_bucket("due", 60).await
 }
 
 async fn stored_token(client: &Client) -> Option<Resume> {

@@ -40,6 +40,20 @@ pub async fn faulty(bucket: &str, objects: usize, faults: Faults) -> (LocalS3, C
     (s3, client)
 }
 
+/// `objects` objects in `bucket` whose GetObjectAcl each answers 300 ms late, and an empty
+/// `findings` bucket: a run with a short deadline stops part-way and must store or hand on its
+/// place.
+pub async fn slow_acls_and_findings_bucket(bucket: &str, objects: usize) -> (LocalS3, Client) {
+    let faults = Faults {
+        rules: vec!["get-object-acl:slow=1".parse().expect("a valid fault rule")],
+        slow_response: std::time::Duration::from_millis(300),
+        ..Faults::default()
+    };
+    let (s3, client) = faulty(bucket, objects, faults).await;
+    s3.store().create_bucket("findings").expect("a fresh store");
+    (s3, client)
+}
+
 /// Each scheduler, and join-all both capped and not.
 pub fn all_strategies() -> [Strategy; 4] {
     [
