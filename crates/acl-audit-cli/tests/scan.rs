@@ -164,7 +164,6 @@ fn a_location_that_is_not_s3_is_a_usage_error() {
 #[test]
 fn against_moto_the_findings_are_the_same() {
     let Some(moto) = local_s3::moto::MotoServer::start() else {
-        eprintln!("MOTO_SERVER is unset: skipping the moto_server case (make test runs it)");
         return;
     };
     let endpoint = moto.endpoint_url().to_owned();

@@ -28,15 +28,6 @@ fn client(moto: &MotoServer) -> Client {
     client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key")
 }
 
-/// `None`, after saying so, when `MOTO_SERVER` is unset.
-fn start_moto() -> Option<MotoServer> {
-    let moto = MotoServer::start();
-    if moto.is_none() {
-        eprintln!("MOTO_SERVER is unset: skipping the moto_server suite (make test runs it)");
-    }
-    moto
-}
-
 async fn create_bucket_with(client: &Client, bucket: &str, keys: impl IntoIterator<Item = String>) {
     client.create_bucket().bucket(bucket).send().await.unwrap();
     let keys: Vec<String> = keys.into_iter().collect();
@@ -57,7 +48,7 @@ async fn create_bucket_with(client: &Client, bucket: &str, keys: impl IntoIterat
 
 #[tokio::test(flavor = "multi_thread")]
 async fn listing_reads_every_page_in_key_order() {
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let client = client(&moto);
     let keys: Vec<String> = (0..1100).map(|i| format!("logs/{i:05}")).collect();
     create_bucket_with(&client, "paged", keys.clone()).await;
@@ -78,7 +69,7 @@ async fn listing_reads_every_page_in_key_order() {
 /// exactly once, those at the cuts included.
 #[tokio::test(flavor = "multi_thread")]
 async fn ranges_listed_side_by_side_list_every_key_once() {
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let client = client(&moto);
     let mut keys: Vec<String> = (0..1500).map(|i| format!("logs/{i:05}")).collect();
     keys.extend(["logs/0", "logs/00", "logs/001", "logs/0011", "logs/~", "logs/é"].map(str::to_owned));
@@ -107,7 +98,7 @@ async fn ranges_listed_side_by_side_list_every_key_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acls_decode_and_audit_the_same_with_every_strategy() {
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let client = client(&moto);
     create_bucket_with(&client, "acls", ["private".to_owned()]).await;
     for (key, acl) in [
@@ -165,7 +156,7 @@ async fn acls_decode_and_audit_the_same_with_every_strategy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_bucket_is_no_such_bucket() {
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let err = audit_bucket(&client(&moto), &Target::bucket("not-there"), Strategy::Sequential)
         .await
         .unwrap_err();
@@ -179,7 +170,7 @@ async fn a_missing_bucket_is_no_such_bucket() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_key_is_a_no_such_key_failure() {
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let client = client(&moto);
     create_bucket_with(&client, "sparse", ["kept".to_owned()]).await;
     let failure = fetch_acl(&client, "sparse", "gone".to_owned()).await.unwrap_err();
@@ -194,7 +185,7 @@ async fn findings_stream_to_moto_in_parts_and_name_exactly_the_objects_with_find
     use acl_audit::findings::FindingLine;
     use acl_audit::s3::upload::{PART_SIZE, StreamingUpload};
 
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let client = client(&moto);
     create_bucket_with(&client, "mixed", (0..20).map(|i| format!("private-{i:02}"))).await;
     for (key, acl) in [
@@ -253,7 +244,7 @@ async fn ignore_public_acls_neutralises_public_objects_on_moto_too() {
     use acl_audit::{AuditOptions, audit_bucket_with};
     use aws_sdk_s3::types::PublicAccessBlockConfiguration;
 
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let client = client(&moto);
     create_bucket_with(&client, "blocked", ["private".to_owned()]).await;
     for key in ["public-1", "public-2"] {
@@ -314,7 +305,7 @@ async fn the_account_s_block_public_access_is_read_through_s3_control_on_moto_to
     use acl_audit::s3::client::control_client_for_endpoint;
     use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
 
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let client = client(&moto);
     create_bucket_with(&client, "in-account", ["private".to_owned()]).await;
     let control = control_client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key");
@@ -349,7 +340,7 @@ async fn the_account_s_block_public_access_is_read_through_s3_control_on_moto_to
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_public_noncurrent_version_is_found_on_moto_too() {
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let client = client(&moto);
     let arranged = common::arrange_versioned(&client, "history").await;
     let current = audit_bucket(&client, &Target::bucket("history"), Strategy::Sequential)

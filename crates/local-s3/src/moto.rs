@@ -29,13 +29,17 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
-    /// Starts `$MOTO_SERVER`; `None` when the variable is unset.
+    /// Starts `$MOTO_SERVER`; when the variable is unset, says on stderr that the caller's
+    /// moto case is skipped and returns `None`.
     ///
     /// # Panics
     /// When the program cannot be run or does not listen within a minute: a test set-up
     /// failure, reported where it happens.
     pub fn start() -> Option<MotoServer> {
-        let program = std::env::var_os("MOTO_SERVER")?;
+        let Some(program) = std::env::var_os("MOTO_SERVER") else {
+            eprintln!("MOTO_SERVER is unset: skipping this moto_server case (make test runs it)");
+            return None;
+        };
         // A test that panicked while holding the lock leaves nothing half-done behind it.
         let _starting = STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for _ in 0..ATTEMPTS {

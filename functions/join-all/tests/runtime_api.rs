@@ -239,7 +239,6 @@ fn through_the_runtime_api_every_finding_lands_under_findings_uri_in_local_s3() 
 #[test]
 fn through_the_runtime_api_every_finding_lands_under_findings_uri_in_moto() {
     let Some(moto) = local_s3::moto::MotoServer::start() else {
-        eprintln!("MOTO_SERVER is unset: skipping the moto_server case (make test runs it)");
         return;
     };
     let endpoint = moto.endpoint_url().to_owned();
