@@ -24,7 +24,7 @@ WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
 SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
 .PHONY: help run compare bench bench-peers instructions rehearse rehearse-inventory rehearse-listing summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
-	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean
+	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean python-venv aarch64-target
 
 ## help: this list of targets
 help:
@@ -64,8 +64,8 @@ $(NODE_PEERS)/node_modules/.installed: $(NODE_PEERS)/package.json $(NODE_PEERS)/
 		npm ci --prefix $(NODE_PEERS) --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: the sweep runs without the Node.js peers"; fi
 
-$(VENV)/.peers-installed: $(VENV)/bin/python
-	$(VENV)/bin/pip install --quiet aioboto3
+$(VENV)/.peers-installed: $(VENV)/bin/python requirements/peers.txt
+	$(VENV)/bin/pip install --quiet -r requirements/peers.txt
 	touch $@
 
 ## instructions: instructions per ACL of a warm join-all invocation, counted by callgrind
@@ -120,16 +120,14 @@ template-check: $(DEPLOY_VENV)/.installed
 	$(DEPLOY_VENV)/bin/python deploy/check_template.py
 	$(DEPLOY_VENV)/bin/python -m unittest discover -s deploy
 
-$(DEPLOY_VENV)/.installed:
+$(DEPLOY_VENV)/.installed: requirements/deploy.txt | python-venv
 	$(PYTHON) -m venv $(DEPLOY_VENV)
-	$(DEPLOY_VENV)/bin/pip install --quiet --upgrade pip
-	$(DEPLOY_VENV)/bin/pip install --quiet cfn-lint aws-sam-cli
+	$(DEPLOY_VENV)/bin/pip install --quiet -r requirements/deploy.txt
 	touch $@
 
-$(MOTO_VENV)/.installed:
+$(MOTO_VENV)/.installed: requirements/moto.txt | python-venv
 	$(PYTHON) -m venv $(MOTO_VENV)
-	$(MOTO_VENV)/bin/pip install --quiet --upgrade pip
-	$(MOTO_VENV)/bin/pip install --quiet 'moto[server]'
+	$(MOTO_VENV)/bin/pip install --quiet -r requirements/moto.txt
 	touch $@
 
 ## lint: formatting and clippy, warnings as errors
@@ -141,14 +139,12 @@ fmt:
 	$(CARGO) fmt --all
 
 ## build: the three Lambda bootstraps for arm64 (target/lambda/<function>/bootstrap)
-build: $(VENV)/bin/cargo-lambda
-	rustup target add aarch64-unknown-linux-gnu
+build: $(VENV)/bin/cargo-lambda aarch64-target
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap; done
 
 ## sam-build: sam build (rust-cargolambda: cargo lambda build --release --arm64 per function) into .aws-sam/
-sam-build: $(VENV)/bin/cargo-lambda $(DEPLOY_VENV)/.installed
-	rustup target add aarch64-unknown-linux-gnu
+sam-build: $(VENV)/bin/cargo-lambda $(DEPLOY_VENV)/.installed aarch64-target
 	$(WITH_TOOLS) $(SAM_OFFLINE) sam build
 
 ## sam-build-check: sam build offline, then check the three artefacts are aarch64 bootstraps
@@ -192,12 +188,21 @@ local-s3:
 bench-local-s3:
 	$(CARGO) run --release --quiet -p acl-bench -- endpoint
 
-$(VENV)/bin/python:
+$(VENV)/bin/python: | python-venv
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
 
-$(VENV)/bin/cargo-lambda: $(VENV)/bin/python
-	$(VENV)/bin/pip install --quiet cargo-lambda
+$(VENV)/bin/cargo-lambda: $(VENV)/bin/python requirements/tools.txt
+	$(VENV)/bin/pip install --quiet -r requirements/tools.txt
+	touch $@
+
+# What the venvs need of the machine, named in one clear error rather than a venv half made.
+python-venv:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "$(PYTHON) with its venv module is needed: apt-get install python3-venv (Debian/Ubuntu)"; exit 2; }
+
+# sam build and make build cross-compile for arm64: rustup adds the target.
+aarch64-target:
+	@command -v rustup >/dev/null || { echo "rustup is needed to add the aarch64-unknown-linux-gnu target (https://rustup.rs); or install that target's standard library yourself"; exit 2; }
+	rustup target add aarch64-unknown-linux-gnu
 
 tools: $(VENV)/bin/cargo-lambda
 

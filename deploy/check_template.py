@@ -5,8 +5,7 @@ Fails (exit 1, one line per finding) when:
   resource type (NO_RESOURCE_TYPE), alone in their statement;
 - a role Lambda assumes allows an action beyond reading the bucket's listing and its objects'
   ACLs, writing under the findings prefix, delivering to its destinations, writing to the
-  functions' own log groups and, in its own policy, invoking the stack's own functions (a
-  chained continuation);
+  functions' own log groups;
 - the findings bucket is missing, public, has ACLs enabled, no encryption or no lifecycle rule;
   a function has no EventInvokeConfig with both destinations and a retry count; an alarm is
   missing, notifies no one or reads a metric the metrics line does not emit; or a log level
@@ -75,12 +74,6 @@ INVENTORY_READ = "arn:${AWS::Partition}:s3:::${InventoryBucketName}/*"
 # ...and lists it, to find a configuration folder's newest report: each action on its own
 # resource only.
 INVENTORY_ACTIONS = {"s3:GetObject": INVENTORY_READ, "s3:ListBucket": "arn:${AWS::Partition}:s3:::${InventoryBucketName}"}
-# A chained continuation invokes the stack's own functions, in this policy only.
-CHAIN_POLICY = "chain-continuation"
-OWN_FUNCTIONS = {
-    f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{name}"
-    for name in ("sequential", "spawn-blocking", "join-all")
-}
 # The stored resume tokens: read, written (s3:PutObject, above) and removed there only.
 RESUME_TOKENS = {"s3:GetObject", "s3:DeleteObject"}
 RESUME_PREFIX = "/${FindingsPrefix}resume/*"
@@ -280,16 +273,11 @@ def findings(source, transformed):
             if as_list(statement.get("Resource", [])) != ["*"]:
                 yield f"{name}/{policy}: {action} has no resource type: its Resource is \"*\""
         if assumed_by(resource, "lambda.amazonaws.com"):
-            own_reads = {MAP_RUN_POLICY: MAP_RUN_READS, INVENTORY_POLICY: set(INVENTORY_ACTIONS),
-                         CHAIN_POLICY: {"lambda:InvokeFunction"}}
+            own_reads = {MAP_RUN_POLICY: MAP_RUN_READS, INVENTORY_POLICY: set(INVENTORY_ACTIONS)}
             allowed = FUNCTION_ACTIONS | own_reads.get(policy, RESUME_TOKENS)
             for action in actions:
                 if action not in allowed:
                     yield f"{name}/{policy}: action {action} beyond {sorted(allowed)}"
-            if "lambda:InvokeFunction" in actions:
-                for target in as_list(statement["Resource"]):
-                    if resource_text(target) not in OWN_FUNCTIONS:
-                        yield f"{name}/{policy}: invokes beyond the stack's own functions: {resource_text(target)}"
             if policy == INVENTORY_POLICY:
                 for action in actions:
                     for target in as_list(statement["Resource"]):

@@ -110,14 +110,14 @@ def main():
             code, out, err = invoke_with(port, function, json.dumps({"bucket": "no-such-bucket"}))
             if code == 0 or "NoSuchBucket" not in out + err:
                 failures.append(f"{function} missing bucket: expected a NoSuchBucket error, got {code}: {out} {err}")
-        # A Step Functions Distributed Map batch, as the state machine sends it to join-all.
-        code, out, err = invoke(port, "join-all", ROOT / "fixtures" / "distributed-map-batch.json")
+        # A part of a state machine run, as the parts file hands it to a join-all worker.
+        code, out, err = invoke(port, "join-all", ROOT / "fixtures" / "state-machine-part.json")
         if code != 0:
-            failures.append(f"join-all distributed-map-batch.json: exit {code}: {err.strip()}")
+            failures.append(f"join-all state-machine-part.json: exit {code}: {err.strip()}")
         else:
             report = json.loads(out)
             if (report.get("objects_listed"), report.get("acls_fetched")) != (3, 3):
-                failures.append(f"join-all distributed-map-batch.json: {report.get('objects_listed')} listed, "
+                failures.append(f"join-all state-machine-part.json: {report.get('objects_listed')} listed, "
                                 f"{report.get('acls_fetched')} fetched, expected 3 and 3")
             successes += 1
         # Bodies that are not JSON never reach our code: the runtime refuses them, with a clear

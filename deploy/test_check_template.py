@@ -265,11 +265,13 @@ class CheckTemplate(unittest.TestCase):
             state="AddUp",
         )
 
-    def test_a_continuation_invoking_other_functions_fails(self):
+    def test_a_function_role_invoking_a_function_fails(self):
         self.assert_finding(
-            "function:${AWS::StackName}-join-all\n",
-            "function:*\n",
-            "chain-continuation: invokes beyond the stack's own functions",
+            "          - Effect: Allow\n            Action: s3:PutObject\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n",
+            "          - Effect: Allow\n            Action: s3:PutObject\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n"
+            "          - Effect: Allow\n            Action: lambda:InvokeFunction\n"
+            "            Resource: !Sub arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-join-all\n",
+            "action lambda:InvokeFunction beyond",
         )
 
     def test_a_log_level_that_drops_the_metrics_line_fails(self):

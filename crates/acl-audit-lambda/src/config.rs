@@ -1,15 +1,12 @@
-//! The function's settings, from its environment variables, and how an invocation's request
-//! and those settings resolve into the core's [`Target`] and [`Strategy`].
+//! The function's settings, from its environment variables, and the core's [`Strategy`] they
+//! make of each function's strategy kind.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use acl_audit::model::{S3Location, check_bucket_name};
+use acl_audit::model::S3Location;
 use acl_audit::strategy::default_blocking_pool_size;
-use acl_audit::{Resume, Strategy, StrategyKind, Target};
-
-use crate::error::RequestError;
-use crate::event::Request;
+use acl_audit::{Strategy, StrategyKind};
 
 pub const BUCKET_NAME: &str = "BUCKET_NAME";
 pub const OBJECT_PREFIX: &str = "OBJECT_PREFIX";
@@ -32,14 +29,6 @@ pub const WARM_CONNECTIONS: &str = "WARM_CONNECTIONS";
 /// ListObjectsV2 requests under way at once, each listing a range of the key space, in a run
 /// with no ACL to fetch; 1 for one listing. Default [`DEFAULT_LISTERS`].
 pub const LISTERS: &str = "LISTERS";
-/// `true`: a run stopped by its deadline invokes the function again at once to carry on
-/// (`crate::continuation`); default `false`.
-pub const CHAIN_CONTINUATION: &str = "CHAIN_CONTINUATION";
-/// The most links a chained continuation takes. Default [`DEFAULT_CHAIN_LIMIT`].
-pub const CHAIN_LIMIT: &str = "CHAIN_LIMIT";
-/// Links a chain takes by default: at the template's 300 s timeout, two hours of auditing,
-/// within an hourly schedule's reach of the next run.
-pub const DEFAULT_CHAIN_LIMIT: usize = 24;
 pub use acl_audit::s3::ranges::DEFAULT_LISTERS;
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
@@ -90,6 +79,15 @@ pub const MOST_WARM_CONNECTIONS: usize = MOST_IN_FLIGHT;
 /// room to spare at 128 MB's 7 % of a core.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
+/// A variable of the function's environment that does not parse.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
 /// The function's settings, from its environment variables. Empty means unset, as SAM
 /// passes an empty string for an optional parameter left blank.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,37 +118,30 @@ pub struct Config {
     pub resume_from_store: bool,
     /// `LISTERS`: listings at once.
     pub listers: NonZeroUsize,
-    /// `CHAIN_CONTINUATION`.
-    pub chain_continuation: bool,
-    /// `CHAIN_LIMIT`.
-    pub chain_limit: usize,
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, RequestError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, RequestError> {
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| var(name).filter(|value| !value.trim().is_empty());
-        let number = |name: &'static str| -> Result<Option<usize>, RequestError> {
+        let number = |name: &'static str| -> Result<Option<usize>, ConfigError> {
             var(name)
                 .map(|value| {
-                    value
-                        .trim()
-                        .parse::<usize>()
-                        .map_err(|err| RequestError::InvalidConfig {
-                            name,
-                            value: value.clone(),
-                            reason: format!("expected a whole number ({err})"),
-                        })
+                    value.trim().parse::<usize>().map_err(|err| ConfigError {
+                        name,
+                        value: value.clone(),
+                        reason: format!("expected a whole number ({err})"),
+                    })
                 })
                 .transpose()
         };
-        let positive = |name: &'static str| -> Result<Option<NonZeroUsize>, RequestError> {
+        let positive = |name: &'static str| -> Result<Option<NonZeroUsize>, ConfigError> {
             number(name)?
                 .map(|n| {
-                    NonZeroUsize::new(n).ok_or_else(|| RequestError::InvalidConfig {
+                    NonZeroUsize::new(n).ok_or_else(|| ConfigError {
                         name,
                         value: n.to_string(),
                         reason: "must be at least 1".to_owned(),
@@ -163,7 +154,7 @@ impl Config {
             None => Ok(default),
             Some(value) if value == "true" => Ok(true),
             Some(value) if value == "false" => Ok(false),
-            Some(value) => Err(RequestError::InvalidConfig {
+            Some(value) => Err(ConfigError {
                 name,
                 value,
                 reason: "expected true or false".to_owned(),
@@ -185,13 +176,11 @@ impl Config {
                 .map_or(DEFAULT_DEADLINE_MARGIN, |ms| Duration::from_millis(ms as u64)),
             findings: var(FINDINGS_URI)
                 .map(|uri| {
-                    uri.trim()
-                        .parse::<S3Location>()
-                        .map_err(|err| RequestError::InvalidConfig {
-                            name: FINDINGS_URI,
-                            value: uri.clone(),
-                            reason: err.to_string(),
-                        })
+                    uri.trim().parse::<S3Location>().map_err(|err| ConfigError {
+                        name: FINDINGS_URI,
+                        value: uri.clone(),
+                        reason: err.to_string(),
+                    })
                 })
                 .transpose()?,
             audit_when_acls_disabled: flag(AUDIT_WHEN_ACLS_DISABLED)?,
@@ -199,8 +188,6 @@ impl Config {
             warm_connections: number(WARM_CONNECTIONS)?,
             resume_from_store: flag_or(RESUME_FROM_STORE, true)?,
             listers: positive(LISTERS)?.unwrap_or(NonZeroUsize::new(DEFAULT_LISTERS).unwrap_or(NonZeroUsize::MIN)),
-            chain_continuation: flag(CHAIN_CONTINUATION)?,
-            chain_limit: number(CHAIN_LIMIT)?.unwrap_or(DEFAULT_CHAIN_LIMIT),
         })
     }
 
@@ -247,58 +234,5 @@ impl Config {
                 max_in_flight: self.max_in_flight,
             },
         }
-    }
-
-    /// The event's values win over the environment's, and a resume token's bucket and prefix
-    /// over both; an event naming others than its token is refused, not guessed at.
-    pub fn target(&self, request: Request) -> Result<Target, RequestError> {
-        let (bucket, prefix) = match &request.resume {
-            Some(resume) => {
-                let conflict = |field: &str, event: &dyn std::fmt::Debug, token: &dyn std::fmt::Debug| {
-                    RequestError::InvalidEvent(format!(
-                        "the event's {field} {event:?} is not the resume token's {token:?}: drop one of them"
-                    ))
-                };
-                if let Some(bucket) = request.bucket.as_ref().filter(|b| **b != resume.bucket) {
-                    return Err(conflict("bucket", bucket, &resume.bucket));
-                }
-                if request.prefix.is_some() && request.prefix != resume.prefix {
-                    return Err(conflict("prefix", &request.prefix, &resume.prefix));
-                }
-                if let Some(wanted) = request.include_versions.filter(|wanted| *wanted != resume.versions) {
-                    return Err(conflict("include_versions", &wanted, &resume.versions));
-                }
-                (resume.bucket.clone(), resume.prefix.clone())
-            }
-            None => (
-                request
-                    .bucket
-                    .or_else(|| self.bucket.clone())
-                    .ok_or(RequestError::MissingBucket)?,
-                request.prefix.or_else(|| self.prefix.clone()),
-            ),
-        };
-        check_bucket_name(&bucket).map_err(RequestError::InvalidBucketName)?;
-        if let Some(keys) = request.keys {
-            return Ok(Target {
-                resume: Some(Resume::keys_only(bucket.clone(), keys)),
-                bucket,
-                prefix: None,
-                max_objects: None,
-                include_versions: false,
-            });
-        }
-        // A resume token goes on listing what its run listed.
-        let include_versions = match &request.resume {
-            Some(resume) => resume.versions,
-            None => request.include_versions.unwrap_or(self.include_versions),
-        };
-        Ok(Target {
-            bucket,
-            prefix,
-            max_objects: request.max_objects.map(NonZeroUsize::get).or(self.max_objects),
-            resume: request.resume,
-            include_versions,
-        })
     }
 }

@@ -4,34 +4,18 @@
 
 use acl_audit::ListError;
 use acl_audit::audit::FindingsNotWritten;
-use acl_audit::model::InvalidBucketName;
 use acl_audit::s3::inventory::InventoryError;
 use lambda_runtime::Diagnostic;
 
-use crate::config::BUCKET_NAME;
+use crate::config::ConfigError;
+use crate::job::RequestError;
 use crate::map_run::SummarizeError;
 
-/// The invocation cannot start: its event or the function's configuration is wrong.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum RequestError {
-    #[error("invalid event: {0}")]
-    InvalidEvent(String),
-    #[error(
-        "no bucket to audit: set the {BUCKET_NAME} environment variable or pass {{\"bucket\": \"NAME\"}} in the event"
-    )]
-    MissingBucket,
-    #[error(transparent)]
-    InvalidBucketName(#[from] InvalidBucketName),
-    #[error("invalid configuration: {name}={value:?}: {reason}")]
-    InvalidConfig {
-        name: &'static str,
-        value: String,
-        reason: String,
-    },
-}
-
+/// Every way an invocation fails: each module's own error, gathered.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum HandlerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error("{0}{advice}", advice = list_advice(.0))]
@@ -90,7 +74,7 @@ impl HandlerError {
             HandlerError::Request(RequestError::InvalidEvent(_)) => "InvalidEvent",
             HandlerError::Request(RequestError::MissingBucket) => "MissingBucketName",
             HandlerError::Request(RequestError::InvalidBucketName(_)) => "InvalidBucketName",
-            HandlerError::Request(RequestError::InvalidConfig { .. }) => "InvalidConfiguration",
+            HandlerError::Config(_) => "InvalidConfiguration",
             HandlerError::List(ListError::NoSuchBucket { .. }) => "NoSuchBucket",
             HandlerError::List(ListError::AccessDenied { .. }) => "AccessDenied",
             HandlerError::List(ListError::WrongRegion { .. }) => "WrongRegion",

@@ -1,22 +1,37 @@
-//! The Lambda adapter of the audit: what an invocation carries ([`event`]), what the function's
-//! environment sets ([`config`]), the handler the three functions share ([`handler`]) with its
-//! `errorType`s ([`error`]) and its metrics line ([`metrics`]), a Distributed Map run's results
-//! added up ([`map_run`]), the state machine's plan and collect steps ([`steps`]), and the process that serves Lambda's Runtime API ([`runtime`]). The audit itself is the `acl-audit` crate's.
+//! The Lambda adapter of the audit (docs/architecture.md follows a run through it):
+//! - [`job::resolve`] turns any payload a function accepts ([`event`]), with the function's
+//!   environment ([`config`]), into the one [`job::Job`] the invocation does;
+//! - [`handler::invoke`] runs that job in its own module: [`listing_audit`],
+//!   [`inventory_audit`], the state machine's [`steps`] and its last step [`add_up`] (over
+//!   [`map_run`]'s results), each leaving behind what [`record`] and [`stored_resume`] write;
+//! - [`outcome`] is what it did, [`error`] its `errorType`s, [`metrics`] its EMF line, and
+//!   [`runtime`] the process that serves Lambda's Runtime API with the [`clients`] it builds once.
+//!
+//! The audit itself is the `acl-audit` crate's.
 
+pub mod add_up;
+pub mod clients;
 pub mod config;
-pub mod continuation;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod inventory_audit;
+pub mod job;
+pub mod listing_audit;
 pub mod map_run;
 pub mod metrics;
+pub mod outcome;
+pub mod record;
 pub mod runtime;
 pub mod steps;
 pub mod stored_resume;
 
 pub use acl_audit::StrategyKind;
-pub use config::Config;
-pub use error::{HandlerError, RequestError};
-pub use event::{MapBatch, MapRunOutput, Pass, Request, parse_event};
-pub use handler::{Invocation, Reply, account_of, handle, handle_with, invoke, invoke_chaining, invoke_with, stop_at};
+pub use clients::Clients;
+pub use config::{Config, ConfigError};
+pub use error::HandlerError;
+pub use event::{MapRunOutput, Pass, Request};
+pub use handler::invoke;
+pub use job::{Job, RequestError, resolve};
+pub use outcome::{Invocation, Reply, Scope};
 pub use runtime::{block_on_task, run, runtime};

@@ -15,7 +15,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{MapBatch, PartEvent, ResultWriterDetails};
+use crate::event::{PartEvent, ResultWriterDetails};
 
 pub const MANIFEST: &str = "manifest.json";
 
@@ -55,7 +55,7 @@ pub struct ChildExecution {
     pub execution_arn: Option<String>,
     pub name: Option<String>,
     pub status: String,
-    /// The batch, as a JSON string: `{"Items": [...], "BatchInput": {...}}`.
+    /// The part, as a JSON string: a [`PartEvent`].
     pub input: Option<String>,
     /// The batch's report, as a JSON string, when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,33 +245,23 @@ pub async fn succeeded_reports(client: &Client, run: &ResultWriterDetails) -> Re
     Ok(reports)
 }
 
-/// What a child that has no report was handed: a batch of keys, or a part of a run.
-enum ChildInput {
-    Batch(MapBatch),
-    Part(PartEvent),
-}
+/// What a child that has no report was handed: a part of a run.
+struct ChildInput(PartEvent);
 
 impl ChildInput {
     fn parse(input: &str) -> Result<Self, String> {
-        serde_json::from_str::<MapBatch>(input)
-            .map(ChildInput::Batch)
-            .or_else(|_| serde_json::from_str::<PartEvent>(input).map(ChildInput::Part))
-            .map_err(|err| format!("a child's Input is neither a batch nor a part: {err}"))
+        serde_json::from_str::<PartEvent>(input)
+            .map(ChildInput)
+            .map_err(|err| format!("a child's Input is not a part: {err}"))
     }
 
     fn bucket(&self) -> &str {
-        match self {
-            ChildInput::Batch(batch) => batch.batch_input.bucket.as_deref().unwrap_or_default(),
-            ChildInput::Part(part) => &part.resume.bucket,
-        }
+        &self.0.resume.bucket
     }
 
     /// The keys it names (a part's listing, if any, is not known).
     fn keys(&self) -> Vec<ObjectRef> {
-        match self {
-            ChildInput::Batch(batch) => batch.keys().map(ObjectRef::from).collect(),
-            ChildInput::Part(part) => part.resume.keys.clone(),
-        }
+        self.0.resume.keys.clone()
     }
 
     /// Its report: a failed one's keys are failures, a pending one's are not fetched; a
@@ -280,10 +270,7 @@ impl ChildInput {
         let mut report = AuditReport::empty(StrategyKind::JoinAll, self.bucket());
         let keys = self.keys();
         report.objects_listed = keys.len();
-        let listing_left = match self {
-            ChildInput::Part(part) if !part.resume.listing_complete => Some(part.resume),
-            _ => None,
-        };
+        let listing_left = (!self.0.resume.listing_complete).then_some(self.0.resume);
         if status == "FAILED" {
             for object in keys {
                 report.failures.add(batch_failure(execution, object));

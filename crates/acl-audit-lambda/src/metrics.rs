@@ -8,7 +8,7 @@ use acl_audit::findings::FindingKind;
 use acl_audit::{AuditReport, StrategyKind};
 use serde_json::{Map, Value, json};
 
-use crate::handler::{Invocation, Scope};
+use crate::outcome::{Invocation, Scope};
 
 /// The CloudWatch namespace of the functions' metrics (the template's dashboard and alarms
 /// read it).
@@ -95,7 +95,7 @@ pub fn emf_line(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<u
             directive(&STRATEGY_DIMENSIONS, &STRATEGY_METRICS),
             directive(&BUCKET_DIMENSIONS, &BUCKET_METRICS),
         ],
-        Scope::MapBatch => vec![directive(&STRATEGY_DIMENSIONS, &STRATEGY_METRICS)],
+        Scope::Part => vec![directive(&STRATEGY_DIMENSIONS, &STRATEGY_METRICS)],
         Scope::MapRun => vec![directive(&BUCKET_DIMENSIONS, &BUCKET_METRICS)],
     };
     let mut values: Vec<(&str, f64)> = vec![
@@ -118,7 +118,7 @@ pub fn emf_line(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<u
                     .is_some_and(|bucket| bucket.effective_acl_findings()),
             )),
         ),
-        ("FailedRuns", f64::from(u8::from(invocation.failed()))),
+        ("FailedRuns", f64::from(u8::from(invocation.is_failure()))),
         ("FindingsNotWritten", f64::from(u8::from(findings_not_written))),
         ("Duration", report.timings_ms.total),
     ];
@@ -171,7 +171,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::error::{HandlerError, RequestError};
+    use crate::error::HandlerError;
+    use crate::job::RequestError;
 
     fn report() -> AuditReport {
         let mut report = AuditReport::empty(StrategyKind::JoinAll, "audited");
@@ -281,7 +282,7 @@ mod tests {
 
     #[test]
     fn a_map_run_counts_per_bucket_once_in_its_last_step_and_its_batches_per_strategy() {
-        let batch = record(&Invocation::audited(report(), None, Scope::MapBatch), Some(256));
+        let batch = record(&Invocation::audited(report(), None, Scope::Part), Some(256));
         assert_eq!(dimensions(&batch), [serde_json::json!([["Strategy", "MemorySize"]])]);
         let run = record(&Invocation::audited(report(), None, Scope::MapRun), Some(256));
         assert_eq!(dimensions(&run), [serde_json::json!([["Bucket"]])]);

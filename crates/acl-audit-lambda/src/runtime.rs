@@ -10,8 +10,10 @@ use acl_audit::s3::warm::open_connections;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
+use crate::clients::Clients;
 use crate::config::Config;
-use crate::handler::{Invocation, invoke_chaining};
+use crate::handler::invoke;
+use crate::outcome::Invocation;
 
 /// The runtime the functions run on: one thread. An execution environment handles one event at a
 /// time with at most a vCPU's worth of CPU below 1 769 MB, and the handler's future runs on the
@@ -70,15 +72,6 @@ async fn warm(kind: StrategyKind, client: &aws_sdk_s3::Client) {
     );
 }
 
-/// A Lambda client, to invoke the function's own continuation, when `CHAIN_CONTINUATION` is
-/// on: the usual AWS configuration (`AWS_ENDPOINT_URL_LAMBDA` points it elsewhere). Without it,
-/// no client is made and init costs nothing more.
-async fn lambda_client_if_chaining() -> Option<aws_sdk_lambda::Client> {
-    Config::from_env().ok().filter(|config| config.chain_continuation)?;
-    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    Some(aws_sdk_lambda::Client::new(&sdk_config))
-}
-
 async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let client = client_from_env()
@@ -91,34 +84,16 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     let gauge = PoolGauge::new(POOL_IDLE_TIMEOUT);
     let client = gauge.watch(&client);
     warm(kind, &client).await;
-    let lambda = lambda_client_if_chaining().await;
+    let clients = Clients::new(&client).with_control(&control);
     let handler = service_fn(|event: LambdaEvent<Value>| {
-        // An owned handle on the same client and pool: with a borrowed one rustc cannot prove
+        // An owned handle on the same clients and pool: with a borrowed one rustc cannot prove
         // the runtime loop's future Send (rust-lang/rust#64552), and a task must be Send.
-        let (client, control, lambda) = (client.clone(), control.clone(), lambda.clone());
+        let clients = clients.clone();
         let open = gauge.open_now();
         async move {
             let (invocation, memory_mb) = match Config::from_env().map(|c| c.with_open_connections(open)) {
-                Ok(config) => (
-                    Box::pin(invoke_chaining(
-                        kind,
-                        &client,
-                        Some(&control),
-                        lambda.as_ref(),
-                        &config,
-                        event,
-                    ))
-                    .await,
-                    config.memory_mb,
-                ),
-                Err(err) => {
-                    tracing::error!(strategy = kind.name(), error = %err, "invocation refused");
-                    let failed = Invocation::Failed {
-                        bucket: None,
-                        error: err.into(),
-                    };
-                    (failed, None)
-                }
+                Ok(config) => (invoke(kind, &clients, &config, event).await, config.memory_mb),
+                Err(err) => (Invocation::failed(None, err, "invocation refused"), None),
             };
             // Failed runs too: an alarm on FailedRuns, and a dashboard line that does not stop.
             crate::metrics::emit(kind, &invocation, memory_mb);

@@ -12,8 +12,9 @@ use acl_audit::s3::upload::put_object;
 use aws_sdk_s3::Client;
 
 use crate::config::Config;
-use crate::error::{HandlerError, RequestError, StepError};
+use crate::error::{HandlerError, StepError};
 use crate::event::{CollectRequest, PartEvent, Pass, PlanRequest, Request, ResultWriterDetails};
+use crate::job::{RequestError, target};
 use crate::map_run::succeeded_reports;
 
 /// Passes a run may take before it is stopped as going nowhere: each lasts about one
@@ -33,12 +34,15 @@ pub async fn plan(client: &Client, config: &Config, request: PlanRequest) -> Res
     } = request;
     let folder = parts_folder(&folder)?;
     let blank_to_none = |value: Option<String>| value.filter(|value| !value.trim().is_empty());
-    let target = config.target(Request {
-        bucket: blank_to_none(bucket),
-        prefix: prefix.filter(|prefix| !prefix.is_empty()),
-        include_versions,
-        ..Request::default()
-    })?;
+    let target = target(
+        config,
+        Request {
+            bucket: blank_to_none(bucket),
+            prefix: prefix.filter(|prefix| !prefix.is_empty()),
+            include_versions,
+            ..Request::default()
+        },
+    )?;
     let target = acl_audit::Target {
         include_versions: include_versions.unwrap_or(config.include_versions),
         ..target

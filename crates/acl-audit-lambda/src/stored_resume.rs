@@ -11,14 +11,16 @@ use acl_audit::audit::FindingsNotWritten;
 use acl_audit::model::S3Location;
 use acl_audit::s3::error::{error_code, error_message};
 use acl_audit::s3::upload::{UploadError, put_object};
-use acl_audit::{Resume, Target};
+use acl_audit::{Resume, StrategyKind, Target};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 
-/// Where the token of `target`'s runs lives: `<base>resume/<bucket>/<what>.json`, `<what>`
-/// naming the prefix (hex-encoded, so that any key prefix is one path segment) and whether
-/// versions are listed, since each is a target of its own.
-pub fn token_location(base: &S3Location, target: &Target) -> S3Location {
+/// Where the token of the runs of a function of `kind` over `target` lives:
+/// `<base>resume/<strategy>/<bucket>/<what>.json`, `<what>` naming the prefix (hex-encoded, so
+/// that any key prefix is one path segment) and whether versions are listed, since each is a
+/// target of its own. The strategy is in it because the three functions share `FINDINGS_URI`,
+/// and two of them scheduled over one bucket must not take up each other's token.
+pub fn token_location(base: &S3Location, kind: StrategyKind, target: &Target) -> S3Location {
     let mut what = match target.prefix.as_deref().filter(|p| !p.is_empty()) {
         None => "all".to_owned(),
         Some(key_prefix) => key_prefix.bytes().fold("prefix-".to_owned(), |mut out, byte| {
@@ -29,24 +31,25 @@ pub fn token_location(base: &S3Location, target: &Target) -> S3Location {
     if target.include_versions {
         what.push_str("-versions");
     }
-    in_base(base, &target.bucket, &what)
+    in_base(base, kind, &target.bucket, &what)
 }
 
-/// Where the token of the runs that read `bucket`'s inventory reports lives:
-/// `<base>resume/<bucket>/inventory.json`. One for every report of the bucket, since a run
-/// goes on in the report the token names only while that is still the one it would read.
-pub fn inventory_token_location(base: &S3Location, bucket: &str) -> S3Location {
-    in_base(base, bucket, "inventory")
+/// Where the token of the runs of a function of `kind` that read `bucket`'s inventory reports
+/// lives: `<base>resume/<strategy>/<bucket>/inventory.json`. One for every report of the
+/// bucket, since a run goes on in the report the token names only while that is still the one
+/// it would read.
+pub fn inventory_token_location(base: &S3Location, kind: StrategyKind, bucket: &str) -> S3Location {
+    in_base(base, kind, bucket, "inventory")
 }
 
-fn in_base(base: &S3Location, bucket: &str, what: &str) -> S3Location {
+fn in_base(base: &S3Location, kind: StrategyKind, bucket: &str, what: &str) -> S3Location {
     let mut prefix = base.prefix.clone();
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
     }
     S3Location {
         bucket: base.bucket.clone(),
-        prefix: format!("{prefix}resume/{bucket}/{what}.json"),
+        prefix: format!("{prefix}resume/{}/{bucket}/{what}.json", kind.name()),
     }
 }
 
@@ -150,25 +153,28 @@ mod tests {
     #[test]
     fn each_target_has_a_token_of_its_own_under_the_findings_location() {
         let base: S3Location = "s3://findings/acl-audit/".parse().unwrap();
-        let at = |prefix, versions| token_location(&base, &target(prefix, versions)).to_string();
-        assert_eq!(at(None, false), "s3://findings/acl-audit/resume/audited/all.json");
+        let at = |prefix, versions| token_location(&base, StrategyKind::JoinAll, &target(prefix, versions)).to_string();
+        assert_eq!(
+            at(None, false),
+            "s3://findings/acl-audit/resume/join-all/audited/all.json"
+        );
         assert_eq!(at(Some(""), false), at(None, false));
         assert_eq!(
             at(Some("a/b"), false),
-            "s3://findings/acl-audit/resume/audited/prefix-612f62.json"
+            "s3://findings/acl-audit/resume/join-all/audited/prefix-612f62.json"
         );
         assert_eq!(
             at(None, true),
-            "s3://findings/acl-audit/resume/audited/all-versions.json"
+            "s3://findings/acl-audit/resume/join-all/audited/all-versions.json"
         );
         let bare: S3Location = "s3://findings".parse().unwrap();
         assert_eq!(
-            token_location(&bare, &target(None, false)).prefix,
-            "resume/audited/all.json"
+            token_location(&bare, StrategyKind::JoinAll, &target(None, false)).prefix,
+            "resume/join-all/audited/all.json"
         );
         assert_eq!(
-            inventory_token_location(&base, "audited").to_string(),
-            "s3://findings/acl-audit/resume/audited/inventory.json"
+            inventory_token_location(&base, StrategyKind::JoinAll, "audited").to_string(),
+            "s3://findings/acl-audit/resume/join-all/audited/inventory.json"
         );
     }
 }

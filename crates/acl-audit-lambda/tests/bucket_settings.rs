@@ -12,7 +12,7 @@ use acl_audit::bucket::Check;
 use acl_audit::findings::{FindingKind, FindingLine};
 use acl_audit::s3::client::client_for_endpoint;
 use acl_audit::{ListError, Target, audit_bucket};
-use acl_audit_lambda::{Config, handle};
+use acl_audit_lambda::{Clients, Config};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Region;
 use aws_sdk_s3::types::{
@@ -52,13 +52,14 @@ async fn with_acls_disabled_no_acl_is_fetched_unless_asked() {
     let (s3, client) = common::seeded("enforced", 10_000).await;
     enforce_bucket_owner(&client, "enforced").await;
 
-    let report = handle(
+    let report = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         event(json!({"bucket": "enforced"})),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!(s3.requests("GetObjectAcl"), 0, "not one GetObjectAcl request");
     assert_eq!(report.objects_listed, 10_000);
@@ -70,9 +71,15 @@ async fn with_acls_disabled_no_acl_is_fetched_unless_asked() {
     assert_eq!(settings.object_ownership, Check::Set("BucketOwnerEnforced".to_owned()));
 
     let event_asks = json!({"bucket": "enforced", "audit_when_acls_disabled": true});
-    let anyway = handle(StrategyKind::JoinAll, &client, &config(&[]), event(event_asks))
-        .await
-        .unwrap();
+    let anyway = acl_audit_lambda::invoke(
+        StrategyKind::JoinAll,
+        &Clients::new(&client),
+        &config(&[]),
+        event(event_asks),
+    )
+    .await
+    .into_result()
+    .unwrap();
     assert_eq!(s3.requests("GetObjectAcl"), 10_000);
     assert_eq!((anyway.acls_fetched, anyway.objects_with_acls_disabled), (10_000, 0));
     assert_eq!(
@@ -81,13 +88,14 @@ async fn with_acls_disabled_no_acl_is_fetched_unless_asked() {
     );
 
     let from_env = config(&[("AUDIT_WHEN_ACLS_DISABLED", "true"), ("MAX_OBJECTS", "10")]);
-    let report = handle(
+    let report = acl_audit_lambda::invoke(
         StrategyKind::Sequential,
-        &client,
+        &Clients::new(&client),
         &from_env,
         event(json!({"bucket": "enforced"})),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!(report.acls_fetched, 10);
 }
@@ -127,13 +135,14 @@ async fn ignore_public_acls_makes_the_same_public_objects_not_effective() {
     let (s3, client) = common::seeded("blocked", 100).await;
     s3.store().create_bucket("findings").unwrap();
     let with_findings = config(&[("FINDINGS_URI", "s3://findings/runs/")]);
-    let exposed = handle(
+    let exposed = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &with_findings,
         event(json!({"bucket": "blocked"})),
     )
     .await
+    .into_result()
     .unwrap();
     // The seed: 10 public-read, 10 authenticated-read of 100.
     assert_eq!(exposed.audit.findings.exposed_objects, 20);
@@ -150,13 +159,14 @@ async fn ignore_public_acls_makes_the_same_public_objects_not_effective() {
         .send()
         .await
         .unwrap();
-    let ignored = handle(
+    let ignored = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &with_findings,
         event(json!({"bucket": "blocked"})),
     )
     .await
+    .into_result()
     .unwrap();
     let findings = &ignored.audit.findings;
     assert_eq!((findings.exposed_objects, findings.public_objects), (0, 0));
@@ -205,13 +215,14 @@ async fn a_public_bucket_acl_is_a_finding_of_the_bucket() {
         .send()
         .await
         .unwrap();
-    let report = handle(
+    let report = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         event(json!({"bucket": "open-bucket"})),
     )
     .await
+    .into_result()
     .unwrap();
     let settings = report.bucket_settings.unwrap();
     assert_eq!(settings.acl_findings, [FindingKind::PublicRead]);
@@ -267,13 +278,14 @@ async fn a_bucket_in_another_region_is_audited_there() {
     );
     assert!(err.to_string().contains("eu-west-1"), "{err}");
 
-    let report = handle(
+    let report = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &virginia,
+        &Clients::new(&virginia),
         &config(&[]),
         event(json!({"bucket": "far-away"})),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!((report.objects_listed, report.acls_fetched), (25, 25));
     assert_eq!(report.bucket_settings.unwrap().region.as_deref(), Some("eu-west-1"));
@@ -307,48 +319,52 @@ async fn s3_s_object_events_audit_exactly_their_object_and_version() {
         event(payload)
     };
 
-    let created = handle(
+    let created = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         with_version("eventbridge-object-created.json", Some(&created_version)),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!((created.objects_listed, created.acls_fetched), (1, 1));
     assert_eq!(created.audit.findings.objects, 0, "object-0000000 is private");
     assert_eq!(s3.requests("ListObjectsV2"), 0, "one object: nothing listed");
 
     // The ACL that changed is the null version's, public; the current one is private.
-    let updated = handle(
+    let updated = acl_audit_lambda::invoke(
         StrategyKind::Sequential,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         with_version("eventbridge-object-acl-updated.json", Some("null")),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!(updated.acls_fetched, 1);
     assert_eq!(updated.audit.readable_by_all_users.keys, ["object-0000007"]);
     assert_eq!(updated.audit.findings.exposed_objects, 1);
-    let current = handle(
+    let current = acl_audit_lambda::invoke(
         StrategyKind::Sequential,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         with_version("eventbridge-object-acl-updated.json", None),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!((current.acls_fetched, current.audit.findings.objects), (1, 0));
 
     // A version the bucket does not have (S3's example id): a counted failure, no crash.
-    let unknown = handle(
+    let unknown = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         event(common::fixture("eventbridge-object-created.json")),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!(unknown.failures.by_code.get("NoSuchVersion"), Some(&1));
     assert_eq!(
@@ -359,9 +375,15 @@ async fn s3_s_object_events_audit_exactly_their_object_and_version() {
 
     let mut other = common::fixture("eventbridge-object-created.json");
     other["detail-type"] = json!("Object Deleted");
-    let err = handle(StrategyKind::JoinAll, &client, &config(&[]), event(other))
-        .await
-        .unwrap_err();
+    let err = acl_audit_lambda::invoke(
+        StrategyKind::JoinAll,
+        &Clients::new(&client),
+        &config(&[]),
+        event(other),
+    )
+    .await
+    .into_result()
+    .unwrap_err();
     assert!(err.to_string().contains("Object Deleted"), "{err}");
 }
 
@@ -369,13 +391,14 @@ async fn s3_s_object_events_audit_exactly_their_object_and_version() {
 async fn include_versions_comes_from_the_event_or_the_environment() {
     let (s3, client) = common::endpoint().await;
     let arranged = common::arrange_versioned(&client, "history").await;
-    let from_env = handle(
+    let from_env = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[("INCLUDE_VERSIONS", "true")]),
         event(json!({"bucket": "history"})),
     )
     .await
+    .into_result()
     .unwrap();
     assert!(from_env.include_versions);
     assert_eq!(
@@ -384,42 +407,46 @@ async fn include_versions_comes_from_the_event_or_the_environment() {
     );
     assert_eq!(from_env.audit.findings.exposed_objects, 1);
 
-    let overridden = handle(
+    let overridden = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[("INCLUDE_VERSIONS", "true")]),
         event(json!({"bucket": "history", "include_versions": false})),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!((overridden.acls_fetched, overridden.audit.findings.objects), (2, 0));
 
-    let from_event = handle(
+    let from_event = acl_audit_lambda::invoke(
         StrategyKind::Sequential,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         event(json!({"bucket": "history", "include_versions": true, "max_objects": 3})),
     )
     .await
+    .into_result()
     .unwrap();
     let resume = from_event.resume.unwrap();
     assert!(resume.versions);
-    let err = handle(
+    let err = acl_audit_lambda::invoke(
         StrategyKind::Sequential,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         event(json!({"resume": resume, "include_versions": false})),
     )
     .await
+    .into_result()
     .unwrap_err();
     assert!(err.to_string().contains("include_versions"), "{err}");
-    let rest = handle(
+    let rest = acl_audit_lambda::invoke(
         StrategyKind::Sequential,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         event(json!({"resume": resume})),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!(from_event.acls_fetched + rest.acls_fetched, arranged.versions);
     assert_eq!(
@@ -434,7 +461,7 @@ async fn include_versions_comes_from_the_event_or_the_environment() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_account_s_ignore_public_acls_neutralises_too_read_for_the_function_s_account() {
     use acl_audit::s3::client::control_client_for_endpoint;
-    use acl_audit_lambda::handle_with;
+    use acl_audit_lambda::Clients;
 
     let (s3, client) = common::seeded("account-blocked", 100).await;
     let keys = s3.credentials();
@@ -445,9 +472,15 @@ async fn the_account_s_ignore_public_acls_neutralises_too_read_for_the_function_
         let (client, control) = (client.clone(), control.clone());
         async move {
             let event = LambdaEvent::new(json!({"bucket": "account-blocked"}), context);
-            handle_with(StrategyKind::JoinAll, &client, &control, &config(&[]), event)
-                .await
-                .unwrap()
+            acl_audit_lambda::invoke(
+                StrategyKind::JoinAll,
+                &Clients::new(&client).with_control(&control),
+                &config(&[]),
+                event,
+            )
+            .await
+            .into_result()
+            .unwrap()
         }
     };
 

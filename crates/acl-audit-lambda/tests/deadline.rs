@@ -10,8 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acl_audit::report::Truncation;
 use acl_audit::{AuditReport, Resume, StrategyKind, Target, audit_bucket};
-use acl_audit_lambda::{Config, RequestError};
-use acl_audit_lambda::{HandlerError, handle, stop_at};
+use acl_audit_lambda::HandlerError;
+use acl_audit_lambda::record::stop_at;
+use acl_audit_lambda::{Clients, Config, RequestError};
 use lambda_runtime::{Context, LambdaEvent};
 use local_s3::Faults;
 use serde_json::{Value, json};
@@ -56,13 +57,14 @@ async fn near_its_deadline_a_run_stops_and_the_next_run_fetches_what_it_left() {
         // Stops 1 s before a deadline 1.5 s away: after about 0.5 s, one or two rounds of calls.
         let remaining = Duration::from_millis(1500);
         let started = Instant::now();
-        let first = handle(
+        let first = acl_audit_lambda::invoke(
             kind,
-            &client,
+            &Clients::new(&client),
             &config(1000),
             event_due_in(json!({"bucket": "due"}), remaining),
         )
         .await
+        .into_result()
         .unwrap();
         let took = started.elapsed();
         assert!(took < remaining, "{kind:?}: returned after {took:?}, past its deadline");
@@ -78,13 +80,14 @@ async fn near_its_deadline_a_run_stops_and_the_next_run_fetches_what_it_left() {
         assert!(resume.listing_complete, "60 keys are one page, listed before the stop");
 
         s3.set_faults(Faults::default());
-        let second = handle(
+        let second = acl_audit_lambda::invoke(
             kind,
-            &client,
+            &Clients::new(&client),
             &config(1000),
             LambdaEvent::new(resume_event(&first), Context::default()),
         )
         .await
+        .into_result()
         .unwrap();
         assert_eq!(second.truncated, None, "{kind:?}");
         assert_eq!(second.resume, None);
@@ -113,8 +116,9 @@ async fn a_run_with_no_time_left_fetches_nothing_and_hands_every_key_on() {
         inventory: None,
     };
     let event = event_due_in(json!({ "resume": carried }), Duration::from_millis(500));
-    let report = handle(StrategyKind::JoinAll, &client, &config(1000), event)
+    let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config(1000), event)
         .await
+        .into_result()
         .unwrap();
     assert_eq!(report.truncated, Some(Truncation::Deadline));
     assert_eq!(
@@ -135,8 +139,9 @@ async fn a_listing_still_unanswered_at_the_deadline_leaves_the_whole_bucket_to_t
     let remaining = Duration::from_millis(1500);
     let started = Instant::now();
     let event = event_due_in(json!({"bucket": "slow-listing"}), remaining);
-    let report = handle(StrategyKind::JoinAll, &client, &config(1000), event)
+    let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config(1000), event)
         .await
+        .into_result()
         .unwrap();
     assert!(started.elapsed() < remaining, "returned after {:?}", started.elapsed());
     assert_eq!(report.truncated, Some(Truncation::Deadline));
@@ -185,8 +190,9 @@ async fn a_resume_token_for_another_bucket_than_the_event_names_is_refused() {
     let (_s3, client) = common::seeded("mine", 1).await;
     let token = json!({"bucket": "theirs", "prefix": null, "start_after": null, "listing_complete": false, "keys": []});
     let event = LambdaEvent::new(json!({"bucket": "mine", "resume": token}), Context::default());
-    let err = handle(StrategyKind::JoinAll, &client, &config(1000), event)
+    let err = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config(1000), event)
         .await
+        .into_result()
         .unwrap_err();
     let HandlerError::Request(RequestError::InvalidEvent(message)) = &err else {
         panic!("{err:?}");

@@ -1,9 +1,8 @@
-//! Whatever JSON an invocation carries, reading it is an answer, never a panic: a request, or
-//! an `InvalidEvent` error that says what is wrong.
+//! Whatever JSON an invocation carries, resolving it is an answer, never a panic: a job, or
+//! an error that says what is wrong.
 
 use acl_audit::model::{InvalidBucketName, check_bucket_name};
-use acl_audit_lambda::{Config, RequestError};
-use acl_audit_lambda::{Request, parse_event};
+use acl_audit_lambda::{Config, Job, RequestError, resolve};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -37,11 +36,20 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// The function's settings with a bucket, so that `{}` is a job.
+fn configured() -> Config {
+    Config::from_vars(|name| (name == "BUCKET_NAME").then(|| "configured".to_owned())).unwrap()
+}
+
 fn an_answer(payload: Value) -> Result<(), TestCaseError> {
-    match parse_event(payload) {
+    match resolve(payload, &configured()) {
         Ok(_) => Ok(()),
         Err(RequestError::InvalidEvent(message)) => {
             prop_assert!(!message.trim().is_empty());
+            Ok(())
+        }
+        Err(RequestError::InvalidBucketName(err)) => {
+            prop_assert!(!err.reason.is_empty());
             Ok(())
         }
         Err(other) => Err(TestCaseError::fail(format!("not an event error: {other:?}"))),
@@ -61,23 +69,25 @@ proptest! {
 
     #[test]
     fn well_typed_fields_are_taken_as_given(
-        bucket in "[a-z0-9.-]{3,63}",
+        bucket in "[a-z][a-z0-9]{2,62}",
         prefix in ".{0,1024}",
         max_objects in 1usize..=usize::MAX,
     ) {
-        let request = parse_event(json!({"bucket": bucket, "prefix": prefix, "max_objects": max_objects}))
+        let job = resolve(json!({"bucket": bucket, "prefix": prefix, "max_objects": max_objects}), &configured())
             .map_err(|err| TestCaseError::fail(err.to_string()))?;
-        prop_assert_eq!(request.bucket.as_deref(), Some(bucket.as_str()));
-        prop_assert_eq!(request.prefix.as_deref(), Some(prefix.as_str()));
-        prop_assert_eq!(request.max_objects.map(|n| n.get()), Some(max_objects));
+        let Job::Audit(job) = job else { return Err(TestCaseError::fail("not an audit")) };
+        prop_assert_eq!(job.target.bucket.as_str(), bucket.as_str());
+        prop_assert_eq!(job.target.prefix.as_deref(), Some(prefix.as_str()));
+        prop_assert_eq!(job.target.max_objects, Some(max_objects));
     }
 
     #[test]
     fn an_unknown_field_is_named_in_the_error(name in "[a-z]{1,12}") {
-        prop_assume!(!["bucket", "prefix", "max_objects", "resume"].contains(&name.as_str()));
+        let fields_of_a_request = ["bucket", "prefix", "max_objects", "resume", "inventory", "plan", "collect"];
+        prop_assume!(!fields_of_a_request.contains(&name.as_str()));
         let mut fields = Map::new();
         fields.insert(name.clone(), json!(1));
-        match parse_event(Value::Object(fields)) {
+        match resolve(Value::Object(fields), &configured()) {
             Err(RequestError::InvalidEvent(message)) => prop_assert!(message.contains(&name), "{}", message),
             other => prop_assert!(false, "expected InvalidEvent, got {:?}", other),
         }
@@ -88,9 +98,9 @@ proptest! {
     #[test]
     fn any_bucket_name_is_taken_or_refused_with_a_reason(bucket in any::<String>()) {
         let config = Config::from_vars(|_| None).map_err(|err| TestCaseError::fail(err.to_string()))?;
-        let request = Request { bucket: Some(bucket.clone()), ..Request::default() };
-        match config.target(request) {
-            Ok(target) => prop_assert_eq!(target.bucket, bucket),
+        match resolve(json!({"bucket": bucket}), &config) {
+            Ok(Job::Audit(job)) => prop_assert_eq!(job.target.bucket, bucket),
+            Ok(other) => prop_assert!(false, "not an audit: {:?}", other),
             Err(RequestError::InvalidBucketName(InvalidBucketName { name, reason })) => {
                 prop_assert_eq!(name, bucket);
                 prop_assert!(!reason.is_empty());

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use acl_audit::findings::utc_date;
 use acl_audit::{AuditReport, StrategyKind};
-use acl_audit_lambda::{Config, handle};
+use acl_audit_lambda::{Clients, Config};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
@@ -34,8 +34,9 @@ async fn a_run_writes_its_findings_and_report_under_the_findings_uri() {
     let (s3, client) = common::seeded("audited", 2500).await;
     s3.store().create_bucket("findings").unwrap();
     let config = config(&[("BUCKET_NAME", "audited"), ("FINDINGS_URI", "s3://findings/acl-audit/")]);
-    let report = handle(StrategyKind::JoinAll, &client, &config, event("req-42"))
+    let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event("req-42"))
         .await
+        .into_result()
         .unwrap();
     let (year, month, day) = utc_date(std::time::SystemTime::now());
     let folder = format!("acl-audit/audited/{year:04}/{month:02}/{day:02}/req-42/");
@@ -52,13 +53,14 @@ async fn a_run_writes_its_findings_and_report_under_the_findings_uri() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_findings_uri_nothing_is_written() {
     let (_s3, client) = common::seeded("audited", 50).await;
-    let report = handle(
+    let report = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[("BUCKET_NAME", "audited")]),
         event("r"),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!(report.findings, None);
 }
@@ -67,8 +69,9 @@ async fn without_a_findings_uri_nothing_is_written() {
 async fn a_missing_findings_bucket_fails_the_invocation_with_findings_not_written() {
     let (_s3, client) = common::seeded("audited", 250).await;
     let config = config(&[("BUCKET_NAME", "audited"), ("FINDINGS_URI", "s3://no-findings-here/x/")]);
-    let err = handle(StrategyKind::JoinAll, &client, &config, event("req-1"))
+    let err = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event("req-1"))
         .await
+        .into_result()
         .unwrap_err();
     let diagnostic = Diagnostic::from(err);
     assert_eq!(diagnostic.error_type, "FindingsNotWritten");

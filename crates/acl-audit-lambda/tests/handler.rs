@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
 use acl_audit::StrategyKind;
-use acl_audit_lambda::{Config, RequestError};
-use acl_audit_lambda::{HandlerError, block_on_task, handle, runtime};
+use acl_audit_lambda::{Clients, Config, RequestError};
+use acl_audit_lambda::{ConfigError, HandlerError, block_on_task, runtime};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
@@ -29,7 +29,9 @@ fn on_the_functions_runtime_the_handler_runs_as_a_task_whose_panics_reach_the_ca
     let runtime = runtime().unwrap();
     let invocation = async move {
         let payload = common::fixture("eventbridge-scheduled.json");
-        handle(StrategyKind::JoinAll, &client, &config, event(payload)).await
+        acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event(payload))
+            .await
+            .into_result()
     };
     let report = block_on_task(&runtime, invocation).unwrap();
     assert_eq!((report.objects_listed, report.acls_fetched), (40, 40));
@@ -44,13 +46,14 @@ async fn a_scheduled_event_audits_the_configured_bucket() {
     let (_s3, client) = common::seeded("scheduled", 100).await;
     let config = config(&[("BUCKET_NAME", "scheduled")]);
     for kind in StrategyKind::ALL {
-        let report = handle(
+        let report = acl_audit_lambda::invoke(
             kind,
-            &client,
+            &Clients::new(&client),
             &config,
             event(common::fixture("eventbridge-scheduled.json")),
         )
         .await
+        .into_result()
         .unwrap();
         assert_eq!(report.strategy, kind);
         assert_eq!(report.bucket, "scheduled");
@@ -64,9 +67,15 @@ async fn a_console_payload_overrides_the_configured_bucket() {
     let (_s3, client) = common::seeded("acl-audit-demo", 30).await;
     let config = config(&[("BUCKET_NAME", "some-other-bucket")]);
     for kind in StrategyKind::ALL {
-        let report = handle(kind, &client, &config, event(common::fixture("console.json")))
-            .await
-            .unwrap();
+        let report = acl_audit_lambda::invoke(
+            kind,
+            &Clients::new(&client),
+            &config,
+            event(common::fixture("console.json")),
+        )
+        .await
+        .into_result()
+        .unwrap();
         assert_eq!(report.bucket, "acl-audit-demo");
         assert_eq!(report.max_objects, Some(1000));
         assert_eq!(report.acls_fetched, 30);
@@ -83,13 +92,14 @@ async fn an_eventbridge_detail_overrides_bucket_and_prefix() {
     s3.store()
         .put_object("acl-audit-demo", "reports/q2.csv", object())
         .unwrap();
-    let report = handle(
+    let report = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         event(common::fixture("eventbridge-custom.json")),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!(report.prefix.as_deref(), Some("reports/"));
     assert_eq!(report.objects_listed, 2);
@@ -98,13 +108,14 @@ async fn an_eventbridge_detail_overrides_bucket_and_prefix() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_report_serializes_with_its_documented_field_names() {
     let (_s3, client) = common::seeded("schema", 10).await;
-    let report = handle(
+    let report = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         event(json!({"bucket": "schema"})),
     )
     .await
+    .into_result()
     .unwrap();
     let json = serde_json::to_value(&report).unwrap();
     let mut fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
@@ -118,7 +129,6 @@ async fn the_report_serializes_with_its_documented_field_names() {
             "bucket",
             "bucket_settings",
             "concurrency_limit",
-            "continued_by",
             "delete_markers",
             "failures",
             "findings",
@@ -146,9 +156,15 @@ async fn the_report_serializes_with_its_documented_field_names() {
 
 async fn handler_error(payload: Value, vars: &[(&str, &str)]) -> (HandlerError, Diagnostic) {
     let (_s3, client) = common::endpoint().await;
-    let err = handle(StrategyKind::Sequential, &client, &config(vars), event(payload))
-        .await
-        .unwrap_err();
+    let err = acl_audit_lambda::invoke(
+        StrategyKind::Sequential,
+        &Clients::new(&client),
+        &config(vars),
+        event(payload),
+    )
+    .await
+    .into_result()
+    .unwrap_err();
     let diagnostic = Diagnostic::from(err.clone());
     (err, diagnostic)
 }
@@ -208,13 +224,14 @@ async fn a_bucket_that_does_not_exist_is_reported_as_no_such_bucket() {
 async fn a_refused_listing_is_reported_as_access_denied() {
     let (s3, client) = common::seeded("locked", 1).await;
     s3.store().set_listing_denied("locked", true).unwrap();
-    let err = handle(
+    let err = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[("BUCKET_NAME", "locked")]),
         event(json!({})),
     )
     .await
+    .into_result()
     .unwrap_err();
     let diagnostic = Diagnostic::from(err);
     assert_eq!(diagnostic.error_type, "AccessDenied");
@@ -280,7 +297,7 @@ fn a_malformed_setting_names_the_variable() {
     let err = Config::from_vars(|name| (name == "MAX_IN_FLIGHT").then(|| "lots".to_owned())).unwrap_err();
     assert!(matches!(
         err,
-        RequestError::InvalidConfig {
+        ConfigError {
             name: "MAX_IN_FLIGHT",
             ..
         }

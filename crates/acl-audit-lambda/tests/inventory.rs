@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 
 use acl_audit::StrategyKind;
-use acl_audit_lambda::{Config, handle};
+use acl_audit_lambda::{Clients, Config};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::Type;
@@ -118,20 +118,22 @@ async fn an_inventory_sourced_audit_reads_every_acl_from_the_report() {
     s3.store().create_bucket("findings").unwrap();
     let rows = write_inventory(&client, 1000, 50).await;
     assert_eq!(rows, 2500);
-    let listed = handle(
+    let listed = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config(&[]),
         event(json!({"bucket": "audited"})),
     )
     .await
+    .into_result()
     .unwrap();
 
     let before = s3.requests("GetObjectAcl");
     let config = config(&[("FINDINGS_URI", "s3://findings/acl-audit/")]);
     let payload = json!({"bucket": "audited", "inventory": format!("s3://inventories/{MANIFEST}")});
-    let report = handle(StrategyKind::JoinAll, &client, &config, event(payload))
+    let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event(payload))
         .await
+        .into_result()
         .unwrap();
     assert_eq!(
         s3.requests("GetObjectAcl") - before,
@@ -149,6 +151,46 @@ async fn an_inventory_sourced_audit_reads_every_acl_from_the_report() {
     assert_eq!(written.objects, listed.audit.findings.objects);
 }
 
+/// An inventory event need not name its bucket: the manifest's `sourceBucket` does, and a
+/// bucket named beside it must be that one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inventory_event_without_a_bucket_audits_the_manifests_source_bucket() {
+    let (s3, client) = common::seeded("audited", 120).await;
+    s3.store().create_bucket("inventories").unwrap();
+    s3.store().create_bucket("other").unwrap();
+    write_inventory(&client, 100, 0).await;
+    let inventory = format!("s3://inventories/{MANIFEST}");
+    let run = |payload: Value| {
+        let client = client.clone();
+        async move {
+            acl_audit_lambda::invoke(
+                StrategyKind::JoinAll,
+                &Clients::new(&client),
+                &config(&[]),
+                event(payload),
+            )
+            .await
+            .into_result()
+        }
+    };
+    let report = run(json!({"inventory": inventory})).await.unwrap();
+    assert_eq!((report.bucket.as_str(), report.objects_listed), ("audited", 120));
+    assert!(report.accounts_for_every_object());
+
+    let err = run(json!({"inventory": inventory, "bucket": "other"}))
+        .await
+        .unwrap_err();
+    let diagnostic = Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "InvalidEvent");
+    assert!(
+        diagnostic
+            .error_message
+            .contains("\"other\" is not the inventory report's sourceBucket \"audited\""),
+        "{}",
+        diagnostic.error_message
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_inventory_without_the_acl_field_or_a_missing_manifest_is_a_named_error() {
     let (s3, client) = common::seeded("audited", 1).await;
@@ -162,8 +204,9 @@ async fn an_inventory_without_the_acl_field_or_a_missing_manifest_is_a_named_err
         async move {
             let payload = json!({"inventory": manifest});
             Diagnostic::from(
-                handle(StrategyKind::JoinAll, &client, &config, event(payload))
+                acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event(payload))
                     .await
+                    .into_result()
                     .unwrap_err(),
             )
         }
@@ -195,9 +238,15 @@ async fn a_report_local_s3_writes_is_audited_with_zero_get_object_acl_calls() {
     };
     let manifest = local_s3::inventory::write_inventory(s3.store(), &spec).unwrap();
     let payload = json!({"bucket": "audited", "inventory": format!("s3://inventories/{manifest}")});
-    let report = handle(StrategyKind::JoinAll, &client, &config(&[]), event(payload))
-        .await
-        .unwrap();
+    let report = acl_audit_lambda::invoke(
+        StrategyKind::JoinAll,
+        &Clients::new(&client),
+        &config(&[]),
+        event(payload),
+    )
+    .await
+    .into_result()
+    .unwrap();
     assert_eq!(s3.requests("GetObjectAcl"), 0, "not one GetObjectAcl request");
     assert_eq!((report.objects_listed, report.acls_from_inventory), (20_000, 20_000));
     assert_eq!(
@@ -287,9 +336,15 @@ async fn a_configuration_folder_is_read_from_its_newest_complete_report() {
     .await;
 
     let payload = json!({"bucket": "audited", "inventory": "s3://inventories/audited/config-1/"});
-    let report = handle(StrategyKind::JoinAll, &client, &config(&[]), event(payload))
-        .await
-        .unwrap();
+    let report = acl_audit_lambda::invoke(
+        StrategyKind::JoinAll,
+        &Clients::new(&client),
+        &config(&[]),
+        event(payload),
+    )
+    .await
+    .into_result()
+    .unwrap();
     assert_eq!(report.acls_from_inventory, 30);
     assert_eq!(
         report.audit.readable_by_all_users.count, 30,
@@ -298,9 +353,15 @@ async fn a_configuration_folder_is_read_from_its_newest_complete_report() {
 
     let payload = json!({"bucket": "audited", "inventory": "s3://inventories/audited/config-9/"});
     let err = Diagnostic::from(
-        handle(StrategyKind::JoinAll, &client, &config(&[]), event(payload))
-            .await
-            .unwrap_err(),
+        acl_audit_lambda::invoke(
+            StrategyKind::JoinAll,
+            &Clients::new(&client),
+            &config(&[]),
+            event(payload),
+        )
+        .await
+        .into_result()
+        .unwrap_err(),
     );
     assert_eq!(err.error_type, "InventoryNotRead");
     assert!(
@@ -338,13 +399,14 @@ async fn run_until(
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    handle(
+    acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        client,
+        &Clients::new(client),
         config,
         LambdaEvent::new(payload.clone(), context),
     )
     .await
+    .into_result()
     .unwrap()
 }
 
@@ -370,7 +432,7 @@ async fn scheduled_inventory_runs_take_up_the_stored_place_and_a_newer_report_su
         ("FINDINGS_URI", "s3://findings/acl-audit/"),
     ]);
     let schedule = json!({"bucket": "audited", "inventory": "s3://inventories/audited/config-1/"});
-    let token_key = "acl-audit/resume/audited/inventory.json";
+    let token_key = "acl-audit/resume/join-all/audited/inventory.json";
     let stored = |client: Client| async move {
         client
             .get_object()

@@ -10,8 +10,7 @@ use std::collections::HashMap;
 
 use acl_audit::findings::{FailureLine, FindingLine, utc_date};
 use acl_audit::{AuditReport, StrategyKind};
-use acl_audit_lambda::handler::Scope;
-use acl_audit_lambda::{Config, handle, invoke};
+use acl_audit_lambda::{Clients, Config, Scope};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
@@ -50,9 +49,12 @@ async fn read(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
     object.body.collect().await.unwrap().into_bytes().to_vec()
 }
 
+/// A part naming the keys `range` of the seeded bucket, as the parts file hands it to a worker.
 fn batch(range: std::ops::Range<usize>) -> Value {
-    let items: Vec<Value> = range.map(|i| json!({"Key": local_s3::seed_key(i)})).collect();
-    json!({"Items": items, "BatchInput": {"bucket": "audited"}})
+    let keys: Vec<_> = range
+        .map(|i| acl_audit::model::ObjectRef::from(local_s3::seed_key(i)))
+        .collect();
+    json!({"resume": acl_audit::Resume::keys_only("audited".to_owned(), keys), "map_part": true})
 }
 
 /// A map run as its ResultWriter leaves it: batches 0..10 and 10..20 audited by the handler
@@ -62,14 +64,14 @@ async fn map_run(client: &Client, config: &Config) -> Vec<AuditReport> {
     let (mut reports, mut succeeded) = (Vec::new(), Vec::new());
     for (n, range) in [0..10, 10..20].into_iter().enumerate() {
         let input = batch(range);
-        let invocation = invoke(
+        let invocation = acl_audit_lambda::invoke(
             StrategyKind::JoinAll,
-            client,
+            &Clients::new(client),
             config,
             event(input.clone(), &format!("batch-{n}")),
         )
         .await;
-        assert_eq!(invocation.scope(), Scope::MapBatch, "a batch counts per strategy only");
+        assert_eq!(invocation.scope(), Scope::Part, "a batch counts per strategy only");
         let report = invocation.into_result().unwrap();
         succeeded.push(json!({
             "Input": input.to_string(), "Name": n.to_string(),
@@ -111,7 +113,13 @@ async fn the_last_step_adds_the_batches_up_and_writes_the_runs_findings_and_repo
     let batch_findings: usize = batches.iter().map(|b| b.findings.as_ref().unwrap().objects).sum();
     assert!(batch_findings > 0, "the seeded bucket has public objects");
 
-    let invocation = invoke(StrategyKind::JoinAll, &client, &config, event(fixture(), "summary")).await;
+    let invocation = acl_audit_lambda::invoke(
+        StrategyKind::JoinAll,
+        &Clients::new(&client),
+        &config,
+        event(fixture(), "summary"),
+    )
+    .await;
     assert_eq!(invocation.scope(), Scope::MapRun, "counted per bucket, once");
     let report = invocation.into_result().unwrap();
     assert_eq!(report.bucket, "audited");
@@ -169,9 +177,15 @@ async fn without_a_findings_uri_the_sum_is_the_answer_and_the_bucket_comes_from_
     map_run(&client, &config).await;
     let mut payload = fixture();
     payload.as_object_mut().unwrap().remove("bucket");
-    let report = handle(StrategyKind::JoinAll, &client, &config, event(payload, "summary"))
-        .await
-        .unwrap();
+    let report = acl_audit_lambda::invoke(
+        StrategyKind::JoinAll,
+        &Clients::new(&client),
+        &config,
+        event(payload, "summary"),
+    )
+    .await
+    .into_result()
+    .unwrap();
     assert_eq!((report.bucket.as_str(), report.objects_listed), ("audited", 30));
     assert_eq!(report.findings, None);
 }
@@ -182,9 +196,15 @@ async fn a_manifest_that_is_not_there_is_a_named_error() {
     s3.store().create_bucket("results-bucket").unwrap();
     s3.store().create_bucket("findings").unwrap();
     let config = config(&[("BUCKET_NAME", "audited"), ("FINDINGS_URI", "s3://findings/acl-audit/")]);
-    let err = handle(StrategyKind::JoinAll, &client, &config, event(fixture(), "summary"))
-        .await
-        .unwrap_err();
+    let err = acl_audit_lambda::invoke(
+        StrategyKind::JoinAll,
+        &Clients::new(&client),
+        &config,
+        event(fixture(), "summary"),
+    )
+    .await
+    .into_result()
+    .unwrap_err();
     let diagnostic = Diagnostic::from(err);
     assert_eq!(diagnostic.error_type, "MapRunResultsNotRead");
     assert!(
@@ -207,9 +227,15 @@ async fn a_map_output_with_a_field_it_does_not_know_is_refused_by_name() {
     let (_s3, client) = common::seeded("audited", 1).await;
     let mut payload = fixture();
     payload["ResultWriterDetails"]["Prefix"] = json!("results");
-    let err = handle(StrategyKind::JoinAll, &client, &config(&[]), event(payload, "summary"))
-        .await
-        .unwrap_err();
+    let err = acl_audit_lambda::invoke(
+        StrategyKind::JoinAll,
+        &Clients::new(&client),
+        &config(&[]),
+        event(payload, "summary"),
+    )
+    .await
+    .into_result()
+    .unwrap_err();
     let diagnostic = Diagnostic::from(err);
     assert_eq!(diagnostic.error_type, "InvalidEvent");
     assert!(

@@ -5,8 +5,8 @@
 mod common;
 
 use acl_audit::StrategyKind;
+use acl_audit_lambda::Clients;
 use acl_audit_lambda::Config;
-use acl_audit_lambda::handle;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 
@@ -20,7 +20,10 @@ async fn twenty_thousand_objects_are_each_fetched_once_and_audited() {
     let config =
         Config::from_vars(|name| (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| "1024".to_owned())).unwrap();
     let event = LambdaEvent::new(json!({"bucket": "large"}), Context::default());
-    let report = handle(StrategyKind::JoinAll, &client, &config, event).await.unwrap();
+    let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event)
+        .await
+        .into_result()
+        .unwrap();
     assert_eq!(report.objects_listed, OBJECTS);
     assert_eq!(report.acls_fetched, OBJECTS);
     assert_eq!(report.failures.count, 0);

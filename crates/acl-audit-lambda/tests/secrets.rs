@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use acl_audit::StrategyKind;
 use acl_audit::s3::client::client_with_credentials;
+use acl_audit_lambda::Clients;
 use acl_audit_lambda::Config;
-use acl_audit_lambda::handle;
 use aws_sdk_s3::config::Credentials;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use local_s3::{LocalS3, Options};
@@ -76,16 +76,25 @@ async fn no_secret_key_or_session_token_in_logs_reports_or_errors() {
     let right = client(s3.endpoint_url(), SECRET_ACCESS_KEY);
     let wrong = client(s3.endpoint_url(), WRONG_SECRET_ACCESS_KEY);
     for kind in StrategyKind::ALL {
-        let report = handle(kind, &right, &config, event(json!({"bucket": "audited"})))
-            .await
-            .unwrap();
+        let report = acl_audit_lambda::invoke(
+            kind,
+            &Clients::new(&right),
+            &config,
+            event(json!({"bucket": "audited"})),
+        )
+        .await
+        .into_result()
+        .unwrap();
         assert_eq!((report.acls_fetched, report.failures.count), (29, 1));
         outputs.push(serde_json::to_string(&report).unwrap());
         for (client, payload) in [
             (&right, json!({"bucket": "missing"})),
             (&wrong, json!({"bucket": "audited"})),
         ] {
-            let err = handle(kind, client, &config, event(payload)).await.unwrap_err();
+            let err = acl_audit_lambda::invoke(kind, &Clients::new(client), &config, event(payload))
+                .await
+                .into_result()
+                .unwrap_err();
             outputs.push(format!("{err} {err:?}"));
             outputs.push(format!("{:?}", Diagnostic::from(err)));
         }

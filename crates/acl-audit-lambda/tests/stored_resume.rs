@@ -8,12 +8,12 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use acl_audit::{AuditReport, Resume, StrategyKind};
-use acl_audit_lambda::{Config, handle};
+use acl_audit_lambda::{Clients, Config};
 use aws_sdk_s3::Client;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
-const TOKEN_KEY: &str = "acl-audit/resume/due/all.json";
+const TOKEN_KEY: &str = "acl-audit/resume/join-all/due/all.json";
 
 fn config(resume_from_store: &str) -> Config {
     let resume_from_store = resume_from_store.to_owned();
@@ -43,19 +43,28 @@ async fn endpoint() -> (local_s3::LocalS3, Client) {
 }
 
 async fn stored_token(client: &Client) -> Option<Resume> {
-    let object = client
-        .get_object()
-        .bucket("findings")
-        .key(TOKEN_KEY)
-        .send()
-        .await
-        .ok()?;
+    stored_token_at(client, TOKEN_KEY).await
+}
+
+async fn stored_token_at(client: &Client, key: &str) -> Option<Resume> {
+    let object = client.get_object().bucket("findings").key(key).send().await.ok()?;
     Some(serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap())
 }
 
 async fn run(client: &Client, config: &Config, request_id: &str, remaining: Duration) -> AuditReport {
-    handle(StrategyKind::JoinAll, client, config, scheduled(request_id, remaining))
+    run_as(StrategyKind::JoinAll, client, config, request_id, remaining).await
+}
+
+async fn run_as(
+    kind: StrategyKind,
+    client: &Client,
+    config: &Config,
+    request_id: &str,
+    remaining: Duration,
+) -> AuditReport {
+    acl_audit_lambda::invoke(kind, &Clients::new(client), config, scheduled(request_id, remaining))
         .await
+        .into_result()
         .unwrap()
 }
 
@@ -97,6 +106,38 @@ async fn the_next_scheduled_run_takes_up_the_stored_token_and_the_last_removes_i
     );
 }
 
+/// The three functions share `FINDINGS_URI` and may be scheduled over one bucket: each takes up
+/// only its own function's token.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_functions_scheduled_over_one_bucket_keep_their_own_tokens() {
+    let (_s3, client) = endpoint().await;
+    let config = config("true");
+    let sequential = run_as(
+        StrategyKind::Sequential,
+        &client,
+        &config,
+        "sequential",
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert!(sequential.truncated.is_some(), "{sequential:?}");
+    let sequential_key = "acl-audit/resume/sequential/due/all.json";
+    let token = stored_token_at(&client, sequential_key).await;
+    assert_eq!(token.as_ref(), sequential.resume.as_ref(), "stored under its strategy");
+
+    let join_all = run(&client, &config, "join-all", Duration::from_secs(60)).await;
+    assert_eq!(
+        (join_all.resumed_from, join_all.objects_listed, join_all.truncated),
+        (None, 60, None),
+        "join-all does not take up sequential's token"
+    );
+    assert_eq!(
+        stored_token_at(&client, sequential_key).await,
+        token,
+        "nor does it remove it"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn without_resume_from_store_a_stopped_run_stores_nothing() {
     let (_s3, client) = endpoint().await;
@@ -112,13 +153,14 @@ async fn a_token_handed_in_the_event_is_the_callers_and_is_not_stored() {
     let mut context = Context::default();
     context.request_id = "handed".to_owned();
     let resume = json!({"bucket": "due", "prefix": null, "start_after": local_s3::seed_key(49), "listing_complete": false, "keys": []});
-    let report = handle(
+    let report = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        &client,
+        &Clients::new(&client),
         &config,
         LambdaEvent::new(json!({"resume": resume}), context),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!((report.objects_listed, report.resumed_from.as_deref()), (10, None));
     assert_eq!(stored_token(&client).await, None);

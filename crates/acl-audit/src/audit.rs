@@ -564,7 +564,6 @@ async fn audit(
         delete_markers: pages.delete_markers(),
         truncated,
         resumed_from: None,
-        continued_by: None,
         resume,
         retries: 0,
         audit: tally.audit,

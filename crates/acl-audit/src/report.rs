@@ -54,10 +54,6 @@ pub struct AuditReport {
     /// (`s3://…/resume/…json`); `null` when it started from the beginning or was handed one.
     #[serde(default)]
     pub resumed_from: Option<String>,
-    /// The run invoked to carry on at once when this one stopped (a chained continuation: the
-    /// asynchronous invocation's request id); `null` when none was.
-    #[serde(default)]
-    pub continued_by: Option<String>,
     /// Requests the SDK sent again after a throttling answer, a server error or a lost
     /// connection: every one of them eventually fetched or failed.
     pub retries: usize,
@@ -98,7 +94,6 @@ impl AuditReport {
             truncated: None,
             resume: None,
             resumed_from: None,
-            continued_by: None,
             retries: 0,
             audit: AclAudit::default(),
             findings: None,

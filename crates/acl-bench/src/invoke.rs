@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use acl_audit::StrategyKind;
 use acl_audit::s3::client::client_from_env;
+use acl_audit_lambda::Clients;
 use acl_audit_lambda::Config;
-use acl_audit_lambda::handle;
 use anyhow::Context as _;
 use lambda_runtime::{Context, LambdaEvent};
 use serde::{Deserialize, Serialize};
@@ -81,7 +81,9 @@ pub async fn run(
         let cpu_before = cpu_time_ms();
         let started = Instant::now();
         let event = LambdaEvent::new(serde_json::json!({}), Context::default());
-        let report = handle(kind, &client, &config, event).await?;
+        let report = acl_audit_lambda::invoke(kind, &Clients::new(&client), &config, event)
+            .await
+            .into_result()?;
         let (wall_ms, cpu_ms) = match start {
             Start::Cold => (ms(process_started.elapsed()), cpu_time_ms()),
             Start::Warm | Start::EmptyPool | Start::Thawed => (ms(started.elapsed()), cpu_time_ms() - cpu_before),

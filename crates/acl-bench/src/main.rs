@@ -9,8 +9,8 @@ use acl_audit::report::Tally;
 use acl_audit::s3::client::client_for_endpoint;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AuditReport, Strategy, StrategyKind, Target};
+use acl_audit_lambda::Clients;
 use acl_audit_lambda::Config;
-use acl_audit_lambda::handle;
 use acl_bench::invoke::Start;
 use acl_bench::lambda_child::InitCpu;
 use acl_bench::sweep::{EndpointChoice, NodePeer, NodePeers, Peers, PythonPeer, PythonPeers, SweepOptions, Variant};
@@ -354,7 +354,11 @@ async fn compare(objects: usize, bucket: &str, json: bool) -> anyhow::Result<()>
     let mut reports = Vec::new();
     for kind in StrategyKind::ALL {
         let event = LambdaEvent::new(serde_json::json!({ "bucket": bucket }), Context::default());
-        reports.push(handle(kind, &client, &config, event).await?);
+        reports.push(
+            acl_audit_lambda::invoke(kind, &Clients::new(&client), &config, event)
+                .await
+                .into_result()?,
+        );
     }
     print_table(&reports);
     if json {

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use acl_audit::StrategyKind;
+use acl_audit_lambda::Clients;
 use acl_audit_lambda::Config;
-use acl_audit_lambda::handle;
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use lambda_runtime::{Context, LambdaEvent};
@@ -117,13 +117,14 @@ async fn timed_invocation(
     label: &str,
 ) -> anyhow::Result<(acl_audit::AuditReport, std::time::Duration)> {
     let started = Instant::now();
-    let report = handle(
+    let report = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        client,
+        &Clients::new(client),
         config,
         LambdaEvent::new(payload, Context::default()),
     )
     .await
+    .into_result()
     .map_err(|err| anyhow::anyhow!("{label}: {err}"))?;
     Ok((report, started.elapsed()))
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acl_audit::s3::client::client_trusting;
 use acl_audit::{AuditReport, StrategyKind};
-use acl_audit_lambda::{Config, Pass, Reply, handle, invoke};
+use acl_audit_lambda::{Clients, Config, Pass, Reply};
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Credentials;
@@ -113,8 +113,9 @@ pub async fn run(s3: &LocalS3, config: &Config, options: &RunOptions) -> anyhow:
     };
     let payload = add_up_payload(&pass, &map, &options.bucket);
     let event = LambdaEvent::new(payload, Context::default());
-    let report = handle(StrategyKind::JoinAll, &client, config, event)
+    let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), config, event)
         .await
+        .into_result()
         .map_err(|err| anyhow::anyhow!("the last step: {}: {err}", err.error_type()))?;
     Ok(StateMachineRun {
         parts_per_pass,
@@ -127,9 +128,9 @@ pub async fn run(s3: &LocalS3, config: &Config, options: &RunOptions) -> anyhow:
 
 /// A plan or collect step through the handler: its pass.
 async fn step(client: &Client, config: &Config, payload: Value, name: &str) -> anyhow::Result<Pass> {
-    let invocation = invoke(
+    let invocation = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
-        client,
+        &Clients::new(client),
         config,
         LambdaEvent::new(payload, Context::default()),
     )
@@ -196,7 +197,11 @@ pub fn run_workers(
                     let Some((index, payload)) = next else { return Ok(()) };
                     let event = LambdaEvent::new(payload, context_with(timeout));
                     let (client, config) = (client.clone(), config.clone());
-                    let invocation = async move { handle(StrategyKind::JoinAll, &client, &config, event).await };
+                    let invocation = async move {
+                        acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event)
+                            .await
+                            .into_result()
+                    };
                     let outcome = acl_audit_lambda::block_on_task(&runtime, invocation)
                         .map_err(|err| (err.error_type().to_owned(), err.to_string()))
                         .and_then(|report| {

@@ -88,7 +88,7 @@ async fn the_plan_tiles_the_key_space_into_parts_of_comparable_size() {
     let options = options("even", 16, 1);
     let invocation = acl_audit_lambda::invoke(
         acl_audit::StrategyKind::JoinAll,
-        &client,
+        &acl_audit_lambda::Clients::new(&client),
         &config(&[]),
         lambda_runtime::LambdaEvent::new(state_machine::plan_payload(&options), Default::default()),
     )
@@ -244,7 +244,7 @@ async fn a_pass_whose_parts_all_stopped_before_an_object_fails_as_no_progress() 
     });
     let invocation = acl_audit_lambda::invoke(
         acl_audit::StrategyKind::JoinAll,
-        &client,
+        &acl_audit_lambda::Clients::new(&client),
         &config(&[]),
         lambda_runtime::LambdaEvent::new(json!({"collect": {"pass": pass, "map": map}}), Default::default()),
     )
@@ -270,13 +270,14 @@ async fn a_failed_part_s_keys_are_failures_and_its_unlisted_range_truncates_the_
         "MapRunArn": map["MapRunArn"], "ResultWriterDetails": map["ResultWriterDetails"],
         "passes": [map["ResultWriterDetails"]], "bucket": "failing"
     });
-    let report = acl_audit_lambda::handle(
+    let report = acl_audit_lambda::invoke(
         acl_audit::StrategyKind::JoinAll,
-        &client,
+        &acl_audit_lambda::Clients::new(&client),
         &config(&[]),
         lambda_runtime::LambdaEvent::new(payload, Default::default()),
     )
     .await
+    .into_result()
     .unwrap();
     assert_eq!((report.objects_listed, report.failures.count), (2, 2));
     assert_eq!(report.failures.by_code["States.Timeout"], 2);

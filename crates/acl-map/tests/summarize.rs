@@ -1,11 +1,11 @@
-//! `summarize` over what a ResultWriter writes, in S3 (local-s3): batches succeeded and
+//! `summarize` over what a ResultWriter writes, in S3 (local-s3): parts succeeded and
 //! failed add up to one report that still accounts for every object.
 
 use acl_audit::StrategyKind;
 use acl_audit::model::S3Location;
 use acl_audit::s3::client::client_for_endpoint;
+use acl_audit_lambda::Clients;
 use acl_audit_lambda::Config;
-use acl_audit_lambda::handle;
 use acl_map::results::{SummarizeError, summarize};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -33,11 +33,12 @@ async fn put(client: &Client, key: &str, value: &Value) {
         .unwrap();
 }
 
+/// A part naming the keys `range` of the seeded bucket, as the parts file hands it to a worker.
 fn batch(range: std::ops::Range<usize>) -> Value {
-    let items: Vec<Value> = range
-        .map(|i| json!({"Key": local_s3::seed_key(i), "Size": 16}))
+    let keys: Vec<_> = range
+        .map(|i| acl_audit::model::ObjectRef::from(local_s3::seed_key(i)))
         .collect();
-    json!({"Items": items, "BatchInput": {"bucket": "audited"}})
+    json!({"resume": acl_audit::Resume::keys_only("audited".to_owned(), keys), "map_part": true})
 }
 
 fn location(text: &str) -> S3Location {
@@ -52,7 +53,10 @@ async fn succeeded_and_failed_batches_add_up_to_every_object() {
     for range in [0..10, 10..20] {
         let input = batch(range);
         let event = LambdaEvent::new(input.clone(), Context::default());
-        let report = handle(StrategyKind::JoinAll, &client, &config, event).await.unwrap();
+        let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event)
+            .await
+            .into_result()
+            .unwrap();
         succeeded.push(json!({
             "ExecutionArn": "arn:aws:states:us-east-1:123456789012:execution:audit/AuditBatches:1",
             "Input": input.to_string(), "InputDetails": {"Included": true}, "Name": "1",

@@ -127,6 +127,23 @@ fn is_report_folder(name: &str) -> bool {
             .all(|(b, &want)| if want == b'0' { b.is_ascii_digit() } else { b == want })
 }
 
+/// The report's `manifest.json` at `manifest`, read whole.
+pub async fn read_manifest(client: &Client, manifest: &S3Location) -> Result<InventoryManifest, InventoryError> {
+    let (bucket, key) = (&manifest.bucket, &manifest.prefix);
+    let bytes = read_object(client, bucket, key)
+        .await
+        .map_err(|detail| InventoryError::Read {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            detail,
+        })?;
+    serde_json::from_slice(&bytes).map_err(|err| InventoryError::Manifest {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        reason: err.to_string(),
+    })
+}
+
 /// An inventory report's `manifest.json`; fields this reader does not use are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -350,18 +367,7 @@ impl InventoryReader {
         last_file: Option<usize>,
     ) -> Result<Self, InventoryError> {
         let (bucket, key) = (&manifest.bucket, &manifest.prefix);
-        let bytes = read_object(client, bucket, key)
-            .await
-            .map_err(|detail| InventoryError::Read {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                detail,
-            })?;
-        let parsed: InventoryManifest = serde_json::from_slice(&bytes).map_err(|err| InventoryError::Manifest {
-            bucket: bucket.clone(),
-            key: key.clone(),
-            reason: err.to_string(),
-        })?;
+        let parsed = read_manifest(client, manifest).await?;
         if parsed.file_format != "CSV" {
             return Err(InventoryError::Format(parsed.file_format));
         }

@@ -1,0 +1,41 @@
+//! The clients an invocation uses, built once per process and shared by every invocation.
+
+use acl_audit::bucket::AccountCheck;
+use aws_sdk_s3::Client;
+
+/// S3 in the function's region, and S3 Control for the account's Block Public Access.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub s3: Client,
+    /// Without it the account's Block Public Access is not read (a report says so).
+    pub control: Option<aws_sdk_s3control::Client>,
+}
+
+impl Clients {
+    pub fn new(s3: &Client) -> Self {
+        Clients {
+            s3: s3.clone(),
+            control: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_control(mut self, control: &aws_sdk_s3control::Client) -> Self {
+        self.control = Some(control.clone());
+        self
+    }
+
+    /// The account whose Block Public Access applies: the one the function's ARN names.
+    pub fn account_check<'a>(&'a self, function_arn: &'a str) -> Option<AccountCheck<'a>> {
+        self.control
+            .as_ref()
+            .zip(account_of(function_arn))
+            .map(|(client, account_id)| AccountCheck { client, account_id })
+    }
+}
+
+/// The account id in a function's ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
+pub fn account_of(function_arn: &str) -> Option<&str> {
+    let account = function_arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}

@@ -1,0 +1,362 @@
+//! One way in: every payload a function accepts, with the function's settings, resolves into the
+//! one [`Job`] its invocation does. Every payload shape, conflict check and fallback to the
+//! environment is here, pure (no endpoint, no clock), so that each is tested without one.
+
+use std::num::NonZeroUsize;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use acl_audit::model::{InvalidBucketName, ObjectRef, S3Location, check_bucket_name};
+use acl_audit::{Resume, Target};
+
+use crate::config::{BUCKET_NAME, Config};
+use crate::event::{CollectRequest, MapRunOutput, PlanRequest, Request, S3_OBJECT_EVENTS, S3ObjectEvent};
+
+/// What an invocation does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Lists the target (or takes the keys it names) and audits each object's ACL.
+    Audit(AuditJob),
+    /// Audits the ACLs an S3 Inventory report holds.
+    Inventory(InventoryJob),
+    /// The state machine's first step: cut the target into parts.
+    Plan(PlanRequest),
+    /// The state machine's step after each pass: hand stopped parts on to the next.
+    Collect(Box<CollectRequest>),
+    /// The state machine's last step: add every pass's parts up into one report.
+    AddUp(AddUpJob),
+}
+
+/// Who drives a run, which decides whether it takes up and stores a token under
+/// `FINDINGS_URI` and which metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A whole target with no token of the caller's (a schedule's run): it takes up the stored
+    /// token of its target and stores its own when it stops.
+    Whole,
+    /// A caller's token or an S3 event's object: the caller carries the run on.
+    Caller,
+    /// One part of a state machine run, whose last step reports the run.
+    Part,
+}
+
+/// An audit of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditJob {
+    pub target: Target,
+    /// Fetch ACLs even where the bucket's ACLs are disabled.
+    pub fetch_when_acls_disabled: bool,
+    pub origin: Origin,
+}
+
+/// An audit of an S3 Inventory report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryJob {
+    /// The bucket the event or its token names; `None`: the one the report's manifest names
+    /// (`sourceBucket`), which must match a named one.
+    pub bucket: Option<String>,
+    /// A report's `manifest.json`, or an inventory configuration's folder (its newest report).
+    pub manifest: S3Location,
+    pub resume: Option<Resume>,
+    pub origin: Origin,
+}
+
+/// The state machine's last step, with the bucket that names the run's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddUpJob {
+    pub run: MapRunOutput,
+    pub bucket: String,
+}
+
+/// Why an invocation cannot start: its event is wrong or names nothing to audit.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    #[error(
+        "no bucket to audit: set the {BUCKET_NAME} environment variable or pass {{\"bucket\": \"NAME\"}} in the event"
+    )]
+    MissingBucket,
+    #[error(transparent)]
+    InvalidBucketName(#[from] InvalidBucketName),
+}
+
+/// The job `payload` asks for, the function's settings filling in what it leaves out:
+/// - `{"plan": …}`, `{"collect": …}`: the state machine's steps;
+/// - a Distributed Map's output (`ResultWriterDetails`): its last step, adding the run up;
+/// - S3's `Object Created` / `Object ACL Updated` events: the one object (version) named;
+/// - another EventBridge event (`detail-type`): its `detail` as a [`Request`];
+/// - a [`Request`] (`{}` and `null` included): with `inventory`, an inventory's audit; else a
+///   listing's, of the target the request, its token and the environment name.
+pub fn resolve(payload: Value, config: &Config) -> Result<Job, RequestError> {
+    let fields = match payload {
+        Value::Null => return audit(Request::default(), config),
+        Value::Object(fields) => fields,
+        other => {
+            return Err(RequestError::InvalidEvent(format!(
+                "expected a JSON object such as {{\"bucket\": \"my-bucket\"}} or an EventBridge event, got {}",
+                json_kind(&other)
+            )));
+        }
+    };
+    if fields.len() == 1 {
+        if let Some(plan) = fields.get("plan") {
+            return from_value(plan.clone()).map(Job::Plan);
+        }
+        if let Some(collect) = fields.get("collect") {
+            return from_value(collect.clone()).map(|request| Job::Collect(Box::new(request)));
+        }
+    }
+    if fields.contains_key("ResultWriterDetails") {
+        let run: MapRunOutput = from_value(Value::Object(fields))?;
+        let bucket = run
+            .bucket
+            .clone()
+            .or_else(|| config.bucket.clone())
+            .ok_or(RequestError::MissingBucket)?;
+        check_bucket_name(&bucket)?;
+        return Ok(Job::AddUp(AddUpJob { run, bucket }));
+    }
+    let source = fields.get("source").and_then(Value::as_str);
+    let detail_type = fields.get("detail-type").and_then(Value::as_str);
+    match (source, detail_type) {
+        (Some("aws.s3"), Some(kind)) if S3_OBJECT_EVENTS.contains(&kind) => {
+            let event: EventBridgeEvent<S3ObjectEvent> = from_value(Value::Object(fields))?;
+            let S3ObjectEvent { bucket, object } = event.detail;
+            check_bucket_name(&bucket.name)?;
+            // The version the event is about: on a versioned bucket a newer one may have been
+            // written since, and the ACL that changed is this one's.
+            let object = ObjectRef {
+                key: object.key,
+                version_id: object.version_id,
+            };
+            Ok(Job::Audit(AuditJob {
+                target: Target {
+                    resume: Some(Resume::keys_only(bucket.name.clone(), vec![object])),
+                    bucket: bucket.name,
+                    prefix: None,
+                    max_objects: None,
+                    include_versions: false,
+                },
+                fetch_when_acls_disabled: config.audit_when_acls_disabled,
+                origin: Origin::Caller,
+            }))
+        }
+        (Some("aws.s3"), kind) => Err(RequestError::InvalidEvent(format!(
+            "S3 event {:?} is not one this function audits: route only {S3_OBJECT_EVENTS:?} to it",
+            kind.unwrap_or("(no detail-type)")
+        ))),
+        (_, Some(_)) => {
+            let event: EventBridgeEvent<Request> = from_value(Value::Object(fields))?;
+            audit(event.detail, config)
+        }
+        (_, None) => audit(from_value(Value::Object(fields))?, config),
+    }
+}
+
+/// A request's audit: of an inventory report when it or its token names one, else of a listing.
+fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
+    let origin = match (&request.resume, request.map_part) {
+        (_, true) => Origin::Part,
+        (Some(_), false) => Origin::Caller,
+        (None, false) => Origin::Whole,
+    };
+    // A token of an inventory's run reads on in the same report.
+    let token_manifest = request
+        .resume
+        .as_ref()
+        .and_then(|resume| resume.inventory.as_ref())
+        .map(|cursor| cursor.manifest.clone());
+    if let (Some(named), Some(token)) = (&request.inventory, &token_manifest)
+        && named != token
+    {
+        return Err(RequestError::InvalidEvent(format!(
+            "the event's inventory {named:?} is not the resume token's {token:?}: drop one of them"
+        )));
+    }
+    let Some(manifest) = request.inventory.take().or(token_manifest) else {
+        let fetch_when_acls_disabled = request
+            .audit_when_acls_disabled
+            .unwrap_or(config.audit_when_acls_disabled);
+        return Ok(Job::Audit(AuditJob {
+            target: target(config, request)?,
+            fetch_when_acls_disabled,
+            origin,
+        }));
+    };
+    let manifest = manifest.parse::<S3Location>().map_err(|err| {
+        RequestError::InvalidEvent(format!(
+            "inventory: {err}: give the report's s3://…/manifest.json, or its configuration's folder s3://…/<source bucket>/<configuration id>/"
+        ))
+    })?;
+    let resume = request.resume.take();
+    let bucket = match &resume {
+        Some(resume) => {
+            if let Some(named) = request.bucket.as_ref().filter(|named| **named != resume.bucket) {
+                return Err(conflict("bucket", named, &resume.bucket));
+            }
+            Some(resume.bucket.clone())
+        }
+        None => request.bucket,
+    };
+    if let Some(bucket) = &bucket {
+        check_bucket_name(bucket)?;
+    }
+    Ok(Job::Inventory(InventoryJob {
+        bucket,
+        manifest,
+        resume,
+        origin,
+    }))
+}
+
+/// The target a request names: the event's values win over the environment's, and a resume
+/// token's bucket and prefix over both; an event naming others than its token is refused, not
+/// guessed at.
+pub fn target(config: &Config, request: Request) -> Result<Target, RequestError> {
+    let (bucket, prefix) = match &request.resume {
+        Some(resume) => {
+            if let Some(bucket) = request.bucket.as_ref().filter(|b| **b != resume.bucket) {
+                return Err(conflict("bucket", bucket, &resume.bucket));
+            }
+            if request.prefix.is_some() && request.prefix != resume.prefix {
+                return Err(conflict("prefix", &request.prefix, &resume.prefix));
+            }
+            if let Some(wanted) = request.include_versions.filter(|wanted| *wanted != resume.versions) {
+                return Err(conflict("include_versions", &wanted, &resume.versions));
+            }
+            (resume.bucket.clone(), resume.prefix.clone())
+        }
+        None => (
+            request
+                .bucket
+                .or_else(|| config.bucket.clone())
+                .ok_or(RequestError::MissingBucket)?,
+            request.prefix.or_else(|| config.prefix.clone()),
+        ),
+    };
+    check_bucket_name(&bucket)?;
+    // A resume token goes on listing what its run listed.
+    let include_versions = match &request.resume {
+        Some(resume) => resume.versions,
+        None => request.include_versions.unwrap_or(config.include_versions),
+    };
+    Ok(Target {
+        bucket,
+        prefix,
+        max_objects: request.max_objects.map(NonZeroUsize::get).or(config.max_objects),
+        resume: request.resume,
+        include_versions,
+    })
+}
+
+fn conflict(field: &str, event: &dyn std::fmt::Debug, token: &dyn std::fmt::Debug) -> RequestError {
+    RequestError::InvalidEvent(format!(
+        "the event's {field} {event:?} is not the resume token's {token:?}: drop one of them"
+    ))
+}
+
+/// `value` as a `T`, or an `InvalidEvent` whose message names the offending field.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, RequestError> {
+    // The path names the offending field: `detail.max_objects: invalid type: string "ten"…`.
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        RequestError::InvalidEvent(if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        })
+    })
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_vars(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())).unwrap()
+    }
+
+    fn resolved(payload: Value) -> Result<Job, RequestError> {
+        resolve(payload, &config(&[("BUCKET_NAME", "configured")]))
+    }
+
+    #[test]
+    fn an_empty_payload_audits_the_configured_bucket_as_a_whole_run() {
+        for payload in [json!({}), Value::Null] {
+            let Ok(Job::Audit(job)) = resolved(payload) else {
+                panic!()
+            };
+            assert_eq!((job.target.bucket.as_str(), job.origin), ("configured", Origin::Whole));
+        }
+        assert_eq!(resolve(json!({}), &config(&[])), Err(RequestError::MissingBucket));
+    }
+
+    #[test]
+    fn each_payload_shape_is_its_own_job() {
+        let plan = json!({"plan": {"folder": "s3://results/parts/"}});
+        assert!(matches!(resolved(plan), Ok(Job::Plan(_))));
+        let add_up = json!({"ResultWriterDetails": {"Bucket": "results", "Key": "r/1/manifest.json"}});
+        let Ok(Job::AddUp(job)) = resolved(add_up) else {
+            panic!()
+        };
+        assert_eq!(job.bucket, "configured");
+        let object = json!({"source": "aws.s3", "detail-type": "Object ACL Updated", "detail": {"bucket": {"name": "b-1"}, "object": {"key": "k"}}});
+        let Ok(Job::Audit(job)) = resolved(object) else {
+            panic!()
+        };
+        assert_eq!((job.target.bucket.as_str(), job.origin), ("b-1", Origin::Caller));
+        let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {"prefix": "p/"}});
+        let Ok(Job::Audit(job)) = resolved(scheduled) else {
+            panic!()
+        };
+        assert_eq!(job.target.prefix.as_deref(), Some("p/"));
+    }
+
+    #[test]
+    fn an_inventory_without_a_bucket_leaves_it_to_the_manifest() {
+        let payload = json!({"inventory": "s3://inventories/source/config/2026-12-01T01-00Z/manifest.json"});
+        let Ok(Job::Inventory(job)) = resolved(payload) else {
+            panic!()
+        };
+        assert_eq!(job.bucket, None, "BUCKET_NAME does not name an inventory's bucket");
+        assert_eq!(job.manifest.bucket, "inventories");
+        let named = json!({"inventory": "s3://inventories/f/", "bucket": "source"});
+        let Ok(Job::Inventory(job)) = resolved(named) else {
+            panic!()
+        };
+        assert_eq!(job.bucket.as_deref(), Some("source"));
+    }
+
+    #[test]
+    fn a_bad_bucket_name_is_refused_on_every_path() {
+        let bad = "bucket/with-a-prefix";
+        for payload in [
+            json!({"bucket": bad}),
+            json!({"inventory": "s3://inventories/f/", "bucket": bad}),
+            json!({"ResultWriterDetails": {"Bucket": "results", "Key": "k"}, "bucket": bad}),
+            json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": bad}, "object": {"key": "k"}}}),
+        ] {
+            assert!(
+                matches!(resolved(payload.clone()), Err(RequestError::InvalidBucketName(_))),
+                "{payload}"
+            );
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! A run over a listing ([`Job::Audit`](crate::job::Job::Audit)): a whole target (a schedule's,
+//! taking up where the last run of its target stopped), a caller's token, a part, or the object
+//! of an S3 event. The bucket's region and settings are read with the listing's first page.
+
+use acl_audit::findings::FINDINGS_FILE;
+use acl_audit::s3::region::RegionalClients;
+use acl_audit::{AuditError, AuditOptions, FindingsOutput, StrategyKind};
+use lambda_runtime::Context;
+
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::job::{AuditJob, Origin};
+use crate::outcome::{Invocation, Scope};
+use crate::record::{in_folder, log_report, record_run, run_folder, stop_at};
+use crate::stored_resume;
+
+pub async fn run(
+    kind: StrategyKind,
+    clients: &Clients,
+    config: &Config,
+    context: &Context,
+    job: AuditJob,
+) -> Invocation {
+    let AuditJob {
+        mut target,
+        fetch_when_acls_disabled,
+        origin,
+    } = job;
+    let client = &clients.s3;
+    let token = match (&config.findings, origin) {
+        (Some(base), Origin::Whole) if config.resume_from_store => {
+            Some(stored_resume::token_location(base, kind, &target))
+        }
+        _ => None,
+    };
+    let mut resumed_from = None;
+    if let Some(location) = &token
+        && let Some(stored) = stored_resume::load(client, location, &target).await
+    {
+        tracing::info!(token = %location, keys = stored.keys.len(), start_after = stored.start_after.as_deref(), "resuming where the last run of this target stopped");
+        target.resume = Some(stored);
+        resumed_from = Some(location.to_string());
+    }
+    let clients_by_region = RegionalClients::new(client.clone());
+    let folder = run_folder(config, &target.bucket, &context.request_id);
+    let options = AuditOptions {
+        stop_at: stop_at(context, config.deadline_margin),
+        findings: folder
+            .as_ref()
+            .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
+        progress: None,
+        bucket: None,
+        fetch_when_acls_disabled,
+        listers: config.listers.get(),
+    };
+    let account = clients.account_check(&context.invoked_function_arn);
+    let audited =
+        acl_audit::audit::audit_bucket_located(&clients_by_region, account, &target, config.strategy(kind), options)
+            .await;
+    let (report, findings_error) = match audited {
+        Ok(mut report) => {
+            report.resumed_from = resumed_from;
+            let found = report.resumed_from.is_some();
+            let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
+            (report, written)
+        }
+        Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
+        Err(AuditError::List(err)) => return Invocation::failed(Some(target.bucket), err, "audit failed"),
+    };
+    log_report(kind, &context.request_id, &report);
+    if let Some(err) = &findings_error {
+        tracing::error!(strategy = kind.name(), error = %err, "findings not written");
+    }
+    let scope = if origin == Origin::Part {
+        Scope::Part
+    } else {
+        Scope::Run
+    };
+    Invocation::audited(report, findings_error, scope)
+}

@@ -1,0 +1,124 @@
+//! What an invocation did ([`Invocation`]), for its metrics as well as its caller, and what it
+//! answers ([`Reply`]).
+
+use acl_audit::AuditReport;
+use acl_audit::audit::FindingsNotWritten;
+
+use crate::error::HandlerError;
+use crate::event::Pass;
+use crate::job::RequestError;
+
+/// What an invocation did: an audit whose findings were not written still has its report.
+#[derive(Debug)]
+pub enum Invocation {
+    Audited {
+        report: Box<AuditReport>,
+        findings_error: Option<FindingsNotWritten>,
+        scope: Scope,
+    },
+    Failed {
+        /// The bucket, when the event or the environment named one.
+        bucket: Option<String>,
+        error: HandlerError,
+    },
+    /// A plan or collect step of a state machine run of parts: no audit, a [`Pass`].
+    Stepped { pass: Box<Pass> },
+}
+
+/// What an invocation answers its caller: an audit's report, or a step's pass.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Report(Box<AuditReport>),
+    Pass(Box<Pass>),
+}
+
+/// What part of an audit an invocation's report covers, which decides the metrics it counts
+/// in: the bucket's counts (the alarms') once per audit, a state machine run's in its last step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A whole run (or an S3 event's object): counted per strategy and per bucket.
+    Run,
+    /// One part of a state machine run: counted per strategy only.
+    Part,
+    /// A state machine run's parts added up: counted per bucket only.
+    MapRun,
+}
+
+impl Invocation {
+    pub fn audited(report: AuditReport, findings_error: Option<FindingsNotWritten>, scope: Scope) -> Self {
+        Invocation::Audited {
+            report: Box::new(report),
+            findings_error,
+            scope,
+        }
+    }
+
+    /// A failure, logged once here.
+    pub fn failed(bucket: Option<String>, error: impl Into<HandlerError>, what: &str) -> Self {
+        let error = error.into();
+        tracing::error!(error = %error, "{what}");
+        Invocation::Failed { bucket, error }
+    }
+
+    /// The invocation's scope; a failed one counts as a run.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Invocation::Audited { scope, .. } => *scope,
+            Invocation::Failed { .. } | Invocation::Stepped { .. } => Scope::Run,
+        }
+    }
+
+    /// What the caller is answered: the report, the pass, or the error.
+    pub fn into_reply(self) -> Result<Reply, HandlerError> {
+        match self {
+            Invocation::Stepped { pass } => Ok(Reply::Pass(pass)),
+            audit => audit.into_result().map(|report| Reply::Report(Box::new(report))),
+        }
+    }
+
+    /// An audit's report, or its error; a step (which has no report) is refused as not an audit.
+    pub fn into_result(self) -> Result<AuditReport, HandlerError> {
+        match self {
+            Invocation::Stepped { .. } => {
+                Err(RequestError::InvalidEvent("a plan or collect step answers a pass, not a report".to_owned()).into())
+            }
+            Invocation::Audited {
+                report,
+                findings_error: None,
+                ..
+            } => Ok(*report),
+            Invocation::Audited {
+                findings_error: Some(err),
+                ..
+            } => Err(HandlerError::FindingsNotWritten(err)),
+            Invocation::Failed { error, .. } => Err(error),
+        }
+    }
+
+    pub fn bucket(&self) -> Option<&str> {
+        match self {
+            Invocation::Audited { report, .. } => Some(&report.bucket),
+            Invocation::Failed { bucket, .. } => bucket.as_deref(),
+            Invocation::Stepped { pass } => Some(&pass.bucket),
+        }
+    }
+
+    pub fn report(&self) -> Option<&AuditReport> {
+        match self {
+            Invocation::Audited { report, .. } => Some(report),
+            Invocation::Failed { .. } | Invocation::Stepped { .. } => None,
+        }
+    }
+
+    /// Whether the invocation failed, an audit whose findings were not written included.
+    pub fn is_failure(&self) -> bool {
+        !matches!(
+            self,
+            Invocation::Audited {
+                findings_error: None,
+                ..
+            }
+        )
+    }
+}

@@ -1,0 +1,133 @@
+//! What a run leaves behind under `FINDINGS_URI`: its folder (findings file and report), its
+//! token passed on for the next run of its target, and the summary it logs.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use acl_audit::audit::FindingsNotWritten;
+use acl_audit::findings::{self, REPORT_FILE};
+use acl_audit::model::S3Location;
+use acl_audit::s3::upload::put_object;
+use acl_audit::{AuditReport, StrategyKind};
+use aws_sdk_s3::Client;
+use lambda_runtime::Context;
+
+use crate::config::Config;
+use crate::stored_resume;
+
+/// The run's folder under `FINDINGS_URI`, dated today, when findings are written.
+pub fn run_folder(config: &Config, bucket: &str, run_id: &str) -> Option<S3Location> {
+    let date = findings::utc_date(SystemTime::now());
+    config
+        .findings
+        .as_ref()
+        .map(|base| findings::run_folder(base, bucket, date, run_id))
+}
+
+pub fn in_folder(folder: &S3Location, file: &str) -> S3Location {
+    S3Location {
+        bucket: folder.bucket.clone(),
+        prefix: format!("{}{file}", folder.prefix),
+    }
+}
+
+/// What a finished run leaves behind: its token passed on at `token` (see [`pass_on`]), then
+/// its report in its `folder`; the first write that fails is the run's findings error.
+pub async fn record_run(
+    client: &Client,
+    token: Option<&S3Location>,
+    found: bool,
+    folder: Option<&S3Location>,
+    report: &AuditReport,
+) -> Option<FindingsNotWritten> {
+    if let Some(location) = token
+        && let Err(err) = pass_on(client, location, report, found).await
+    {
+        return Some(err);
+    }
+    match folder {
+        Some(folder) => write_report(client, folder, report).await.err(),
+        None => None,
+    }
+}
+
+/// Stores a stopped run's token for the next run of its target, or, once the target is done,
+/// removes the one it found (`found`).
+async fn pass_on(
+    client: &Client,
+    location: &S3Location,
+    report: &AuditReport,
+    found: bool,
+) -> Result<(), FindingsNotWritten> {
+    match (&report.truncated, &report.resume) {
+        (Some(_), Some(next)) => {
+            tracing::info!(token = %location, "resume token stored for the next run of this target");
+            stored_resume::store(client, location, next).await
+        }
+        (None, _) if found => stored_resume::clear(client, location).await,
+        _ => Ok(()),
+    }
+}
+
+/// The report beside the findings file.
+pub async fn write_report(
+    client: &Client,
+    folder: &S3Location,
+    report: &AuditReport,
+) -> Result<(), FindingsNotWritten> {
+    // Plain data with string keys: serialising cannot fail.
+    let body = serde_json::to_vec_pretty(report).unwrap_or_default();
+    Ok(put_object(client, &in_folder(folder, REPORT_FILE), "application/json", body).await?)
+}
+
+/// The run's one summary line, and a warning when it stopped early.
+pub fn log_report(kind: StrategyKind, request_id: &str, report: &AuditReport) {
+    if let Some(truncated) = &report.truncated {
+        tracing::warn!(
+            strategy = kind.name(),
+            ?truncated,
+            objects_not_fetched = report.objects_not_fetched,
+            "audit stopped early: invoke again with the report's \"resume\" as the event's \"resume\" to carry on"
+        );
+    }
+    let findings = &report.audit.findings;
+    tracing::info!(
+        request_id,
+        strategy = kind.name(),
+        bucket = %report.bucket,
+        prefix = report.prefix.as_deref().unwrap_or(""),
+        objects_listed = report.objects_listed,
+        acls_fetched = report.acls_fetched,
+        failures = report.failures.count,
+        objects_not_fetched = report.objects_not_fetched,
+        truncated = report.truncated.is_some(),
+        retries = report.retries,
+        objects_with_findings = findings.objects,
+        exposed_objects = findings.exposed_objects,
+        public_objects = findings.public_objects,
+        granted_to_other_accounts = report.audit.granted_to_other_accounts.count,
+        findings_uri = report.findings.as_ref().map(|written| written.uri.as_str()),
+        concurrency_limit = report.concurrency_limit,
+        list_ms = report.timings_ms.list,
+        fetch_ms = report.timings_ms.fetch,
+        total_ms = report.timings_ms.total,
+        "audit complete"
+    );
+}
+
+/// When to stop: `margin` before the invocation's deadline. A context without one (a
+/// deadline of 0: outside Lambda, in tests and the benchmark) sets no stop, nor does a deadline
+/// already past when the invocation starts, which Lambda never sends: `cargo lambda watch`
+/// sends its timeout (600 000 ms) where Lambda sends a time.
+pub fn stop_at(context: &Context, margin: Duration) -> Option<Instant> {
+    if context.deadline == 0 {
+        return None;
+    }
+    let Ok(remaining) = context.deadline().duration_since(SystemTime::now()) else {
+        tracing::warn!(
+            deadline_ms = context.deadline,
+            "the invocation's deadline is already past: running without one"
+        );
+        return None;
+    };
+    Some(Instant::now() + remaining.saturating_sub(margin))
+}
