@@ -2,8 +2,7 @@
 //! disabled (no GetObjectAcl at all), Block Public Access ignoring public ACLs, a bucket in
 //! another region, the bucket's own ACL, and S3's one-object EventBridge events.
 
-#[path = "../../acl-audit/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::collections::HashMap;
 

@@ -2,8 +2,7 @@
 //! listing. The report says so, accounts for every key, and carries a resume token that the
 //! next invocation takes to finish the job.
 
-#[path = "../../acl-audit/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -2,8 +2,7 @@
 //! `<uri><bucket>/<yyyy>/<mm>/<dd>/<request id>/`, and fails with `FindingsNotWritten` when it
 //! cannot.
 
-#[path = "../../acl-audit/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::collections::HashMap;
 

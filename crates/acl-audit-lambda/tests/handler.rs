@@ -1,7 +1,6 @@
 //! The functions' shared entry point, driven with the payloads kept under `fixtures/`.
 
-#[path = "../../acl-audit/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;

@@ -5,8 +5,7 @@
 //! gzip-compressed CSV, every field quoted, keys URL-encoded; the ACL field base64 JSON) from
 //! the bucket's own ACLs, read through aws-sdk-s3 from local-s3.
 
-#[path = "../../acl-audit/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::collections::HashMap;
 use std::io::Write as _;

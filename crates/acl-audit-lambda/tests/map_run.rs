@@ -3,8 +3,7 @@
 //! reads the ResultWriter's manifest and result files in S3 (local-s3), adds the batches up and,
 //! under `FINDINGS_URI`, writes the run's findings file and report in the run's own folder.
 
-#[path = "../../acl-audit/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::collections::HashMap;
 

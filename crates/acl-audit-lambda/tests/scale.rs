@@ -1,8 +1,7 @@
 //! A bucket far larger than one listing page: every object accounted for, keys listed a page
 //! at a time while their ACLs are fetched.
 
-#[path = "../../acl-audit/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use acl_audit::StrategyKind;
 use acl_audit_lambda::Clients;

@@ -1,9 +1,6 @@
 //! Credentials never reach a function's log line, report or error message, whatever the outcome
 //! and however verbose the logging (every target at TRACE, the SDK's own included).
 
-#[path = "../../acl-audit/tests/common/mod.rs"]
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 

@@ -2,8 +2,7 @@
 //! its resume token under `FINDINGS_URI`; the next run of the same target takes it up and says
 //! so, and the run that reaches the end removes it.
 
-#[path = "../../acl-audit/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -2,7 +2,7 @@
 //! 500 InternalError, closed connections): retries recover every ACL, the report counts
 //! them, and whatever happens every listed object is either fetched or a counted failure.
 
-mod common;
+use test_support as common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! clean has its line, and nothing else does; a write that fails is an error, with the audit's
 //! report kept.
 
-mod common;
+use test_support as common;
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-mod common;
+use test_support as common;
 
 use acl_audit::Target;
 use acl_audit::s3::listing::list_keys;

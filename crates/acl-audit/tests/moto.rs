@@ -5,7 +5,7 @@
 //! each test starts its own server on a free loopback port and stops it when it ends. Without
 //! `MOTO_SERVER` these tests say so and pass, so that a bare `cargo test` needs no Python.
 
-mod common;
+use test_support as common;
 
 use acl_audit::model::KeyRange;
 use acl_audit::model::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grantee};

@@ -1,7 +1,7 @@
 //! The pool gauge against a real endpoint: the connections it counts open are the ones the
 //! endpoint accepted, and it counts none once the pool's idle timeout has passed.
 
-mod common;
+use test_support as common;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;

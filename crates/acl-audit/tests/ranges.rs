@@ -2,7 +2,7 @@
 //! lost where ranges meet (keys equal to a cut point, keys with characters the pages did not
 //! show, keys past every guess), across budgets and resumed runs.
 
-mod common;
+use test_support as common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

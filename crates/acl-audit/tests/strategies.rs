@@ -1,4 +1,4 @@
-mod common;
+use test_support as common;
 
 use acl_audit::model::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grant, Grantee};
 use acl_audit::report::Tally;

@@ -2,7 +2,7 @@
 //! named by its version id, delete markers are counted and never fetched, and a listing of
 //! versions resumes where it stopped without losing or repeating a version.
 
-mod common;
+use test_support as common;
 
 use std::collections::BTreeSet;
 

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use s3s::HttpResponse;
 
-use crate::server::Credentials;
+use crate::credentials::Credentials;
 use crate::store::{PublicAccessBlock, Store};
 
 const PATH: &str = "/v20180820/configuration/publicAccessBlock";

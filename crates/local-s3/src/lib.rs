@@ -11,6 +11,7 @@
 
 pub mod acl;
 mod control;
+mod credentials;
 pub mod faults;
 pub mod inventory;
 pub mod listing;

@@ -22,27 +22,11 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::control::AccountControl;
+pub use crate::credentials::Credentials;
 use crate::faults::{Fault, FaultCounts, FaultInjector, Faults};
 use crate::network::{NetworkModel, wait};
 use crate::service::LocalS3Service;
 use crate::store::Store;
-
-/// The key pair the endpoint verifies SigV4 signatures against. Local and fake: they open
-/// nothing but this endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-}
-
-impl Default for Credentials {
-    fn default() -> Self {
-        Credentials {
-            access_key_id: "LOCALS3ACCESSKEY".to_owned(),
-            secret_access_key: "local-s3-secret-key-not-an-aws-secret".to_owned(),
-        }
-    }
-}
 
 /// How to start an endpoint.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
-//! A fresh `local-s3` per test and an SDK client pointed at it, configured (retries,
-//! timeouts, path-style) as the functions configure theirs.
+//! What the workspace's tests share: a fresh `local-s3` per test and an SDK client pointed at
+//! it, configured (retries, timeouts, path-style) as the functions configure theirs; the
+//! fixtures; and [`layers::check`], which each library crate's `tests/layers.rs` runs.
 
-#![allow(dead_code)] // Each test binary uses its own subset.
+pub mod layers;
 
 use std::num::NonZeroUsize;
 
