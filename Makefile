@@ -28,7 +28,7 @@ SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_AC
 
 ## help: this list of targets
 help:
-	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); print; next } /^## / { sub(/^## /, "    "); print }' $(MAKEFILE_LIST)
+	@awk '/^## [a-z0-9-]+:/ { sub(/^## /, ""); print; next } /^## / { sub(/^## /, "    "); print }' $(MAKEFILE_LIST)
 
 ## run: audit a seeded local-s3 bucket ($(OBJECTS) objects) with `acl-audit scan`, as from a shell;
 ## findings into results/run-findings.jsonl
@@ -135,6 +135,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## fmt: format every crate (cargo fmt)
 fmt:
 	$(CARGO) fmt --all
 
@@ -204,8 +205,10 @@ aarch64-target:
 	@command -v rustup >/dev/null || { echo "rustup is needed to add the aarch64-unknown-linux-gnu target (https://rustup.rs); or install that target's standard library yourself"; exit 2; }
 	rustup target add aarch64-unknown-linux-gnu
 
+## tools: cargo-lambda into .venv (pinned in requirements/tools.txt)
 tools: $(VENV)/bin/cargo-lambda
 
+## clean: the build and the venvs
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV) $(DEPLOY_VENV) $(MOTO_VENV)

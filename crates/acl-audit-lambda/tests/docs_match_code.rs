@@ -1,0 +1,110 @@
+//! docs/report.md documents exactly the environment variables the functions read and exactly
+//! the errorTypes they answer: a name in the code but not in the docs, or in the docs but not in
+//! the code, fails here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use acl_audit_lambda::Config;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+/// The backticked names in the first cell of each row of the table whose header's first cell
+/// is `header`, in `page`.
+fn first_column(page: &str, header: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut in_table = false;
+    for line in page.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if !line.starts_with('|') {
+            in_table = false;
+            continue;
+        }
+        if cells.get(1) == Some(&header) {
+            in_table = true;
+            continue;
+        }
+        if in_table && !cells[1].starts_with("---") {
+            names.extend(cells[1].split('`').skip(1).step_by(2).map(str::to_owned));
+        }
+    }
+    assert!(!names.is_empty(), "no table headed {header:?}");
+    names
+}
+
+/// The string literals in `source` that look like `prefix…`: `"AWS_…"`.
+fn literals_starting(source: &str, prefix: &str) -> BTreeSet<String> {
+    source
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|literal| {
+            literal.starts_with(prefix)
+                && literal
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The names `fn error_type` in `source` answers.
+fn error_types_in(source: &str) -> BTreeSet<String> {
+    let start = source.find("fn error_type").expect("an error_type function");
+    let body = &source[start..];
+    let end = body.find("\n    }\n").expect("its end");
+    body[..end]
+        .split("=> \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn differences(code: &BTreeSet<String>, docs: &BTreeSet<String>) -> BTreeMap<&'static str, Vec<String>> {
+    BTreeMap::from([
+        ("in the code, not in the docs", code.difference(docs).cloned().collect()),
+        ("in the docs, not in the code", docs.difference(code).cloned().collect()),
+    ])
+}
+
+fn none() -> BTreeMap<&'static str, Vec<String>> {
+    BTreeMap::from([
+        ("in the code, not in the docs", Vec::new()),
+        ("in the docs, not in the code", Vec::new()),
+    ])
+}
+
+#[test]
+fn the_documented_environment_variables_are_those_the_functions_read() {
+    let asked = Mutex::new(BTreeSet::new());
+    Config::from_vars(|name| {
+        asked.lock().unwrap().insert(name.to_owned());
+        None
+    })
+    .unwrap();
+    let mut code = asked.into_inner().unwrap();
+    // The S3 client's own: the CA bundle, the endpoints, the retry settings.
+    code.extend(literals_starting(&read("crates/acl-audit/src/s3/client.rs"), "AWS_"));
+    let docs = first_column(&read("docs/report.md"), "environment variable");
+    assert_eq!(differences(&code, &docs), none());
+}
+
+#[test]
+fn the_documented_error_types_are_those_the_functions_answer() {
+    let mut code = error_types_in(&read("crates/acl-audit-lambda/src/error.rs"));
+    code.extend(error_types_in(&read("crates/acl-audit-lambda/src/map_run.rs")));
+    assert!(
+        code.contains("InvalidEvent") && code.contains("NoMapRunManifest"),
+        "{code:?}"
+    );
+    let docs = first_column(&read("docs/report.md"), "errorType");
+    assert_eq!(differences(&code, &docs), none());
+}
