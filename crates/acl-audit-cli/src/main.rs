@@ -15,7 +15,7 @@ use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::{S3Location, check_bucket_name};
 use acl_audit::s3::client::{ClientChoices, client_from_env_with, control_client_from_env_with};
 use acl_audit::s3::region::RegionalClients;
-use acl_audit::s3::upload::put_object;
+use acl_audit::s3::upload::{Artifact, put_object};
 use acl_audit::strategy::default_blocking_pool_size;
 use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target};
 use clap::{Parser, Subcommand};
@@ -220,7 +220,8 @@ async fn run(scan: Scan) -> Result<u8, String> {
     let report = match result {
         Ok(report) => report,
         Err(AuditError::List(err)) => return Err(list_advice(&err)),
-        Err(AuditError::FindingsNotWritten { error, report }) => {
+        Err(AuditError::Inventory(err)) => return Err(err.to_string()),
+        Err(AuditError::NotWritten { error, report }) => {
             print_report(&report);
             return Err(format!("the audit ran, but {error}"));
         }
@@ -232,7 +233,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
             .await
             .map_err(|err| {
                 print_report(&report);
-                format!("the audit ran, but {err}")
+                format!("the audit ran, but {}", err.of(Artifact::Report))
             })?;
     }
     print_report(&report);

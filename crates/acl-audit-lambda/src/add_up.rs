@@ -6,7 +6,7 @@
 use acl_audit::StrategyKind;
 use acl_audit::audit::JSON_LINES;
 use acl_audit::findings::FINDINGS_FILE;
-use acl_audit::s3::upload::StreamingUpload;
+use acl_audit::s3::upload::{Artifact, StreamingUpload};
 
 use crate::clients::Clients;
 use crate::config::Config;
@@ -47,7 +47,7 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: Ad
     let written = match (upload, &folder) {
         (Some(upload), Some(folder)) => match upload.finish().await {
             Ok(()) => write_report(client, folder, &report).await.err(),
-            Err(err) => Some(err.into()),
+            Err(err) => Some(err.of(Artifact::Findings)),
         },
         _ => None,
     };

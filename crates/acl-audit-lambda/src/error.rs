@@ -3,8 +3,8 @@
 //! role); the core's errors name none.
 
 use acl_audit::ListError;
-use acl_audit::audit::FindingsNotWritten;
 use acl_audit::s3::inventory::InventoryError;
+use acl_audit::s3::upload::{Artifact, NotWritten};
 use lambda_runtime::Diagnostic;
 
 use crate::config::ConfigError;
@@ -20,10 +20,10 @@ pub enum HandlerError {
     Request(#[from] RequestError),
     #[error("{0}{advice}", advice = list_advice(.0))]
     List(#[from] ListError),
-    /// The audit ran, but its findings (or report) are not in `FINDINGS_URI`: a scheduled run
-    /// must not lose them quietly.
-    #[error("{0} (FINDINGS_URI names the location; the role needs s3:PutObject there)")]
-    FindingsNotWritten(FindingsNotWritten),
+    /// One of the run's files is not where it should be: a scheduled run must not lose its
+    /// findings, report, token or parts quietly.
+    #[error("{0}{advice}", advice = write_advice(.0))]
+    NotWritten(NotWritten),
     /// The S3 Inventory report named as the source cannot be read as one with ACLs.
     #[error("{0} (the role needs s3:GetObject on the inventory's destination)")]
     Inventory(InventoryError),
@@ -48,11 +48,16 @@ pub enum StepError {
         "the run has taken {passes} passes and parts are still left: its state machine is stopped as going nowhere"
     )]
     TooManyPasses { passes: usize },
-    /// The parts file the Map reads could not be written.
-    #[error(
-        "cannot write the parts file {uri}: {code}: {message} (the role needs s3:PutObject under the results bucket's parts/)"
-    )]
-    PartsNotWritten { uri: String, code: String, message: String },
+}
+
+/// Where the function's owner looks when a write fails.
+fn write_advice(err: &NotWritten) -> &'static str {
+    match err.what {
+        Artifact::Parts => " (the role needs s3:PutObject under the results bucket's parts/)",
+        Artifact::Findings | Artifact::Report | Artifact::Token => {
+            " (FINDINGS_URI names the location; the role needs s3:PutObject there)"
+        }
+    }
 }
 
 /// What the function's owner can change about a listing that failed.
@@ -79,12 +84,16 @@ impl HandlerError {
             HandlerError::List(ListError::AccessDenied { .. }) => "AccessDenied",
             HandlerError::List(ListError::WrongRegion { .. }) => "WrongRegion",
             HandlerError::List(ListError::Failed { .. }) => "ListObjectsFailed",
-            HandlerError::FindingsNotWritten(_) => "FindingsNotWritten",
+            HandlerError::NotWritten(err) => match err.what {
+                Artifact::Findings => "FindingsNotWritten",
+                Artifact::Report => "ReportNotWritten",
+                Artifact::Token => "TokenNotWritten",
+                Artifact::Parts => "PartsNotWritten",
+            },
             HandlerError::MapRun(err) => err.error_type(),
             HandlerError::Inventory(_) => "InventoryNotRead",
             HandlerError::Step(StepError::NoProgress { .. }) => "NoProgress",
             HandlerError::Step(StepError::TooManyPasses { .. }) => "TooManyPasses",
-            HandlerError::Step(StepError::PartsNotWritten { .. }) => "PartsNotWritten",
         }
     }
 }
@@ -95,5 +104,44 @@ impl From<HandlerError> for Diagnostic {
             error_type: err.error_type().to_owned(),
             error_message: err.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_written(what: Artifact) -> HandlerError {
+        HandlerError::NotWritten(NotWritten {
+            what,
+            uri: "s3://findings/x".to_owned(),
+            code: "AccessDenied".to_owned(),
+            message: "Access Denied".to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_failed_write_says_what_was_not_written() {
+        let answers = [Artifact::Findings, Artifact::Report, Artifact::Token, Artifact::Parts]
+            .map(|what| Diagnostic::from(not_written(what)));
+        let types = answers.each_ref().map(|answer| answer.error_type.as_str());
+        assert_eq!(
+            types,
+            [
+                "FindingsNotWritten",
+                "ReportNotWritten",
+                "TokenNotWritten",
+                "PartsNotWritten"
+            ]
+        );
+        assert!(
+            answers[2]
+                .error_message
+                .starts_with("cannot write the resume token s3://findings/x (AccessDenied)"),
+            "{}",
+            answers[2].error_message
+        );
+        assert!(answers[2].error_message.contains("FINDINGS_URI"));
+        assert!(answers[3].error_message.contains("parts/"));
     }
 }

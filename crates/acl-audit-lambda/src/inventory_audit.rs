@@ -3,7 +3,7 @@
 //! report holds, GetObjectAcl only for rows whose ACL is UNAVAILABLE; findings and report
 //! written as a listing's run writes them.
 
-use acl_audit::audit::InventoryAuditError;
+use acl_audit::audit::AuditError;
 use acl_audit::bucket::BucketContext;
 use acl_audit::findings::FINDINGS_FILE;
 use acl_audit::model::{S3Location, check_bucket_name};
@@ -96,8 +96,9 @@ pub async fn run(
             let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
             (report, written)
         }
-        Err(InventoryAuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
-        Err(InventoryAuditError::Inventory(err)) => return failed(Some(&bucket), HandlerError::Inventory(err)),
+        Err(AuditError::NotWritten { error, report }) => (*report, Some(error)),
+        Err(AuditError::Inventory(err)) => return failed(Some(&bucket), HandlerError::Inventory(err)),
+        Err(AuditError::List(err)) => return failed(Some(&bucket), err.into()),
     };
     log_report(kind, &context.request_id, &report);
     let scope = if origin == Origin::Part {

@@ -9,6 +9,7 @@ use lambda_runtime::Context;
 
 use crate::clients::Clients;
 use crate::config::Config;
+use crate::error::HandlerError;
 use crate::job::{AuditJob, Origin};
 use crate::outcome::{Invocation, Scope};
 use crate::record::{in_folder, log_report, record_run, run_folder, stop_at};
@@ -64,8 +65,11 @@ pub async fn run(
             let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
             (report, written)
         }
-        Err(AuditError::FindingsNotWritten { error, report }) => (*report, Some(error)),
+        Err(AuditError::NotWritten { error, report }) => (*report, Some(error)),
         Err(AuditError::List(err)) => return Invocation::failed(Some(target.bucket), err, "audit failed"),
+        Err(AuditError::Inventory(err)) => {
+            return Invocation::failed(Some(target.bucket), HandlerError::Inventory(err), "audit failed");
+        }
     };
     log_report(kind, &context.request_id, &report);
     if let Some(err) = &findings_error {

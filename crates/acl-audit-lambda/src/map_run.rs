@@ -4,12 +4,12 @@
 //! Adding them up is the state machine's last step (the handler, given the Map's output) and
 //! `acl-map summarize`'s whole job.
 
-use acl_audit::audit::FindingsNotWritten;
 use acl_audit::findings::{FailureLine, FindingsWritten};
 use acl_audit::model::S3Location;
 use acl_audit::report::Truncation;
 use acl_audit::s3::read::read_object;
 use acl_audit::s3::upload::StreamingUpload;
+use acl_audit::s3::upload::{Artifact, NotWritten};
 use acl_audit::{AuditReport, ObjectFailure, ObjectRef, StrategyKind};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
@@ -109,7 +109,7 @@ pub enum SummarizeError {
     },
     /// The run's findings file, which gathers its batches' files, could not be written.
     #[error(transparent)]
-    FindingsNotWritten(#[from] FindingsNotWritten),
+    FindingsNotWritten(#[from] NotWritten),
 }
 
 impl SummarizeError {
@@ -318,7 +318,7 @@ async fn copy_lines(client: &Client, uri: &str, upload: &mut StreamingUpload) ->
         .await
         .map_err(|err| read_error(err.to_string()))?
     {
-        upload.write(&chunk).await.map_err(FindingsNotWritten::from)?;
+        upload.write(&chunk).await.map_err(|err| err.of(Artifact::Findings))?;
     }
     Ok(())
 }
@@ -336,7 +336,7 @@ async fn write_failures(
         // Plain data with string keys: serialising cannot fail.
         let mut line = serde_json::to_vec(&FailureLine::of(input.bucket(), &failure)).unwrap_or_default();
         line.push(b'\n');
-        upload.write(&line).await.map_err(FindingsNotWritten::from)?;
+        upload.write(&line).await.map_err(|err| err.of(Artifact::Findings))?;
     }
     Ok(keys.len())
 }

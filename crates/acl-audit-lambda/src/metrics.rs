@@ -267,7 +267,8 @@ mod tests {
         assert_eq!(line["ObjectsListed"], 0.0);
         let unwritten = Invocation::audited(
             report(),
-            Some(acl_audit::audit::FindingsNotWritten {
+            Some(acl_audit::s3::upload::NotWritten {
+                what: acl_audit::s3::upload::Artifact::Findings,
                 uri: "s3://gone/x".to_owned(),
                 code: "NoSuchBucket".to_owned(),
                 message: "NoSuchBucket: The specified bucket does not exist".to_owned(),

@@ -2,7 +2,7 @@
 //! answers ([`Reply`]).
 
 use acl_audit::AuditReport;
-use acl_audit::audit::FindingsNotWritten;
+use acl_audit::s3::upload::NotWritten;
 
 use crate::error::HandlerError;
 use crate::event::Pass;
@@ -13,7 +13,7 @@ use crate::job::RequestError;
 pub enum Invocation {
     Audited {
         report: Box<AuditReport>,
-        findings_error: Option<FindingsNotWritten>,
+        findings_error: Option<NotWritten>,
         scope: Scope,
     },
     Failed {
@@ -46,7 +46,7 @@ pub enum Scope {
 }
 
 impl Invocation {
-    pub fn audited(report: AuditReport, findings_error: Option<FindingsNotWritten>, scope: Scope) -> Self {
+    pub fn audited(report: AuditReport, findings_error: Option<NotWritten>, scope: Scope) -> Self {
         Invocation::Audited {
             report: Box::new(report),
             findings_error,
@@ -91,7 +91,7 @@ impl Invocation {
             Invocation::Audited {
                 findings_error: Some(err),
                 ..
-            } => Err(HandlerError::FindingsNotWritten(err)),
+            } => Err(HandlerError::NotWritten(err)),
             Invocation::Failed { error, .. } => Err(error),
         }
     }

@@ -3,10 +3,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use acl_audit::audit::FindingsNotWritten;
 use acl_audit::findings::{self, REPORT_FILE};
 use acl_audit::model::S3Location;
-use acl_audit::s3::upload::put_object;
+use acl_audit::s3::upload::{Artifact, NotWritten, put_object};
 use acl_audit::{AuditReport, StrategyKind};
 use aws_sdk_s3::Client;
 use lambda_runtime::Context;
@@ -38,7 +37,7 @@ pub async fn record_run(
     found: bool,
     folder: Option<&S3Location>,
     report: &AuditReport,
-) -> Option<FindingsNotWritten> {
+) -> Option<NotWritten> {
     if let Some(location) = token
         && let Err(err) = pass_on(client, location, report, found).await
     {
@@ -52,12 +51,7 @@ pub async fn record_run(
 
 /// Stores a stopped run's token for the next run of its target, or, once the target is done,
 /// removes the one it found (`found`).
-async fn pass_on(
-    client: &Client,
-    location: &S3Location,
-    report: &AuditReport,
-    found: bool,
-) -> Result<(), FindingsNotWritten> {
+async fn pass_on(client: &Client, location: &S3Location, report: &AuditReport, found: bool) -> Result<(), NotWritten> {
     match (&report.truncated, &report.resume) {
         (Some(_), Some(next)) => {
             tracing::info!(token = %location, "resume token stored for the next run of this target");
@@ -69,14 +63,12 @@ async fn pass_on(
 }
 
 /// The report beside the findings file.
-pub async fn write_report(
-    client: &Client,
-    folder: &S3Location,
-    report: &AuditReport,
-) -> Result<(), FindingsNotWritten> {
+pub async fn write_report(client: &Client, folder: &S3Location, report: &AuditReport) -> Result<(), NotWritten> {
     // Plain data with string keys: serialising cannot fail.
     let body = serde_json::to_vec_pretty(report).unwrap_or_default();
-    Ok(put_object(client, &in_folder(folder, REPORT_FILE), "application/json", body).await?)
+    put_object(client, &in_folder(folder, REPORT_FILE), "application/json", body)
+        .await
+        .map_err(|err| err.of(Artifact::Report))
 }
 
 /// The run's one summary line, and a warning when it stopped early.

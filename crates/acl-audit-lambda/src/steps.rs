@@ -8,7 +8,7 @@ use acl_audit::Resume;
 use acl_audit::model::S3Location;
 use acl_audit::parts::{self, MAX_PART_BYTES};
 use acl_audit::s3::region::RegionalClients;
-use acl_audit::s3::upload::put_object;
+use acl_audit::s3::upload::{Artifact, put_object};
 use aws_sdk_s3::Client;
 
 use crate::config::Config;
@@ -159,11 +159,7 @@ async fn write_pass(
     };
     put_object(client, &file, "application/json", body)
         .await
-        .map_err(|err| StepError::PartsNotWritten {
-            uri: err.uri,
-            code: err.code,
-            message: err.message,
-        })?;
+        .map_err(|err| HandlerError::NotWritten(err.of(Artifact::Parts)))?;
     Ok(Pass {
         count: events.len(),
         items: ResultWriterDetails {

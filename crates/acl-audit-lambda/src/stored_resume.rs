@@ -7,10 +7,9 @@
 
 use std::fmt::Write as _;
 
-use acl_audit::audit::FindingsNotWritten;
 use acl_audit::model::S3Location;
 use acl_audit::s3::error::{error_code, error_message};
-use acl_audit::s3::upload::{UploadError, put_object};
+use acl_audit::s3::upload::{Artifact, NotWritten, UploadError, put_object};
 use acl_audit::{Resume, StrategyKind, Target};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
@@ -112,14 +111,16 @@ async fn read(client: &Client, location: &S3Location) -> Option<Resume> {
 }
 
 /// Stores `token` for the next run.
-pub async fn store(client: &Client, location: &S3Location, token: &Resume) -> Result<(), FindingsNotWritten> {
+pub async fn store(client: &Client, location: &S3Location, token: &Resume) -> Result<(), NotWritten> {
     // Plain data with string keys: serialising cannot fail.
     let body = serde_json::to_vec(token).unwrap_or_default();
-    Ok(put_object(client, location, "application/json", body).await?)
+    put_object(client, location, "application/json", body)
+        .await
+        .map_err(|err| err.of(Artifact::Token))
 }
 
 /// Removes the token once a run has reached the end of its target: the next run starts over.
-pub async fn clear(client: &Client, location: &S3Location) -> Result<(), FindingsNotWritten> {
+pub async fn clear(client: &Client, location: &S3Location) -> Result<(), NotWritten> {
     client
         .delete_object()
         .bucket(&location.bucket)
@@ -128,11 +129,12 @@ pub async fn clear(client: &Client, location: &S3Location) -> Result<(), Finding
         .await
         .map(|_| ())
         .map_err(|err| {
-            FindingsNotWritten::from(UploadError {
+            UploadError {
                 uri: location.to_string(),
                 code: error_code(&err),
                 message: error_message(&err),
-            })
+            }
+            .of(Artifact::Token)
         })
 }
 

@@ -24,7 +24,7 @@ use crate::s3::listing::ListingEnd;
 use crate::s3::ranges::TargetPages;
 use crate::s3::region::RegionalClients;
 use crate::s3::retries::RetryCount;
-use crate::s3::upload::{StreamingUpload, UploadError};
+use crate::s3::upload::{Artifact, NotWritten, StreamingUpload};
 use crate::strategy::{self, Record, Strategy};
 
 /// ListObjectsV2's largest page: a resume token's keys are fed in pages of this size too.
@@ -54,7 +54,13 @@ pub async fn audit_bucket_until(
         Ok(report) => Ok(report),
         Err(AuditError::List(err)) => Err(err),
         // No findings output, so nothing to fail writing.
-        Err(AuditError::FindingsNotWritten { report, .. }) => Ok(*report),
+        Err(AuditError::NotWritten { report, .. }) => Ok(*report),
+        // A listing's run reads no inventory; were it to, the error still reaches the caller.
+        Err(err @ AuditError::Inventory(_)) => Err(ListError::Failed {
+            bucket: target.bucket.clone(),
+            code: "InventoryNotRead".to_owned(),
+            detail: err.to_string(),
+        }),
     }
 }
 
@@ -91,82 +97,29 @@ impl Progress {
     }
 }
 
-/// Why a listing's run has no report, or has one whose findings were not written.
+/// Why a run has no report, or has one whose findings were not written.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AuditError {
+    /// The target cannot be listed.
     #[error(transparent)]
     List(#[from] ListError),
-    /// The audit ran to its end, but its findings are not where they should be: the run's
-    /// report is kept, so that its counts can still be logged.
-    #[error("the audit ran, but its findings were not written: {error}")]
-    FindingsNotWritten {
-        error: FindingsNotWritten,
-        report: Box<AuditReport>,
-    },
-}
-
-/// Why an inventory's run ([`audit_inventory`]) has no report, or has one whose findings were
-/// not written.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum InventoryAuditError {
     /// The inventory named as the run's source cannot be read as one with ACLs.
     #[error(transparent)]
     Inventory(#[from] InventoryError),
-    /// As [`AuditError::FindingsNotWritten`].
+    /// The audit ran to its end, but its findings are not where they should be: the run's
+    /// report is kept, so that its counts can still be logged.
     #[error("the audit ran, but its findings were not written: {error}")]
-    FindingsNotWritten {
-        error: FindingsNotWritten,
+    NotWritten {
+        error: NotWritten,
         report: Box<AuditReport>,
     },
 }
 
-/// A run's error that may still hold the run's report: the retries are counted into it.
-trait HoldsReport {
-    fn report_mut(&mut self) -> Option<&mut AuditReport>;
-    fn not_written(error: FindingsNotWritten, report: Box<AuditReport>) -> Self;
-}
-
-impl HoldsReport for AuditError {
+impl AuditError {
     fn report_mut(&mut self) -> Option<&mut AuditReport> {
         match self {
-            AuditError::FindingsNotWritten { report, .. } => Some(report.as_mut()),
-            AuditError::List(_) => None,
-        }
-    }
-
-    fn not_written(error: FindingsNotWritten, report: Box<AuditReport>) -> Self {
-        AuditError::FindingsNotWritten { error, report }
-    }
-}
-
-impl HoldsReport for InventoryAuditError {
-    fn report_mut(&mut self) -> Option<&mut AuditReport> {
-        match self {
-            InventoryAuditError::FindingsNotWritten { report, .. } => Some(report.as_mut()),
-            InventoryAuditError::Inventory(_) => None,
-        }
-    }
-
-    fn not_written(error: FindingsNotWritten, report: Box<AuditReport>) -> Self {
-        InventoryAuditError::FindingsNotWritten { error, report }
-    }
-}
-
-/// The lines of a findings file went nowhere; the words are S3's (or the file system's).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot write {uri} ({code}): {message}")]
-pub struct FindingsNotWritten {
-    pub uri: String,
-    pub code: String,
-    pub message: String,
-}
-
-impl From<UploadError> for FindingsNotWritten {
-    fn from(err: UploadError) -> Self {
-        FindingsNotWritten {
-            uri: err.uri,
-            code: err.code,
-            message: err.message,
+            AuditError::NotWritten { report, .. } => Some(report.as_mut()),
+            AuditError::List(_) | AuditError::Inventory(_) => None,
         }
     }
 }
@@ -182,7 +135,7 @@ impl FindingsOutput {
         FindingsOutput::S3(StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES))
     }
 
-    pub fn file(path: impl Into<PathBuf>) -> Result<Self, FindingsNotWritten> {
+    pub fn file(path: impl Into<PathBuf>) -> Result<Self, NotWritten> {
         let path = path.into();
         let file = File::create(&path).map_err(|err| file_error(&path, &err))?;
         Ok(FindingsOutput::File {
@@ -198,16 +151,16 @@ impl FindingsOutput {
         }
     }
 
-    async fn write(&mut self, line: &[u8]) -> Result<(), FindingsNotWritten> {
+    async fn write(&mut self, line: &[u8]) -> Result<(), NotWritten> {
         match self {
-            FindingsOutput::S3(upload) => Ok(upload.write(line).await?),
+            FindingsOutput::S3(upload) => upload.write(line).await.map_err(|err| err.of(Artifact::Findings)),
             FindingsOutput::File { path, writer } => writer.write_all(line).map_err(|err| file_error(path, &err)),
         }
     }
 
-    async fn finish(self) -> Result<(), FindingsNotWritten> {
+    async fn finish(self) -> Result<(), NotWritten> {
         match self {
-            FindingsOutput::S3(upload) => Ok(upload.finish().await?),
+            FindingsOutput::S3(upload) => upload.finish().await.map_err(|err| err.of(Artifact::Findings)),
             FindingsOutput::File { path, mut writer } => writer.flush().map_err(|err| file_error(&path, &err)),
         }
     }
@@ -219,8 +172,9 @@ impl FindingsOutput {
     }
 }
 
-fn file_error(path: &std::path::Path, err: &std::io::Error) -> FindingsNotWritten {
-    FindingsNotWritten {
+fn file_error(path: &std::path::Path, err: &std::io::Error) -> NotWritten {
+    NotWritten {
+        what: Artifact::Findings,
         uri: path.display().to_string(),
         code: format!("{:?}", err.kind()),
         message: err.to_string(),
@@ -265,7 +219,9 @@ struct Locate<'a> {
 }
 
 /// The run, with its retries counted.
-async fn counting_retries<E: HoldsReport>(run: impl Future<Output = Result<AuditReport, E>>) -> Result<AuditReport, E> {
+async fn counting_retries(
+    run: impl Future<Output = Result<AuditReport, AuditError>>,
+) -> Result<AuditReport, AuditError> {
     let retries = RetryCount::default();
     // Boxed: with the settings' reads beside the listing the run's future is large, and a
     // caller's stack (a test thread's 2 MiB in a debug build) need not hold it.
@@ -349,7 +305,7 @@ fn serialised(line: &impl serde::Serialize, failure: bool) -> Option<Line> {
 async fn write_findings(
     mut output: FindingsOutput,
     mut lines: mpsc::Receiver<Line>,
-) -> Result<(usize, usize), FindingsNotWritten> {
+) -> Result<(usize, usize), NotWritten> {
     let (mut objects, mut failures) = (0, 0);
     let mut failed = None;
     while let Some(line) = lines.recv().await {
@@ -373,7 +329,7 @@ async fn write_findings(
 }
 
 /// What the writer of the findings file settles to: its lines (objects, failures).
-type WriteResult = Result<(usize, usize), FindingsNotWritten>;
+type WriteResult = Result<(usize, usize), NotWritten>;
 /// Where the findings went, and how writing them ended.
 type Written = Option<(String, WriteResult)>;
 
@@ -412,14 +368,17 @@ async fn beside_writer<T>(
 }
 
 /// The report with where its findings went, or the error of a file not written.
-fn with_findings<E: HoldsReport>(mut report: AuditReport, written: Written) -> Result<AuditReport, E> {
+fn with_findings(mut report: AuditReport, written: Written) -> Result<AuditReport, AuditError> {
     match written {
         None => Ok(report),
         Some((uri, Ok((objects, failures)))) => {
             report.findings = Some(FindingsWritten { uri, objects, failures });
             Ok(report)
         }
-        Some((_, Err(error))) => Err(E::not_written(error, Box::new(report))),
+        Some((_, Err(error))) => Err(AuditError::NotWritten {
+            error,
+            report: Box::new(report),
+        }),
     }
 }
 
@@ -588,7 +547,7 @@ pub async fn audit_inventory(
     resume: Option<&Resume>,
     strategy: Strategy,
     options: AuditOptions,
-) -> Result<AuditReport, InventoryAuditError> {
+) -> Result<AuditReport, AuditError> {
     counting_retries(audit_inventory_once(client, manifest, resume, strategy, options)).await
 }
 
@@ -598,7 +557,7 @@ async fn audit_inventory_once(
     resume: Option<&Resume>,
     strategy: Strategy,
     options: AuditOptions,
-) -> Result<AuditReport, InventoryAuditError> {
+) -> Result<AuditReport, AuditError> {
     let AuditOptions {
         stop_at,
         findings,

@@ -132,7 +132,7 @@ async fn findings_that_cannot_be_written_fail_the_run_after_the_audit_with_its_r
     let err = audit_bucket_with(&client, &Target::bucket("audited"), Strategy::Sequential, options)
         .await
         .unwrap_err();
-    let AuditError::FindingsNotWritten { error, report } = err else {
+    let AuditError::NotWritten { error, report } = err else {
         panic!("not a findings error: {err:?}");
     };
     assert_eq!(error.code, "NoSuchBucket");

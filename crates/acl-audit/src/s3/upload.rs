@@ -21,6 +21,52 @@ pub struct UploadError {
     pub message: String,
 }
 
+impl UploadError {
+    /// The same, saying which of a run's files it was.
+    pub fn of(self, what: Artifact) -> NotWritten {
+        NotWritten {
+            what,
+            uri: self.uri,
+            code: self.code,
+            message: self.message,
+        }
+    }
+}
+
+/// What a run writes: each one's failure is an error of the run, never a shrug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact {
+    /// The findings file (JSON Lines).
+    Findings,
+    /// The report beside it.
+    Report,
+    /// The resume token stored for the next run of the target.
+    Token,
+    /// A state machine pass's parts file.
+    Parts,
+}
+
+impl Artifact {
+    pub fn name(self) -> &'static str {
+        match self {
+            Artifact::Findings => "findings file",
+            Artifact::Report => "report",
+            Artifact::Token => "resume token",
+            Artifact::Parts => "parts file",
+        }
+    }
+}
+
+/// One of a run's files not written: which, where, and S3's (or the file system's) words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot write the {} {uri} ({code}): {message}", what.name())]
+pub struct NotWritten {
+    pub what: Artifact,
+    pub uri: String,
+    pub code: String,
+    pub message: String,
+}
+
 /// One object being written: `write` as often as needed, then `finish` (or `abort`).
 pub struct StreamingUpload {
     client: Client,
