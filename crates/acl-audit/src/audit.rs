@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use aws_sdk_s3::Client;
-use futures::{StreamExt, stream};
+use futures::{Stream, StreamExt, stream};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::bucket::{AccountCheck, BucketContext};
 use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, classify_in};
-use crate::model::{AclOutcome, InventoryCursor, ObjectRef, Resume, S3Location, Target};
+use crate::model::{AclOutcome, InventoryCursor, ObjectAcl, ObjectRef, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
 use crate::s3::inventory::{InventoryError, InventoryReader, InventoryRow};
@@ -382,6 +382,113 @@ fn with_findings(mut report: AuditReport, written: Written) -> Result<AuditRepor
     }
 }
 
+/// A page of a run's source: ACLs the source holds already (an inventory report's) and keys
+/// whose ACLs are to be fetched.
+#[derive(Default)]
+struct SourcePage {
+    known: Vec<ObjectAcl>,
+    to_fetch: Vec<ObjectRef>,
+}
+
+impl SourcePage {
+    fn to_fetch(keys: Vec<ObjectRef>) -> Self {
+        SourcePage {
+            known: Vec::new(),
+            to_fetch: keys,
+        }
+    }
+}
+
+/// How a run fetches the keys its source hands it.
+struct Fetching {
+    strategy: Strategy,
+    stop_at: Option<Instant>,
+    /// The bucket's ACLs are disabled: count the keys, fetch none.
+    skip_acls: bool,
+}
+
+/// What became of every key a run's source handed it.
+struct Fetched {
+    tally: Tally,
+    /// Keys not fetched because the bucket's ACLs are disabled.
+    skipped: usize,
+    written: Written,
+}
+
+/// The one pipeline every run goes through, whatever its source: each page's known ACLs
+/// recorded, its keys fetched by the strategy (or counted, with ACLs disabled), every outcome
+/// tallied as it arrives and its findings line handed to the writer, which runs beside the
+/// fetches and finishes the file once the last outcome is in.
+async fn fetch_and_record(
+    client: &Client,
+    bucket: &str,
+    context: &BucketContext,
+    fetching: Fetching,
+    findings: Option<FindingsOutput>,
+    progress: Option<&Progress>,
+    pages: impl Stream<Item = SourcePage>,
+) -> Fetched {
+    let Fetching {
+        strategy,
+        stop_at,
+        skip_acls,
+    } = fetching;
+    let (lines, writer) = findings_channel(findings);
+    let recorder = Recorder {
+        bucket,
+        context,
+        tally: Mutex::new(Tally::default()),
+        lines,
+        progress,
+    };
+    let fetch = async move {
+        let recorded = &recorder;
+        let keys = pages.then(|page| async move {
+            for acl in page.known {
+                recorded.record(AclOutcome::Fetched(acl)).await;
+            }
+            page.to_fetch
+        });
+        let skipped = if skip_acls {
+            keys.map(|keys| keys.len()).fold(0, |sum, n| async move { sum + n }).await
+        } else {
+            strategy::fetch_acls_into(client, bucket, keys, strategy, stop_at, recorded).await;
+            0
+        };
+        // Dropping the recorder closes the writer's channel: it finishes the file.
+        (recorder.tally.into_inner(), skipped)
+    };
+    let ((mut tally, skipped), written) = beside_writer(Box::pin(fetch), writer).await;
+    tally.not_fetched.sort_unstable();
+    Fetched {
+        tally,
+        skipped,
+        written,
+    }
+}
+
+/// The report every run writes, from its tally and how it ended; the fields a source knows
+/// alone (what it listed, its timings) are the caller's to set.
+fn report_of(
+    strategy: Strategy,
+    bucket: String,
+    tally: Tally,
+    truncated: Option<Truncation>,
+    resume: Option<Resume>,
+    context: BucketContext,
+) -> AuditReport {
+    let mut report = AuditReport::empty(strategy.kind(), bucket);
+    report.acls_fetched = tally.acls_fetched;
+    report.failures = tally.failures;
+    report.objects_not_fetched = resume.as_ref().map_or(0, |resume| resume.keys.len());
+    report.truncated = truncated;
+    report.resume = resume;
+    report.audit = tally.audit;
+    report.bucket_settings = Some(context);
+    report.concurrency_limit = strategy.concurrency_limit();
+    report
+}
+
 /// The first page before any call: a bucket that cannot be listed is an error, not a report.
 /// A listing still unanswered at the stop leaves the whole bucket to the next run.
 async fn first_page(pages: &mut TargetPages, stop_at: Option<Instant>) -> Result<Option<Vec<ObjectRef>>, ListError> {
@@ -472,31 +579,26 @@ async fn audit(
                 progress.listed.fetch_add(keys.len(), Ordering::Relaxed);
             }
         });
-    let (lines, writer) = findings_channel(findings);
-    let recorder = Recorder {
-        bucket: &target.bucket,
-        context: &context,
-        tally: Mutex::new(Tally::default()),
-        lines,
-        progress: progress.as_deref(),
-    };
-    let mut skipped = 0;
-    let skipped_count = &mut skipped;
-    let fetch = async move {
-        if skip_acls {
-            *skipped_count = all_pages
-                .map(|keys| keys.len())
-                .fold(0, |sum, n| async move { sum + n })
-                .await;
-        } else {
-            strategy::fetch_acls_into(client, &target.bucket, all_pages, strategy, stop_at, &recorder).await;
-        }
-        // Dropping the recorder closes the writer's channel: it finishes the file.
-        recorder.tally.into_inner()
-    };
-    let (mut tally, written) = beside_writer(Box::pin(fetch), writer).await;
-    let fetched = started.elapsed() - listed;
-
+    let source_pages = all_pages.map(SourcePage::to_fetch);
+    let fetched = fetch_and_record(
+        client,
+        &target.bucket,
+        &context,
+        Fetching {
+            strategy,
+            stop_at,
+            skip_acls,
+        },
+        findings,
+        progress.as_deref(),
+        source_pages,
+    )
+    .await;
+    let Fetched {
+        mut tally,
+        skipped,
+        written,
+    } = fetched;
     let truncated = match (listing_error, pages.end()) {
         (Some(err), _) => Some(Truncation::ListingFailed { error: err.to_string() }),
         (None, None) => Some(Truncation::Deadline),
@@ -504,33 +606,18 @@ async fn audit(
         (None, Some(ListingEnd::Limit)) => Some(Truncation::MaxObjects),
         (None, Some(ListingEnd::Complete)) => None,
     };
-    tally.not_fetched.sort_unstable();
     let resume = truncated
         .is_some()
         .then(|| pages.resume(target, std::mem::take(&mut tally.not_fetched)));
-    let report = AuditReport {
-        strategy: strategy.kind(),
-        bucket: target.bucket.clone(),
-        prefix: target.prefix.clone(),
-        max_objects: target.max_objects,
-        include_versions: pages.lists_versions(),
-        objects_listed,
-        acls_fetched: tally.acls_fetched,
-        acls_from_inventory: 0,
-        failures: tally.failures,
-        objects_not_fetched: resume.as_ref().map_or(0, |resume| resume.keys.len()),
-        objects_with_acls_disabled: skipped,
-        delete_markers: pages.delete_markers(),
-        truncated,
-        resumed_from: None,
-        resume,
-        retries: 0,
-        audit: tally.audit,
-        findings: None,
-        bucket_settings: bucket,
-        concurrency_limit: strategy.concurrency_limit(),
-        timings_ms: report::Timings::new(listed, fetched),
-    };
+    let mut report = report_of(strategy, target.bucket.clone(), tally, truncated, resume, context);
+    report.prefix = target.prefix.clone();
+    report.max_objects = target.max_objects;
+    report.include_versions = pages.lists_versions();
+    report.objects_listed = objects_listed;
+    report.objects_with_acls_disabled = skipped;
+    report.delete_markers = pages.delete_markers();
+    report.bucket_settings = bucket;
+    report.timings_ms = report::Timings::new(listed, started.elapsed() - listed);
     with_findings(report, written)
 }
 
@@ -576,15 +663,10 @@ async fn audit_inventory_once(
     };
     let source = reader.manifest.source_bucket.clone();
     let context = bucket.unwrap_or_else(|| BucketContext::assumed(&source));
-    let (lines, writer) = findings_channel(findings);
-    let recorder = Recorder {
-        bucket: &source,
-        context: &context,
-        tally: Mutex::new(Tally::default()),
-        lines,
-        progress: progress.as_deref(),
-    };
     let carried = resume.map_or(&[][..], |resume| &resume.keys[..]);
+    if let Some(progress) = &progress {
+        progress.listed.fetch_add(carried.len(), Ordering::Relaxed);
+    }
     let (mut rows, mut from_inventory, mut delete_markers) = (carried.len(), 0, 0);
     let mut inventory_error = None;
     // A token whose report was read to its end has only its keys left.
@@ -596,61 +678,66 @@ async fn audit_inventory_once(
         &mut inventory_error,
         &mut reading_stopped,
     );
-    let (reader_ref, bucket_name) = (&mut reader, source.as_str());
-    let fetch = async move {
-        let recorded = &recorder;
-        if let Some(progress) = recorded.progress {
-            progress.listed.fetch_add(carried.len(), Ordering::Relaxed);
+    let progress_ref = progress.as_deref();
+    // Each page's ACLs are recorded as read; its UNAVAILABLE keys go on to the strategy. The
+    // stop is checked between pages, never inside one, so that the reader's position is where
+    // the next run reads on.
+    let pages = stream::unfold((&mut reader, counts), move |(reader, counts)| async move {
+        let (rows, from_inventory, delete_markers, error, stopped) = counts;
+        if read_all {
+            return None;
         }
-        // Each page's ACLs are recorded as read; its UNAVAILABLE keys go on to the strategy.
-        // The stop is checked between pages, never inside one, so that the reader's position
-        // is where the next run reads on.
-        let pages = stream::unfold((reader_ref, counts), move |(reader, counts)| async move {
-            let (rows, from_inventory, delete_markers, error, stopped) = counts;
-            if read_all {
+        if stop_at.is_some_and(|at| Instant::now() >= at) {
+            *stopped = true;
+            return None;
+        }
+        let page = match reader.next_page().await {
+            Ok(Some(page)) => page,
+            Ok(None) => return None,
+            Err(err) => {
+                *error = Some(err);
                 return None;
             }
-            if stop_at.is_some_and(|at| Instant::now() >= at) {
-                *stopped = true;
-                return None;
-            }
-            let page = match reader.next_page().await {
-                Ok(Some(page)) => page,
-                Ok(None) => return None,
-                Err(err) => {
-                    *error = Some(err);
-                    return None;
+        };
+        if let Some(progress) = progress_ref {
+            // Every object the page names, as a listing's page counts them: each is then done.
+            let objects = page.iter().filter(|row| !matches!(row, InventoryRow::DeleteMarker));
+            progress.listed.fetch_add(objects.count(), Ordering::Relaxed);
+        }
+        let mut source_page = SourcePage::default();
+        for row in page {
+            match row {
+                InventoryRow::Acl(acl) => {
+                    *rows += 1;
+                    *from_inventory += 1;
+                    source_page.known.push(acl);
                 }
-            };
-            if let Some(progress) = recorded.progress {
-                // Every object the page names, as a listing's page counts them: each is then done.
-                let objects = page.iter().filter(|row| !matches!(row, InventoryRow::DeleteMarker));
-                progress.listed.fetch_add(objects.count(), Ordering::Relaxed);
-            }
-            let mut keys = Vec::new();
-            for row in page {
-                match row {
-                    InventoryRow::Acl(acl) => {
-                        *rows += 1;
-                        *from_inventory += 1;
-                        recorded.record(AclOutcome::Fetched(acl)).await;
-                    }
-                    InventoryRow::Unavailable(object) => {
-                        *rows += 1;
-                        keys.push(object);
-                    }
-                    InventoryRow::DeleteMarker => *delete_markers += 1,
+                InventoryRow::Unavailable(object) => {
+                    *rows += 1;
+                    source_page.to_fetch.push(object);
                 }
+                InventoryRow::DeleteMarker => *delete_markers += 1,
             }
-            Some((keys, (reader, (rows, from_inventory, delete_markers, error, stopped))))
-        });
-        let to_fetch = stream::iter(carried.chunks(PAGE_SIZE).map(<[ObjectRef]>::to_vec)).chain(pages);
-        strategy::fetch_acls_into(client, bucket_name, to_fetch, strategy, stop_at, recorded).await;
-        // Dropping the recorder closes the writer's channel: it finishes the file.
-        recorder.tally.into_inner()
+        }
+        Some((source_page, (reader, (rows, from_inventory, delete_markers, error, stopped))))
+    });
+    let carried_pages = stream::iter(carried.chunks(PAGE_SIZE).map(|keys| SourcePage::to_fetch(keys.to_vec())));
+    let fetching = Fetching {
+        strategy,
+        stop_at,
+        skip_acls: false,
     };
-    let (mut tally, written) = beside_writer(Box::pin(fetch), writer).await;
-    tally.not_fetched.sort_unstable();
+    let fetched = fetch_and_record(
+        client,
+        &source,
+        &context,
+        fetching,
+        findings,
+        progress_ref,
+        carried_pages.chain(pages),
+    )
+    .await;
+    let Fetched { mut tally, written, .. } = fetched;
     let truncated = match inventory_error {
         Some(err) => Some(Truncation::ListingFailed { error: err.to_string() }),
         None if reading_stopped || !tally.not_fetched.is_empty() => Some(Truncation::Deadline),
@@ -671,19 +758,10 @@ async fn audit_inventory_once(
         }),
         ..Resume::keys_only(source.clone(), std::mem::take(&mut tally.not_fetched))
     });
-    let elapsed = started.elapsed();
-    let mut report = AuditReport::empty(strategy.kind(), source);
+    let mut report = report_of(strategy, source, tally, truncated, resume, context);
     report.objects_listed = rows;
-    report.acls_fetched = tally.acls_fetched;
     report.acls_from_inventory = from_inventory;
-    report.failures = tally.failures;
-    report.objects_not_fetched = resume.as_ref().map_or(0, |resume| resume.keys.len());
     report.delete_markers = delete_markers;
-    report.truncated = truncated;
-    report.resume = resume;
-    report.audit = tally.audit;
-    report.bucket_settings = Some(context);
-    report.concurrency_limit = strategy.concurrency_limit();
-    report.timings_ms = report::Timings::new(std::time::Duration::ZERO, elapsed);
+    report.timings_ms = report::Timings::new(std::time::Duration::ZERO, started.elapsed());
     with_findings(report, written)
 }
