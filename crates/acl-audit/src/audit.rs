@@ -223,9 +223,7 @@ async fn counting_retries(
     run: impl Future<Output = Result<AuditReport, AuditError>>,
 ) -> Result<AuditReport, AuditError> {
     let retries = RetryCount::default();
-    // Boxed: with the settings' reads beside the listing the run's future is large, and a
-    // caller's stack (a test thread's 2 MiB in a debug build) need not hold it.
-    let mut result = retries.count(Box::pin(run)).await;
+    let mut result = retries.count(run).await;
     let report = match &mut result {
         Ok(report) => Some(report),
         Err(err) => err.report_mut(),
@@ -352,8 +350,7 @@ fn findings_channel(
 }
 
 /// Runs `fetch` with the writer beside it (it ends once the recorder, and so the channel's
-/// sender, is dropped). Callers box `fetch`: the run's future is large in a debug build, and
-/// held here and in the caller's state at once it overflowed a 2 MiB test thread.
+/// sender, is dropped).
 async fn beside_writer<T>(
     fetch: impl Future<Output = T>,
     writer: Option<(String, impl Future<Output = WriteResult>)>,
@@ -450,7 +447,9 @@ async fn fetch_and_record(
             page.to_fetch
         });
         let skipped = if skip_acls {
-            keys.map(|keys| keys.len()).fold(0, |sum, n| async move { sum + n }).await
+            keys.map(|keys| keys.len())
+                .fold(0, |sum, n| async move { sum + n })
+                .await
         } else {
             strategy::fetch_acls_into(client, bucket, keys, strategy, stop_at, recorded).await;
             0
@@ -458,7 +457,7 @@ async fn fetch_and_record(
         // Dropping the recorder closes the writer's channel: it finishes the file.
         (recorder.tally.into_inner(), skipped)
     };
-    let ((mut tally, skipped), written) = beside_writer(Box::pin(fetch), writer).await;
+    let ((mut tally, skipped), written) = beside_writer(fetch, writer).await;
     tally.not_fetched.sort_unstable();
     Fetched {
         tally,
@@ -523,7 +522,7 @@ async fn audit(
         None => (client.clone(), first_page(&mut pages, stop_at).await?, bucket),
         Some(Locate { clients, account }) => {
             let (located, first) = tokio::join!(
-                Box::pin(BucketContext::locate_and_read(clients, &target.bucket, account)),
+                BucketContext::locate_and_read(clients, &target.bucket, account),
                 first_page(&mut pages, stop_at)
             );
             let (located, context) = located?;
@@ -580,7 +579,9 @@ async fn audit(
             }
         });
     let source_pages = all_pages.map(SourcePage::to_fetch);
-    let fetched = fetch_and_record(
+    // Boxed, as an inventory run's: the pipeline holds the strategy's, the writer's and the
+    // listing's futures, and once per run is no cost.
+    let fetched = Box::pin(fetch_and_record(
         client,
         &target.bucket,
         &context,
@@ -592,7 +593,7 @@ async fn audit(
         findings,
         progress.as_deref(),
         source_pages,
-    )
+    ))
     .await;
     let Fetched {
         mut tally,
@@ -658,8 +659,17 @@ async fn audit_inventory_once(
     let last_file = cursor.and_then(|cursor| cursor.last_file);
     let read_all = resume.is_some() && cursor.is_none();
     let mut reader = match cursor {
-        Some(cursor) => InventoryReader::open_at(client, manifest, cursor.file, cursor.rows, cursor.last_file).await?,
-        None => InventoryReader::open(client, manifest).await?,
+        Some(cursor) => {
+            Box::pin(InventoryReader::open_at(
+                client,
+                manifest,
+                cursor.file,
+                cursor.rows,
+                cursor.last_file,
+            ))
+            .await?
+        }
+        None => Box::pin(InventoryReader::open(client, manifest)).await?,
     };
     let source = reader.manifest.source_bucket.clone();
     let context = bucket.unwrap_or_else(|| BucketContext::assumed(&source));
@@ -719,15 +729,24 @@ async fn audit_inventory_once(
                 InventoryRow::DeleteMarker => *delete_markers += 1,
             }
         }
-        Some((source_page, (reader, (rows, from_inventory, delete_markers, error, stopped))))
+        Some((
+            source_page,
+            (reader, (rows, from_inventory, delete_markers, error, stopped)),
+        ))
     });
-    let carried_pages = stream::iter(carried.chunks(PAGE_SIZE).map(|keys| SourcePage::to_fetch(keys.to_vec())));
+    let carried_pages = stream::iter(
+        carried
+            .chunks(PAGE_SIZE)
+            .map(|keys| SourcePage::to_fetch(keys.to_vec())),
+    );
     let fetching = Fetching {
         strategy,
         stop_at,
         skip_acls: false,
     };
-    let fetched = fetch_and_record(
+    // Boxed: a page of the report holds the reader's GetObject and gzip state, kilobytes that
+    // need not sit in every caller's future.
+    let fetched = Box::pin(fetch_and_record(
         client,
         &source,
         &context,
@@ -735,7 +754,7 @@ async fn audit_inventory_once(
         findings,
         progress_ref,
         carried_pages.chain(pages),
-    )
+    ))
     .await;
     let Fetched { mut tally, written, .. } = fetched;
     let truncated = match inventory_error {
@@ -764,4 +783,35 @@ async fn audit_inventory_once(
     report.delete_markers = delete_markers;
     report.timings_ms = report::Timings::new(std::time::Duration::ZERO, started.elapsed());
     with_findings(report, written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run's future is held whole by whoever awaits it (a handler, a test's 2 MiB thread): the
+    /// SDK's request futures, kilobytes each, are boxed where they are made, so that no caller
+    /// needs to box a run for its stack's sake.
+    #[test]
+    fn a_runs_future_stays_small_without_boxing() {
+        let client = Client::from_conf(aws_sdk_s3::Config::builder().behavior_version_latest().build());
+        let target = Target::bucket("b");
+        let listing = audit_bucket_with(&client, &target, Strategy::Sequential, AuditOptions::default());
+        let manifest = S3Location {
+            bucket: "b".to_owned(),
+            prefix: "manifest.json".to_owned(),
+        };
+        let inventory = audit_inventory(&client, &manifest, None, Strategy::Sequential, AuditOptions::default());
+        const MOST: usize = 32 * 1024;
+        assert!(
+            std::mem::size_of_val(&listing) < MOST,
+            "{}",
+            std::mem::size_of_val(&listing)
+        );
+        assert!(
+            std::mem::size_of_val(&inventory) < MOST,
+            "{}",
+            std::mem::size_of_val(&inventory)
+        );
+    }
 }

@@ -201,12 +201,14 @@ impl BucketContext {
         region: Option<String>,
         account: Option<AccountCheck<'_>>,
     ) -> Self {
+        // Each SDK request future is about 5 KB (more in a debug build): boxed here, at the
+        // leaves, the run's future stays small enough for any caller to hold on its stack.
         let (ownership, block, acl, versioning, account_block) = tokio::join!(
-            client.get_bucket_ownership_controls().bucket(bucket).send(),
-            client.get_public_access_block().bucket(bucket).send(),
-            client.get_bucket_acl().bucket(bucket).send(),
-            client.get_bucket_versioning().bucket(bucket).send(),
-            read_account_block(account),
+            Box::pin(client.get_bucket_ownership_controls().bucket(bucket).send()),
+            Box::pin(client.get_public_access_block().bucket(bucket).send()),
+            Box::pin(client.get_bucket_acl().bucket(bucket).send()),
+            Box::pin(client.get_bucket_versioning().bucket(bucket).send()),
+            Box::pin(read_account_block(account)),
         );
         let object_ownership = match ownership {
             Ok(output) => output

@@ -135,16 +135,19 @@ impl KeyPages {
     /// markers count against a page's size but not the budget), so that the page never has to
     /// be cut and S3's own next markers say where the listing goes on.
     async fn next_versions(&mut self, client: &Client, prefix: Option<String>) -> Result<Vec<ObjectRef>, ListError> {
-        let page = client
-            .list_object_versions()
-            .bucket(&self.bucket)
-            .set_prefix(prefix)
-            .set_key_marker(self.last_key.clone())
-            .set_version_id_marker(self.last_key.as_ref().and(self.last_version_id.clone()))
-            .max_keys(i32::try_from(self.budget.min(MAX_PAGE)).unwrap_or(1000))
-            .send()
-            .await
-            .map_err(|err| ListError::from_sdk(&self.bucket, "s3:ListBucketVersions", err))?;
+        // Boxed: an SDK request future is kilobytes, kept out of every caller's own future.
+        let page = Box::pin(
+            client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .set_prefix(prefix)
+                .set_key_marker(self.last_key.clone())
+                .set_version_id_marker(self.last_key.as_ref().and(self.last_version_id.clone()))
+                .max_keys(i32::try_from(self.budget.min(MAX_PAGE)).unwrap_or(1000))
+                .send(),
+        )
+        .await
+        .map_err(|err| ListError::from_sdk(&self.bucket, "s3:ListBucketVersions", err))?;
         let versions: Vec<ObjectRef> = page
             .versions()
             .iter()

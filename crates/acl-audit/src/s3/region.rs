@@ -41,7 +41,8 @@ impl RegionalClients {
     /// The client for `bucket`'s region. A bucket that does not exist is an error; any other
     /// failure of HeadBucket leaves the configured client, and the listing says what is wrong.
     pub async fn for_bucket(&self, bucket: &str) -> Result<Located, ListError> {
-        let region = match self.base.head_bucket().bucket(bucket).send().await {
+        // Boxed: an SDK request future is kilobytes, and this one's caller holds several.
+        let region = match Box::pin(self.base.head_bucket().bucket(bucket).send()).await {
             Ok(output) => output.bucket_region().map(str::to_owned),
             Err(err) => {
                 let region = err

@@ -107,7 +107,9 @@ impl StreamingUpload {
         self.buffer.extend_from_slice(bytes);
         self.bytes_written += bytes.len();
         if self.buffer.len() >= PART_SIZE {
-            self.send_part().await?;
+            // Boxed, as below: the SDK's request futures are kilobytes, and a writer that
+            // awaits one inline carries them in every caller's future.
+            Box::pin(self.send_part()).await?;
         }
         Ok(())
     }
@@ -118,7 +120,7 @@ impl StreamingUpload {
 
     /// Sends what is left and makes the object visible. On an error the upload is aborted.
     pub async fn finish(mut self) -> Result<(), UploadError> {
-        let result = self.complete().await;
+        let result = Box::pin(self.complete()).await;
         if result.is_err() {
             self.abort().await;
         }
@@ -163,14 +165,15 @@ impl StreamingUpload {
     /// leaves the parts to the bucket's lifecycle rule for incomplete uploads).
     pub async fn abort(&mut self) {
         if let Some(upload_id) = self.upload_id.take() {
-            let aborted = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(upload_id)
-                .send()
-                .await;
+            let aborted = Box::pin(
+                self.client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&self.key)
+                    .upload_id(upload_id)
+                    .send(),
+            )
+            .await;
             if let Err(err) = aborted {
                 tracing::warn!(uri = %self.uri(), error = %self.error(&err), "cannot abort the multipart upload");
             }
