@@ -513,3 +513,45 @@ async fn the_account_s_ignore_public_acls_neutralises_too_read_for_the_function_
     assert!(matches!(settings.account_public_access_block, Check::NotChecked { .. }));
     assert_eq!(unchecked.audit.findings.exposed_objects, 20);
 }
+
+/// local-s3's S3 Control endpoint is an s3s route: its requests pass the same SigV4 check as
+/// every S3 request, so a client with the right key id and a wrong secret changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_control_endpoint_checks_the_signature() {
+    use acl_audit::s3::client::control_client_for_endpoint;
+
+    let (s3, _client) = common::seeded("signed-control", 1).await;
+    let keys = s3.credentials();
+    let forged = control_client_for_endpoint(s3.endpoint_url(), &keys.access_key_id, "not-the-secret");
+    let block = aws_sdk_s3control::types::PublicAccessBlockConfiguration::builder()
+        .ignore_public_acls(true)
+        .build();
+    let refused = forged
+        .put_public_access_block()
+        .account_id("111122223333")
+        .public_access_block_configuration(block.clone())
+        .send()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(s3.store().account_public_access_block(), None, "nothing was written");
+
+    let signed = control_client_for_endpoint(s3.endpoint_url(), &keys.access_key_id, &keys.secret_access_key);
+    signed
+        .put_public_access_block()
+        .account_id("111122223333")
+        .public_access_block_configuration(block)
+        .send()
+        .await
+        .unwrap();
+    let read = signed
+        .get_public_access_block()
+        .account_id("111122223333")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read.public_access_block_configuration()
+            .and_then(|block| block.ignore_public_acls()),
+        Some(true)
+    );
+}

@@ -1,17 +1,18 @@
 //! The one S3 Control operation an audit reads: the account's Block Public Access
 //! (`/v20180820/configuration/publicAccessBlock`, the account in `x-amz-account-id`). S3 serves
 //! it at `<account>.s3-control.<region>.amazonaws.com`; here, as Ceph and moto serve it, at the
-//! endpoint itself, told apart from a bucket named `v20180820` by the header. The access key
-//! is checked; the signature is not (the S3 operations' is, by s3s).
+//! endpoint itself, told apart from a bucket named `v20180820` by the header. It is an s3s
+//! route, so a request reaches it only once s3s has verified its SigV4 signature, as every S3
+//! operation's.
 
 use std::sync::Arc;
 
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
-use s3s::HttpResponse;
+use hyper::http::Extensions;
+use hyper::{HeaderMap, Method, StatusCode, Uri};
+use s3s::route::S3Route;
+use s3s::{Body, S3Request, S3Response, S3Result};
 
-use crate::credentials::Credentials;
 use crate::store::{PublicAccessBlock, Store};
 
 const PATH: &str = "/v20180820/configuration/publicAccessBlock";
@@ -20,30 +21,19 @@ const NAMESPACE: &str = "http://awss3control.amazonaws.com/doc/2018-08-20/";
 
 pub(crate) struct AccountControl {
     pub(crate) store: Arc<Store>,
-    pub(crate) credentials: Credentials,
 }
 
-impl AccountControl {
-    pub(crate) fn handles(request: &Request<Incoming>) -> bool {
-        request.uri().path() == PATH && request.headers().contains_key(ACCOUNT_HEADER)
+#[async_trait::async_trait]
+impl S3Route for AccountControl {
+    fn is_match(&self, _method: &Method, uri: &Uri, headers: &HeaderMap, _extensions: &mut Extensions) -> bool {
+        uri.path() == PATH && headers.contains_key(ACCOUNT_HEADER)
     }
 
-    pub(crate) async fn answer(&self, request: Request<Incoming>) -> HttpResponse {
-        let access_key = request
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|auth| auth.split("Credential=").nth(1))
-            .and_then(|scope| scope.split('/').next())
-            .map(str::to_owned);
-        if access_key.as_deref() != Some(self.credentials.access_key_id.as_str()) {
-            return error(
-                StatusCode::FORBIDDEN,
-                "InvalidAccessKeyId",
-                "The AWS Access Key Id you provided does not exist in our records.",
-            );
-        }
-        match *request.method() {
+    // `check_access` is s3s's default: a request whose signature s3s verified (it has
+    // credentials) passes; an unsigned one is refused.
+
+    async fn call(&self, request: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        Ok(match request.method {
             Method::GET => match self.store.account_public_access_block() {
                 Some(block) => xml(StatusCode::OK, configuration(block)),
                 None => error(
@@ -53,12 +43,12 @@ impl AccountControl {
                 ),
             },
             Method::PUT => {
-                let Ok(body) = request.into_body().collect().await.map(|body| body.to_bytes()) else {
-                    return error(
+                let Ok(body) = request.input.collect().await.map(|body| body.to_bytes()) else {
+                    return Ok(error(
                         StatusCode::BAD_REQUEST,
                         "IncompleteBody",
                         "reading the request body failed",
-                    );
+                    ));
                 };
                 let text = String::from_utf8_lossy(&body);
                 let setting = |name: &str| text.contains(&format!("<{name}>true</{name}>"));
@@ -79,7 +69,7 @@ impl AccountControl {
                 "MethodNotAllowed",
                 "The specified method is not allowed",
             ),
-        }
+        })
     }
 }
 
@@ -94,7 +84,7 @@ fn configuration(block: PublicAccessBlock) -> String {
 }
 
 /// S3 Control's errors are wrapped, unlike S3's: `<ErrorResponse><Error>…</Error></ErrorResponse>`.
-fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+fn error(status: StatusCode, code: &str, message: &str) -> S3Response<Body> {
     xml(
         status,
         format!(
@@ -103,10 +93,10 @@ fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     )
 }
 
-fn xml(status: StatusCode, body: String) -> HttpResponse {
-    let mut response = HttpResponse::new(s3s::Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
+fn xml(status: StatusCode, body: String) -> S3Response<Body> {
+    let mut response = S3Response::new(Body::from(body));
+    response.status = Some(status);
+    response.headers.insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/xml"),
     );

@@ -185,20 +185,18 @@ impl LocalS3 {
                 store: Arc::clone(&store),
                 requests: Arc::clone(&requests),
             });
+            builder.set_route(AccountControl {
+                store: Arc::clone(&store),
+            });
             builder.build()
         };
         let acceptor = tls
             .as_ref()
             .map(|tls| TlsAcceptor::from(Arc::clone(&tls.server_config)));
         let scheme = if acceptor.is_some() { "https" } else { "http" };
-        let control = Arc::new(AccountControl {
-            store: Arc::clone(&store),
-            credentials: credentials.clone(),
-        });
         let server = tokio::spawn(serve(
             listener,
             service,
-            control,
             acceptor,
             Connections {
                 network,
@@ -293,13 +291,7 @@ struct Connections {
     accepted: Arc<AtomicU64>,
 }
 
-async fn serve(
-    listener: TcpListener,
-    service: S3Service,
-    control: Arc<AccountControl>,
-    tls: Option<TlsAcceptor>,
-    connections_with: Connections,
-) {
+async fn serve(listener: TcpListener, service: S3Service, tls: Option<TlsAcceptor>, connections_with: Connections) {
     let http = ConnectionBuilder::new(TokioExecutor::new());
     // Owning the connection tasks here means aborting this task closes them too.
     let mut connections = JoinSet::new();
@@ -312,7 +304,6 @@ async fn serve(
                     connections.spawn(serve_connection(
                         http.clone(),
                         service.clone(),
-                        Arc::clone(&control),
                         tls.clone(),
                         connections_with.clone(),
                         socket,
@@ -334,7 +325,6 @@ async fn serve(
 async fn serve_connection(
     http: ConnectionBuilder<TokioExecutor>,
     service: S3Service,
-    control: Arc<AccountControl>,
     tls: Option<TlsAcceptor>,
     with: Connections,
     socket: TcpStream,
@@ -355,7 +345,6 @@ async fn serve_connection(
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         let busy = counted.begin();
         let service = service.clone();
-        let control = Arc::clone(&control);
         let fault = faults.draw(request.method(), request.uri());
         // The plan is read again only for a late answer: the common path takes one lock.
         let slow_response = match fault {
@@ -366,9 +355,6 @@ async fn serve_connection(
             // Under way until its answer is ready (bodies here are small and sent at once).
             let _busy = busy;
             wait(request_delay).await;
-            if AccountControl::handles(&request) {
-                return Ok(control.answer(request).await);
-            }
             match fault {
                 None => Service::call(&service, request).await,
                 Some(Fault::Slow) => {
