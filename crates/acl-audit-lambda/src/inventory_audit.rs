@@ -5,11 +5,10 @@
 
 use acl_audit::audit::AuditError;
 use acl_audit::bucket::BucketContext;
-use acl_audit::findings::FINDINGS_FILE;
 use acl_audit::model::{S3Location, check_bucket_name};
 use acl_audit::s3::inventory::{newest_manifest, read_manifest};
 use acl_audit::s3::region::RegionalClients;
-use acl_audit::{AuditOptions, FindingsOutput, StrategyKind};
+use acl_audit::{AuditOptions, StrategyKind};
 use lambda_runtime::Context;
 
 use crate::clients::Clients;
@@ -17,7 +16,7 @@ use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{InventoryJob, Origin, RequestError};
 use crate::outcome::{Invocation, Scope};
-use crate::record::{in_folder, log_report, record_run, run_folder, stop_at};
+use crate::record::{log_report, record_run, run_folder, run_options};
 use crate::stored_resume;
 
 pub async fn run(
@@ -79,14 +78,8 @@ pub async fn run(
     let resume = resume.or(stored);
     let folder = run_folder(config, &bucket, &context.request_id);
     let options = AuditOptions {
-        stop_at: stop_at(context, config.deadline_margin),
-        findings: folder
-            .as_ref()
-            .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
-        progress: None,
         bucket: Some(settings),
-        fetch_when_acls_disabled: true,
-        listers: 1,
+        ..run_options(client, config, context, folder.as_ref())
     };
     let audited =
         acl_audit::audit::audit_inventory(&located, &manifest, resume.as_ref(), config.strategy(kind), options).await;

@@ -2,9 +2,8 @@
 //! taking up where the last run of its target stopped), a caller's token, a part, or the object
 //! of an S3 event. The bucket's region and settings are read with the listing's first page.
 
-use acl_audit::findings::FINDINGS_FILE;
 use acl_audit::s3::region::RegionalClients;
-use acl_audit::{AuditError, AuditOptions, FindingsOutput, StrategyKind};
+use acl_audit::{AuditError, AuditOptions, StrategyKind};
 use lambda_runtime::Context;
 
 use crate::clients::Clients;
@@ -12,7 +11,7 @@ use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{AuditJob, Origin};
 use crate::outcome::{Invocation, Scope};
-use crate::record::{in_folder, log_report, record_run, run_folder, stop_at};
+use crate::record::{log_report, record_run, run_folder, run_options};
 use crate::stored_resume;
 
 pub async fn run(
@@ -45,14 +44,9 @@ pub async fn run(
     let clients_by_region = RegionalClients::new(client.clone());
     let folder = run_folder(config, &target.bucket, &context.request_id);
     let options = AuditOptions {
-        stop_at: stop_at(context, config.deadline_margin),
-        findings: folder
-            .as_ref()
-            .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
-        progress: None,
-        bucket: None,
         fetch_when_acls_disabled,
         listers: config.listers.get(),
+        ..run_options(client, config, context, folder.as_ref())
     };
     let account = clients.account_check(&context.invoked_function_arn);
     let audited =

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use acl_audit::findings::{self, REPORT_FILE};
+use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::S3Location;
 use acl_audit::s3::upload::{Artifact, NotWritten, put_object};
-use acl_audit::{AuditReport, StrategyKind};
+use acl_audit::{AuditOptions, AuditReport, FindingsOutput, StrategyKind};
 use aws_sdk_s3::Client;
 use lambda_runtime::Context;
 
@@ -26,6 +26,16 @@ pub fn in_folder(folder: &S3Location, file: &str) -> S3Location {
     S3Location {
         bucket: folder.bucket.clone(),
         prefix: format!("{}{file}", folder.prefix),
+    }
+}
+
+/// A run's options under the function's settings: its stop before the invocation's deadline,
+/// and its findings file in `folder` when `FINDINGS_URI` names one.
+pub fn run_options(client: &Client, config: &Config, context: &Context, folder: Option<&S3Location>) -> AuditOptions {
+    AuditOptions {
+        stop_at: stop_at(context, config.deadline_margin),
+        findings: folder.map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
+        ..AuditOptions::default()
     }
 }
 

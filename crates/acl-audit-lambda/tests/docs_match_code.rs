@@ -3,40 +3,14 @@
 //! the code, fails here.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use acl_audit_lambda::Config;
+use test_support::docs::{backticked, first_cells, read};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(root().join(path)).unwrap_or_else(|err| panic!("{path}: {err}"))
-}
-
-/// The backticked names in the first cell of each row of the table whose header's first cell
-/// is `header`, in `page`.
+/// The backticked names in the first column of the table headed `header`.
 fn first_column(page: &str, header: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut in_table = false;
-    for line in page.lines() {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        if !line.starts_with('|') {
-            in_table = false;
-            continue;
-        }
-        if cells.get(1) == Some(&header) {
-            in_table = true;
-            continue;
-        }
-        if in_table && !cells[1].starts_with("---") {
-            names.extend(cells[1].split('`').skip(1).step_by(2).map(str::to_owned));
-        }
-    }
-    assert!(!names.is_empty(), "no table headed {header:?}");
-    names
+    backticked(&first_cells(page, header)).into_iter().collect()
 }
 
 /// The string literals in `source` that look like `prefix…`: `"AWS_…"`.

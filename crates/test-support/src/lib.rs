@@ -2,6 +2,7 @@
 //! it, configured (retries, timeouts, path-style) as the functions configure theirs; the
 //! fixtures; and [`layers::check`], which each library crate's `tests/layers.rs` runs.
 
+pub mod docs;
 pub mod layers;
 
 use std::num::NonZeroUsize;
