@@ -66,7 +66,7 @@ pub async fn run(
         && let Some(token) = stored_resume::load_inventory(client, location, &bucket).await
     {
         found = true;
-        let at = token.inventory.as_ref().map(|cursor| cursor.manifest.clone());
+        let at = token.cursor.inventory().map(|cursor| cursor.manifest.clone());
         if at.as_deref() == Some(manifest.to_string().as_str()) {
             tracing::info!(token = %location, manifest = %manifest, "resuming where the last run stopped in this inventory report");
             stored = Some(token);

@@ -167,7 +167,7 @@ fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
     let token_manifest = request
         .resume
         .as_ref()
-        .and_then(|resume| resume.inventory.as_ref())
+        .and_then(|resume| resume.cursor.inventory())
         .map(|cursor| cursor.manifest.clone());
     if let (Some(named), Some(token)) = (&request.inventory, &token_manifest)
         && named != token

@@ -37,7 +37,7 @@ pub async fn run(
     if let Some(location) = &token
         && let Some(stored) = stored_resume::load(client, location, &target).await
     {
-        tracing::info!(token = %location, keys = stored.keys.len(), start_after = stored.start_after.as_deref(), "resuming where the last run of this target stopped");
+        tracing::info!(token = %location, keys = stored.keys.len(), cursor = ?stored.cursor, "resuming where the last run of this target stopped");
         target.resume = Some(stored);
         resumed_from = Some(location.to_string());
     }

@@ -270,7 +270,7 @@ impl ChildInput {
         let mut report = AuditReport::empty(StrategyKind::JoinAll, self.bucket());
         let keys = self.keys();
         report.objects_listed = keys.len();
-        let listing_left = (!self.0.resume.listing_complete).then_some(self.0.resume);
+        let listing_left = (!self.0.resume.cursor.is_done()).then_some(self.0.resume);
         if status == "FAILED" {
             for object in keys {
                 report.failures.add(batch_failure(execution, object));

@@ -60,7 +60,7 @@ pub async fn load(client: &Client, location: &S3Location, target: &Target) -> Op
     if token.bucket == target.bucket
         && token.prefix == target.prefix
         && token.versions == target.include_versions
-        && token.inventory.is_none()
+        && token.cursor.inventory().is_none()
     {
         return Some(token);
     }
@@ -71,7 +71,7 @@ pub async fn load(client: &Client, location: &S3Location, target: &Target) -> Op
 /// The token stored for the inventory runs of `bucket`: a place in one of its reports.
 pub async fn load_inventory(client: &Client, location: &S3Location, bucket: &str) -> Option<Resume> {
     let token = read(client, location).await?;
-    if token.bucket == bucket && token.inventory.is_some() {
+    if token.bucket == bucket && token.cursor.inventory().is_some() {
         return Some(token);
     }
     tracing::warn!(token = %location, "stored resume token is not a place in this bucket's inventory: starting from the beginning");

@@ -7,6 +7,7 @@ use test_support as common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use acl_audit::model::Cursor;
 use acl_audit::report::Truncation;
 use acl_audit::{AuditReport, Resume, StrategyKind, Target, audit_bucket};
 use acl_audit_lambda::HandlerError;
@@ -76,7 +77,7 @@ async fn near_its_deadline_a_run_stops_and_the_next_run_fetches_what_it_left() {
         );
         let resume = first.resume.as_ref().unwrap();
         assert_eq!(resume.keys.len(), first.objects_not_fetched);
-        assert!(resume.listing_complete, "60 keys are one page, listed before the stop");
+        assert!(resume.cursor.is_done(), "60 keys are one page, listed before the stop");
 
         s3.set_faults(Faults::default());
         let second = acl_audit_lambda::invoke(
@@ -106,13 +107,12 @@ async fn a_run_with_no_time_left_fetches_nothing_and_hands_every_key_on() {
     let carried = Resume {
         bucket: "late".to_owned(),
         prefix: None,
-        start_after: Some("object-0000002".to_owned()),
-        version_id_marker: None,
         versions: false,
-        listing_complete: false,
         keys: vec!["object-0000000".into(), "object-0000001".into()],
-        ranges: Vec::new(),
-        inventory: None,
+        cursor: Cursor::After {
+            key: Some("object-0000002".to_owned()),
+            version_id: None,
+        },
     };
     let event = event_due_in(json!({ "resume": carried }), Duration::from_millis(500));
     let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config(1000), event)
@@ -146,7 +146,7 @@ async fn a_listing_still_unanswered_at_the_deadline_leaves_the_whole_bucket_to_t
     assert_eq!(report.truncated, Some(Truncation::Deadline));
     assert_eq!(report.objects_listed, 0);
     let resume = report.resume.unwrap();
-    assert_eq!((resume.start_after, resume.listing_complete), (None, false));
+    assert_eq!(resume.cursor, Cursor::START, "the whole listing is left");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -167,7 +167,10 @@ async fn max_objects_pages_through_a_large_bucket_one_resume_token_at_a_time() {
         runs.push((report.objects_listed, report.truncated.clone()));
         let Some(resume) = report.resume else { break };
         assert!(resume.keys.is_empty(), "every listed key was fetched");
-        resumed_after.insert(resume.start_after.clone().unwrap());
+        let Cursor::After { key: Some(after), .. } = &resume.cursor else {
+            panic!("a listing's token names where it goes on: {resume:?}");
+        };
+        resumed_after.insert(after.clone());
         target.resume = Some(resume);
     }
     assert_eq!(

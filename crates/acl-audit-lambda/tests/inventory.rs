@@ -283,7 +283,7 @@ async fn runs_stopped_by_their_deadline_read_on_where_the_last_one_stopped() {
         rows += report.acls_from_inventory;
         public += report.audit.readable_by_all_users.count;
         let Some(resume) = report.resume else { break };
-        if let Some(cursor) = &resume.inventory {
+        if let Some(cursor) = resume.cursor.inventory() {
             stopped_in_report += 1;
             assert_eq!(cursor.manifest, manifest);
         }
@@ -481,7 +481,7 @@ async fn scheduled_inventory_runs_take_up_the_stored_place_and_a_newer_report_su
         if report.resume.is_none() {
             break;
         }
-        let cursor = report.resume.as_ref().and_then(|resume| resume.inventory.as_ref());
+        let cursor = report.resume.as_ref().and_then(|resume| resume.cursor.inventory());
         assert!(
             cursor.is_some_and(|cursor| cursor.manifest.contains("2026-12-03T01-00Z")),
             "{cursor:?}"

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::bucket::{AccountCheck, BucketContext};
 use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, classify_in};
-use crate::model::{AclOutcome, InventoryCursor, ObjectAcl, ObjectRef, Resume, S3Location, Target};
+use crate::model::{AclOutcome, Cursor, InventoryCursor, ObjectAcl, ObjectRef, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
 use crate::s3::inventory::{InventoryError, InventoryReader, InventoryRow};
@@ -655,7 +655,7 @@ async fn audit_inventory_once(
         listers: _,
     } = options;
     let started = Instant::now();
-    let cursor = resume.and_then(|resume| resume.inventory.as_ref());
+    let cursor = resume.and_then(|resume| resume.cursor.inventory());
     let last_file = cursor.and_then(|cursor| cursor.last_file);
     let read_all = resume.is_some() && cursor.is_none();
     let mut reader = match cursor {
@@ -768,13 +768,15 @@ async fn audit_inventory_once(
     // The place is named even when the report was read to its end and only fetches are left:
     // the token then still says which report it belongs to.
     let resume = truncated.is_some().then(|| Resume {
-        listing_complete: !reading_stopped,
-        inventory: Some(InventoryCursor {
-            manifest: manifest.to_string(),
-            file,
-            rows: rows_read,
-            last_file,
-        }),
+        cursor: Cursor::Inventory {
+            place: InventoryCursor {
+                manifest: manifest.to_string(),
+                file,
+                rows: rows_read,
+                last_file,
+            },
+            read_to_end: !reading_stopped,
+        },
         ..Resume::keys_only(source.clone(), std::mem::take(&mut tally.not_fetched))
     });
     let mut report = report_of(strategy, source, tally, truncated, resume, context);

@@ -104,33 +104,128 @@ impl fmt::Display for ObjectRef {
 }
 
 /// Where a truncated run stopped, as its report gives it and the next run's event takes it.
+/// On the wire it keeps the flat shape tokens have always had ([`ResumeWire`]), so a token
+/// stored or handed on by an earlier build still reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "ResumeWire", into = "ResumeWire")]
 pub struct Resume {
     pub bucket: String,
     pub prefix: Option<String>,
-    /// The listing goes on after this key; `null` with `listing_complete` false: from the start.
-    /// For a listing of versions, ListObjectVersions' key marker.
-    pub start_after: Option<String>,
-    /// A listing of versions goes on after this version of `start_after` (ListObjectVersions'
-    /// version-id marker); absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id_marker: Option<String>,
     /// The run listed every version (`include_versions`): its next run does too.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub versions: bool,
-    /// The listing had reached the end: only `keys` are left.
-    pub listing_complete: bool,
     /// Keys (or versions) listed whose ACL was not fetched; fetched first by the next run.
     pub keys: Vec<ObjectRef>,
-    /// A run that listed in parallel: the parts of the key space it had not finished listing,
-    /// each from where its listing stopped (`start_after` is then unused). Absent otherwise.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ranges: Vec<KeyRange>,
-    /// A run reading an S3 Inventory report: where in it the run stopped reading, so that
-    /// the next run reads on from there. Absent otherwise.
+    /// Where the listing, or the reading of an inventory report, goes on.
+    pub cursor: Cursor,
+}
+
+/// Where a run's source goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// One listing, after `key` (from the start when `None`); a listing of versions after
+    /// that key's `version_id` too (ListObjectVersions' markers).
+    After {
+        key: Option<String>,
+        version_id: Option<String>,
+    },
+    /// Ranges of the key space listed side by side: each not listed to its end, from where
+    /// its listing stopped.
+    Ranges(Vec<KeyRange>),
+    /// A place in an S3 Inventory report; `read_to_end`: the report is read and only the
+    /// token's keys are left, the place still naming which report they are of.
+    Inventory { place: InventoryCursor, read_to_end: bool },
+    /// The listing reached its end: only the token's keys are left.
+    Listed,
+}
+
+impl Cursor {
+    /// From the start of a listing.
+    pub const START: Cursor = Cursor::After {
+        key: None,
+        version_id: None,
+    };
+
+    /// Nothing left to list or read: only keys.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Cursor::Listed | Cursor::Inventory { read_to_end: true, .. })
+    }
+
+    /// The inventory report's place, for a token of an inventory's run.
+    pub fn inventory(&self) -> Option<&InventoryCursor> {
+        match self {
+            Cursor::Inventory { place, .. } => Some(place),
+            _ => None,
+        }
+    }
+}
+
+/// A resume token as it is written: flat, with the fields each kind of cursor uses.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeWire {
+    bucket: String,
+    prefix: Option<String>,
+    /// The listing goes on after this key; `null` with `listing_complete` false: from the start.
+    /// For a listing of versions, ListObjectVersions' key marker.
+    start_after: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inventory: Option<InventoryCursor>,
+    version_id_marker: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    versions: bool,
+    /// The listing (or the report) had reached the end: only `keys` are left.
+    listing_complete: bool,
+    keys: Vec<ObjectRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ranges: Vec<KeyRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inventory: Option<InventoryCursor>,
+}
+
+impl From<ResumeWire> for Resume {
+    fn from(wire: ResumeWire) -> Self {
+        let cursor = match (wire.inventory, wire.listing_complete) {
+            (Some(place), read_to_end) => Cursor::Inventory { place, read_to_end },
+            (None, true) => Cursor::Listed,
+            (None, false) if !wire.ranges.is_empty() => Cursor::Ranges(wire.ranges),
+            (None, false) => Cursor::After {
+                key: wire.start_after,
+                version_id: wire.version_id_marker,
+            },
+        };
+        Resume {
+            bucket: wire.bucket,
+            prefix: wire.prefix,
+            versions: wire.versions,
+            keys: wire.keys,
+            cursor,
+        }
+    }
+}
+
+impl From<Resume> for ResumeWire {
+    fn from(resume: Resume) -> Self {
+        let mut wire = ResumeWire {
+            bucket: resume.bucket,
+            prefix: resume.prefix,
+            start_after: None,
+            version_id_marker: None,
+            versions: resume.versions,
+            listing_complete: resume.cursor.is_done(),
+            keys: resume.keys,
+            ranges: Vec::new(),
+            inventory: None,
+        };
+        match resume.cursor {
+            Cursor::After { key, version_id } => {
+                wire.start_after = key;
+                wire.version_id_marker = version_id;
+            }
+            Cursor::Ranges(ranges) => wire.ranges = ranges,
+            Cursor::Inventory { place, .. } => wire.inventory = Some(place),
+            Cursor::Listed => {}
+        }
+        wire
+    }
 }
 
 /// A place in an S3 Inventory report: after the first `rows` rows of the `file`th file
@@ -172,19 +267,15 @@ impl KeyRange {
 }
 
 impl Resume {
-    /// Keys handed over with nothing to list: a Distributed Map batch's, or those of batches
-    /// that never ran.
+    /// Keys handed over with nothing to list: an S3 event's object, or those of parts that
+    /// never ran.
     pub fn keys_only(bucket: String, keys: impl IntoIterator<Item = impl Into<ObjectRef>>) -> Self {
         Resume {
             bucket,
             prefix: None,
-            start_after: None,
-            version_id_marker: None,
             versions: false,
-            listing_complete: true,
             keys: keys.into_iter().map(Into::into).collect(),
-            ranges: Vec::new(),
-            inventory: None,
+            cursor: Cursor::Listed,
         }
     }
 }
@@ -409,7 +500,10 @@ mod tests {
         assert_eq!(serde_json::to_string(&resume).unwrap(), old, "and writes the same");
 
         let versions = Resume {
-            version_id_marker: Some("v7".to_owned()),
+            cursor: Cursor::After {
+                key: Some("k9".to_owned()),
+                version_id: Some("v7".to_owned()),
+            },
             versions: true,
             keys: vec![ObjectRef::version("k1", "v3"), ObjectRef::from("k2")],
             ..resume

@@ -15,7 +15,7 @@ use aws_sdk_s3::Client;
 use futures::StreamExt;
 use futures::stream;
 
-use crate::model::{InventoryCursor, KeyRange, ObjectRef, Resume, S3Location, Target};
+use crate::model::{Cursor, InventoryCursor, KeyRange, ObjectRef, Resume, S3Location, Target};
 use crate::s3::error::ListError;
 use crate::s3::inventory::{InventoryError, InventoryReader};
 use crate::s3::ranges::{self, RangePage};
@@ -29,7 +29,7 @@ pub const MAX_PART_BYTES: usize = 200 * 1024;
 fn whole(target: &Target) -> Resume {
     Resume {
         versions: target.include_versions,
-        listing_complete: false,
+        cursor: Cursor::START,
         ..Resume::keys_only(target.bucket.clone(), Vec::<ObjectRef>::new())
     }
     .under(target.prefix.clone())
@@ -215,7 +215,7 @@ async fn probe(client: &Client, target: &Target, range: &KeyRange) -> Result<Siz
 
 fn range_part(target: &Target, range: KeyRange) -> Resume {
     Resume {
-        ranges: vec![range],
+        cursor: Cursor::Ranges(vec![range]),
         ..whole(target)
     }
 }
@@ -231,13 +231,15 @@ pub async fn plan_inventory(
     let files = reader.manifest.files.len();
     Ok((0..files)
         .map(|file| Resume {
-            listing_complete: false,
-            inventory: Some(InventoryCursor {
-                manifest: manifest.to_string(),
-                file,
-                rows: 0,
-                last_file: Some(file),
-            }),
+            cursor: Cursor::Inventory {
+                place: InventoryCursor {
+                    manifest: manifest.to_string(),
+                    file,
+                    rows: 0,
+                    last_file: Some(file),
+                },
+                read_to_end: false,
+            },
             ..Resume::keys_only(bucket.to_owned(), Vec::<ObjectRef>::new())
         })
         .collect())
@@ -272,17 +274,15 @@ pub fn split(mut token: Resume, max_bytes: usize) -> Vec<Resume> {
     if !chunk.is_empty() {
         keys_parts.push(keys_part(chunk));
     }
-    if !token.listing_complete {
-        let ranges = std::mem::take(&mut token.ranges);
-        if ranges.len() > 1 {
+    match std::mem::replace(&mut token.cursor, Cursor::Listed) {
+        Cursor::Ranges(ranges) if ranges.len() > 1 => {
             parts.extend(ranges.into_iter().map(|range| Resume {
-                ranges: vec![range],
+                cursor: Cursor::Ranges(vec![range]),
                 ..token.clone()
             }));
-        } else {
-            token.ranges = ranges;
-            parts.push(token);
         }
+        cursor if !cursor.is_done() => parts.push(Resume { cursor, ..token }),
+        _ => {}
     }
     parts.extend(keys_parts);
     parts
@@ -306,14 +306,19 @@ mod tests {
     use super::*;
 
     fn token(keys: usize, key_len: usize, ranges: usize) -> Resume {
+        let cursor = match ranges {
+            0 => Cursor::Listed,
+            _ => Cursor::Ranges(
+                (0..ranges)
+                    .map(|n| KeyRange {
+                        after: Some(format!("r{n}")),
+                        through: Some(format!("r{}", n + 1)),
+                    })
+                    .collect(),
+            ),
+        };
         Resume {
-            listing_complete: ranges == 0,
-            ranges: (0..ranges)
-                .map(|n| KeyRange {
-                    after: Some(format!("r{n}")),
-                    through: Some(format!("r{}", n + 1)),
-                })
-                .collect(),
+            cursor,
             ..Resume::keys_only(
                 "b".to_owned(),
                 (0..keys).map(|n| format!("{n:0>width$}", width = key_len)),
@@ -330,7 +335,7 @@ mod tests {
             let event = serde_json::json!({ "resume": part, "map_part": true });
             let size = serde_json::to_vec(&event).unwrap().len();
             assert!(size < 256 * 1024, "{size} bytes");
-            assert!(part.listing_complete && part.ranges.is_empty());
+            assert_eq!(part.cursor, Cursor::Listed);
             keys.extend(part.keys.iter().cloned());
         }
         assert_eq!(keys, token(1000, 1024, 0).keys, "every key once, in order");
@@ -341,12 +346,15 @@ mod tests {
         let parts = split(token(3, 10, 4), MAX_PART_BYTES);
         assert_eq!(parts.len(), 5);
         for (n, part) in parts[..4].iter().enumerate() {
-            assert_eq!(part.ranges.len(), 1);
-            assert_eq!(part.ranges[0].after.as_deref(), Some(format!("r{n}").as_str()));
-            assert!(part.keys.is_empty() && !part.listing_complete);
+            let Cursor::Ranges(ranges) = &part.cursor else {
+                panic!("{part:?}")
+            };
+            assert_eq!(ranges.len(), 1);
+            assert_eq!(ranges[0].after.as_deref(), Some(format!("r{n}").as_str()));
+            assert!(part.keys.is_empty());
         }
         assert_eq!(parts[4].keys.len(), 3);
-        assert!(parts[4].listing_complete);
+        assert!(parts[4].cursor.is_done());
         assert!(
             split(token(0, 10, 0), MAX_PART_BYTES).is_empty(),
             "nothing left, no part"
@@ -405,16 +413,18 @@ mod tests {
     #[test]
     fn an_inventory_files_rest_stays_one_part() {
         let mut stopped = token(2, 10, 0);
-        stopped.listing_complete = false;
-        stopped.inventory = Some(InventoryCursor {
-            manifest: "s3://inv/m.json".to_owned(),
-            file: 3,
-            rows: 500,
-            last_file: Some(3),
-        });
+        stopped.cursor = Cursor::Inventory {
+            place: InventoryCursor {
+                manifest: "s3://inv/m.json".to_owned(),
+                file: 3,
+                rows: 500,
+                last_file: Some(3),
+            },
+            read_to_end: false,
+        };
         let parts = split(stopped.clone(), MAX_PART_BYTES);
         assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].inventory, stopped.inventory);
+        assert_eq!(parts[0].cursor, stopped.cursor);
         assert!(parts[0].keys.is_empty());
         assert_eq!(parts[1].keys, stopped.keys);
     }

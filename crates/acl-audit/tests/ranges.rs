@@ -209,13 +209,19 @@ async fn audits_resumed_from_range_tokens_fetch_every_acl_once() {
 fn a_token_without_ranges_reads_and_writes_as_before() {
     let old = r#"{"bucket":"b","prefix":null,"start_after":"k","listing_complete":false,"keys":["k0"]}"#;
     let resume: acl_audit::Resume = serde_json::from_str(old).unwrap();
-    assert!(resume.ranges.is_empty());
+    assert_eq!(
+        resume.cursor,
+        acl_audit::model::Cursor::After {
+            key: Some("k".to_owned()),
+            version_id: None
+        }
+    );
     assert_eq!(serde_json::to_string(&resume).unwrap(), old);
     let with_ranges = acl_audit::Resume {
-        ranges: vec![KeyRange {
+        cursor: acl_audit::model::Cursor::Ranges(vec![KeyRange {
             after: Some("k-1".to_owned()),
             through: None,
-        }],
+        }]),
         ..resume
     };
     let json = serde_json::to_value(&with_ranges).unwrap();

@@ -7,7 +7,7 @@ use aws_sdk_s3::operation::list_objects_v2::{ListObjectsV2Error, ListObjectsV2Ou
 use aws_smithy_async::future::pagination_stream::PaginationStream;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
-use crate::model::{ObjectRef, Resume, Target};
+use crate::model::{Cursor, ObjectRef, Resume, Target};
 use crate::s3::error::ListError;
 
 /// ListObjectsV2's and ListObjectVersions' largest page.
@@ -56,7 +56,10 @@ impl KeyPages {
     /// The keys a truncated run left to list: those after its last, or none if it had
     /// listed them all.
     pub fn resuming(client: &Client, target: &Target, resume: Option<&Resume>) -> Self {
-        let start_after = resume.and_then(|resume| resume.start_after.clone());
+        let (start_after, version_id_marker) = match resume.map(|resume| &resume.cursor) {
+            Some(Cursor::After { key, version_id }) => (key.clone(), version_id.clone()),
+            _ => (None, None),
+        };
         let versions = target.include_versions || resume.is_some_and(|resume| resume.versions);
         let source = if versions {
             Source::Versions {
@@ -81,10 +84,10 @@ impl KeyPages {
             source,
             budget: target.max_objects.unwrap_or(usize::MAX),
             last_key: start_after,
-            last_version_id: resume.and_then(|resume| resume.version_id_marker.clone()),
+            last_version_id: version_id_marker,
             delete_markers: 0,
             end: resume
-                .filter(|resume| resume.listing_complete)
+                .filter(|resume| resume.cursor.is_done())
                 .map(|_| ListingEnd::Complete),
         }
     }

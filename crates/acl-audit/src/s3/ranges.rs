@@ -18,7 +18,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 
-use crate::model::{KeyRange, ObjectRef, Resume, Target};
+use crate::model::{Cursor, KeyRange, ObjectRef, Resume, Target};
 use crate::s3::error::ListError;
 use crate::s3::listing::{KeyPages, ListingEnd};
 
@@ -283,16 +283,17 @@ impl TargetPages {
     /// and versions' listings are seldom the long part).
     pub fn new(client: &Client, target: &Target, resume: Option<&Resume>, listers: usize) -> Self {
         let versions = target.include_versions || resume.is_some_and(|resume| resume.versions);
-        let left = resume.map(|resume| resume.ranges.clone()).unwrap_or_default();
-        let listed = resume.is_some_and(|resume| resume.listing_complete);
+        let (left, after) = match resume.map(|resume| &resume.cursor) {
+            Some(Cursor::Ranges(ranges)) => (ranges.clone(), None),
+            Some(Cursor::After { key, .. }) => (Vec::new(), key.clone()),
+            _ => (Vec::new(), None),
+        };
+        let listed = resume.is_some_and(|resume| resume.cursor.is_done());
         if versions || listed || (left.is_empty() && listers <= 1) {
             return TargetPages::One(KeyPages::resuming(client, target, resume));
         }
         let ranges = if left.is_empty() {
-            vec![KeyRange {
-                after: resume.and_then(|resume| resume.start_after.clone()),
-                through: None,
-            }]
+            vec![KeyRange { after, through: None }]
         } else {
             left
         };
@@ -344,31 +345,27 @@ impl TargetPages {
             TargetPages::One(pages) => pages.end() == Some(ListingEnd::Complete),
             TargetPages::Ranges(pages) => pages.end() == Some(ListingEnd::Complete) || pages.remaining().is_empty(),
         };
-        let (start_after, version_id_marker, ranges) = match self {
-            TargetPages::One(pages) => (
-                pages.last_key().map(str::to_owned),
-                pages.last_version_id().map(str::to_owned),
-                Vec::new(),
-            ),
-            TargetPages::Ranges(pages) => match pages.remaining() {
-                _ if listing_complete => (None, None, Vec::new()),
+        let cursor = match self {
+            _ if listing_complete => Cursor::Listed,
+            TargetPages::One(pages) => Cursor::After {
+                key: pages.last_key().map(str::to_owned),
+                version_id: pages.last_version_id().map(str::to_owned),
+            },
+            TargetPages::Ranges(pages) => match pages.remaining().as_slice() {
                 // One range to the end is what a single listing's token says: say it so.
-                ranges => match ranges.as_slice() {
-                    [KeyRange { after, through: None }] => (after.clone(), None, Vec::new()),
-                    _ => (None, None, ranges),
+                [KeyRange { after, through: None }] => Cursor::After {
+                    key: after.clone(),
+                    version_id: None,
                 },
+                ranges => Cursor::Ranges(ranges.to_vec()),
             },
         };
         Resume {
             bucket: target.bucket.clone(),
             prefix: target.prefix.clone(),
-            start_after,
-            version_id_marker,
             versions: self.lists_versions(),
-            listing_complete,
             keys,
-            ranges,
-            inventory: None,
+            cursor,
         }
     }
 }
