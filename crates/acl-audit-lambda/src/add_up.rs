@@ -14,7 +14,7 @@ use crate::error::HandlerError;
 use crate::job::AddUpJob;
 use crate::map_run::summarize_passes;
 use crate::outcome::{Invocation, Scope};
-use crate::record::{in_folder, log_report, run_folder, write_report};
+use crate::record::{RunReport, in_folder, log_report, run_folder, write_report};
 
 pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: AddUpJob) -> Invocation {
     let AddUpJob { run, bucket } = job;
@@ -40,9 +40,9 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: Ad
             return Invocation::failed(Some(bucket), HandlerError::MapRun(err), "map run not added up");
         }
     };
-    let mut report = summary.report;
-    if report.bucket.is_empty() {
-        report.bucket = bucket;
+    let mut report = RunReport::new(summary.report, None);
+    if report.report.bucket.is_empty() {
+        report.report.bucket = bucket;
     }
     let written = match (upload, &folder) {
         (Some(upload), Some(folder)) => match upload.finish().await {

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{InventoryJob, Origin, RequestError};
 use crate::outcome::{Invocation, Scope};
-use crate::record::{log_report, record_run, run_folder, run_options};
+use crate::record::{RunReport, log_report, record_run, run_folder, run_options};
 use crate::stored_resume;
 
 pub async fn run(
@@ -84,12 +84,12 @@ pub async fn run(
     let audited =
         acl_audit::audit::audit_inventory(&located, &manifest, resume.as_ref(), config.strategy(kind), options).await;
     let (report, findings_error) = match audited {
-        Ok(mut report) => {
-            report.resumed_from = resumed_from;
+        Ok(report) => {
+            let report = RunReport::new(report, resumed_from);
             let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
             (report, written)
         }
-        Err(AuditError::NotWritten { error, report }) => (*report, Some(error)),
+        Err(AuditError::NotWritten { error, report }) => (RunReport::new(*report, resumed_from), Some(error)),
         Err(AuditError::Inventory(err)) => return failed(Some(&bucket), HandlerError::Inventory(err)),
         Err(AuditError::List(err)) => return failed(Some(&bucket), err.into()),
     };

@@ -34,4 +34,5 @@ pub use event::{MapRunOutput, Pass, Request};
 pub use handler::invoke;
 pub use job::{Job, RequestError, resolve};
 pub use outcome::{Invocation, Reply, Scope};
+pub use record::RunReport;
 pub use runtime::{block_on_task, run, runtime};

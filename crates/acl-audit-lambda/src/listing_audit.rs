@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{AuditJob, Origin};
 use crate::outcome::{Invocation, Scope};
-use crate::record::{log_report, record_run, run_folder, run_options};
+use crate::record::{RunReport, log_report, record_run, run_folder, run_options};
 use crate::stored_resume;
 
 pub async fn run(
@@ -53,13 +53,13 @@ pub async fn run(
         acl_audit::audit::audit_bucket_located(&clients_by_region, account, &target, config.strategy(kind), options)
             .await;
     let (report, findings_error) = match audited {
-        Ok(mut report) => {
-            report.resumed_from = resumed_from;
-            let found = report.resumed_from.is_some();
+        Ok(report) => {
+            let found = resumed_from.is_some();
+            let report = RunReport::new(report, resumed_from);
             let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
             (report, written)
         }
-        Err(AuditError::NotWritten { error, report }) => (*report, Some(error)),
+        Err(AuditError::NotWritten { error, report }) => (RunReport::new(*report, resumed_from), Some(error)),
         Err(AuditError::List(err)) => return Invocation::failed(Some(target.bucket), err, "audit failed"),
         Err(AuditError::Inventory(err)) => {
             return Invocation::failed(Some(target.bucket), HandlerError::Inventory(err), "audit failed");

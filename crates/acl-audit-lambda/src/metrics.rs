@@ -173,6 +173,7 @@ mod tests {
     use super::*;
     use crate::error::HandlerError;
     use crate::job::RequestError;
+    use crate::record::RunReport;
 
     fn report() -> AuditReport {
         let mut report = AuditReport::empty(StrategyKind::JoinAll, "audited");
@@ -193,7 +194,7 @@ mod tests {
     }
 
     fn audited() -> Invocation {
-        Invocation::audited(report(), None, Scope::Run)
+        Invocation::audited(RunReport::new(report(), None), None, Scope::Run)
     }
 
     fn dimensions(record: &Value) -> Vec<Value> {
@@ -266,7 +267,7 @@ mod tests {
         assert_eq!(line["Bucket"], "unknown");
         assert_eq!(line["ObjectsListed"], 0.0);
         let unwritten = Invocation::audited(
-            report(),
+            RunReport::new(report(), None),
             Some(acl_audit::s3::upload::NotWritten {
                 what: acl_audit::s3::upload::Artifact::Findings,
                 uri: "s3://gone/x".to_owned(),
@@ -283,9 +284,15 @@ mod tests {
 
     #[test]
     fn a_map_run_counts_per_bucket_once_in_its_last_step_and_its_batches_per_strategy() {
-        let batch = record(&Invocation::audited(report(), None, Scope::Part), Some(256));
+        let batch = record(
+            &Invocation::audited(RunReport::new(report(), None), None, Scope::Part),
+            Some(256),
+        );
         assert_eq!(dimensions(&batch), [serde_json::json!([["Strategy", "MemorySize"]])]);
-        let run = record(&Invocation::audited(report(), None, Scope::MapRun), Some(256));
+        let run = record(
+            &Invocation::audited(RunReport::new(report(), None), None, Scope::MapRun),
+            Some(256),
+        );
         assert_eq!(dimensions(&run), [serde_json::json!([["Bucket"]])]);
         assert_eq!(run["ExposedObjects"], 11.0);
         assert_eq!(

@@ -7,12 +7,13 @@ use acl_audit::s3::upload::NotWritten;
 use crate::error::HandlerError;
 use crate::event::Pass;
 use crate::job::RequestError;
+use crate::record::RunReport;
 
 /// What an invocation did: an audit whose findings were not written still has its report.
 #[derive(Debug)]
 pub enum Invocation {
     Audited {
-        report: Box<AuditReport>,
+        report: Box<RunReport>,
         findings_error: Option<NotWritten>,
         scope: Scope,
     },
@@ -29,7 +30,7 @@ pub enum Invocation {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(untagged)]
 pub enum Reply {
-    Report(Box<AuditReport>),
+    Report(Box<RunReport>),
     Pass(Box<Pass>),
 }
 
@@ -46,7 +47,7 @@ pub enum Scope {
 }
 
 impl Invocation {
-    pub fn audited(report: AuditReport, findings_error: Option<NotWritten>, scope: Scope) -> Self {
+    pub fn audited(report: RunReport, findings_error: Option<NotWritten>, scope: Scope) -> Self {
         Invocation::Audited {
             report: Box::new(report),
             findings_error,
@@ -73,12 +74,17 @@ impl Invocation {
     pub fn into_reply(self) -> Result<Reply, HandlerError> {
         match self {
             Invocation::Stepped { pass } => Ok(Reply::Pass(pass)),
-            audit => audit.into_result().map(|report| Reply::Report(Box::new(report))),
+            audit => audit.into_run_report().map(|report| Reply::Report(Box::new(report))),
         }
     }
 
     /// An audit's report, or its error; a step (which has no report) is refused as not an audit.
     pub fn into_result(self) -> Result<AuditReport, HandlerError> {
+        self.into_run_report().map(|run| run.report)
+    }
+
+    /// The same, with where the run took up: what the caller is answered.
+    pub fn into_run_report(self) -> Result<RunReport, HandlerError> {
         match self {
             Invocation::Stepped { .. } => {
                 Err(RequestError::InvalidEvent("a plan or collect step answers a pass, not a report".to_owned()).into())
@@ -106,7 +112,7 @@ impl Invocation {
 
     pub fn report(&self) -> Option<&AuditReport> {
         match self {
-            Invocation::Audited { report, .. } => Some(report),
+            Invocation::Audited { report, .. } => Some(&report.report),
             Invocation::Failed { .. } | Invocation::Stepped { .. } => None,
         }
     }

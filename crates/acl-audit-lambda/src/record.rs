@@ -13,6 +13,32 @@ use lambda_runtime::Context;
 use crate::config::Config;
 use crate::stored_resume;
 
+/// A run's report as the function answers it and writes it beside its findings: the core's
+/// report, and where the run took up.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunReport {
+    #[serde(flatten)]
+    pub report: AuditReport,
+    /// The stored token this run took up where the last run of its target (or of its bucket's
+    /// inventory report) stopped (`s3://…/resume/…json`); `None` when it started from the
+    /// beginning or was handed one.
+    pub resumed_from: Option<String>,
+}
+
+impl RunReport {
+    pub fn new(report: AuditReport, resumed_from: Option<String>) -> Self {
+        RunReport { report, resumed_from }
+    }
+}
+
+impl std::ops::Deref for RunReport {
+    type Target = AuditReport;
+
+    fn deref(&self) -> &AuditReport {
+        &self.report
+    }
+}
+
 /// The run's folder under `FINDINGS_URI`, dated today, when findings are written.
 pub fn run_folder(config: &Config, bucket: &str, run_id: &str) -> Option<S3Location> {
     let date = findings::utc_date(SystemTime::now());
@@ -46,7 +72,7 @@ pub async fn record_run(
     token: Option<&S3Location>,
     found: bool,
     folder: Option<&S3Location>,
-    report: &AuditReport,
+    report: &RunReport,
 ) -> Option<NotWritten> {
     if let Some(location) = token
         && let Err(err) = pass_on(client, location, report, found).await
@@ -73,7 +99,7 @@ async fn pass_on(client: &Client, location: &S3Location, report: &AuditReport, f
 }
 
 /// The report beside the findings file.
-pub async fn write_report(client: &Client, folder: &S3Location, report: &AuditReport) -> Result<(), NotWritten> {
+pub async fn write_report(client: &Client, folder: &S3Location, report: &RunReport) -> Result<(), NotWritten> {
     // Plain data with string keys: serialising cannot fail.
     let body = serde_json::to_vec_pretty(report).unwrap_or_default();
     put_object(client, &in_folder(folder, REPORT_FILE), "application/json", body)

@@ -114,7 +114,7 @@ async fn the_report_serializes_with_its_documented_field_names() {
         event(json!({"bucket": "schema"})),
     )
     .await
-    .into_result()
+    .into_run_report()
     .unwrap();
     let json = serde_json::to_value(&report).unwrap();
     let mut fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();

@@ -282,7 +282,7 @@ async fn runs_stopped_by_their_deadline_read_on_where_the_last_one_stopped() {
         assert!(report.accounts_for_every_object(), "{report:?}");
         rows += report.acls_from_inventory;
         public += report.audit.readable_by_all_users.count;
-        let Some(resume) = report.resume else { break };
+        let Some(resume) = report.report.resume else { break };
         if let Some(cursor) = resume.cursor.inventory() {
             stopped_in_report += 1;
             assert_eq!(cursor.manifest, manifest);
@@ -390,7 +390,7 @@ async fn run_until(
     payload: &Value,
     request_id: &str,
     remaining: std::time::Duration,
-) -> acl_audit::AuditReport {
+) -> acl_audit_lambda::RunReport {
     use std::time::{SystemTime, UNIX_EPOCH};
     let mut context = Context::default();
     context.request_id = request_id.to_owned();
@@ -405,7 +405,7 @@ async fn run_until(
         LambdaEvent::new(payload.clone(), context),
     )
     .await
-    .into_result()
+    .into_run_report()
     .unwrap()
 }
 

@@ -6,8 +6,8 @@ use test_support as common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use acl_audit::{AuditReport, Resume, StrategyKind};
-use acl_audit_lambda::{Clients, Config};
+use acl_audit::{Resume, StrategyKind};
+use acl_audit_lambda::{Clients, Config, RunReport};
 use aws_sdk_s3::Client;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -50,7 +50,7 @@ async fn stored_token_at(client: &Client, key: &str) -> Option<Resume> {
     Some(serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap())
 }
 
-async fn run(client: &Client, config: &Config, request_id: &str, remaining: Duration) -> AuditReport {
+async fn run(client: &Client, config: &Config, request_id: &str, remaining: Duration) -> RunReport {
     run_as(StrategyKind::JoinAll, client, config, request_id, remaining).await
 }
 
@@ -60,10 +60,10 @@ async fn run_as(
     config: &Config,
     request_id: &str,
     remaining: Duration,
-) -> AuditReport {
+) -> RunReport {
     acl_audit_lambda::invoke(kind, &Clients::new(client), config, scheduled(request_id, remaining))
         .await
-        .into_result()
+        .into_run_report()
         .unwrap()
 }
 
@@ -99,7 +99,7 @@ async fn the_next_scheduled_run_takes_up_the_stored_token_and_the_last_removes_i
 
     let again = run(&client, &config, "again", Duration::from_secs(60)).await;
     assert_eq!(
-        (again.resumed_from, again.objects_listed),
+        (again.resumed_from.as_deref(), again.objects_listed),
         (None, 60),
         "a new run starts over"
     );
@@ -126,7 +126,11 @@ async fn two_functions_scheduled_over_one_bucket_keep_their_own_tokens() {
 
     let join_all = run(&client, &config, "join-all", Duration::from_secs(60)).await;
     assert_eq!(
-        (join_all.resumed_from, join_all.objects_listed, join_all.truncated),
+        (
+            join_all.resumed_from.as_deref(),
+            join_all.objects_listed,
+            join_all.truncated.as_ref()
+        ),
         (None, 60, None),
         "join-all does not take up sequential's token"
     );
@@ -159,7 +163,7 @@ async fn a_token_handed_in_the_event_is_the_callers_and_is_not_stored() {
         LambdaEvent::new(json!({"resume": resume}), context),
     )
     .await
-    .into_result()
+    .into_run_report()
     .unwrap();
     assert_eq!((report.objects_listed, report.resumed_from.as_deref()), (10, None));
     assert_eq!(stored_token(&client).await, None);

@@ -50,10 +50,6 @@ pub struct AuditReport {
     pub truncated: Option<Truncation>,
     /// Where a next run picks up, when `truncated`: pass it as the event's `"resume"`.
     pub resume: Option<Resume>,
-    /// The stored token this run took up where an earlier run of the same target stopped
-    /// (`s3://…/resume/…json`); `null` when it started from the beginning or was handed one.
-    #[serde(default)]
-    pub resumed_from: Option<String>,
     /// Requests the SDK sent again after a throttling answer, a server error or a lost
     /// connection: every one of them eventually fetched or failed.
     pub retries: usize,
@@ -93,7 +89,6 @@ impl AuditReport {
             delete_markers: 0,
             truncated: None,
             resume: None,
-            resumed_from: None,
             retries: 0,
             audit: AclAudit::default(),
             findings: None,
@@ -141,7 +136,6 @@ impl AuditReport {
         self.retries += other.retries;
         self.audit.absorb(other.audit);
         self.truncated = self.truncated.take().or(other.truncated);
-        self.resumed_from = self.resumed_from.take().or(other.resumed_from);
         if let Some(theirs) = other.resume {
             match &mut self.resume {
                 Some(ours) => {
