@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 
 use acl_audit::StrategyKind;
-use acl_audit_lambda::{Clients, Config};
+use acl_audit_lambda::{Clients, Config, HandlerError};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::Type;
@@ -31,6 +31,13 @@ fn event(payload: Value) -> LambdaEvent<Value> {
     let mut context = Context::default();
     context.request_id = "inventory-run".to_owned();
     LambdaEvent::new(payload, context)
+}
+
+/// One join-all invocation with `payload`, as the function is invoked.
+async fn audit(client: &Client, config: &Config, payload: Value) -> Result<acl_audit::AuditReport, HandlerError> {
+    acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(client), config, event(payload))
+        .await
+        .into_result()
 }
 
 async fn put(client: &Client, key: &str, body: Vec<u8>) {
@@ -130,10 +137,7 @@ async fn an_inventory_sourced_audit_reads_every_acl_from_the_report() {
     let before = s3.requests("GetObjectAcl");
     let config = config(&[("FINDINGS_URI", "s3://findings/acl-audit/")]);
     let payload = json!({"bucket": "audited", "inventory": format!("s3://inventories/{MANIFEST}")});
-    let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event(payload))
-        .await
-        .into_result()
-        .unwrap();
+    let report = audit(&client, &config, payload).await.unwrap();
     assert_eq!(
         s3.requests("GetObjectAcl") - before,
         50,
@@ -161,16 +165,7 @@ async fn an_inventory_event_without_a_bucket_audits_the_manifests_source_bucket(
     let inventory = format!("s3://inventories/{MANIFEST}");
     let run = |payload: Value| {
         let client = client.clone();
-        async move {
-            acl_audit_lambda::invoke(
-                StrategyKind::JoinAll,
-                &Clients::new(&client),
-                &config(&[]),
-                event(payload),
-            )
-            .await
-            .into_result()
-        }
+        async move { audit(&client, &config(&[]), payload).await }
     };
     let report = run(json!({"inventory": inventory})).await.unwrap();
     assert_eq!((report.bucket.as_str(), report.objects_listed), ("audited", 120));
@@ -202,12 +197,7 @@ async fn an_inventory_without_the_acl_field_or_a_missing_manifest_is_a_named_err
         let (client, config) = (client.clone(), config.clone());
         async move {
             let payload = json!({"inventory": manifest});
-            Diagnostic::from(
-                acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event(payload))
-                    .await
-                    .into_result()
-                    .unwrap_err(),
-            )
+            Diagnostic::from(audit(&client, &config, payload).await.unwrap_err())
         }
     };
     let no_field = run(format!("s3://inventories/{MANIFEST}")).await;
@@ -237,15 +227,7 @@ async fn a_report_local_s3_writes_is_audited_with_zero_get_object_acl_calls() {
     };
     let manifest = local_s3::inventory::write_inventory(s3.store(), &spec).unwrap();
     let payload = json!({"bucket": "audited", "inventory": format!("s3://inventories/{manifest}")});
-    let report = acl_audit_lambda::invoke(
-        StrategyKind::JoinAll,
-        &Clients::new(&client),
-        &config(&[]),
-        event(payload),
-    )
-    .await
-    .into_result()
-    .unwrap();
+    let report = audit(&client, &config(&[]), payload).await.unwrap();
     assert_eq!(s3.requests("GetObjectAcl"), 0, "not one GetObjectAcl request");
     assert_eq!((report.objects_listed, report.acls_from_inventory), (20_000, 20_000));
     assert_eq!(
@@ -335,15 +317,7 @@ async fn a_configuration_folder_is_read_from_its_newest_complete_report() {
     .await;
 
     let payload = json!({"bucket": "audited", "inventory": "s3://inventories/audited/config-1/"});
-    let report = acl_audit_lambda::invoke(
-        StrategyKind::JoinAll,
-        &Clients::new(&client),
-        &config(&[]),
-        event(payload),
-    )
-    .await
-    .into_result()
-    .unwrap();
+    let report = audit(&client, &config(&[]), payload).await.unwrap();
     assert_eq!(report.acls_from_inventory, 30);
     assert_eq!(
         report.audit.readable_by_all_users.count, 30,
@@ -351,17 +325,7 @@ async fn a_configuration_folder_is_read_from_its_newest_complete_report() {
     );
 
     let payload = json!({"bucket": "audited", "inventory": "s3://inventories/audited/config-9/"});
-    let err = Diagnostic::from(
-        acl_audit_lambda::invoke(
-            StrategyKind::JoinAll,
-            &Clients::new(&client),
-            &config(&[]),
-            event(payload),
-        )
-        .await
-        .into_result()
-        .unwrap_err(),
-    );
+    let err = Diagnostic::from(audit(&client, &config(&[]), payload).await.unwrap_err());
     assert_eq!(err.error_type, "InventoryNotRead");
     assert!(
         err.error_message.contains("no inventory report under"),
