@@ -61,8 +61,5 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: Ad
         "map run added up"
     );
     log_report(kind, run.run_id(), &report);
-    if let Some(err) = &written {
-        tracing::error!(strategy = kind.name(), error = %err, "findings not written");
-    }
     Invocation::audited(report, written, Scope::MapRun)
 }

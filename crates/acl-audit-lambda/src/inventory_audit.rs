@@ -94,12 +94,7 @@ pub async fn run(
         Err(AuditError::List(err)) => return failed(Some(&bucket), err.into()),
     };
     log_report(kind, &context.request_id, &report);
-    let scope = if origin == Origin::Part {
-        Scope::Part
-    } else {
-        Scope::Run
-    };
-    Invocation::audited(report, findings_error, scope)
+    Invocation::audited(report, findings_error, Scope::of(origin))
 }
 
 /// The report `named` leads to (itself, or its folder's newest) and the bucket its manifest

@@ -66,13 +66,5 @@ pub async fn run(
         }
     };
     log_report(kind, &context.request_id, &report);
-    if let Some(err) = &findings_error {
-        tracing::error!(strategy = kind.name(), error = %err, "findings not written");
-    }
-    let scope = if origin == Origin::Part {
-        Scope::Part
-    } else {
-        Scope::Run
-    };
-    Invocation::audited(report, findings_error, scope)
+    Invocation::audited(report, findings_error, Scope::of(origin))
 }

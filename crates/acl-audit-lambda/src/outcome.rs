@@ -6,7 +6,7 @@ use acl_audit::s3::upload::NotWritten;
 
 use crate::error::HandlerError;
 use crate::event::Pass;
-use crate::job::RequestError;
+use crate::job::{Origin, RequestError};
 use crate::record::RunReport;
 
 /// What an invocation did: an audit whose findings were not written still has its report.
@@ -46,8 +46,22 @@ pub enum Scope {
     MapRun,
 }
 
+impl Scope {
+    /// The scope of a run of this origin: a part's, or a run's of its own.
+    pub fn of(origin: Origin) -> Self {
+        match origin {
+            Origin::Part => Scope::Part,
+            Origin::Whole | Origin::Caller => Scope::Run,
+        }
+    }
+}
+
 impl Invocation {
+    /// An audit, its findings written or not; a write that failed is logged once here.
     pub fn audited(report: RunReport, findings_error: Option<NotWritten>, scope: Scope) -> Self {
+        if let Some(err) = &findings_error {
+            tracing::error!(strategy = report.strategy.name(), error = %err, "findings not written");
+        }
         Invocation::Audited {
             report: Box::new(report),
             findings_error,
