@@ -79,11 +79,6 @@ struct Scan {
     /// is then the owner's full control, one request per object to confirm it.
     #[arg(long)]
     audit_when_acls_disabled: bool,
-    /// ListObjectsV2 requests under way at once, each listing a range of the key space, when
-    /// there is no ACL to fetch (1: one listing); a bucket of one page is listed by one request
-    /// whatever this says.
-    #[arg(long, default_value_t = acl_audit::s3::ranges::DEFAULT_LISTERS)]
-    listers: usize,
     /// List every version (ListObjectVersions) and audit each one's ACL.
     #[arg(long)]
     include_versions: bool,
@@ -208,7 +203,6 @@ async fn run(scan: Scan) -> Result<u8, String> {
         findings: output,
         progress: Some(progress),
         fetch_when_acls_disabled: scan.audit_when_acls_disabled,
-        listers: scan.listers,
         ..AuditOptions::default()
     };
     let clients = RegionalClients::new(client.clone());

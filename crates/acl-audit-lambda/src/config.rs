@@ -26,10 +26,6 @@ pub const RESUME_FROM_STORE: &str = "RESUME_FROM_STORE";
 /// Connections to open during init; 0 for none. Default: as many as the strategy has calls
 /// in flight ([`Config::warm_connections`]).
 pub const WARM_CONNECTIONS: &str = "WARM_CONNECTIONS";
-/// ListObjectsV2 requests under way at once, each listing a range of the key space, in a run
-/// with no ACL to fetch; 1 for one listing. Default [`DEFAULT_LISTERS`].
-pub const LISTERS: &str = "LISTERS";
-pub use acl_audit::s3::ranges::DEFAULT_LISTERS;
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -116,8 +112,6 @@ pub struct Config {
     /// `RESUME_FROM_STORE`: a scheduled run stores its resume token under `FINDINGS_URI`,
     /// and the next run of the same target takes it up (docs/reliability.md).
     pub resume_from_store: bool,
-    /// `LISTERS`: listings at once.
-    pub listers: NonZeroUsize,
 }
 
 impl Config {
@@ -187,7 +181,6 @@ impl Config {
             include_versions: flag(INCLUDE_VERSIONS)?,
             warm_connections: number(WARM_CONNECTIONS)?,
             resume_from_store: flag_or(RESUME_FROM_STORE, true)?,
-            listers: positive(LISTERS)?.unwrap_or(NonZeroUsize::new(DEFAULT_LISTERS).unwrap_or(NonZeroUsize::MIN)),
         })
     }
 

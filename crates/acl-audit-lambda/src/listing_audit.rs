@@ -45,7 +45,6 @@ pub async fn run(
     let folder = run_folder(config, &target.bucket, &context.request_id);
     let options = AuditOptions {
         fetch_when_acls_disabled,
-        listers: config.listers.get(),
         ..run_options(client, config, context, folder.as_ref())
     };
     let account = clients.account_check(&context.invoked_function_arn);

@@ -20,8 +20,7 @@ use crate::model::{AclOutcome, Cursor, InventoryCursor, ObjectAcl, ObjectRef, Re
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
 use crate::s3::inventory::{InventoryError, InventoryReader, InventoryRow};
-use crate::s3::listing::ListingEnd;
-use crate::s3::ranges::TargetPages;
+use crate::s3::listing::{KeyPages, ListingEnd};
 use crate::s3::region::RegionalClients;
 use crate::s3::retries::RetryCount;
 use crate::s3::upload::{Artifact, NotWritten, StreamingUpload};
@@ -78,9 +77,6 @@ pub struct AuditOptions {
     pub bucket: Option<BucketContext>,
     /// Fetch every ACL even when the bucket's ACLs are disabled.
     pub fetch_when_acls_disabled: bool,
-    /// ListObjectsV2 requests under way at once, each listing a range of the key space
-    /// ([`crate::s3::ranges`]); 0 or 1: one listing. A listing of versions is always one.
-    pub listers: usize,
 }
 
 /// Keys listed, outcomes recorded and objects with findings so far.
@@ -490,7 +486,7 @@ fn report_of(
 
 /// The first page before any call: a bucket that cannot be listed is an error, not a report.
 /// A listing still unanswered at the stop leaves the whole bucket to the next run.
-async fn first_page(pages: &mut TargetPages, stop_at: Option<Instant>) -> Result<Option<Vec<ObjectRef>>, ListError> {
+async fn first_page(pages: &mut KeyPages, stop_at: Option<Instant>) -> Result<Option<Vec<ObjectRef>>, ListError> {
     match stop_at {
         Some(at) if Instant::now() >= at => Ok(None),
         None => pages.next_page().await,
@@ -513,11 +509,10 @@ async fn audit(
         progress,
         bucket,
         fetch_when_acls_disabled,
-        listers,
     } = options;
     let started = Instant::now();
     let resume = target.resume.as_ref();
-    let mut pages = TargetPages::new(client, target, resume, listers);
+    let mut pages = KeyPages::resuming(client, target, resume);
     let (client, first_page, bucket) = match locate {
         None => (client.clone(), first_page(&mut pages, stop_at).await?, bucket),
         Some(Locate { clients, account }) => {
@@ -531,7 +526,7 @@ async fn audit(
                 (located, first?, Some(context))
             } else {
                 // Listed in the wrong region (S3 redirected it): again, in the bucket's.
-                pages = TargetPages::new(&located, target, resume, listers);
+                pages = KeyPages::resuming(&located, target, resume);
                 let first = first_page(&mut pages, stop_at).await?;
                 (located, first, Some(context))
             }
@@ -542,11 +537,6 @@ async fn audit(
     let context = bucket.clone().unwrap_or_else(|| BucketContext::assumed(&target.bucket));
     // With ACLs disabled every GetObjectAcl answers the owner's full control: list only.
     let skip_acls = context.acls_disabled && !fetch_when_acls_disabled;
-    // With ACLs to fetch, the fetches are the long part and one listing keeps ahead of them:
-    // more would cost requests and memory for nothing (docs/scale-out.md, "Parallel listing").
-    if !skip_acls {
-        pages.limit_listers(1);
-    }
     let carried_keys = resume.map_or(&[][..], |resume| &resume.keys[..]);
 
     let mut listing_error = None;
@@ -652,7 +642,6 @@ async fn audit_inventory_once(
         progress,
         bucket,
         fetch_when_acls_disabled: _,
-        listers: _,
     } = options;
     let started = Instant::now();
     let cursor = resume.and_then(|resume| resume.cursor.inventory());

@@ -1,15 +1,16 @@
-//! Parallel listing (`acl_audit::s3::ranges`) against local-s3: every key exactly once, none
-//! lost where ranges meet (keys equal to a cut point, keys with characters the pages did not
-//! show, keys past every guess), across budgets and resumed runs.
+//! Listing cut key ranges (`acl_audit::s3::ranges`, as the state machine's parts and their
+//! tokens hold them) against local-s3: every key exactly once, none lost where ranges meet
+//! (keys equal to a cut point, keys with characters the pages did not show, keys past every
+//! guess), across budgets and resumed runs.
 
 use test_support as common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use acl_audit::model::{KeyRange, ObjectRef};
-use acl_audit::s3::listing::ListingEnd;
-use acl_audit::s3::ranges::RangePages;
+use acl_audit::model::{Cursor, KeyRange, ObjectRef, Resume};
+use acl_audit::s3::listing::{KeyPages, ListingEnd};
+use acl_audit::s3::ranges;
 use acl_audit::{AuditOptions, Strategy, Target, audit_bucket_with};
 use futures::FutureExt as _;
 use local_s3::acl::Acl;
@@ -56,7 +57,7 @@ async fn bucket_of(name: &str, keys: &[String]) -> (local_s3::LocalS3, aws_sdk_s
     (s3, client)
 }
 
-async fn list_all(pages: &mut RangePages) -> Vec<String> {
+async fn list_all(pages: &mut KeyPages) -> Vec<String> {
     let mut listed = Vec::new();
     while let Some(page) = pages.next_page().await.unwrap() {
         listed.extend(page.into_iter().map(|object| object.key));
@@ -76,31 +77,68 @@ fn assert_exactly_once(listed: Vec<String>, expected: &[String]) {
     );
 }
 
+/// The key space of `keys` under `prefix` cut as the plan cuts it: the first page's range,
+/// then the rest cut at the points that page suggests.
+fn cut_ranges(keys: &[String], prefix: &str) -> Vec<KeyRange> {
+    let page: Vec<String> = keys
+        .iter()
+        // A page of numbered keys, as most pages are: its cut points are numbers.
+        .filter(|key| key.starts_with(prefix) && key.len() >= 6)
+        .take(1000)
+        .cloned()
+        .collect();
+    let last = page.last().cloned();
+    let rest = KeyRange {
+        after: last.clone(),
+        through: None,
+    };
+    let mut ranges = vec![KeyRange {
+        after: None,
+        through: last,
+    }];
+    ranges.extend(ranges::cut(&rest, &page, prefix, 32));
+    ranges
+}
+
+/// A token of `ranges` still to list in `bucket`, as a part's.
+fn token(bucket: &str, prefix: Option<&str>, ranges: Vec<KeyRange>) -> Resume {
+    Resume {
+        bucket: bucket.to_owned(),
+        prefix: prefix.map(str::to_owned),
+        versions: false,
+        keys: Vec::new(),
+        cursor: Cursor::Ranges(ranges),
+    }
+}
+
+fn target(bucket: &str, prefix: Option<&str>, max_objects: Option<usize>) -> Target {
+    Target {
+        prefix: prefix.map(str::to_owned),
+        max_objects,
+        ..Target::bucket(bucket)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn eight_listers_list_every_key_exactly_once() {
+async fn cut_ranges_list_every_key_exactly_once() {
     let keys = awkward_keys();
     let (s3, client) = bucket_of("awkward", &keys).await;
-    for listers in [1, 2, 8, 32] {
-        let before = s3.requests("ListObjectsV2");
-        let mut pages = RangePages::new(&client, "awkward", None, vec![KeyRange::ALL], None, listers);
-        assert_exactly_once(list_all(&mut pages).await, &keys);
-        assert_eq!(pages.end(), Some(ListingEnd::Complete));
-        assert!(pages.remaining().is_empty());
-        let requests = s3.requests("ListObjectsV2") - before;
-        assert_eq!(requests as usize, pages.requests());
-        if listers == 1 {
-            assert_eq!(
-                requests as usize,
-                keys.len().div_ceil(1000),
-                "one listing: one request a page"
-            );
-        } else {
-            assert!(
-                requests as usize > keys.len().div_ceil(1000),
-                "{listers} listers cut ranges"
-            );
-        }
-    }
+    let ranges = cut_ranges(&keys, "");
+    assert!(ranges.len() > 8, "{ranges:?}");
+    let before = s3.requests("ListObjectsV2");
+    let resume = token("awkward", None, ranges.clone());
+    let mut pages = KeyPages::resuming(&client, &target("awkward", None, None), Some(&resume));
+    assert_exactly_once(list_all(&mut pages).await, &keys);
+    assert_eq!(pages.end(), Some(ListingEnd::Complete));
+    assert_eq!(
+        pages.resume(&Target::bucket("awkward"), Vec::new()).cursor,
+        Cursor::Listed
+    );
+    let requests = (s3.requests("ListObjectsV2") - before) as usize;
+    assert!(
+        requests <= keys.len().div_ceil(1000) + ranges.len(),
+        "a request a page, and at most one more per range: {requests}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -108,37 +146,34 @@ async fn a_prefix_bounds_every_range() {
     let keys = awkward_keys();
     let (_s3, client) = bucket_of("prefixed", &keys).await;
     let under: Vec<String> = keys.iter().filter(|key| key.starts_with("k-3")).cloned().collect();
-    let mut pages = RangePages::new(
-        &client,
-        "prefixed",
-        Some("k-3".to_owned()),
-        vec![KeyRange::ALL],
-        None,
-        8,
-    );
+    let resume = token("prefixed", Some("k-3"), cut_ranges(&keys, "k-3"));
+    let mut pages = KeyPages::resuming(&client, &target("prefixed", Some("k-3"), None), Some(&resume));
     assert_exactly_once(list_all(&mut pages).await, &under);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_budget_stops_the_listing_and_what_remains_lists_the_rest() {
+async fn a_budget_stops_the_listing_and_its_token_lists_the_rest() {
     let keys = awkward_keys();
     let (_s3, client) = bucket_of("budget", &keys).await;
     let mut listed = Vec::new();
-    let mut ranges = vec![KeyRange::ALL];
+    let mut resume = token("budget", None, cut_ranges(&keys, ""));
     let mut runs = 0;
-    while !ranges.is_empty() {
+    loop {
         runs += 1;
         assert!(runs < 100, "the listing does not progress");
-        let mut pages = RangePages::new(&client, "budget", None, ranges, Some(1700), 8);
+        let target = target("budget", None, Some(1700));
+        let mut pages = KeyPages::resuming(&client, &target, Some(&resume));
         let this_run = list_all(&mut pages).await;
         assert!(this_run.len() <= 1700);
         listed.extend(this_run);
-        ranges = pages.remaining();
         let ended = pages.end();
-        assert!(
-            ranges.is_empty() || ended == Some(ListingEnd::Limit),
-            "{ended:?} with ranges left"
-        );
+        resume = pages.resume(&target, Vec::new());
+        if resume.cursor == Cursor::Listed {
+            break;
+        }
+        assert_eq!(ended, Some(ListingEnd::Limit), "{resume:?}");
+        // Through JSON, as a token travels.
+        resume = serde_json::from_str(&serde_json::to_string(&resume).unwrap()).unwrap();
     }
     assert!(runs >= keys.len() / 1700, "{runs} runs");
     assert_exactly_once(listed, &keys);
@@ -148,7 +183,9 @@ async fn a_budget_stops_the_listing_and_what_remains_lists_the_rest() {
 async fn a_listing_dropped_mid_page_leaves_its_ranges_to_the_next_run() {
     let keys = awkward_keys();
     let (_s3, client) = bucket_of("dropped", &keys).await;
-    let mut pages = RangePages::new(&client, "dropped", None, vec![KeyRange::ALL], None, 8);
+    let resume = token("dropped", None, cut_ranges(&keys, ""));
+    let target = Target::bucket("dropped");
+    let mut pages = KeyPages::resuming(&client, &target, Some(&resume));
     let mut listed = Vec::new();
     for _ in 0..3 {
         listed.extend(pages.next_page().await.unwrap().unwrap().into_iter().map(|o| o.key));
@@ -158,22 +195,26 @@ async fn a_listing_dropped_mid_page_leaves_its_ranges_to_the_next_run() {
     if let Some(page) = pages.next_page().now_or_never() {
         listed.extend(page.unwrap().into_iter().flatten().map(|o| o.key));
     }
-    let ranges = pages.remaining();
-    assert!(!ranges.is_empty());
-    let json = serde_json::to_string(&ranges).unwrap();
-    let ranges: Vec<KeyRange> = serde_json::from_str(&json).unwrap();
-    let mut rest = RangePages::new(&client, "dropped", None, ranges, None, 4);
+    let left = pages.resume(&target, Vec::new());
+    assert!(
+        matches!(&left.cursor, Cursor::Ranges(_)),
+        "{left:?}"
+    );
+    let json = serde_json::to_string(&left).unwrap();
+    let left: Resume = serde_json::from_str(&json).unwrap();
+    let mut rest = KeyPages::resuming(&client, &target, Some(&left));
     listed.extend(list_all(&mut rest).await);
     assert_exactly_once(listed, &keys);
 }
 
-/// The audit with parallel listing, stopped by deadlines and resumed from each report's token:
+/// The audit of a part's ranges, stopped by deadlines and resumed from each report's token:
 /// every object's ACL fetched exactly once over the runs.
 #[tokio::test(flavor = "multi_thread")]
 async fn audits_resumed_from_range_tokens_fetch_every_acl_once() {
     let keys = awkward_keys();
     let (_s3, client) = bucket_of("resumed", &keys).await;
     let mut target = Target::bucket("resumed");
+    target.resume = Some(token("resumed", None, cut_ranges(&keys, "")));
     let (mut fetched, mut runs) = (0, 0);
     loop {
         runs += 1;
@@ -184,7 +225,6 @@ async fn audits_resumed_from_range_tokens_fetch_every_acl_once() {
         let window = Duration::from_millis(150 + 5 * runs as u64);
         let options = AuditOptions {
             stop_at: Some(Instant::now() + window),
-            listers: 8,
             ..AuditOptions::default()
         };
         // A few calls in flight: unbounded, each run would open a connection per listed key
@@ -229,55 +269,5 @@ fn a_token_without_ranges_reads_and_writes_as_before() {
     assert_eq!(
         serde_json::from_value::<acl_audit::Resume>(json).unwrap().keys,
         [ObjectRef::from("k0")]
-    );
-}
-
-/// Listers pay only where the listing is the run: with ACLs to fetch, an audit lists one range
-/// at a time once its first page is in (the ranges that page's cut made, in turn); with the
-/// bucket's ACLs disabled it lists side by side. Both list every key exactly once.
-#[tokio::test(flavor = "multi_thread")]
-async fn only_a_run_with_nothing_to_fetch_lists_side_by_side() {
-    let keys = awkward_keys();
-    let (s3, client) = bucket_of("either", &keys).await;
-    let target = Target::bucket("either");
-    let strategy = Strategy::JoinAll {
-        max_in_flight: std::num::NonZeroUsize::new(64),
-    };
-    let pages = keys.len().div_ceil(1000);
-
-    let before = s3.requests("ListObjectsV2");
-    let options = AuditOptions {
-        listers: 8,
-        ..AuditOptions::default()
-    };
-    let fetched = audit_bucket_with(&client, &target, strategy, options).await.unwrap();
-    let fetching_requests = (s3.requests("ListObjectsV2") - before) as usize;
-    assert_eq!(fetched.acls_fetched, keys.len(), "{fetched:?}");
-    assert!(fetched.accounts_for_every_object());
-
-    let mut disabled = acl_audit::bucket::BucketContext::assumed("either");
-    disabled.acls_disabled = true;
-    let before = s3.requests("ListObjectsV2");
-    let options = AuditOptions {
-        listers: 8,
-        bucket: Some(disabled),
-        ..AuditOptions::default()
-    };
-    let listed = audit_bucket_with(&client, &target, strategy, options).await.unwrap();
-    let listing_requests = (s3.requests("ListObjectsV2") - before) as usize;
-    assert_eq!(
-        (listed.objects_listed, listed.acls_fetched),
-        (keys.len(), 0),
-        "{listed:?}"
-    );
-
-    // The first page's cut makes at most 8 × 4 ranges; after it, a fetching run cuts no more.
-    assert!(
-        fetching_requests <= pages + 32,
-        "{fetching_requests} ListObjectsV2 requests for {pages} pages while fetching"
-    );
-    assert!(
-        listing_requests > fetching_requests,
-        "listing only: {listing_requests} requests, cut side by side; fetching: {fetching_requests}"
     );
 }

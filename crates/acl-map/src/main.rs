@@ -2,7 +2,7 @@
 //! machine's run on this machine.
 
 use acl_audit::model::S3Location;
-use acl_map::rehearsal::{RehearsalOptions, rehearse, rehearse_inventory, rehearse_listing};
+use acl_map::rehearsal::{RehearsalOptions, rehearse, rehearse_inventory};
 use acl_map::results::summarize;
 use anyhow::Context as _;
 use clap::{Args as ClapArgs, Parser, Subcommand};
@@ -89,22 +89,6 @@ enum Command {
         #[command(flatten)]
         network: NetworkArgs,
     },
-    /// Time one join-all invocation per count of listings at once (the functions' LISTERS)
-    /// over the same bucket, against HTTPS local-s3 with the benchmark's network model. The
-    /// bucket's ACLs are disabled, so each run is its listing alone, unless --fetch-acls.
-    RehearseListing {
-        #[arg(long, default_value_t = 100_000)]
-        objects: usize,
-        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
-        listers: Vec<usize>,
-        #[arg(long, default_value_t = 1769)]
-        memory_mb: usize,
-        /// Leave the bucket's ACLs enabled and fetch every one.
-        #[arg(long)]
-        fetch_acls: bool,
-        #[command(flatten)]
-        network: NetworkArgs,
-    },
 }
 
 /// The rehearsal's workers stand in for the functions, so they allocate as the functions do:
@@ -153,45 +137,6 @@ fn main() -> anyhow::Result<()> {
                 println!(
                     "{:>10} {:>10.0} {:>10.0} {:>14}",
                     run.source, run.wall_ms, run.acls_per_second, run.get_object_acl_requests
-                );
-            }
-            Ok(())
-        }
-        Command::RehearseListing {
-            objects,
-            listers,
-            memory_mb,
-            fetch_acls,
-            network,
-        } => {
-            anyhow::ensure!(
-                !listers.is_empty() && listers.iter().all(|&n| n > 0),
-                "--listers takes counts of at least 1"
-            );
-            let model = network.model()?;
-            let runs = runtime.block_on(rehearse_listing(objects, memory_mb, model, &listers, fetch_acls))?;
-            let acls = if fetch_acls {
-                "every ACL fetched"
-            } else {
-                "ACLs disabled: the listing alone"
-            };
-            println!(
-                "{objects} objects, join-all at {memory_mb} MB, {acls}, {}, TLS",
-                network.described()
-            );
-            println!(
-                "{:>8} {:>10} {:>12} {:>13} {:>13} {:>9}",
-                "listers", "wall ms", "objects/s", "ListObjects", "GetObjectAcl", "speed-up"
-            );
-            for run in &runs {
-                println!(
-                    "{:>8} {:>10.0} {:>12.0} {:>13} {:>13} {:>8.2}x",
-                    run.listers,
-                    run.wall_ms,
-                    run.objects_per_second,
-                    run.list_requests,
-                    run.get_object_acl_requests,
-                    run.speedup
                 );
             }
             Ok(())

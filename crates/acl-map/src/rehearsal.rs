@@ -1,7 +1,7 @@
 //! The state machine, rehearsed locally: [`rehearse`] seeds an HTTPS local-s3 with the
 //! benchmark's network model and runs the state machine ([`crate::state_machine`]) with K
-//! workers for each K; [`rehearse_inventory`] and [`rehearse_listing`] time one invocation
-//! reading an inventory report, and listing with several listings at once.
+//! workers for each K; [`rehearse_inventory`] times one invocation reading an inventory report
+//! against one listing the same bucket.
 
 use std::time::{Duration, Instant};
 
@@ -203,62 +203,3 @@ pub async fn rehearse_inventory(
 }
 
 pub const INVENTORY_BUCKET: &str = "acl-audit-inventories";
-
-/// One audit of the same bucket with a count of listings at once, timed.
-#[derive(Debug, Clone, Serialize)]
-pub struct ListingRun {
-    pub listers: usize,
-    pub wall_ms: f64,
-    pub objects_per_second: f64,
-    pub list_requests: u64,
-    pub get_object_acl_requests: u64,
-    /// Against the first count of listers in the list.
-    pub speedup: f64,
-    pub report: acl_audit::AuditReport,
-}
-
-/// Seeds an HTTPS local-s3 (with `network`) and times one join-all invocation per count of
-/// `listers` (the functions' `LISTERS`). With `fetch_acls` false the bucket's ACLs are
-/// disabled (`BucketOwnerEnforced`, S3's default for new buckets), so the run is its listing
-/// alone: what parallel listing speeds up; with it, every ACL is fetched as well.
-pub async fn rehearse_listing(
-    objects: usize,
-    memory_mb: usize,
-    network: NetworkModel,
-    listers: &[usize],
-    fetch_acls: bool,
-) -> anyhow::Result<Vec<ListingRun>> {
-    let s3 = seeded_endpoint(network, objects).await?;
-    if !fetch_acls {
-        s3.store()
-            .set_ownership(BUCKET, Some(local_s3::store::ObjectOwnership::BucketOwnerEnforced))?;
-    }
-    let client = client_for(&s3)?;
-    let mut runs: Vec<ListingRun> = Vec::new();
-    for &count in listers {
-        let config = Config::from_vars(|name| match name {
-            acl_audit_lambda::config::LAMBDA_MEMORY_SIZE => Some(memory_mb.to_string()),
-            acl_audit_lambda::config::LISTERS => Some(count.to_string()),
-            _ => None,
-        })?;
-        let (lists, acls) = (s3.requests("ListObjectsV2"), s3.requests("GetObjectAcl"));
-        let payload = serde_json::json!({ "bucket": BUCKET });
-        let (report, wall) = timed_invocation(&client, &config, payload, &format!("{count} listers")).await?;
-        anyhow::ensure!(
-            report.accounts_for_every_object() && report.objects_listed == objects && report.truncated.is_none(),
-            "the run with {count} listers does not account for the {objects} objects: {report:?}"
-        );
-        let wall_ms = wall.as_secs_f64() * 1e3;
-        let baseline = runs.first().map_or(wall_ms, |first| first.wall_ms);
-        runs.push(ListingRun {
-            listers: count,
-            wall_ms,
-            objects_per_second: objects as f64 / wall.as_secs_f64(),
-            list_requests: s3.requests("ListObjectsV2") - lists,
-            get_object_acl_requests: s3.requests("GetObjectAcl") - acls,
-            speedup: baseline / wall_ms,
-            report,
-        });
-    }
-    Ok(runs)
-}

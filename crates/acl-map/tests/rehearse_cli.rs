@@ -62,25 +62,3 @@ fn an_inventory_rehearsal_reads_every_acl_from_the_report_and_none_by_request() 
         .collect();
     assert_eq!(counts, [("inventory", "0"), ("listing", "1500")], "{table}");
 }
-
-#[test]
-fn a_listing_rehearsal_lists_every_object_with_each_count_of_listers() {
-    let output = Command::new(env!("CARGO_BIN_EXE_acl-map"))
-        .args(["rehearse-listing", "--objects", "3500", "--listers", "1,8"])
-        .args(["--rtt-ms", "1", "--service-ms", "1"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let table = String::from_utf8(output.stdout).unwrap();
-    let rows: Vec<Vec<&str>> = table
-        .lines()
-        .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .filter(|fields| fields.len() == 6 && fields[0] != "listers")
-        .collect();
-    assert_eq!(rows.len(), 2, "{table}");
-    // One listing: a request per page; eight: more requests (ranges found empty), no ACL.
-    assert_eq!((rows[0][0], rows[0][3], rows[0][4]), ("1", "4", "0"), "{table}");
-    let requests: usize = rows[1][3].parse().unwrap();
-    assert!(requests > 4, "{table}");
-    assert_eq!(rows[1][4], "0", "{table}");
-}

@@ -1,42 +1,37 @@
-//! Listing a bucket's keys, a ListObjectsV2 page at a time, or every version of them, a
-//! ListObjectVersions page at a time.
+//! Listing a target's keys, a ListObjectsV2 page at a time, or every version of them, a
+//! ListObjectVersions page at a time. A listing walks its key ranges in order, one request at
+//! a time: the whole key space, or the ranges a state machine's part or a truncated run left
+//! ([`Cursor::Ranges`]).
+
+use std::collections::VecDeque;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::SdkError;
-use aws_sdk_s3::operation::list_objects_v2::{ListObjectsV2Error, ListObjectsV2Output};
-use aws_smithy_async::future::pagination_stream::PaginationStream;
-use aws_smithy_runtime_api::http::Response as HttpResponse;
 
-use crate::model::{Cursor, ObjectRef, Resume, Target};
+use crate::model::{Cursor, KeyRange, ObjectRef, Resume, Target};
 use crate::s3::error::ListError;
+use crate::s3::ranges::RangePage;
 
 /// ListObjectsV2's and ListObjectVersions' largest page.
 const MAX_PAGE: usize = 1000;
 
-/// The keys under a target's prefix, a ListObjectsV2 page at a time, up to its `max_objects`,
-/// from the start or after the key a resumed run names; with `include_versions`, every
-/// version of them instead (delete markers counted, not yielded). Only one page is held at a
-/// time, so a bucket of any size is listed in bounded memory.
+/// The keys under a target's prefix, a page at a time, up to its `max_objects`, from the
+/// start or from where a token says; with `include_versions`, every version of them instead
+/// (delete markers counted, not yielded). Only one page is held at a time, so a bucket of any
+/// size is listed in bounded memory.
 pub struct KeyPages {
+    client: Client,
     bucket: String,
-    source: Source,
+    prefix: Option<String>,
+    versions: bool,
+    /// The ranges still to list, in key order; the first goes on after its `after`. A listing
+    /// of versions has one, to the end, its `after` ListObjectVersions' key marker.
+    ranges: VecDeque<KeyRange>,
+    /// For a listing of versions: the version of the key marker it goes on after.
+    version_id: Option<String>,
     /// Keys (or versions) this listing may still yield under `max_objects`.
     budget: usize,
-    last_key: Option<String>,
-    /// For a listing of versions: the version of `last_key` it goes on after.
-    last_version_id: Option<String>,
     delete_markers: usize,
     end: Option<ListingEnd>,
-}
-
-enum Source {
-    Current(PaginationStream<Result<ListObjectsV2Output, SdkError<ListObjectsV2Error, HttpResponse>>>),
-    /// ListObjectVersions has no paginator in the SDK (its cursor is two markers): the pages
-    /// are asked for here, from `last_key` and `last_version_id` on.
-    Versions {
-        client: Client,
-        prefix: Option<String>,
-    },
 }
 
 /// Why a listing yields no more pages.
@@ -53,100 +48,118 @@ impl KeyPages {
         Self::resuming(client, target, None)
     }
 
-    /// The keys a truncated run left to list: those after its last, or none if it had
-    /// listed them all.
+    /// The keys a truncated run (or a part) left to list: none if it had listed them all.
     pub fn resuming(client: &Client, target: &Target, resume: Option<&Resume>) -> Self {
-        let (start_after, version_id_marker) = match resume.map(|resume| &resume.cursor) {
-            Some(Cursor::After { key, version_id }) => (key.clone(), version_id.clone()),
-            _ => (None, None),
-        };
-        let versions = target.include_versions || resume.is_some_and(|resume| resume.versions);
-        let source = if versions {
-            Source::Versions {
-                client: client.clone(),
-                prefix: target.prefix.clone(),
-            }
-        } else {
-            Source::Current(
-                client
-                    .list_objects_v2()
-                    .bucket(&target.bucket)
-                    .set_prefix(target.prefix.clone())
-                    .set_start_after(start_after.clone())
-                    // A small limit need not transfer a full 1 000-key page.
-                    .set_max_keys(target.max_objects.and_then(|n| i32::try_from(n.min(MAX_PAGE)).ok()))
-                    .into_paginator()
-                    .send(),
-            )
+        let (ranges, version_id) = match resume.map(|resume| &resume.cursor) {
+            Some(Cursor::After { key, version_id }) => (
+                vec![KeyRange {
+                    after: key.clone(),
+                    through: None,
+                }],
+                version_id.clone(),
+            ),
+            Some(Cursor::Ranges(ranges)) => (ranges.clone(), None),
+            Some(cursor) if cursor.is_done() => (Vec::new(), None),
+            _ => (vec![KeyRange::ALL], None),
         };
         KeyPages {
+            client: client.clone(),
             bucket: target.bucket.clone(),
-            source,
+            prefix: target.prefix.clone(),
+            versions: target.include_versions || resume.is_some_and(|resume| resume.versions),
+            end: ranges.is_empty().then_some(ListingEnd::Complete),
+            ranges: ranges.into(),
+            version_id,
             budget: target.max_objects.unwrap_or(usize::MAX),
-            last_key: start_after,
-            last_version_id: version_id_marker,
             delete_markers: 0,
-            end: resume
-                .filter(|resume| resume.cursor.is_done())
-                .map(|_| ListingEnd::Complete),
         }
     }
 
     /// The next page's keys (or versions); `None` once the listing has ended (see
-    /// [`KeyPages::end`]).
+    /// [`KeyPages::end`]). Cancel-safe: a page not yet returned is asked for again.
     pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectRef>>, ListError> {
-        if self.end.is_some() {
-            return Ok(None);
-        }
-        let page = match &mut self.source {
-            Source::Current(pages) => pages.next().await,
-            Source::Versions { client, prefix } => {
-                let (client, prefix) = (client.clone(), prefix.clone());
-                return self.next_versions(&client, prefix).await.map(Some);
-            }
-        };
-        let Some(page) = page else {
-            self.end = Some(ListingEnd::Complete);
-            return Ok(None);
-        };
-        let page = page.map_err(|err| ListError::from_sdk(&self.bucket, "s3:ListBucket", err))?;
-        let mut keys: Vec<ObjectRef> = page
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .map(ObjectRef::from)
-            .collect();
-        let more = page.is_truncated().unwrap_or(false);
-        if keys.len() >= self.budget {
-            keys.truncate(self.budget);
-            self.end = Some(if more || keys.len() < page.contents().len() {
-                ListingEnd::Limit
+        while self.end.is_none() {
+            let keys = if self.versions {
+                self.next_versions().await?
             } else {
-                ListingEnd::Complete
-            });
-        } else if !more {
-            self.end = Some(ListingEnd::Complete);
+                self.next_keys().await?
+            };
+            if !keys.is_empty() {
+                return Ok(Some(keys));
+            }
         }
+        Ok(None)
+    }
+
+    /// The most a page should list: a small budget need not transfer a full page.
+    fn page_size(&self) -> i32 {
+        i32::try_from(self.budget.min(MAX_PAGE)).unwrap_or(1000)
+    }
+
+    /// One ListObjectsV2 page of the first range, its keys within the range and the budget.
+    async fn next_keys(&mut self) -> Result<Vec<ObjectRef>, ListError> {
+        let page_size = self.page_size();
+        let Some(range) = self.ranges.front_mut() else {
+            self.end = Some(ListingEnd::Complete);
+            return Ok(Vec::new());
+        };
+        // Boxed: an SDK request future is kilobytes, kept out of every caller's own future.
+        let page = Box::pin(
+            self.client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .set_prefix(self.prefix.clone())
+                .set_start_after(range.after.clone())
+                .max_keys(page_size)
+                .send(),
+        )
+        .await
+        .map_err(|err| ListError::from_sdk(&self.bucket, "s3:ListBucket", err))?;
+        let RangePage {
+            mut keys,
+            past_the_end,
+            more,
+        } = RangePage::of(&page, range);
+        if more && keys.is_empty() && !past_the_end {
+            return Err(ListError::Failed {
+                bucket: self.bucket.clone(),
+                code: "EmptyTruncatedPage".to_owned(),
+                detail: "ListObjectsV2 said the listing goes on but listed no key".to_owned(),
+            });
+        }
+        let cut_short = keys.len() > self.budget;
+        keys.truncate(self.budget);
         self.budget -= keys.len();
         if let Some(last) = keys.last() {
-            self.last_key = Some(last.key.clone());
+            range.after = Some(last.clone());
         }
-        Ok(Some(keys))
+        if !cut_short && (past_the_end || !more) {
+            self.ranges.pop_front();
+        }
+        self.end = if self.ranges.is_empty() {
+            Some(ListingEnd::Complete)
+        } else if self.budget == 0 {
+            Some(ListingEnd::Limit)
+        } else {
+            None
+        };
+        Ok(keys.into_iter().map(ObjectRef::from).collect())
     }
 
     /// One ListObjectVersions page, asked for no more entries than the budget allows (delete
     /// markers count against a page's size but not the budget), so that the page never has to
     /// be cut and S3's own next markers say where the listing goes on.
-    async fn next_versions(&mut self, client: &Client, prefix: Option<String>) -> Result<Vec<ObjectRef>, ListError> {
+    async fn next_versions(&mut self) -> Result<Vec<ObjectRef>, ListError> {
+        let after = self.ranges.front().and_then(|range| range.after.clone());
         // Boxed: an SDK request future is kilobytes, kept out of every caller's own future.
         let page = Box::pin(
-            client
+            self.client
                 .list_object_versions()
                 .bucket(&self.bucket)
-                .set_prefix(prefix)
-                .set_key_marker(self.last_key.clone())
-                .set_version_id_marker(self.last_key.as_ref().and(self.last_version_id.clone()))
-                .max_keys(i32::try_from(self.budget.min(MAX_PAGE)).unwrap_or(1000))
+                .set_prefix(self.prefix.clone())
+                .set_version_id_marker(after.as_ref().and(self.version_id.clone()))
+                .set_key_marker(after)
+                .max_keys(self.page_size())
                 .send(),
         )
         .await
@@ -164,11 +177,14 @@ impl KeyPages {
             .collect();
         self.delete_markers += page.delete_markers().len();
         self.budget = self.budget.saturating_sub(versions.len());
-        let more = page.is_truncated().unwrap_or(false);
-        match (more, page.next_key_marker()) {
+        match (page.is_truncated().unwrap_or(false), page.next_key_marker()) {
             (true, Some(key)) => {
-                self.last_key = Some(key.to_owned());
-                self.last_version_id = page.next_version_id_marker().map(str::to_owned);
+                self.ranges = [KeyRange {
+                    after: Some(key.to_owned()),
+                    through: None,
+                }]
+                .into();
+                self.version_id = page.next_version_id_marker().map(str::to_owned);
                 if self.budget == 0 {
                     self.end = Some(ListingEnd::Limit);
                 }
@@ -180,25 +196,17 @@ impl KeyPages {
                     detail: "ListObjectVersions said the listing goes on but gave no NextKeyMarker".to_owned(),
                 });
             }
-            (false, _) => self.end = Some(ListingEnd::Complete),
+            (false, _) => {
+                self.ranges.clear();
+                self.end = Some(ListingEnd::Complete);
+            }
         }
         Ok(versions)
     }
 
-    /// The last key listed so far: a later listing starts after it (for versions: after
-    /// [`KeyPages::last_version_id`] of it).
-    pub fn last_key(&self) -> Option<&str> {
-        self.last_key.as_deref()
-    }
-
-    /// A listing of versions: the version of [`KeyPages::last_key`] it goes on after.
-    pub fn last_version_id(&self) -> Option<&str> {
-        self.last_version_id.as_deref()
-    }
-
     /// True when this listing yields versions (ListObjectVersions).
     pub fn lists_versions(&self) -> bool {
-        matches!(self.source, Source::Versions { .. })
+        self.versions
     }
 
     /// Delete markers listed so far: counted, never fetched (they have no ACL).
@@ -208,6 +216,26 @@ impl KeyPages {
 
     pub fn end(&self) -> Option<ListingEnd> {
         self.end
+    }
+
+    /// The token a later run goes on from: `keys` first, then what this listing left.
+    pub fn resume(&self, target: &Target, keys: Vec<ObjectRef>) -> Resume {
+        let cursor = match self.ranges.iter().cloned().collect::<Vec<_>>().as_slice() {
+            [] => Cursor::Listed,
+            // One range to the end is what a listing from one key on says: say it so.
+            [KeyRange { after, through: None }] => Cursor::After {
+                key: after.clone(),
+                version_id: self.version_id.clone(),
+            },
+            ranges => Cursor::Ranges(ranges.to_vec()),
+        };
+        Resume {
+            bucket: target.bucket.clone(),
+            prefix: target.prefix.clone(),
+            versions: self.versions,
+            keys,
+            cursor,
+        }
     }
 }
 
