@@ -280,6 +280,23 @@ impl Resume {
     }
 }
 
+/// The most of an input an error or a log line quotes: a 6 MB bucket name or key is named by
+/// its start and its length, never echoed whole.
+pub const MOST_QUOTED: usize = 200;
+
+/// `text` as an error quotes it: whole up to [`MOST_QUOTED`] bytes, else its first ones (at a
+/// character boundary) and its length.
+pub fn excerpt(text: &str) -> String {
+    if text.len() <= MOST_QUOTED {
+        return text.to_owned();
+    }
+    let end = (0..=MOST_QUOTED)
+        .rev()
+        .find(|&at| text.is_char_boundary(at))
+        .unwrap_or(0);
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
 /// A name no S3 bucket can have, with what is wrong with it.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("invalid bucket name {name:?}: {reason}")]

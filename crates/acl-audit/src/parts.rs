@@ -18,7 +18,8 @@ use futures::stream;
 use crate::model::{Cursor, InventoryCursor, KeyRange, ObjectRef, Resume, S3Location, Target};
 use crate::s3::error::ListError;
 use crate::s3::inventory::{InventoryError, InventoryReader};
-use crate::s3::ranges::{self, RangePage};
+use crate::s3::listing::{RangePage, list_range};
+use crate::s3::ranges;
 
 /// The most one part's token may take as JSON: a child execution's input is at most 256 KiB,
 /// and the part is wrapped in an event (`{"resume": …, "map_part": true}`) with room to spare.
@@ -192,19 +193,11 @@ fn fold_empty(ranges: Vec<(KeyRange, Size)>) -> Vec<(KeyRange, Size)> {
 
 /// The first page of `range`: whether it holds no key, one page at most, or more.
 async fn probe(client: &Client, target: &Target, range: &KeyRange) -> Result<Size, ListError> {
-    let page = client
-        .list_objects_v2()
-        .bucket(&target.bucket)
-        .set_prefix(target.prefix.clone())
-        .set_start_after(range.after.clone())
-        .send()
-        .await
-        .map_err(|err| ListError::from_sdk(&target.bucket, "s3:ListBucket", err))?;
     let RangePage {
         keys,
         past_the_end,
         more,
-    } = RangePage::of(&page, range);
+    } = list_range(client, &target.bucket, target.prefix.as_deref(), range, 1000).await?;
     Ok(match (keys.is_empty(), more && !past_the_end) {
         (true, false) => Size::Empty,
         // A page said to go on but listing no key: sized as small, which loses nothing.

@@ -196,10 +196,7 @@ async fn a_listing_dropped_mid_page_leaves_its_ranges_to_the_next_run() {
         listed.extend(page.unwrap().into_iter().flatten().map(|o| o.key));
     }
     let left = pages.resume(&target, Vec::new());
-    assert!(
-        matches!(&left.cursor, Cursor::Ranges(_)),
-        "{left:?}"
-    );
+    assert!(matches!(&left.cursor, Cursor::Ranges(_)), "{left:?}");
     let json = serde_json::to_string(&left).unwrap();
     let left: Resume = serde_json::from_str(&json).unwrap();
     let mut rest = KeyPages::resuming(&client, &target, Some(&left));

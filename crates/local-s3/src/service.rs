@@ -112,6 +112,20 @@ const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
+/// How a listing names keys: as they are, or URL-encoded when the request asks for
+/// `encoding-type=url`. Unencoded, a key with a character XML 1.0 cannot carry (U+0001, U+FFFE)
+/// goes into the answer as it is, as S3 sends it, and the client's XML parser fails.
+fn url_encoder(encoding: Option<&EncodingType>) -> impl Fn(&str) -> String + Copy + use<> {
+    let url_encoded = encoding.is_some_and(|e| e.as_str() == EncodingType::URL);
+    move |s: &str| {
+        if url_encoded {
+            utf8_percent_encode(s, URL_ENCODE).to_string()
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
 /// A new object's ACL from its request's `x-amz-acl` or `x-amz-grant-*` headers (full control,
 /// read, read-acp, write-acp: an object has no WRITE); private when it names none.
 fn new_object_acl(canned: Option<&ObjectCannedACL>, grants: [&Option<String>; 4]) -> S3Result<Acl> {
@@ -565,11 +579,12 @@ impl S3 for LocalS3Service {
                 max_keys,
             },
         )?;
+        let encode = url_encoder(input.encoding_type.as_ref());
         let (mut versions, mut delete_markers) = (Vec::new(), Vec::new());
         for entry in page.entries {
             match entry.object {
                 Some(object) => versions.push(ObjectVersion {
-                    key: Some(entry.key),
+                    key: Some(encode(&entry.key)),
                     version_id: Some(entry.version_id),
                     is_latest: Some(entry.is_latest),
                     last_modified: Some(entry.last_modified.into()),
@@ -582,7 +597,7 @@ impl S3 for LocalS3Service {
                     ..Default::default()
                 }),
                 None => delete_markers.push(DeleteMarkerEntry {
-                    key: Some(entry.key),
+                    key: Some(encode(&entry.key)),
                     version_id: Some(entry.version_id),
                     is_latest: Some(entry.is_latest),
                     last_modified: Some(entry.last_modified.into()),
@@ -593,13 +608,14 @@ impl S3 for LocalS3Service {
         let (next_key_marker, next_version_id_marker) = page.next.clone().unzip();
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(input.bucket),
-            prefix: Some(prefix.to_owned()),
-            key_marker: input.key_marker,
+            prefix: Some(encode(prefix)),
+            key_marker: input.key_marker.as_deref().map(&encode),
             version_id_marker: input.version_id_marker,
             max_keys: Some(i32::try_from(max_keys).unwrap_or(i32::MAX)),
             is_truncated: Some(page.next.is_some()),
-            next_key_marker,
+            next_key_marker: next_key_marker.as_deref().map(encode),
             next_version_id_marker,
+            encoding_type: input.encoding_type,
             versions: Some(versions),
             delete_markers: Some(delete_markers),
             ..Default::default()
@@ -667,17 +683,7 @@ impl S3 for LocalS3Service {
         };
         let page = list_page(&self.store, &input.bucket, &request)?;
 
-        let url_encoded = input
-            .encoding_type
-            .as_ref()
-            .is_some_and(|e| e.as_str() == EncodingType::URL);
-        let encode = |s: &str| {
-            if url_encoded {
-                utf8_percent_encode(s, URL_ENCODE).to_string()
-            } else {
-                s.to_owned()
-            }
-        };
+        let encode = url_encoder(input.encoding_type.as_ref());
         let fetch_owner = input.fetch_owner.unwrap_or(false);
         let key_count = page.objects.len() + page.common_prefixes.len();
         let contents = page
@@ -703,7 +709,7 @@ impl S3 for LocalS3Service {
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: Some(encode(prefix)),
-            delimiter: input.delimiter.as_deref().map(encode),
+            delimiter: input.delimiter.as_deref().map(&encode),
             max_keys: Some(i32::try_from(max_keys.min(MAX_KEYS_LIMIT)).unwrap_or(i32::MAX)),
             key_count: Some(i32::try_from(key_count).unwrap_or(i32::MAX)),
             continuation_token: input.continuation_token,

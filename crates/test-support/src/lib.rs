@@ -3,6 +3,7 @@
 //! fixtures; and [`layers::check`], which each library crate's `tests/layers.rs` runs.
 
 pub mod docs;
+pub mod hostile;
 pub mod layers;
 
 use std::num::NonZeroUsize;

@@ -19,6 +19,7 @@ use flate2::write::MultiGzDecoder;
 use serde::Deserialize;
 
 use crate::model::{Grant, Grantee, ObjectAcl, ObjectRef, S3Location};
+use crate::s3::listing::url_decoded;
 use crate::s3::read::read_object;
 
 /// Rows handed on at a time, as a listing page is.
@@ -309,15 +310,6 @@ fn split_csv(line: &str) -> Result<Vec<String>, String> {
             Some(c) => return Err(format!("{c:?} after a quoted field")),
         }
     }
-}
-
-/// A CSV inventory's key: URL-encoded as form data (`+` for a space, `%XX` for other bytes).
-fn url_decoded(key: &str) -> Result<String, String> {
-    let spaced = key.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(|key| key.into_owned())
-        .map_err(|err| format!("the key {key:?} is not URL-encoded UTF-8: {err}"))
 }
 
 /// Reads an inventory report a page of rows at a time.

@@ -6,10 +6,10 @@
 use std::collections::VecDeque;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::types::EncodingType;
 
 use crate::model::{Cursor, KeyRange, ObjectRef, Resume, Target};
 use crate::s3::error::ListError;
-use crate::s3::ranges::RangePage;
 
 /// ListObjectsV2's and ListObjectVersions' largest page.
 const MAX_PAGE: usize = 1000;
@@ -103,23 +103,11 @@ impl KeyPages {
             self.end = Some(ListingEnd::Complete);
             return Ok(Vec::new());
         };
-        // Boxed: an SDK request future is kilobytes, kept out of every caller's own future.
-        let page = Box::pin(
-            self.client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .set_prefix(self.prefix.clone())
-                .set_start_after(range.after.clone())
-                .max_keys(page_size)
-                .send(),
-        )
-        .await
-        .map_err(|err| ListError::from_sdk(&self.bucket, "s3:ListBucket", err))?;
         let RangePage {
             mut keys,
             past_the_end,
             more,
-        } = RangePage::of(&page, range);
+        } = list_range(&self.client, &self.bucket, self.prefix.as_deref(), range, page_size).await?;
         if more && keys.is_empty() && !past_the_end {
             return Err(ListError::Failed {
                 bucket: self.bucket.clone(),
@@ -160,27 +148,26 @@ impl KeyPages {
                 .set_version_id_marker(after.as_ref().and(self.version_id.clone()))
                 .set_key_marker(after)
                 .max_keys(self.page_size())
+                .encoding_type(EncodingType::Url)
                 .send(),
         )
         .await
         .map_err(|err| ListError::from_sdk(&self.bucket, "s3:ListBucketVersions", err))?;
-        let versions: Vec<ObjectRef> = page
-            .versions()
-            .iter()
-            .filter_map(|version| {
+        let encoded = page.encoding_type() == Some(&EncodingType::Url);
+        let decode = |key: &str| decoded_key(&self.bucket, key, encoded);
+        let mut versions = Vec::with_capacity(page.versions().len());
+        for version in page.versions() {
+            if let Some(key) = version.key() {
                 // S3 names a version written before versioning was enabled "null".
-                Some(ObjectRef::version(
-                    version.key()?,
-                    version.version_id().unwrap_or("null"),
-                ))
-            })
-            .collect();
+                versions.push(ObjectRef::version(decode(key)?, version.version_id().unwrap_or("null")));
+            }
+        }
         self.delete_markers += page.delete_markers().len();
         self.budget = self.budget.saturating_sub(versions.len());
         match (page.is_truncated().unwrap_or(false), page.next_key_marker()) {
             (true, Some(key)) => {
                 self.ranges = [KeyRange {
-                    after: Some(key.to_owned()),
+                    after: Some(decode(key)?),
                     through: None,
                 }]
                 .into();
@@ -237,6 +224,87 @@ impl KeyPages {
             cursor,
         }
     }
+}
+
+/// A ListObjectsV2 page read for one range: its keys within the range, whether it went past
+/// the range's end (a page is in key order: keys past the end are the next range's), and
+/// whether S3 said more keys follow the page.
+pub(crate) struct RangePage {
+    pub keys: Vec<String>,
+    pub past_the_end: bool,
+    pub more: bool,
+}
+
+/// One ListObjectsV2 page of `range` under `prefix`, up to `max_keys` keys. Keys come
+/// URL-encoded (`encoding-type=url`): a key may hold characters XML 1.0 cannot carry (U+0001,
+/// U+FFFE, ...), and S3 answers such a listing unencoded with XML no parser reads, so one
+/// object could stop a bucket's audit. They are decoded only when the answer says it encoded
+/// them, so an endpoint that ignores the parameter is read as it answers.
+pub(crate) async fn list_range(
+    client: &Client,
+    bucket: &str,
+    prefix: Option<&str>,
+    range: &KeyRange,
+    max_keys: i32,
+) -> Result<RangePage, ListError> {
+    // Boxed: an SDK request future is kilobytes, kept out of every caller's own future.
+    let page = Box::pin(
+        client
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_prefix(prefix.map(str::to_owned))
+            .set_start_after(range.after.clone())
+            .max_keys(max_keys)
+            .encoding_type(EncodingType::Url)
+            .send(),
+    )
+    .await
+    .map_err(|err| ListError::from_sdk(bucket, "s3:ListBucket", err))?;
+    let encoded = page.encoding_type() == Some(&EncodingType::Url);
+    let mut keys = Vec::with_capacity(page.contents().len());
+    for object in page.contents() {
+        if let Some(key) = object.key() {
+            keys.push(decoded_key(bucket, key, encoded)?);
+        }
+    }
+    let within = match &range.through {
+        Some(through) => keys.partition_point(|key| key <= through),
+        None => keys.len(),
+    };
+    let past_the_end = within < keys.len();
+    keys.truncate(within);
+    Ok(RangePage {
+        keys,
+        past_the_end,
+        more: page.is_truncated().unwrap_or(false),
+    })
+}
+
+/// A listed key as S3 named it, from its `encoding-type=url` form when `encoded`.
+fn decoded_key(bucket: &str, key: &str, encoded: bool) -> Result<String, ListError> {
+    if !encoded {
+        return Ok(key.to_owned());
+    }
+    url_decoded(key).map_err(|reason| ListError::Failed {
+        bucket: bucket.to_owned(),
+        code: "UndecodableKey".to_owned(),
+        detail: reason,
+    })
+}
+
+/// A key URL-encoded as S3 encodes listings and inventories: as form data, `+` for a space and
+/// `%XX` for other bytes (a `+` of the key itself is `%2B`).
+pub(crate) fn url_decoded(key: &str) -> Result<String, String> {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|key| key.into_owned())
+        .map_err(|err| {
+            format!(
+                "the key {:?} is not URL-encoded UTF-8: {err}",
+                crate::model::excerpt(key)
+            )
+        })
 }
 
 /// Every key of a target (its current objects, whatever `include_versions` says), in one

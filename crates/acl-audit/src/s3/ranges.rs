@@ -8,40 +8,7 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
-
 use crate::model::KeyRange;
-
-/// A ListObjectsV2 page read for one range: its keys within the range, whether it went past
-/// the range's end (a page is in key order: keys past the end are the next range's), and
-/// whether S3 said more keys follow the page.
-pub(crate) struct RangePage {
-    pub keys: Vec<String>,
-    pub past_the_end: bool,
-    pub more: bool,
-}
-
-impl RangePage {
-    pub fn of(page: &ListObjectsV2Output, range: &KeyRange) -> Self {
-        let mut keys: Vec<String> = page
-            .contents()
-            .iter()
-            .filter_map(|object| object.key())
-            .map(str::to_owned)
-            .collect();
-        let within = match &range.through {
-            Some(through) => keys.partition_point(|key| key <= through),
-            None => keys.len(),
-        };
-        let past_the_end = within < keys.len();
-        keys.truncate(within);
-        RangePage {
-            keys,
-            past_the_end,
-            more: page.is_truncated().unwrap_or(false),
-        }
-    }
-}
 
 /// `range` (whose keys come after the page `page`) cut at [`cut_points`] into ranges that
 /// tile it, in key order; `range` itself when no point falls inside it.
