@@ -33,6 +33,10 @@ pub enum HandlerError {
     /// A plan or collect step of a state machine run of parts failed.
     #[error(transparent)]
     Step(#[from] StepError),
+    /// A panic, caught: a bug, answered as an error with its message, and the process serves
+    /// the next event.
+    #[error("internal error (a bug; please report it): {0}")]
+    Internal(String),
 }
 
 /// Why a plan or collect step (`crate::steps`) failed, beyond the errors it shares with a run.
@@ -94,6 +98,7 @@ impl HandlerError {
             HandlerError::Inventory(_) => "InventoryNotRead",
             HandlerError::Step(StepError::NoProgress { .. }) => "NoProgress",
             HandlerError::Step(StepError::TooManyPasses { .. }) => "TooManyPasses",
+            HandlerError::Internal(_) => "InternalError",
         }
     }
 }

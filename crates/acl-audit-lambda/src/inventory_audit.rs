@@ -5,7 +5,7 @@
 
 use acl_audit::audit::AuditError;
 use acl_audit::bucket::BucketContext;
-use acl_audit::model::{S3Location, check_bucket_name};
+use acl_audit::model::{S3Location, check_bucket_name, excerpt};
 use acl_audit::s3::inventory::{newest_manifest, read_manifest};
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::{AuditOptions, StrategyKind};
@@ -122,7 +122,8 @@ async fn report_of(
         .source_bucket;
     match bucket {
         Some(bucket) if bucket != source => Err(RequestError::InvalidEvent(format!(
-            "the event's bucket {bucket:?} is not the inventory report's sourceBucket {source:?}: drop the bucket, or name that bucket's report"
+            "the event's bucket {bucket:?} is not the inventory report's sourceBucket {:?}: drop the bucket, or name that bucket's report",
+            excerpt(&source)
         ))
         .into()),
         _ => {

@@ -8,7 +8,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use acl_audit::model::{InvalidBucketName, ObjectRef, S3Location, check_bucket_name};
+use acl_audit::model::{Cursor, InvalidBucketName, ObjectRef, S3Location, check_bucket_name, excerpt};
 use acl_audit::{Resume, Target};
 
 use crate::config::{BUCKET_NAME, Config};
@@ -91,6 +91,12 @@ pub enum RequestError {
 /// - a [`Request`] (`{}` and `null` included): with `inventory`, an inventory's audit; else a
 ///   listing's, of the target the request, its token and the environment name.
 pub fn resolve(payload: Value, config: &Config) -> Result<Job, RequestError> {
+    let job = resolve_shape(payload, config)?;
+    check_lengths(&job)?;
+    Ok(job)
+}
+
+fn resolve_shape(payload: Value, config: &Config) -> Result<Job, RequestError> {
     let fields = match payload {
         Value::Null => return audit(Request::default(), config),
         Value::Object(fields) => fields,
@@ -146,7 +152,7 @@ pub fn resolve(payload: Value, config: &Config) -> Result<Job, RequestError> {
         }
         (Some("aws.s3"), kind) => Err(RequestError::InvalidEvent(format!(
             "S3 event {:?} is not one this function audits: route only {S3_OBJECT_EVENTS:?} to it",
-            kind.unwrap_or("(no detail-type)")
+            excerpt(kind.unwrap_or("(no detail-type)"))
         ))),
         (_, Some(_)) => {
             let event: EventBridgeEvent<Request> = from_value(Value::Object(fields))?;
@@ -172,9 +178,7 @@ fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
     if let (Some(named), Some(token)) = (&request.inventory, &token_manifest)
         && named != token
     {
-        return Err(RequestError::InvalidEvent(format!(
-            "the event's inventory {named:?} is not the resume token's {token:?}: drop one of them"
-        )));
+        return Err(conflict("inventory", named, token));
     }
     let Some(manifest) = request.inventory.take().or(token_manifest) else {
         let fetch_when_acls_disabled = request
@@ -254,8 +258,56 @@ pub fn target(config: &Config, request: Request) -> Result<Target, RequestError>
 
 fn conflict(field: &str, event: &dyn std::fmt::Debug, token: &dyn std::fmt::Debug) -> RequestError {
     RequestError::InvalidEvent(format!(
-        "the event's {field} {event:?} is not the resume token's {token:?}: drop one of them"
+        "the event's {field} {} is not the resume token's {}: drop one of them",
+        excerpt(&format!("{event:?}")),
+        excerpt(&format!("{token:?}"))
     ))
+}
+
+/// S3's longest key, in bytes of UTF-8; a prefix or `start_after` past it names no key.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Every key, prefix and place a job names is at most [`MAX_KEY_BYTES`]: a longer one names
+/// nothing S3 holds, and aws-sdk-s3 panics building a request whose URI passes 64 KiB.
+fn check_lengths(job: &Job) -> Result<(), RequestError> {
+    let (target_prefix, resume) = match job {
+        Job::Audit(job) => (job.target.prefix.as_deref(), job.target.resume.as_ref()),
+        Job::Inventory(job) => (None, job.resume.as_ref()),
+        Job::Plan(plan) => (plan.prefix.as_deref(), None),
+        Job::Collect(_) | Job::AddUp(_) => (None, None),
+    };
+    let mut named: Vec<(String, &str)> = Vec::new();
+    named.extend(target_prefix.map(|prefix| ("prefix".to_owned(), prefix)));
+    if let Some(resume) = resume {
+        named.extend(
+            resume
+                .prefix
+                .as_deref()
+                .map(|prefix| ("resume.prefix".to_owned(), prefix)),
+        );
+        for (n, object) in resume.keys.iter().enumerate() {
+            named.push((format!("resume.keys[{n}]"), &object.key));
+        }
+        match &resume.cursor {
+            Cursor::After { key: Some(key), .. } => named.push(("resume.start_after".to_owned(), key)),
+            Cursor::Ranges(ranges) => {
+                for (n, range) in ranges.iter().enumerate() {
+                    let ends = [("after", &range.after), ("through", &range.through)];
+                    for (end, key) in ends {
+                        named.extend(key.as_deref().map(|key| (format!("resume.ranges[{n}].{end}"), key)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    match named.into_iter().find(|(_, text)| text.len() > MAX_KEY_BYTES) {
+        Some((field, text)) => Err(RequestError::InvalidEvent(format!(
+            "{field} is {} bytes; S3's keys and prefixes are at most {MAX_KEY_BYTES} bytes of UTF-8",
+            text.len()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `value` as a `T`, or an `InvalidEvent` whose message names the offending field.
@@ -264,10 +316,12 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, RequestError> 
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
+        // serde quotes the value it refused: a 6 MB string is named by its start.
+        let inner = excerpt(&inner.to_string());
         RequestError::InvalidEvent(if path == "." {
-            inner.to_string()
+            inner
         } else {
-            format!("{path}: {inner}")
+            format!("{}: {inner}", excerpt(&path))
         })
     })
 }

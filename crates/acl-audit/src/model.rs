@@ -299,7 +299,7 @@ pub fn excerpt(text: &str) -> String {
 
 /// A name no S3 bucket can have, with what is wrong with it.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("invalid bucket name {name:?}: {reason}")]
+#[error("invalid bucket name {:?}: {reason}", excerpt(name))]
 pub struct InvalidBucketName {
     pub name: String,
     pub reason: String,
@@ -473,9 +473,9 @@ pub struct S3Location {
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum InvalidS3Location {
-    #[error("{0:?} is not an s3://bucket/prefix location")]
+    #[error("{:?} is not an s3://bucket/prefix location", excerpt(.0))]
     NotS3(String),
-    #[error("{0:?} names no bucket")]
+    #[error("{:?} names no bucket", excerpt(.0))]
     NoBucket(String),
 }
 
