@@ -91,8 +91,9 @@ BUCKET_LISTINGS = {"s3:ListBucket", "s3:ListBucketVersions"}
 OBJECT_ACL_READS = {"s3:GetObjectAcl", "s3:GetObjectVersionAcl"}
 FINDINGS_BUCKET = "FindingsBucket"
 ALARMS = {"ExposedObjectsAlarm", "UnauditedObjectsAlarm", "FunctionErrorsAlarm", "StateMachineFailedAlarm"}
-# The application log levels under which an INFO line (the metrics line) still reaches the logs.
-LEVELS_KEEPING_INFO = {"TRACE", "DEBUG", "INFO"}
+# The application log levels offered: an INFO line (the metrics line) still reaches the logs under
+# each, and none is TRACE, at which lambda_runtime logs every raw event.
+LEVELS_OFFERED = {"DEBUG", "INFO"}
 FUNCTIONS = {"SequentialFunction": "sequential", "SpawnBlockingFunction": "spawn-blocking", "JoinAllFunction": "join-all"}
 STATE_MACHINE = "AuditStateMachine"
 STATE_MACHINE_ACTIONS = {
@@ -426,8 +427,14 @@ def delivery_findings(source, transformed):
             if namespace == "AWS/States" and (metric != "ExecutionsFailed" or dimensions != ["StateMachineArn"]):
                 yield f"{alarm_id}: reads AWS/States {metric} by {dimensions}, expected ExecutionsFailed by StateMachineArn"
     offered = set(source["Parameters"]["LogLevel"].get("AllowedValues", []))
-    if not offered <= LEVELS_KEEPING_INFO:
-        yield f"LogLevel: {sorted(offered - LEVELS_KEEPING_INFO)} would drop the INFO metrics line"
+    if not offered <= LEVELS_OFFERED:
+        yield f"LogLevel: {sorted(offered - LEVELS_OFFERED)} would drop the INFO metrics line or log raw events"
+    bucket = source["Resources"].get(FINDINGS_BUCKET, {}).get("Properties", {})
+    if bucket.get("VersioningConfiguration", {}).get("Status") != "Enabled":
+        yield f"{FINDINGS_BUCKET}: not versioned, so a run could overwrite another's files unnoticed"
+    rules = bucket.get("LifecycleConfiguration", {}).get("Rules", [])
+    if not any("NoncurrentVersionExpiration" in rule for rule in rules):
+        yield f"{FINDINGS_BUCKET}: no NoncurrentVersionExpiration, so overwritten versions are kept forever"
 
 
 def main():

@@ -275,7 +275,16 @@ class CheckTemplate(unittest.TestCase):
         )
 
     def test_a_log_level_that_drops_the_metrics_line_fails(self):
-        self.assert_finding("AllowedValues: [TRACE, DEBUG, INFO]", "AllowedValues: [TRACE, DEBUG, INFO, WARN]", "LogLevel")
+        self.assert_finding("AllowedValues: [DEBUG, INFO]", "AllowedValues: [DEBUG, INFO, WARN]", "LogLevel")
+
+    def test_a_log_level_that_logs_raw_events_fails(self):
+        self.assert_finding("AllowedValues: [DEBUG, INFO]", "AllowedValues: [TRACE, DEBUG, INFO]", "LogLevel")
+
+    def test_an_unversioned_findings_bucket_fails(self):
+        self.assert_finding("Status: Enabled\n      OwnershipControls", "Status: Suspended\n      OwnershipControls", "not versioned")
+
+    def test_overwritten_versions_kept_forever_fail(self):
+        self.assert_finding("            NoncurrentVersionExpiration:\n              NoncurrentDays: !Ref FindingsRetentionDays\n", "", "NoncurrentVersionExpiration")
 
 
 if __name__ == "__main__":

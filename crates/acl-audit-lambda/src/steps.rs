@@ -102,7 +102,8 @@ pub async fn collect(client: &Client, request: CollectRequest) -> Result<Pass, H
             None => moved = true,
         }
     }
-    let next = pass.pass + 1;
+    // The pass comes in the event: saturating, so that a forged one cannot wrap past the guard.
+    let next = pass.pass.saturating_add(1);
     if !tokens.is_empty() && !moved {
         return Err(StepError::NoProgress { pass: pass.pass }.into());
     }

@@ -9,23 +9,28 @@ use std::fmt::Write as _;
 
 use acl_audit::model::S3Location;
 use acl_audit::s3::error::{error_code, error_message};
+use acl_audit::s3::read::MOST_READ_BYTES;
 use acl_audit::s3::upload::{Artifact, NotWritten, UploadError, put_object};
 use acl_audit::{Resume, StrategyKind, Target};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
+use sha2::{Digest as _, Sha256};
 
 /// Where the token of the runs of a function of `kind` over `target` lives:
-/// `<base>resume/<strategy>/<bucket>/<what>.json`, `<what>` naming the prefix (hex-encoded, so
-/// that any key prefix is one path segment) and whether versions are listed, since each is a
-/// target of its own. The strategy is in it because the three functions share `FINDINGS_URI`,
+/// `<base>resume/<strategy>/<bucket>/<what>.json`, `<what>` naming the prefix by its SHA-256
+/// (a fixed length, so that a prefix of any length, up to S3's 1 024 bytes, gives a key within
+/// S3's limit and one path segment) and whether versions are listed, since each is a target of
+/// its own. The token itself names its prefix, and one that does not fit is not taken up. The strategy is in it because the three functions share `FINDINGS_URI`,
 /// and two of them scheduled over one bucket must not take up each other's token.
 pub fn token_location(base: &S3Location, kind: StrategyKind, target: &Target) -> S3Location {
     let mut what = match target.prefix.as_deref().filter(|p| !p.is_empty()) {
         None => "all".to_owned(),
-        Some(key_prefix) => key_prefix.bytes().fold("prefix-".to_owned(), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        }),
+        Some(key_prefix) => Sha256::digest(key_prefix.as_bytes())
+            .iter()
+            .fold("prefix-".to_owned(), |mut out, byte| {
+                let _ = write!(out, "{byte:02x}");
+                out
+            }),
     };
     if target.include_versions {
         what.push_str("-versions");
@@ -94,6 +99,11 @@ async fn read(client: &Client, location: &S3Location) -> Option<Resume> {
             return None;
         }
     };
+    let size = object.content_length().unwrap_or(0);
+    if u64::try_from(size).unwrap_or(0) > MOST_READ_BYTES {
+        tracing::warn!(token = %location, size, most = MOST_READ_BYTES, "stored resume token too large to read: starting from the beginning");
+        return None;
+    }
     let bytes = match object.body.collect().await {
         Ok(bytes) => bytes.into_bytes(),
         Err(err) => {
@@ -161,9 +171,12 @@ mod tests {
             "s3://findings/acl-audit/resume/join-all/audited/all.json"
         );
         assert_eq!(at(Some(""), false), at(None, false));
+        // Any prefix S3 allows gives a key within S3's 1 024 bytes.
+        let longest = "é".repeat(512);
+        assert_eq!(at(Some(&longest), false).len(), at(Some("a/b"), false).len());
         assert_eq!(
             at(Some("a/b"), false),
-            "s3://findings/acl-audit/resume/join-all/audited/prefix-612f62.json"
+            "s3://findings/acl-audit/resume/join-all/audited/prefix-c14cddc033f64b9dea80ea675cf280a015e672516090a5626781153dc68fea11.json"
         );
         assert_eq!(
             at(None, true),

@@ -70,7 +70,8 @@ proptest! {
     #[test]
     fn well_typed_fields_are_taken_as_given(
         bucket in "[a-z][a-z0-9]{2,62}",
-        prefix in ".{0,1024}",
+        // At most 1 024 bytes of UTF-8 (S3's longest key): 256 characters of up to 4 bytes.
+        prefix in ".{0,256}",
         max_objects in 1usize..=usize::MAX,
     ) {
         let job = resolve(json!({"bucket": bucket, "prefix": prefix, "max_objects": max_objects}), &configured())
@@ -79,6 +80,14 @@ proptest! {
         prop_assert_eq!(job.target.bucket.as_str(), bucket.as_str());
         prop_assert_eq!(job.target.prefix.as_deref(), Some(prefix.as_str()));
         prop_assert_eq!(job.target.max_objects, Some(max_objects));
+    }
+
+    #[test]
+    fn a_prefix_over_1024_bytes_is_refused_by_name(prefix in ".{1025,1200}") {
+        match resolve(json!({"bucket": "b-1", "prefix": prefix}), &configured()) {
+            Err(RequestError::InvalidEvent(message)) => prop_assert!(message.starts_with("prefix is"), "{}", message),
+            other => prop_assert!(false, "expected InvalidEvent, got {:?}", other),
+        }
     }
 
     #[test]

@@ -25,6 +25,14 @@ use crate::s3::read::read_object;
 /// Rows handed on at a time, as a listing page is.
 pub const ROWS_PER_PAGE: usize = 1000;
 
+/// The longest row read: a 1 024-byte key URL-encoded and an ACL of S3's 100 grants are tens of
+/// kilobytes; a file that goes on past this without a line break is not an inventory.
+pub const MOST_ROW_BYTES: usize = 1 << 20;
+
+/// The most decompressed bytes held at once: a chunk of the body is decompressed a few
+/// kilobytes at a time, so a gzip bomb is refused before it fills the function's memory.
+const MOST_PENDING_BYTES: usize = 32 << 20;
+
 /// The inventory cannot be read as one with ACLs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InventoryError {
@@ -477,6 +485,13 @@ impl OpenFile {
             took |= push_row(&self.key, &mut self.rows, self.skip, columns, line, rows)?;
         }
         self.partial.drain(..start);
+        if self.partial.len() > MOST_ROW_BYTES && !self.partial.contains(&b'\n') {
+            return Err(InventoryError::Row {
+                file: self.key.clone(),
+                row: self.rows + 1,
+                reason: format!("no line break in its first {MOST_ROW_BYTES} bytes"),
+            });
+        }
         Ok(took)
     }
 
@@ -488,10 +503,19 @@ impl OpenFile {
             detail,
         };
         match self.body.try_next().await.map_err(|err| read_error(err.to_string()))? {
-            Some(chunk) => self
-                .decoder
-                .write_all(&chunk)
-                .map_err(|err| read_error(format!("not gzip: {err}"))),
+            Some(chunk) => {
+                for piece in chunk.chunks(4096) {
+                    self.decoder
+                        .write_all(piece)
+                        .map_err(|err| read_error(format!("not gzip: {err}")))?;
+                    if self.decoder.get_ref().len() + self.partial.len() > MOST_PENDING_BYTES {
+                        return Err(read_error(format!(
+                            "more than {MOST_PENDING_BYTES} bytes decompressed without their rows taken: not an inventory file"
+                        )));
+                    }
+                }
+                Ok(())
+            }
             None => {
                 self.decoder
                     .try_finish()
