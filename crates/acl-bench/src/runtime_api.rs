@@ -119,6 +119,25 @@ impl RuntimeApi {
         self.addr.to_string()
     }
 
+    /// The environment Lambda gives a function `name` of `memory_mb` served by this API, its S3
+    /// calls sent to `s3` with its keys and no other source of credentials or configuration.
+    pub fn function_env(&self, name: &str, memory_mb: usize, s3: &local_s3::LocalS3) -> Vec<(&'static str, String)> {
+        let keys = s3.credentials();
+        vec![
+            ("AWS_LAMBDA_RUNTIME_API", self.address()),
+            ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
+            ("AWS_ENDPOINT_URL", s3.endpoint_url().to_owned()),
+            ("AWS_ACCESS_KEY_ID", keys.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", keys.secret_access_key.clone()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_CONFIG_FILE", "/nonexistent/aws/config".to_owned()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
     /// Waits until the runtime asks for an event, and returns when it first did: its init
     /// ended then.
     pub fn wait_for_poll(&self, timeout: Duration) -> Result<Instant, RuntimeApiError> {

@@ -16,21 +16,8 @@ fn each_hostile_event_gets_its_error_type_and_the_next_event_is_served() {
     let s3 = server.block_on(LocalS3::start()).unwrap();
     local_s3::seed_bucket(s3.store(), "served", 20).unwrap();
     let api = RuntimeApi::start().unwrap();
-    let keys = s3.credentials();
-    let env = [
-        ("AWS_LAMBDA_RUNTIME_API", api.address()),
-        ("AWS_LAMBDA_FUNCTION_NAME", "sequential".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
-        ("AWS_ENDPOINT_URL", s3.endpoint_url().to_owned()),
-        ("AWS_ACCESS_KEY_ID", keys.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY", keys.secret_access_key.clone()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_CONFIG_FILE", "/nonexistent/aws/config".to_owned()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("WARM_CONNECTIONS", "0".to_owned()),
-    ];
+    let mut env = api.function_env("sequential", 128, &s3);
+    env.push(("WARM_CONNECTIONS", "0".to_owned()));
     for (name, value) in env {
         // SAFETY: set before the function's thread starts; no other thread reads the
         // environment meanwhile (this binary holds this one test).

@@ -16,22 +16,8 @@ fn a_function_s_entry_runs_through_the_runtime_api_with_its_connections_opened_a
     let s3 = server.block_on(LocalS3::start()).unwrap();
     local_s3::seed_bucket(s3.store(), "through-the-api", 50).unwrap();
     let api = RuntimeApi::start().unwrap();
-    let keys = s3.credentials();
-    // This test binary is the function's process: its environment is Lambda's.
-    let env = [
-        ("AWS_LAMBDA_RUNTIME_API", api.address()),
-        ("AWS_LAMBDA_FUNCTION_NAME", "join-all".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
-        ("AWS_ENDPOINT_URL", s3.endpoint_url().to_owned()),
-        ("AWS_ACCESS_KEY_ID", keys.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY", keys.secret_access_key.clone()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_CONFIG_FILE", "/nonexistent/aws/config".to_owned()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("BUCKET_NAME", "through-the-api".to_owned()),
-    ];
+    let mut env = api.function_env("join-all", 128, &s3);
+    env.push(("BUCKET_NAME", "through-the-api".to_owned()));
     for (name, value) in env {
         // SAFETY: set before the function's thread starts; no other thread reads the
         // environment meanwhile (this binary holds this one test).
