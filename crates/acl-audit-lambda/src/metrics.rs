@@ -77,7 +77,11 @@ pub fn kind_metric(kind: FindingKind) -> &'static str {
 }
 
 /// The EMF line for `invocation`, stamped `timestamp_ms` (milliseconds since the Unix epoch).
-pub fn emf_line(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<usize>, timestamp_ms: u64) -> String {
+pub fn emf_line(kind: StrategyKind, invocation: &Invocation, function: &Function, timestamp_ms: u64) -> String {
+    let Function {
+        memory_mb,
+        configured_bucket,
+    } = *function;
     let empty = AuditReport::empty(kind, "");
     let report = invocation.report().unwrap_or(&empty);
     let findings = &report.audit.findings;
@@ -137,7 +141,10 @@ pub fn emf_line(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<u
         "MemorySize".to_owned(),
         memory_mb.map_or_else(|| UNKNOWN.to_owned(), |mb| mb.to_string()).into(),
     );
-    record.insert("Bucket".to_owned(), invocation.bucket().unwrap_or(UNKNOWN).into());
+    record.insert(
+        "Bucket".to_owned(),
+        dimension_bucket(invocation, configured_bucket).into(),
+    );
     for (name, value) in values {
         record.insert(name.to_owned(), json!(value));
     }
@@ -152,8 +159,29 @@ fn directive(dimensions: &[&str], metrics: &[(&str, &str)]) -> Value {
     json!({"Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": metrics})
 }
 
+/// What the metrics line says of the function itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Function<'a> {
+    pub memory_mb: Option<usize>,
+    /// `BUCKET_NAME`: the bucket the deployment audits, and its role may read.
+    pub configured_bucket: Option<&'a str>,
+}
+
+/// The `Bucket` dimension: a bucket the run read (its report's), or for a failed run the
+/// function's own `BUCKET_NAME`; any other name an event gave a failed run is [`UNKNOWN`], so
+/// that an invoker cannot create a custom metric per name it makes up.
+fn dimension_bucket<'a>(invocation: &'a Invocation, configured: Option<&'a str>) -> &'a str {
+    match invocation {
+        Invocation::Failed { bucket, .. } => match (bucket.as_deref(), configured) {
+            (Some(named), Some(configured)) if named == configured => configured,
+            _ => UNKNOWN,
+        },
+        _ => invocation.bucket().unwrap_or(UNKNOWN),
+    }
+}
+
 /// Writes the invocation's EMF line to stdout, where Lambda's log pipeline picks it up.
-pub fn emit(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<usize>) {
+pub fn emit(kind: StrategyKind, invocation: &Invocation, function: &Function) {
     // A plan or collect step audits nothing: its parts and the last step count the run.
     if matches!(invocation, Invocation::Stepped { .. }) {
         return;
@@ -161,7 +189,7 @@ pub fn emit(kind: StrategyKind, invocation: &Invocation, memory_mb: Option<usize
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
-    println!("{}", emf_line(kind, invocation, memory_mb, now_ms));
+    println!("{}", emf_line(kind, invocation, function, now_ms));
 }
 
 #[cfg(test)]
@@ -203,7 +231,11 @@ mod tests {
     }
 
     fn record(invocation: &Invocation, memory_mb: Option<usize>) -> Value {
-        let line = emf_line(StrategyKind::JoinAll, invocation, memory_mb, 1_700_000_000_000);
+        let function = Function {
+            memory_mb,
+            configured_bucket: Some("audited"),
+        };
+        let line = emf_line(StrategyKind::JoinAll, invocation, &function, 1_700_000_000_000);
         assert!(!line.contains('\n'));
         serde_json::from_str(&line).unwrap()
     }
@@ -305,5 +337,17 @@ mod tests {
     #[test]
     fn an_unknown_memory_size_is_a_dimension_value_too() {
         assert_eq!(record(&audited(), None)["MemorySize"], "unknown");
+    }
+
+    #[test]
+    fn a_failed_run_names_only_the_function_s_own_bucket() {
+        let failed = |bucket: &str| Invocation::Failed {
+            bucket: Some(bucket.to_owned()),
+            error: HandlerError::Request(RequestError::MissingBucket),
+        };
+        assert_eq!(record(&failed("audited"), None)["Bucket"], "audited");
+        // An event's name for a bucket the run could not read is no dimension of its own.
+        assert_eq!(record(&failed("made-up-1"), None)["Bucket"], UNKNOWN);
+        assert_eq!(record(&audited(), None)["Bucket"], "audited");
     }
 }

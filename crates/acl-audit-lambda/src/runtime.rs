@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::handler::invoke;
+use crate::metrics::Function;
 use crate::outcome::Invocation;
 
 /// The runtime the functions run on: one thread. An execution environment handles one event at a
@@ -91,12 +92,20 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
         let clients = clients.clone();
         let open = gauge.open_now();
         async move {
-            let (invocation, memory_mb) = match Config::from_env().map(|c| c.with_open_connections(open)) {
-                Ok(config) => (invoke(kind, &clients, &config, event).await, config.memory_mb),
-                Err(err) => (Invocation::failed(None, err, "invocation refused"), None),
+            let config = Config::from_env().map(|c| c.with_open_connections(open));
+            let invocation = match &config {
+                Ok(config) => invoke(kind, &clients, config, event).await,
+                Err(err) => Invocation::failed(None, err.clone(), "invocation refused"),
             };
+            let function = config.as_ref().map_or_else(
+                |_| Function::default(),
+                |config| Function {
+                    memory_mb: config.memory_mb,
+                    configured_bucket: config.bucket.as_deref(),
+                },
+            );
             // Failed runs too: an alarm on FailedRuns, and a dashboard line that does not stop.
-            crate::metrics::emit(kind, &invocation, memory_mb);
+            crate::metrics::emit(kind, &invocation, &function);
             invocation.into_reply()
         }
     });
