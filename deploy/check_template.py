@@ -70,7 +70,7 @@ PARTS_WRITES = {"s3:PutObject"}
 PARTS_PREFIX = "/parts/*"
 # An inventory-sourced run reads the inventory's destination bucket, in this policy only.
 INVENTORY_POLICY = "read-inventory"
-INVENTORY_READ = "arn:${AWS::Partition}:s3:::${InventoryBucketName}/*"
+INVENTORY_READ = "arn:${AWS::Partition}:s3:::${InventoryBucketName}/${InventoryPrefix}*"
 # ...and lists it, to find a configuration folder's newest report: each action on its own
 # resource only.
 INVENTORY_ACTIONS = {"s3:GetObject": INVENTORY_READ, "s3:ListBucket": "arn:${AWS::Partition}:s3:::${InventoryBucketName}"}
@@ -284,6 +284,9 @@ def findings(source, transformed):
                     for target in as_list(statement["Resource"]):
                         if resource_text(target) != INVENTORY_ACTIONS.get(action):
                             yield f"{name}/{policy}: reads beyond the inventory bucket: {action} on {resource_text(target)}"
+                    listed = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
+                    if action == "s3:ListBucket" and resource_text(listed or "") != "${InventoryPrefix}*":
+                        yield f"{name}/{policy}: lists beyond InventoryPrefix (no s3:prefix condition)"
             if RESUME_TOKENS & set(actions) and policy not in own_reads:
                 for target in as_list(statement["Resource"]):
                     if not resource_text(target).endswith(RESUME_PREFIX):

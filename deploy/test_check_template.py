@@ -239,9 +239,23 @@ class CheckTemplate(unittest.TestCase):
 
     def test_inventory_reads_beyond_the_inventory_bucket_fail(self):
         self.assert_finding(
-            "            Resource: !Sub arn:${AWS::Partition}:s3:::${InventoryBucketName}/*\n",
+            "            Resource: !Sub arn:${AWS::Partition}:s3:::${InventoryBucketName}/${InventoryPrefix}*\n",
             "            Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}/*\n",
             "read-inventory: reads beyond the inventory bucket",
+        )
+
+    def test_inventory_reads_beyond_the_inventory_prefix_fail(self):
+        self.assert_finding(
+            "${InventoryBucketName}/${InventoryPrefix}*\n",
+            "${InventoryBucketName}/*\n",
+            "read-inventory: reads beyond the inventory bucket",
+        )
+
+    def test_inventory_listing_beyond_the_inventory_prefix_fails(self):
+        self.assert_finding(
+            "                s3:prefix: !Sub ${InventoryPrefix}*\n",
+            "                s3:prefix: \"*\"\n",
+            "lists beyond InventoryPrefix",
         )
 
     def test_inventory_listing_beyond_the_inventory_bucket_fails(self):
