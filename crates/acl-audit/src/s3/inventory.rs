@@ -550,6 +550,9 @@ fn push_row(
         row: *count,
         reason,
     };
+    if line.len() > MOST_ROW_BYTES {
+        return Err(row_error(format!("no line break in its first {MOST_ROW_BYTES} bytes")));
+    }
     let text = std::str::from_utf8(line).map_err(|err| row_error(format!("not UTF-8: {err}")))?;
     rows.push(columns.row(text).map_err(row_error)?);
     Ok(true)
