@@ -26,6 +26,13 @@ pub const RESUME_FROM_STORE: &str = "RESUME_FROM_STORE";
 /// Connections to open during init; 0 for none. Default: as many as the strategy has calls
 /// in flight ([`Config::warm_connections`]).
 pub const WARM_CONNECTIONS: &str = "WARM_CONNECTIONS";
+/// tokio's blocking pool runs at most this many threads: more would only wait for them.
+pub const MOST_BLOCKING_THREADS: usize = 512;
+/// The most calls `MAX_IN_FLIGHT` may put in flight: each needs a connection, and a Lambda
+/// process has 1 024 file descriptors; far past them, a mistake.
+pub const MOST_SET_IN_FLIGHT: usize = 100_000;
+/// A Lambda process's file descriptors: no more connections can be open at once.
+pub const MOST_FILE_DESCRIPTORS: usize = 1024;
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -143,6 +150,19 @@ impl Config {
                 })
                 .transpose()
         };
+        // Counts that size threads, permits or connections: bounded, so that a mistyped
+        // value is a clear error rather than a panic (a semaphore past its most permits) or a
+        // process out of memory.
+        let at_most = |name: &'static str, most: usize| -> Result<Option<usize>, ConfigError> {
+            match number(name)? {
+                Some(n) if n > most => Err(ConfigError {
+                    name,
+                    value: n.to_string(),
+                    reason: format!("must be at most {most}"),
+                }),
+                n => Ok(n),
+            }
+        };
         let memory_mb = positive(LAMBDA_MEMORY_SIZE)?.map(NonZeroUsize::get);
         let flag_or = |name: &'static str, default: bool| match var(name).map(|v| v.trim().to_ascii_lowercase()) {
             None => Ok(default),
@@ -159,8 +179,17 @@ impl Config {
             bucket: var(BUCKET_NAME),
             prefix: var(OBJECT_PREFIX),
             max_objects: positive(MAX_OBJECTS)?.map(NonZeroUsize::get),
-            blocking_pool_size: positive(BLOCKING_POOL_SIZE)?.unwrap_or_else(default_blocking_pool_size),
-            max_in_flight: match number(MAX_IN_FLIGHT)? {
+            blocking_pool_size: match at_most(BLOCKING_POOL_SIZE, MOST_BLOCKING_THREADS)? {
+                Some(0) => {
+                    return Err(ConfigError {
+                        name: BLOCKING_POOL_SIZE,
+                        value: "0".to_owned(),
+                        reason: "must be at least 1".to_owned(),
+                    });
+                }
+                n => n.and_then(NonZeroUsize::new).unwrap_or_else(default_blocking_pool_size),
+            },
+            max_in_flight: match at_most(MAX_IN_FLIGHT, MOST_SET_IN_FLIGHT)? {
                 Some(n) => NonZeroUsize::new(n),
                 None => Some(default_max_in_flight(memory_mb)),
             },
@@ -179,7 +208,7 @@ impl Config {
                 .transpose()?,
             audit_when_acls_disabled: flag(AUDIT_WHEN_ACLS_DISABLED)?,
             include_versions: flag(INCLUDE_VERSIONS)?,
-            warm_connections: number(WARM_CONNECTIONS)?,
+            warm_connections: at_most(WARM_CONNECTIONS, MOST_FILE_DESCRIPTORS)?,
             resume_from_store: flag_or(RESUME_FROM_STORE, true)?,
         })
     }

@@ -304,6 +304,23 @@ fn a_malformed_setting_names_the_variable() {
     assert!(err.to_string().contains("MAX_IN_FLIGHT=\"lots\""), "{err}");
 }
 
+/// Counts that size threads, permits or connections are bounded: a semaphore past its most
+/// permits panics, and a billion warm connections would exhaust the process.
+#[test]
+fn a_setting_past_its_bound_names_the_variable_and_the_bound() {
+    for (name, value, most) in [
+        ("BLOCKING_POOL_SIZE", "600", "512"),
+        ("MAX_IN_FLIGHT", "1000000000000", "100000"),
+        ("WARM_CONNECTIONS", "5000", "1024"),
+    ] {
+        let err = Config::from_vars(|var| (var == name).then(|| value.to_owned())).unwrap_err();
+        assert_eq!(err.name, name);
+        assert!(err.to_string().contains(&format!("at most {most}")), "{err}");
+    }
+    assert_eq!(config(&[("BLOCKING_POOL_SIZE", "512")]).blocking_pool_size.get(), 512);
+    assert!(Config::from_vars(|var| (var == "BLOCKING_POOL_SIZE").then(|| "0".to_owned())).is_err());
+}
+
 fn max_in_flight(vars: &[(&str, &str)]) -> Option<usize> {
     config(vars).max_in_flight.map(NonZeroUsize::get)
 }
