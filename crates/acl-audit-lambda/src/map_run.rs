@@ -4,7 +4,7 @@
 //! Adding them up is the state machine's last step (the handler, given the Map's output) and
 //! `acl-map summarize`'s whole job.
 
-use acl_audit::findings::{FailureLine, FindingsWritten};
+use acl_audit::findings::{FailureLine, FindingsWritten, Place};
 use acl_audit::model::S3Location;
 use acl_audit::report::Truncation;
 use acl_audit::s3::read::read_object;
@@ -334,7 +334,8 @@ async fn write_failures(
     for object in &keys {
         let failure = batch_failure(execution, object.clone());
         // Plain data with string keys: serialising cannot fail.
-        let mut line = serde_json::to_vec(&FailureLine::of(input.bucket(), &failure)).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&FailureLine::of(&Place::bucket(input.bucket()), &failure)).unwrap_or_default();
         line.push(b'\n');
         upload.write(&line).await.map_err(|err| err.of(Artifact::Findings))?;
     }

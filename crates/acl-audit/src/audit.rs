@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::bucket::{AccountCheck, BucketContext};
-use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, classify_in};
+use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, Place, classify_in};
 use crate::model::{AclOutcome, Cursor, InventoryCursor, ObjectAcl, ObjectRef, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
@@ -77,6 +77,9 @@ pub struct AuditOptions {
     pub bucket: Option<BucketContext>,
     /// Fetch every ACL even when the bucket's ACLs are disabled.
     pub fetch_when_acls_disabled: bool,
+    /// The account the bucket is in, for its findings lines (a located run knows it from its
+    /// account check).
+    pub account_id: Option<String>,
 }
 
 /// Keys listed, outcomes recorded and objects with findings so far.
@@ -120,10 +123,28 @@ impl AuditError {
     }
 }
 
-/// Where a findings file is written: an S3 object, streamed part by part, or a local file.
+/// Where a findings file is written: an S3 object, streamed part by part, or a local file; or
+/// the file of a sweep of many buckets, which one writer beside them all writes
+/// ([`SharedFindings`]).
 pub enum FindingsOutput {
     S3(StreamingUpload),
     File { path: PathBuf, writer: BufWriter<File> },
+    Shared(SharedFindings),
+}
+
+/// A findings file many runs write into at once (a sweep's): each run's lines go to the one
+/// writer [`SharedFindings::new`] returns, which the caller runs beside them all and which
+/// finishes the file once every handle is dropped.
+#[derive(Clone)]
+pub struct SharedFindings(mpsc::Sender<Line>);
+
+impl SharedFindings {
+    /// A handle on `output`, and its writer: `(uri, future of (objects, failures))`.
+    pub fn new(output: FindingsOutput) -> (Self, String, impl Future<Output = Result<(usize, usize), NotWritten>>) {
+        let uri = output.uri();
+        let (sender, receiver) = mpsc::channel(LINES_IN_FLIGHT);
+        (SharedFindings(sender), uri, write_findings(output, receiver))
+    }
 }
 
 impl FindingsOutput {
@@ -144,6 +165,7 @@ impl FindingsOutput {
         match self {
             FindingsOutput::S3(upload) => upload.uri(),
             FindingsOutput::File { path, .. } => path.display().to_string(),
+            FindingsOutput::Shared(_) => String::new(),
         }
     }
 
@@ -151,6 +173,8 @@ impl FindingsOutput {
         match self {
             FindingsOutput::S3(upload) => upload.write(line).await.map_err(|err| err.of(Artifact::Findings)),
             FindingsOutput::File { path, writer } => writer.write_all(line).map_err(|err| file_error(path, &err)),
+            // Lines for a shared file never reach here: they go to its own writer.
+            FindingsOutput::Shared(_) => Ok(()),
         }
     }
 
@@ -158,6 +182,7 @@ impl FindingsOutput {
         match self {
             FindingsOutput::S3(upload) => upload.finish().await.map_err(|err| err.of(Artifact::Findings)),
             FindingsOutput::File { path, mut writer } => writer.flush().map_err(|err| file_error(&path, &err)),
+            FindingsOutput::Shared(_) => Ok(()),
         }
     }
 
@@ -232,7 +257,7 @@ async fn counting_retries(
 
 /// Tallies each outcome and, when findings are written, hands its line to the writer.
 struct Recorder<'a> {
-    bucket: &'a str,
+    place: Place<'a>,
     context: &'a BucketContext,
     tally: Mutex<Tally>,
     lines: Option<mpsc::Sender<Line>>,
@@ -249,7 +274,7 @@ impl Record for Recorder<'_> {
                 let line = self
                     .lines
                     .as_ref()
-                    .and_then(|_| FindingLine::classified(self.bucket, acl, kinds.clone(), grants, effective))
+                    .and_then(|_| FindingLine::classified(&self.place, acl, kinds.clone(), grants, effective))
                     .and_then(|line| serialised(&line, false));
                 (kinds, line)
             }
@@ -257,7 +282,7 @@ impl Record for Recorder<'_> {
                 let line = self
                     .lines
                     .as_ref()
-                    .and_then(|_| serialised(&FailureLine::of(self.bucket, failure), true));
+                    .and_then(|_| serialised(&FailureLine::of(&self.place, failure), true));
                 (Vec::new(), line)
             }
             AclOutcome::NotFetched(_) => (Vec::new(), None),
@@ -336,6 +361,8 @@ fn findings_channel(
     Option<(String, impl Future<Output = WriteResult>)>,
 ) {
     match findings {
+        // The sweep's writer runs beside every bucket's run: this one only sends it lines.
+        Some(FindingsOutput::Shared(SharedFindings(sender))) => (Some(sender), None),
         Some(output) => {
             let uri = output.uri();
             let (sender, receiver) = mpsc::channel(LINES_IN_FLIGHT);
@@ -414,7 +441,7 @@ struct Fetched {
 /// fetches and finishes the file once the last outcome is in.
 async fn fetch_and_record(
     client: &Client,
-    bucket: &str,
+    place: Place<'_>,
     context: &BucketContext,
     fetching: Fetching,
     findings: Option<FindingsOutput>,
@@ -427,8 +454,9 @@ async fn fetch_and_record(
         skip_acls,
     } = fetching;
     let (lines, writer) = findings_channel(findings);
+    let bucket = place.bucket;
     let recorder = Recorder {
-        bucket,
+        place,
         context,
         tally: Mutex::new(Tally::default()),
         lines,
@@ -509,7 +537,14 @@ async fn audit(
         progress,
         bucket,
         fetch_when_acls_disabled,
+        account_id,
     } = options;
+    let account_id = account_id.or_else(|| {
+        locate
+            .as_ref()
+            .and_then(|locate| locate.account.as_ref())
+            .map(|account| account.account_id.to_owned())
+    });
     let started = Instant::now();
     let resume = target.resume.as_ref();
     let mut pages = KeyPages::resuming(client, target, resume);
@@ -571,9 +606,14 @@ async fn audit(
     let source_pages = all_pages.map(SourcePage::to_fetch);
     // Boxed, as an inventory run's: the pipeline holds the strategy's, the writer's and the
     // listing's futures, and once per run is no cost.
+    let place = Place {
+        account_id: account_id.as_deref(),
+        bucket: &target.bucket,
+        region: context.region.as_deref(),
+    };
     let fetched = Box::pin(fetch_and_record(
         client,
-        &target.bucket,
+        place,
         &context,
         Fetching {
             strategy,
@@ -642,6 +682,7 @@ async fn audit_inventory_once(
         progress,
         bucket,
         fetch_when_acls_disabled: _,
+        account_id,
     } = options;
     let started = Instant::now();
     let cursor = resume.and_then(|resume| resume.cursor.inventory());
@@ -735,9 +776,14 @@ async fn audit_inventory_once(
     };
     // Boxed: a page of the report holds the reader's GetObject and gzip state, kilobytes that
     // need not sit in every caller's future.
+    let place = Place {
+        account_id: account_id.as_deref(),
+        bucket: &source,
+        region: context.region.as_deref(),
+    };
     let fetched = Box::pin(fetch_and_record(
         client,
-        &source,
+        place,
         &context,
         fetching,
         findings,

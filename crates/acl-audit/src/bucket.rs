@@ -42,7 +42,7 @@ impl<T> Check<T> {
     }
 
     /// A failed read: "not configured" for S3's code that says so, unknown otherwise.
-    fn from_error<E>(err: &SdkError<E, aws_smithy_runtime_api::http::Response>, not_configured: &str) -> Self
+    pub(crate) fn from_error<E>(err: &SdkError<E, aws_smithy_runtime_api::http::Response>, not_configured: &str) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -71,7 +71,9 @@ pub struct AccountCheck<'a> {
     pub account_id: &'a str,
 }
 
-async fn read_account_block(account: Option<AccountCheck<'_>>) -> Check<PublicAccessBlock> {
+/// The account's Block Public Access (S3 Control), which applies to every bucket of it: a sweep
+/// reads it once for all.
+pub async fn read_account_block(account: Option<AccountCheck<'_>>) -> Check<PublicAccessBlock> {
     let Some(AccountCheck { client, account_id }) = account else {
         return Check::NotChecked {
             reason: "no account id to read the account's Block Public Access with".to_owned(),
@@ -258,6 +260,16 @@ impl BucketContext {
             acl,
             versioning,
             ..Self::assumed(bucket)
+        }
+        .settled()
+    }
+
+    /// The same settings with the account's Block Public Access read once for a whole sweep.
+    #[must_use]
+    pub fn with_account_block(self, account_public_access_block: Check<PublicAccessBlock>) -> Self {
+        BucketContext {
+            account_public_access_block,
+            ..self
         }
         .settled()
     }

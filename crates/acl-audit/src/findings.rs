@@ -115,10 +115,33 @@ pub fn classify_in<'a>(acl: &'a ObjectAcl, bucket_owner: Option<&str>) -> (Vec<F
     (kinds, grants)
 }
 
+/// Where a line's object is: its account (when the run knows it), bucket and region, so that
+/// one findings file, or one table over many, can hold a whole account's or organization's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Place<'a> {
+    pub account_id: Option<&'a str>,
+    pub bucket: &'a str,
+    pub region: Option<&'a str>,
+}
+
+impl<'a> Place<'a> {
+    /// A bucket whose account and region the caller does not know.
+    pub fn bucket(bucket: &'a str) -> Self {
+        Place {
+            bucket,
+            ..Place::default()
+        }
+    }
+}
+
 /// A line of the findings file: an object with findings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingLine {
+    #[serde(default)]
+    pub account_id: Option<String>,
     pub bucket: String,
+    #[serde(default)]
+    pub region: Option<String>,
     pub key: String,
     /// The version whose ACL this is, when versions are audited (`include_versions`, or an
     /// S3 event naming one); `null`: the current version.
@@ -135,7 +158,11 @@ pub struct FindingLine {
 /// names every object that is not known to be clean.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureLine {
+    #[serde(default)]
+    pub account_id: Option<String>,
     pub bucket: String,
+    #[serde(default)]
+    pub region: Option<String>,
     pub key: String,
     pub version_id: Option<String>,
     pub error: LineError,
@@ -151,19 +178,21 @@ impl FindingLine {
     /// The line for `acl`, if it has a finding.
     pub fn of(bucket: &str, acl: &ObjectAcl) -> Option<Self> {
         let (findings, grants) = classify(acl);
-        Self::classified(bucket, acl, findings, grants, true)
+        Self::classified(&Place::bucket(bucket), acl, findings, grants, true)
     }
 
     /// The same from what [`classify`] gave for `acl`, and whether any of it takes effect.
     pub fn classified(
-        bucket: &str,
+        place: &Place<'_>,
         acl: &ObjectAcl,
         findings: Vec<FindingKind>,
         grants: Vec<&Grant>,
         effective: bool,
     ) -> Option<Self> {
         (!findings.is_empty()).then(|| FindingLine {
-            bucket: bucket.to_owned(),
+            account_id: place.account_id.map(str::to_owned),
+            bucket: place.bucket.to_owned(),
+            region: place.region.map(str::to_owned),
             key: acl.key.clone(),
             version_id: acl.version_id.clone(),
             owner: acl.owner_id.clone(),
@@ -175,9 +204,11 @@ impl FindingLine {
 }
 
 impl FailureLine {
-    pub fn of(bucket: &str, failure: &ObjectFailure) -> Self {
+    pub fn of(place: &Place<'_>, failure: &ObjectFailure) -> Self {
         FailureLine {
-            bucket: bucket.to_owned(),
+            account_id: place.account_id.map(str::to_owned),
+            bucket: place.bucket.to_owned(),
+            region: place.region.map(str::to_owned),
             key: failure.key.clone(),
             version_id: failure.version_id.clone(),
             error: LineError {

@@ -10,6 +10,7 @@
 //! 4. [`report`], [`findings`], [`bucket`], [`audit`] and [`parts`]: the run's report, the
 //!    findings file's lines, the bucket's settings that decide what ACLs mean, the run itself,
 //!    and a bucket cut into parts for a state machine's workers.
+//! 5. [`sweep`]: every bucket of an account, each audited where its ACLs still apply.
 
 pub mod audit;
 pub mod bucket;
@@ -19,6 +20,7 @@ pub mod parts;
 pub mod report;
 pub mod s3;
 pub mod strategy;
+pub mod sweep;
 
 pub use audit::{AuditError, AuditOptions, FindingsOutput, audit_bucket, audit_bucket_until, audit_bucket_with};
 pub use model::{AclOutcome, Grant, Grantee, ObjectAcl, ObjectFailure, ObjectRef, Resume, StrategyKind, Target};

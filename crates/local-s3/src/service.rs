@@ -510,6 +510,60 @@ impl S3 for LocalS3Service {
         Ok(S3Response::new(output))
     }
 
+    /// ListBuckets as S3 pages it since 2024: `max-buckets` at a time (10 000 at most), the
+    /// continuation token the last name listed, each bucket with its region.
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        let input = req.input;
+        let most = input
+            .max_buckets
+            .map_or(10_000, |n| usize::try_from(n).unwrap_or(0))
+            .clamp(1, 10_000);
+        let after = input.continuation_token.as_deref().unwrap_or("");
+        let prefix = input.prefix.as_deref().unwrap_or("");
+        let matching: Vec<(String, String)> = self
+            .store
+            .buckets()
+            .into_iter()
+            .filter(|(name, region)| {
+                name.as_str() > after
+                    && name.starts_with(prefix)
+                    && input.bucket_region.as_deref().is_none_or(|wanted| wanted == region)
+            })
+            .collect();
+        let more = matching.len() > most;
+        let page: Vec<Bucket> = matching
+            .into_iter()
+            .take(most)
+            .map(|(name, region)| Bucket {
+                name: Some(name),
+                bucket_region: Some(region),
+                creation_date: Some(std::time::SystemTime::UNIX_EPOCH.into()),
+            })
+            .collect();
+        let continuation_token = more.then(|| page.last().and_then(|b| b.name.clone())).flatten();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(page),
+            continuation_token,
+            owner: Some(owner_dto()),
+            prefix: input.prefix,
+        }))
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        let bucket = &req.input.bucket;
+        match self.store.bucket_settings(bucket)?.policy_public {
+            None => Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist")),
+            Some(public) => Ok(S3Response::new(GetBucketPolicyStatusOutput {
+                policy_status: Some(PolicyStatus {
+                    is_public: Some(public),
+                }),
+            })),
+        }
+    }
+
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,

@@ -110,6 +110,9 @@ pub struct BucketSettings {
     /// The bucket's own ACL (GetBucketAcl).
     pub acl: Acl,
     pub versioning: Versioning,
+    /// What GetBucketPolicyStatus says of the bucket's policy; `None`: it has none
+    /// (`NoSuchBucketPolicy`).
+    pub policy_public: Option<bool>,
 }
 
 impl Default for BucketSettings {
@@ -120,6 +123,7 @@ impl Default for BucketSettings {
             public_access_block: None,
             acl: Acl::private(),
             versioning: Versioning::Unversioned,
+            policy_public: None,
         }
     }
 }
@@ -290,6 +294,23 @@ impl Store {
 
     pub fn bucket_region(&self, bucket: &str) -> Option<String> {
         self.buckets.read().get(bucket).map(|b| b.settings.region.clone())
+    }
+
+    /// Every bucket's name and region, in name order (ListBuckets).
+    pub fn buckets(&self) -> Vec<(String, String)> {
+        let buckets = self.buckets.read();
+        buckets
+            .iter()
+            .map(|(name, bucket)| (name.clone(), bucket.settings.region.clone()))
+            .collect()
+    }
+
+    /// Gives `bucket` a policy that is public (`Some(true)`) or not, or none.
+    pub fn set_policy_public(&self, bucket: &str, public: Option<bool>) -> Result<(), StoreError> {
+        self.with_bucket_mut(bucket, |b| {
+            b.settings.policy_public = public;
+            Ok(())
+        })
     }
 
     pub fn set_ownership(&self, bucket: &str, ownership: Option<ObjectOwnership>) -> Result<(), StoreError> {

@@ -1,0 +1,520 @@
+//! An account's sweep: every bucket it owns (ListBuckets, each with its region), each bucket's
+//! settings read side by side, then the object audit of each bucket where ACLs still apply, one
+//! after another, into one findings file. A bucket with ACLs disabled (S3's default since April
+//! 2023) is reported with its settings and not crawled; a bucket that cannot be read is
+//! reported with S3's error code and never stops the sweep (docs/sweeps.md).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::DisplayErrorContext;
+use futures::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditError, AuditOptions, FindingsOutput, SharedFindings, audit_bucket_with};
+use crate::bucket::{AccountCheck, BucketContext, Check, PublicAccessBlock, read_account_block};
+use crate::findings::{FindingKind, FindingsWritten};
+use crate::model::{Resume, StrategyKind, Target};
+use crate::report::{AuditReport, Truncation};
+use crate::s3::error::{ListError, error_code};
+use crate::s3::region::RegionalClients;
+use crate::s3::upload::NotWritten;
+use crate::strategy::Strategy;
+
+/// Buckets whose settings are read at once: five requests each.
+const SETTINGS_AT_ONCE: usize = 16;
+
+/// ListBuckets' largest page.
+const BUCKETS_PER_PAGE: i32 = 1000;
+
+/// What a sweep does besides the audit.
+#[derive(Default)]
+pub struct SweepOptions {
+    /// Bucket-name globs (`*`, `?`) a bucket must match one of; empty: every bucket.
+    pub include: Vec<String>,
+    /// Bucket-name globs no audited bucket may match.
+    pub exclude: Vec<String>,
+    /// Crawl buckets whose ACLs are disabled too.
+    pub fetch_when_acls_disabled: bool,
+    /// No bucket's crawl starts after it, and the one under way stops there (its token in
+    /// the report).
+    pub stop_at: Option<Instant>,
+    /// The sweep's one findings file.
+    pub findings: Option<FindingsOutput>,
+    /// Told the name of each bucket as its crawl starts (a progress bar).
+    pub on_bucket: Option<OnBucket>,
+}
+
+/// See [`SweepOptions::on_bucket`].
+pub type OnBucket = Box<dyn Fn(&str) + Send + Sync>;
+
+/// What became of one bucket of the sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BucketState {
+    /// Every object's ACL audited.
+    Audited,
+    /// ACLs disabled (`BucketOwnerEnforced`): no object ACL applies, none fetched.
+    AclsDisabled,
+    /// Crawled and stopped at the sweep's deadline: `resume` says where it goes on.
+    Truncated,
+    /// Not reached before the sweep's deadline.
+    NotReached,
+    /// The bucket could not be read or listed: `error` says why.
+    Failed,
+}
+
+/// One bucket of the sweep: where it is, its settings, and what its crawl found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketAudit {
+    pub bucket: String,
+    pub region: Option<String>,
+    pub state: BucketState,
+    /// Object Ownership, Block Public Access (the bucket's and the account's), the bucket ACL
+    /// and owner, versioning.
+    pub settings: Option<BucketContext>,
+    /// GetBucketPolicyStatus: whether the bucket policy makes the bucket public.
+    pub policy_public: Check<bool>,
+    /// Bucket-level findings: `public_policy`, and what the bucket's own ACL grants anyone.
+    pub bucket_findings: Vec<String>,
+    pub objects_listed: usize,
+    pub acls_fetched: usize,
+    pub failures: usize,
+    pub exposed_objects: usize,
+    pub public_objects: usize,
+    pub by_kind: BTreeMap<FindingKind, usize>,
+    /// A truncated crawl's token: `{"resume": …}` in a bucket run carries it on.
+    pub resume: Option<Resume>,
+    pub error: Option<BucketError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The sweep added up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepTotals {
+    pub buckets: usize,
+    pub audited: usize,
+    pub acls_disabled: usize,
+    pub truncated: usize,
+    pub not_reached: usize,
+    pub failed: usize,
+    pub public_policy_buckets: usize,
+    pub objects_listed: usize,
+    pub acls_fetched: usize,
+    pub failures: usize,
+    pub exposed_objects: usize,
+    pub public_objects: usize,
+}
+
+/// A sweep's report: per bucket, and totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub account_id: Option<String>,
+    pub strategy: StrategyKind,
+    pub buckets: Vec<BucketAudit>,
+    pub totals: SweepTotals,
+    pub findings: Option<FindingsWritten>,
+    pub elapsed_ms: f64,
+}
+
+/// Why a sweep has no report, or has one whose findings were not written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SweepError {
+    /// ListBuckets was refused: the sweep has nothing to go on.
+    #[error("cannot list the account's buckets ({code}): {message} (the caller needs s3:ListAllMyBuckets)")]
+    ListBuckets { code: String, message: String },
+    #[error("the sweep ran, but its findings were not written: {error}")]
+    NotWritten {
+        error: NotWritten,
+        report: Box<SweepReport>,
+    },
+}
+
+/// Sweeps every bucket `clients` can list: see the module's documentation. `account` reads
+/// the account's Block Public Access once (and names the account in every findings line).
+pub async fn sweep_account(
+    clients: &RegionalClients,
+    account: Option<AccountCheck<'_>>,
+    strategy: Strategy,
+    options: SweepOptions,
+) -> Result<SweepReport, SweepError> {
+    let started = Instant::now();
+    let SweepOptions {
+        include,
+        exclude,
+        fetch_when_acls_disabled,
+        stop_at,
+        findings,
+        on_bucket,
+    } = options;
+    let listed = list_buckets(clients.base()).await?;
+    let chosen: Vec<(String, Option<String>)> = listed
+        .into_iter()
+        .filter(|(name, _)| {
+            (include.is_empty() || include.iter().any(|glob| glob_matches(glob, name)))
+                && !exclude.iter().any(|glob| glob_matches(glob, name))
+        })
+        .collect();
+    let account_id = account.as_ref().map(|account| account.account_id.to_owned());
+    let account_block = read_account_block(account).await;
+    let read = stream::iter(chosen)
+        .map(|(name, region)| read_bucket(clients, name, region, &account_block))
+        .buffered(SETTINGS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+
+    let (shared, writer) = match findings {
+        Some(output) => {
+            let (shared, uri, writer) = SharedFindings::new(output);
+            (Some(shared), Some((uri, writer)))
+        }
+        None => (None, None),
+    };
+    let crawl = async move {
+        let mut buckets = Vec::with_capacity(read.len());
+        for bucket in read {
+            buckets.push(
+                crawl_bucket(
+                    bucket,
+                    strategy,
+                    stop_at,
+                    fetch_when_acls_disabled,
+                    shared.as_ref(),
+                    account_id.as_deref(),
+                    on_bucket.as_deref(),
+                )
+                .await,
+            );
+        }
+        // The last handle on the shared file goes here: its writer finishes it.
+        drop(shared);
+        (buckets, account_id)
+    };
+    let ((buckets, account_id), written) = match writer {
+        Some((uri, writer)) => {
+            let (crawled, written) = tokio::join!(crawl, writer);
+            (crawled, Some((uri, written)))
+        }
+        None => (crawl.await, None),
+    };
+    let mut report = SweepReport {
+        account_id,
+        strategy: strategy.kind(),
+        totals: totals(&buckets),
+        buckets,
+        findings: None,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    match written {
+        None => Ok(report),
+        Some((uri, Ok((objects, failures)))) => {
+            report.findings = Some(FindingsWritten { uri, objects, failures });
+            Ok(report)
+        }
+        Some((_, Err(error))) => Err(SweepError::NotWritten {
+            error,
+            report: Box::new(report),
+        }),
+    }
+}
+
+/// Every bucket the caller owns, with its region when ListBuckets names it.
+async fn list_buckets(client: &Client) -> Result<Vec<(String, Option<String>)>, SweepError> {
+    let mut buckets = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        // A max-buckets makes S3 page the answer and name each bucket's region.
+        let page = Box::pin(
+            client
+                .list_buckets()
+                .max_buckets(BUCKETS_PER_PAGE)
+                .set_continuation_token(token.take())
+                .send(),
+        )
+        .await
+        .map_err(|err| SweepError::ListBuckets {
+            code: error_code(&err),
+            message: DisplayErrorContext(&err).to_string(),
+        })?;
+        buckets.extend(
+            page.buckets()
+                .iter()
+                .filter_map(|bucket| Some((bucket.name()?.to_owned(), bucket.bucket_region().map(str::to_owned)))),
+        );
+        match page.continuation_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+            _ => return Ok(buckets),
+        }
+    }
+}
+
+/// A bucket with its settings read, ready to crawl.
+struct ReadBucket {
+    name: String,
+    region: Option<String>,
+    /// A client for the bucket's region and its settings, or why they could not be read.
+    read: Result<(Client, BucketContext), ListError>,
+    policy_public: Check<bool>,
+}
+
+async fn read_bucket(
+    clients: &RegionalClients,
+    name: String,
+    region: Option<String>,
+    account_block: &Check<PublicAccessBlock>,
+) -> ReadBucket {
+    let located = match &region {
+        Some(region) => Ok((clients.client_in(region), Some(region.clone()))),
+        None => clients
+            .for_bucket(&name)
+            .await
+            .map(|located| (located.client, located.region)),
+    };
+    let (client, region) = match located {
+        Ok(located) => located,
+        Err(err) => {
+            return ReadBucket {
+                name,
+                region,
+                read: Err(err),
+                policy_public: Check::NotChecked {
+                    reason: "the bucket could not be located".to_owned(),
+                },
+            };
+        }
+    };
+    let (context, policy) = tokio::join!(
+        Box::pin(BucketContext::read(&client, &name, region.clone(), None)),
+        Box::pin(client.get_bucket_policy_status().bucket(&name).send()),
+    );
+    let policy_public = match policy {
+        Ok(output) => Check::Set(
+            output
+                .policy_status()
+                .and_then(|status| status.is_public())
+                .unwrap_or(false),
+        ),
+        Err(err) => Check::from_error(&err, "NoSuchBucketPolicy"),
+    };
+    let context = context.with_account_block(account_block.clone());
+    ReadBucket {
+        name,
+        region,
+        read: Ok((client, context)),
+        policy_public,
+    }
+}
+
+/// Audits one bucket's objects, unless its ACLs are disabled or the deadline has passed.
+async fn crawl_bucket(
+    bucket: ReadBucket,
+    strategy: Strategy,
+    stop_at: Option<Instant>,
+    fetch_when_acls_disabled: bool,
+    shared: Option<&SharedFindings>,
+    account_id: Option<&str>,
+    on_bucket: Option<&(dyn Fn(&str) + Send + Sync)>,
+) -> BucketAudit {
+    let ReadBucket {
+        name,
+        region,
+        read,
+        policy_public,
+    } = bucket;
+    let mut audit = BucketAudit {
+        bucket_findings: bucket_findings(read.as_ref().ok().map(|(_, context)| context), &policy_public),
+        bucket: name,
+        region,
+        state: BucketState::Audited,
+        settings: None,
+        policy_public,
+        objects_listed: 0,
+        acls_fetched: 0,
+        failures: 0,
+        exposed_objects: 0,
+        public_objects: 0,
+        by_kind: BTreeMap::new(),
+        resume: None,
+        error: None,
+    };
+    let (client, context) = match read {
+        Ok(read) => read,
+        Err(err) => {
+            audit.state = BucketState::Failed;
+            audit.error = Some(list_error(&err));
+            return audit;
+        }
+    };
+    audit.settings = Some(context.clone());
+    if context.acls_disabled && !fetch_when_acls_disabled {
+        audit.state = BucketState::AclsDisabled;
+        return audit;
+    }
+    if stop_at.is_some_and(|at| Instant::now() >= at) {
+        audit.state = BucketState::NotReached;
+        return audit;
+    }
+    if let Some(on_bucket) = on_bucket {
+        on_bucket(&audit.bucket);
+    }
+    let options = AuditOptions {
+        stop_at,
+        findings: shared.cloned().map(FindingsOutput::Shared),
+        bucket: Some(context),
+        fetch_when_acls_disabled,
+        account_id: account_id.map(str::to_owned),
+        ..AuditOptions::default()
+    };
+    let report = match audit_bucket_with(&client, &Target::bucket(&audit.bucket), strategy, options).await {
+        Ok(report) => report,
+        // A shared file's lines are written by the sweep's writer: its error is the sweep's.
+        Err(AuditError::NotWritten { report, .. }) => *report,
+        Err(AuditError::List(err)) => {
+            audit.state = BucketState::Failed;
+            audit.error = Some(list_error(&err));
+            return audit;
+        }
+        Err(AuditError::Inventory(err)) => {
+            audit.state = BucketState::Failed;
+            audit.error = Some(BucketError {
+                code: "InventoryNotRead".to_owned(),
+                message: err.to_string(),
+            });
+            return audit;
+        }
+    };
+    absorb(&mut audit, report);
+    audit
+}
+
+/// A crawl's counts into the bucket's line of the sweep's report.
+fn absorb(audit: &mut BucketAudit, report: AuditReport) {
+    audit.objects_listed = report.objects_listed;
+    audit.acls_fetched = report.acls_fetched;
+    audit.failures = report.failures.count;
+    audit.exposed_objects = report.audit.findings.exposed_objects;
+    audit.public_objects = report.audit.findings.public_objects;
+    audit.by_kind = report.audit.findings.by_kind;
+    match report.truncated {
+        None => {}
+        Some(Truncation::ListingFailed { error }) => {
+            audit.state = BucketState::Failed;
+            audit.error = Some(BucketError {
+                code: "ListingFailed".to_owned(),
+                message: error,
+            });
+            audit.resume = report.resume;
+        }
+        Some(_) => {
+            audit.state = BucketState::Truncated;
+            audit.resume = report.resume;
+        }
+    }
+}
+
+fn bucket_findings(context: Option<&BucketContext>, policy_public: &Check<bool>) -> Vec<String> {
+    let mut findings = Vec::new();
+    if policy_public.set() == Some(&true) {
+        findings.push("public_policy".to_owned());
+    }
+    if let Some(context) = context.filter(|context| context.effective_acl_findings()) {
+        findings.extend(
+            context
+                .acl_findings
+                .iter()
+                .filter_map(|kind| serde_json::to_value(kind).ok())
+                .filter_map(|kind| kind.as_str().map(|kind| format!("bucket_acl_{kind}"))),
+        );
+    }
+    findings
+}
+
+fn list_error(err: &ListError) -> BucketError {
+    let code = match err {
+        ListError::NoSuchBucket { .. } => "NoSuchBucket".to_owned(),
+        ListError::AccessDenied { .. } => "AccessDenied".to_owned(),
+        ListError::WrongRegion { .. } => "WrongRegion".to_owned(),
+        ListError::Failed { code, .. } => code.clone(),
+    };
+    BucketError {
+        code,
+        message: err.to_string(),
+    }
+}
+
+fn totals(buckets: &[BucketAudit]) -> SweepTotals {
+    let mut totals = SweepTotals {
+        buckets: buckets.len(),
+        ..SweepTotals::default()
+    };
+    for bucket in buckets {
+        match bucket.state {
+            BucketState::Audited => totals.audited += 1,
+            BucketState::AclsDisabled => totals.acls_disabled += 1,
+            BucketState::Truncated => totals.truncated += 1,
+            BucketState::NotReached => totals.not_reached += 1,
+            BucketState::Failed => totals.failed += 1,
+        }
+        totals.public_policy_buckets += usize::from(bucket.policy_public.set() == Some(&true));
+        totals.objects_listed += bucket.objects_listed;
+        totals.acls_fetched += bucket.acls_fetched;
+        totals.failures += bucket.failures;
+        totals.exposed_objects += bucket.exposed_objects;
+        totals.public_objects += bucket.public_objects;
+    }
+    totals
+}
+
+/// Whether `name` matches `glob`: `*` any run of characters, `?` any one, the rest itself.
+pub fn glob_matches(glob: &str, name: &str) -> bool {
+    let (glob, name): (Vec<char>, Vec<char>) = (glob.chars().collect(), name.chars().collect());
+    // The classic two-pointer match with one backtrack point (the last `*`).
+    let (mut g, mut n, mut star, mut resume_at) = (0, 0, None, 0);
+    while n < name.len() {
+        match glob.get(g) {
+            Some('*') => {
+                star = Some(g);
+                resume_at = n;
+                g += 1;
+            }
+            Some(&c) if c == '?' || c == name[n] => {
+                g += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some(at) => {
+                    g = at + 1;
+                    resume_at += 1;
+                    n = resume_at;
+                }
+                None => return false,
+            },
+        }
+    }
+    glob[g..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_as_shells_do() {
+        assert!(glob_matches("*", "anything"));
+        assert!(glob_matches("logs-*", "logs-2026"));
+        assert!(!glob_matches("logs-*", "app-logs"));
+        assert!(glob_matches("a?c", "abc"));
+        assert!(!glob_matches("a?c", "ac"));
+        assert!(glob_matches("*-prod-*", "web-prod-eu"));
+        assert!(glob_matches("exact", "exact"));
+        assert!(!glob_matches("exact", "exactly"));
+        assert!(glob_matches("a*b*c", "axxbyyc"));
+        assert!(!glob_matches("a*b*c", "axxbyy"));
+    }
+}
