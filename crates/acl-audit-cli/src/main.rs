@@ -17,6 +17,7 @@ use acl_audit::s3::client::{ClientChoices, client_from_env_with, control_client_
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::{Artifact, put_object};
 use acl_audit::strategy::default_blocking_pool_size;
+use acl_audit::sweep::{SweepError, SweepOptions, sweep_account};
 use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,7 +29,7 @@ const ERROR: u8 = 1;
 const FINDINGS: u8 = 3;
 const INCOMPLETE: u8 = 4;
 
-/// Audit every object ACL of an S3 bucket.
+/// Audit every object ACL of an S3 bucket, or of every bucket of an account.
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -47,8 +48,19 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct Scan {
-    /// What to audit: s3://bucket or s3://bucket/prefix.
-    location: S3Location,
+    /// What to audit: s3://bucket or s3://bucket/prefix (or --all-buckets).
+    #[arg(required_unless_present = "all_buckets", conflicts_with = "all_buckets")]
+    location: Option<S3Location>,
+    /// Every bucket your identity can list (ListBuckets), each crawled where its ACLs apply,
+    /// into one report (per bucket and totals) and one findings file.
+    #[arg(long)]
+    all_buckets: bool,
+    /// With --all-buckets: only buckets whose name matches this glob (* and ?); repeatable.
+    #[arg(long, value_name = "GLOB", requires = "all_buckets")]
+    include: Vec<String>,
+    /// With --all-buckets: no bucket whose name matches this glob; repeatable.
+    #[arg(long, value_name = "GLOB", requires = "all_buckets")]
+    exclude: Vec<String>,
     /// How to schedule the GetObjectAcl calls.
     #[arg(long, default_value = "join-all", value_parser = parse_strategy)]
     strategy: StrategyKind,
@@ -151,7 +163,10 @@ fn in_folder(folder: &S3Location, file: &str) -> S3Location {
 }
 
 async fn run(scan: Scan) -> Result<u8, String> {
-    let bucket = scan.location.bucket.clone();
+    let Some(location) = scan.location.clone() else {
+        return sweep(scan).await;
+    };
+    let bucket = location.bucket.clone();
     check_bucket_name(&bucket).map_err(|err| err.to_string())?;
     let choices = ClientChoices {
         endpoint_url: scan.endpoint_url.clone(),
@@ -160,20 +175,12 @@ async fn run(scan: Scan) -> Result<u8, String> {
     };
     let client = client_from_env_with(&choices).await.map_err(|err| err.to_string())?;
     let target = Target {
-        prefix: Some(scan.location.prefix.clone()).filter(|prefix| !prefix.is_empty()),
+        prefix: Some(location.prefix.clone()).filter(|prefix| !prefix.is_empty()),
         max_objects: scan.max_objects.map(NonZeroUsize::get),
         include_versions: scan.include_versions,
         ..Target::bucket(bucket.clone())
     };
-    let strategy = match scan.strategy {
-        StrategyKind::Sequential => Strategy::Sequential,
-        StrategyKind::SpawnBlocking => Strategy::SpawnBlocking {
-            pool_size: default_blocking_pool_size(),
-        },
-        StrategyKind::JoinAll => Strategy::JoinAll {
-            max_in_flight: NonZeroUsize::new(scan.max_in_flight),
-        },
-    };
+    let strategy = strategy_of(&scan);
     let choice = scan
         .findings
         .as_deref()
@@ -187,14 +194,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
     };
     let progress = Arc::new(Progress::default());
     let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| show_progress(Arc::clone(&progress)));
-    let control = match &scan.account_id {
-        Some(_) => Some(
-            control_client_from_env_with(&choices)
-                .await
-                .map_err(|err| err.to_string())?,
-        ),
-        None => None,
-    };
+    let control = control_for(&scan, &choices).await?;
     let account = control
         .as_ref()
         .zip(scan.account_id.as_deref())
@@ -240,6 +240,116 @@ async fn run(scan: Scan) -> Result<u8, String> {
     })
 }
 
+fn strategy_of(scan: &Scan) -> Strategy {
+    match scan.strategy {
+        StrategyKind::Sequential => Strategy::Sequential,
+        StrategyKind::SpawnBlocking => Strategy::SpawnBlocking {
+            pool_size: default_blocking_pool_size(),
+        },
+        StrategyKind::JoinAll => Strategy::JoinAll {
+            max_in_flight: NonZeroUsize::new(scan.max_in_flight),
+        },
+    }
+}
+
+/// S3 Control, when --account-id asks for the account's Block Public Access.
+async fn control_for(scan: &Scan, choices: &ClientChoices) -> Result<Option<aws_sdk_s3control::Client>, String> {
+    match &scan.account_id {
+        Some(_) => control_client_from_env_with(choices)
+            .await
+            .map(Some)
+            .map_err(|err| err.to_string()),
+        None => Ok(None),
+    }
+}
+
+/// `--all-buckets`: every bucket the caller can list, into one report and findings file.
+async fn sweep(scan: Scan) -> Result<u8, String> {
+    let choices = ClientChoices {
+        endpoint_url: scan.endpoint_url.clone(),
+        profile: scan.profile.clone(),
+        region: scan.region.clone(),
+    };
+    let client = client_from_env_with(&choices).await.map_err(|err| err.to_string())?;
+    let folder_name = format!("account-{}", scan.account_id.as_deref().unwrap_or("unknown"));
+    let choice = scan
+        .findings
+        .as_deref()
+        .map(|text| findings_choice(text, &folder_name))
+        .transpose()?;
+    let output = match &choice {
+        None => None,
+        Some(FindingsChoice::File(path)) => Some(FindingsOutput::file(path).map_err(|err| err.to_string())?),
+        Some(FindingsChoice::Object(file)) => Some(FindingsOutput::s3(&client, file)),
+        Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE))),
+    };
+    let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let shown = bar.clone();
+    let options = SweepOptions {
+        include: scan.include.clone(),
+        exclude: scan.exclude.clone(),
+        fetch_when_acls_disabled: scan.audit_when_acls_disabled,
+        findings: output,
+        on_bucket: Some(Box::new(move |bucket: &str| {
+            if let Some(bar) = &shown {
+                bar.set_message(format!("auditing s3://{bucket}"));
+            }
+        })),
+        account_id: scan.account_id.clone(),
+        ..SweepOptions::default()
+    };
+    let control = control_for(&scan, &choices).await?;
+    let account = control
+        .as_ref()
+        .zip(scan.account_id.as_deref())
+        .map(|(client, account_id)| AccountCheck { client, account_id });
+    let clients = RegionalClients::new(client.clone());
+    let result = sweep_account(&clients, account, strategy_of(&scan), options).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(err @ SweepError::ListBuckets { .. }) => return Err(err.to_string()),
+        Err(SweepError::NotWritten { error, report }) => {
+            print_json(&report);
+            return Err(format!("the sweep ran, but {error}"));
+        }
+    };
+    if let Some(FindingsChoice::Folder(folder)) = &choice {
+        // Plain data with string keys: serialising cannot fail.
+        let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        put_object(&client, &in_folder(folder, REPORT_FILE), "application/json", body)
+            .await
+            .map_err(|err| {
+                print_json(&report);
+                format!("the sweep ran, but {}", err.of(Artifact::Report))
+            })?;
+    }
+    print_json(&report);
+    let totals = &report.totals;
+    let with_findings = report
+        .buckets
+        .iter()
+        .any(|bucket| bucket.objects_with_findings > 0 || !bucket.bucket_findings.is_empty());
+    Ok(if with_findings {
+        FINDINGS
+    } else if totals.failed + totals.truncated + totals.not_reached + totals.failures > 0 {
+        INCOMPLETE
+    } else {
+        CLEAN
+    })
+}
+
+fn print_json(report: &impl serde::Serialize) {
+    // Plain data with string keys: serialising cannot fail.
+    println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+}
+
 /// The listing's error with what a shell user can change.
 fn list_advice(err: &ListError) -> String {
     match err {
@@ -253,8 +363,7 @@ fn list_advice(err: &ListError) -> String {
 }
 
 fn print_report(report: &AuditReport) {
-    // Plain data with string keys: serialising cannot fail.
-    println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+    print_json(report);
 }
 
 /// A spinner on stderr with the run's counters, redrawn ten times a second.

@@ -201,3 +201,46 @@ fn against_moto_the_findings_are_the_same() {
 fn acl_audit_test_client(endpoint: &str) -> aws_sdk_s3::Client {
     acl_audit::s3::client::client_for_endpoint(endpoint, "moto-key", "moto-secret")
 }
+
+/// `--all-buckets`: every bucket in the report, crawled where its ACLs apply, one findings file
+/// whose lines name their bucket; `--include`/`--exclude` choose buckets; a location beside it
+/// is a usage error.
+#[tokio::test(flavor = "multi_thread")]
+async fn all_buckets_sweeps_the_account_into_one_report_and_findings_file() {
+    let s3 = LocalS3::start().await.unwrap();
+    local_s3::seed_bucket(s3.store(), "seeded", 100).unwrap();
+    local_s3::seed_bucket(s3.store(), "enforced", 50).unwrap();
+    s3.store()
+        .set_ownership("enforced", Some(local_s3::store::ObjectOwnership::BucketOwnerEnforced))
+        .unwrap();
+    s3.store().create_bucket("skipped").unwrap();
+    let file = std::env::temp_dir().join(format!("acl-audit-cli-sweep-{}.jsonl", std::process::id()));
+    let file_arg = file.display().to_string();
+    let s3 = std::sync::Arc::new(s3);
+    let shared = std::sync::Arc::clone(&s3);
+    let output = run(move || {
+        scan_local(
+            &shared,
+            &["--all-buckets", "--exclude", "skip*", "--findings", &file_arg],
+        )
+    })
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&output);
+    assert_eq!(report["totals"]["buckets"], 2, "{report}");
+    assert_eq!(report["totals"]["acls_disabled"], 1);
+    assert_eq!(report["totals"]["acls_fetched"], 100);
+    assert_eq!(s3.requests("GetObjectAcl"), 100);
+    let lines = std::fs::read_to_string(&file).unwrap();
+    assert!(!lines.is_empty());
+    assert!(lines.lines().all(|line| line.contains("\"bucket\":\"seeded\"")));
+
+    let shared = std::sync::Arc::clone(&s3);
+    let both = run(move || scan_local(&shared, &["s3://seeded", "--all-buckets"])).await;
+    assert_eq!(both.status.code(), Some(2));
+}

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use acl_audit::model::S3Location;
 use acl_audit::strategy::default_blocking_pool_size;
+
+use crate::event::AuditScope;
 use acl_audit::{Strategy, StrategyKind};
 
 pub const BUCKET_NAME: &str = "BUCKET_NAME";
@@ -33,6 +35,8 @@ pub const MOST_BLOCKING_THREADS: usize = 512;
 pub const MOST_SET_IN_FLIGHT: usize = 100_000;
 /// A Lambda process's file descriptors: no more connections can be open at once.
 pub const MOST_FILE_DESCRIPTORS: usize = 1024;
+/// What a run with no `scope` in its event audits: `bucket` (the default) or `account`.
+pub const AUDIT_SCOPE: &str = "AUDIT_SCOPE";
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -119,6 +123,8 @@ pub struct Config {
     /// `RESUME_FROM_STORE`: a scheduled run stores its resume token under `FINDINGS_URI`,
     /// and the next run of the same target takes it up (docs/reliability.md).
     pub resume_from_store: bool,
+    /// `AUDIT_SCOPE`: what an event that names no scope audits.
+    pub scope: AuditScope,
 }
 
 impl Config {
@@ -210,6 +216,18 @@ impl Config {
             include_versions: flag(INCLUDE_VERSIONS)?,
             warm_connections: at_most(WARM_CONNECTIONS, MOST_FILE_DESCRIPTORS)?,
             resume_from_store: flag_or(RESUME_FROM_STORE, true)?,
+            scope: match var(AUDIT_SCOPE).map(|v| v.trim().to_ascii_lowercase()) {
+                None => AuditScope::Bucket,
+                Some(value) if value == "bucket" => AuditScope::Bucket,
+                Some(value) if value == "account" => AuditScope::Account,
+                Some(value) => {
+                    return Err(ConfigError {
+                        name: AUDIT_SCOPE,
+                        value,
+                        reason: "expected bucket or account".to_owned(),
+                    });
+                }
+            },
         })
     }
 

@@ -33,6 +33,9 @@ pub enum HandlerError {
     /// A plan or collect step of a state machine run of parts failed.
     #[error(transparent)]
     Step(#[from] StepError),
+    /// An account sweep could not list the account's buckets.
+    #[error("{0}")]
+    BucketsNotListed(String),
     /// A panic, caught: a bug, answered as an error with its message, and the process serves
     /// the next event.
     #[error("internal error (a bug; please report it): {0}")]
@@ -99,6 +102,7 @@ impl HandlerError {
             HandlerError::Step(StepError::NoProgress { .. }) => "NoProgress",
             HandlerError::Step(StepError::TooManyPasses { .. }) => "TooManyPasses",
             HandlerError::Internal(_) => "InternalError",
+            HandlerError::BucketsNotListed(_) => "BucketsNotListed",
         }
     }
 }

@@ -39,6 +39,27 @@ pub struct Request {
     /// token of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub map_part: bool,
+    /// What the run audits: one bucket (the default), or every bucket of the account;
+    /// overrides `AUDIT_SCOPE`.
+    #[serde(default)]
+    pub scope: Option<AuditScope>,
+    /// An account sweep's bucket-name globs (`*`, `?`): only buckets matching one of them.
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    /// An account sweep's bucket-name globs: no bucket matching one of them.
+    #[serde(default)]
+    pub exclude: Option<Vec<String>>,
+}
+
+/// What a run audits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditScope {
+    /// One bucket: the event's, or `BUCKET_NAME`.
+    #[default]
+    Bucket,
+    /// Every bucket the account owns, each crawled where its ACLs apply.
+    Account,
 }
 
 /// What a Distributed Map state with a `ResultWriter` outputs (Step Functions' "ResultWriter"

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{Job, resolve};
 use crate::outcome::Invocation;
-use crate::{add_up, inventory_audit, listing_audit, steps};
+use crate::{account_sweep, add_up, inventory_audit, listing_audit, steps};
 
 /// One invocation of a function of `kind`: what it did, for its metrics and its reply
 /// ([`Invocation::into_reply`]).
@@ -53,6 +53,7 @@ async fn run_job(kind: StrategyKind, clients: &Clients, config: &Config, event: 
         Job::Audit(job) => listing_audit::run(kind, clients, config, &context, job).await,
         Job::Inventory(job) => inventory_audit::run(kind, clients, config, &context, job).await,
         Job::AddUp(job) => add_up::run(kind, clients, config, job).await,
+        Job::Sweep(job) => account_sweep::run(kind, clients, config, &context, job).await,
         Job::Plan(request) => stepped(steps::plan(&clients.s3, config, request).await, config),
         Job::Collect(request) => stepped(steps::collect(&clients.s3, *request).await, config),
     }

@@ -12,7 +12,7 @@ use acl_audit::model::{Cursor, InvalidBucketName, ObjectRef, S3Location, check_b
 use acl_audit::{Resume, Target};
 
 use crate::config::{BUCKET_NAME, Config};
-use crate::event::{CollectRequest, MapRunOutput, PlanRequest, Request, S3_OBJECT_EVENTS, S3ObjectEvent};
+use crate::event::{AuditScope, CollectRequest, MapRunOutput, PlanRequest, Request, S3_OBJECT_EVENTS, S3ObjectEvent};
 
 /// What an invocation does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,17 @@ pub enum Job {
     Collect(Box<CollectRequest>),
     /// The state machine's last step: add every pass's parts up into one report.
     AddUp(AddUpJob),
+    /// Every bucket of the account: each one's settings, and its objects where ACLs apply.
+    Sweep(SweepJob),
+}
+
+/// An account sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepJob {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Crawl buckets whose ACLs are disabled too.
+    pub fetch_when_acls_disabled: bool,
 }
 
 /// Who drives a run, which decides whether it takes up and stores a token under
@@ -162,8 +173,25 @@ fn resolve_shape(payload: Value, config: &Config) -> Result<Job, RequestError> {
     }
 }
 
-/// A request's audit: of an inventory report when it or its token names one, else of a listing.
+/// A request's audit: of an inventory report when it or its token names one, else of a listing;
+/// or the account's sweep, when the request or `AUDIT_SCOPE` asks for one.
 fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
+    // A request naming what to audit is a bucket's run whatever AUDIT_SCOPE says, so that a
+    // schedule's `{"bucket": …}` keeps its meaning.
+    let names_a_bucket = request.bucket.is_some() || request.resume.is_some() || request.inventory.is_some();
+    let scope = match request.scope {
+        Some(scope) => scope,
+        None if names_a_bucket => AuditScope::Bucket,
+        None => config.scope,
+    };
+    if scope == AuditScope::Account {
+        return sweep(request, config);
+    }
+    if request.include.is_some() || request.exclude.is_some() {
+        return Err(RequestError::InvalidEvent(
+            "include and exclude choose an account sweep's buckets: add \"scope\": \"account\"".to_owned(),
+        ));
+    }
     let origin = match (&request.resume, request.map_part) {
         (_, true) => Origin::Part,
         (Some(_), false) => Origin::Caller,
@@ -213,6 +241,31 @@ fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
         manifest,
         resume,
         origin,
+    }))
+}
+
+/// An account sweep's job; a request that also names one bucket's run is refused, not guessed at.
+fn sweep(request: Request, config: &Config) -> Result<Job, RequestError> {
+    let bucket_fields = [
+        ("bucket", request.bucket.is_some()),
+        ("prefix", request.prefix.is_some()),
+        ("max_objects", request.max_objects.is_some()),
+        ("resume", request.resume.is_some()),
+        ("include_versions", request.include_versions.is_some()),
+        ("inventory", request.inventory.is_some()),
+        ("map_part", request.map_part),
+    ];
+    if let Some((field, _)) = bucket_fields.iter().find(|(_, given)| *given) {
+        return Err(RequestError::InvalidEvent(format!(
+            "scope \"account\" audits every bucket of the account: drop {field}, or drop the scope to audit one bucket"
+        )));
+    }
+    Ok(Job::Sweep(SweepJob {
+        include: request.include.unwrap_or_default(),
+        exclude: request.exclude.unwrap_or_default(),
+        fetch_when_acls_disabled: request
+            .audit_when_acls_disabled
+            .unwrap_or(config.audit_when_acls_disabled),
     }))
 }
 
@@ -274,7 +327,7 @@ fn check_lengths(job: &Job) -> Result<(), RequestError> {
         Job::Audit(job) => (job.target.prefix.as_deref(), job.target.resume.as_ref()),
         Job::Inventory(job) => (None, job.resume.as_ref()),
         Job::Plan(plan) => (plan.prefix.as_deref(), None),
-        Job::Collect(_) | Job::AddUp(_) => (None, None),
+        Job::Collect(_) | Job::AddUp(_) | Job::Sweep(_) => (None, None),
     };
     let mut named: Vec<(String, &str)> = Vec::new();
     named.extend(target_prefix.map(|prefix| ("prefix".to_owned(), prefix)));

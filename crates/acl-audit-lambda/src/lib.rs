@@ -9,6 +9,7 @@
 //!
 //! The audit itself is the `acl-audit` crate's.
 
+pub mod account_sweep;
 pub mod add_up;
 pub mod clients;
 pub mod config;

@@ -8,7 +8,10 @@ use acl_audit::findings::FindingKind;
 use acl_audit::{AuditReport, StrategyKind};
 use serde_json::{Map, Value, json};
 
+use acl_audit::sweep::SweepReport;
+
 use crate::outcome::{Invocation, Scope};
+use crate::record::RunReport;
 
 /// The CloudWatch namespace of the functions' metrics (the template's dashboard and alarms
 /// read it).
@@ -189,7 +192,36 @@ pub fn emit(kind: StrategyKind, invocation: &Invocation, function: &Function) {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    if let Invocation::Swept { report, .. } = invocation {
+        for line in sweep_lines(kind, report, function, now_ms) {
+            println!("{line}");
+        }
+        return;
+    }
     println!("{}", emf_line(kind, invocation, function, now_ms));
+}
+
+/// A sweep's metrics: one line per bucket it read, by `Bucket` alone, as a bucket's own run
+/// would count it, so that the per-bucket alarms see every bucket of the account.
+pub fn sweep_lines(kind: StrategyKind, report: &SweepReport, function: &Function, timestamp_ms: u64) -> Vec<String> {
+    report
+        .buckets
+        .iter()
+        .filter(|bucket| bucket.settings.is_some())
+        .map(|bucket| {
+            let mut counted = AuditReport::empty(kind, &bucket.bucket);
+            counted.objects_listed = bucket.objects_listed;
+            counted.acls_fetched = bucket.acls_fetched;
+            counted.failures.count = bucket.failures;
+            counted.audit.findings.exposed_objects = bucket.exposed_objects;
+            counted.audit.findings.public_objects = bucket.public_objects;
+            counted.audit.findings.objects = bucket.objects_with_findings;
+            counted.audit.findings.by_kind.clone_from(&bucket.by_kind);
+            counted.bucket_settings.clone_from(&bucket.settings);
+            let invocation = Invocation::audited(RunReport::new(counted, None), None, Scope::MapRun);
+            emf_line(kind, &invocation, function, timestamp_ms)
+        })
+        .collect()
 }
 
 #[cfg(test)]

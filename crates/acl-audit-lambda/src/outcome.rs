@@ -3,6 +3,7 @@
 
 use acl_audit::AuditReport;
 use acl_audit::s3::upload::NotWritten;
+use acl_audit::sweep::SweepReport;
 
 use crate::error::HandlerError;
 use crate::event::Pass;
@@ -24,6 +25,11 @@ pub enum Invocation {
     },
     /// A plan or collect step of a state machine run of parts: no audit, a [`Pass`].
     Stepped { pass: Box<Pass> },
+    /// An account's sweep, its findings written or not.
+    Swept {
+        report: Box<SweepReport>,
+        findings_error: Option<NotWritten>,
+    },
 }
 
 /// What an invocation answers its caller: an audit's report, or a step's pass.
@@ -32,6 +38,7 @@ pub enum Invocation {
 pub enum Reply {
     Report(Box<RunReport>),
     Pass(Box<Pass>),
+    Sweep(Box<SweepReport>),
 }
 
 /// What part of an audit an invocation's report covers, which decides the metrics it counts
@@ -80,7 +87,7 @@ impl Invocation {
     pub fn scope(&self) -> Scope {
         match self {
             Invocation::Audited { scope, .. } => *scope,
-            Invocation::Failed { .. } | Invocation::Stepped { .. } => Scope::Run,
+            Invocation::Failed { .. } | Invocation::Stepped { .. } | Invocation::Swept { .. } => Scope::Run,
         }
     }
 
@@ -88,6 +95,14 @@ impl Invocation {
     pub fn into_reply(self) -> Result<Reply, HandlerError> {
         match self {
             Invocation::Stepped { pass } => Ok(Reply::Pass(pass)),
+            Invocation::Swept {
+                report,
+                findings_error: None,
+            } => Ok(Reply::Sweep(report)),
+            Invocation::Swept {
+                findings_error: Some(err),
+                ..
+            } => Err(HandlerError::NotWritten(err)),
             audit => audit.into_run_report().map(|report| Reply::Report(Box::new(report))),
         }
     }
@@ -102,6 +117,9 @@ impl Invocation {
         match self {
             Invocation::Stepped { .. } => {
                 Err(RequestError::InvalidEvent("a plan or collect step answers a pass, not a report".to_owned()).into())
+            }
+            Invocation::Swept { .. } => {
+                Err(RequestError::InvalidEvent("an account sweep answers a sweep's report".to_owned()).into())
             }
             Invocation::Audited {
                 report,
@@ -121,13 +139,14 @@ impl Invocation {
             Invocation::Audited { report, .. } => Some(&report.bucket),
             Invocation::Failed { bucket, .. } => bucket.as_deref(),
             Invocation::Stepped { pass } => Some(&pass.bucket),
+            Invocation::Swept { .. } => None,
         }
     }
 
     pub fn report(&self) -> Option<&AuditReport> {
         match self {
             Invocation::Audited { report, .. } => Some(&report.report),
-            Invocation::Failed { .. } | Invocation::Stepped { .. } => None,
+            Invocation::Failed { .. } | Invocation::Stepped { .. } | Invocation::Swept { .. } => None,
         }
     }
 
@@ -136,6 +155,9 @@ impl Invocation {
         !matches!(
             self,
             Invocation::Audited {
+                findings_error: None,
+                ..
+            } | Invocation::Swept {
                 findings_error: None,
                 ..
             }

@@ -99,7 +99,11 @@ async fn pass_on(client: &Client, location: &S3Location, report: &AuditReport, f
 }
 
 /// The report beside the findings file.
-pub async fn write_report(client: &Client, folder: &S3Location, report: &RunReport) -> Result<(), NotWritten> {
+pub async fn write_report(
+    client: &Client,
+    folder: &S3Location,
+    report: &impl serde::Serialize,
+) -> Result<(), NotWritten> {
     // Plain data with string keys: serialising cannot fail.
     let body = serde_json::to_vec_pretty(report).unwrap_or_default();
     put_object(client, &in_folder(folder, REPORT_FILE), "application/json", body)

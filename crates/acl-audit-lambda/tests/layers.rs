@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-const LAYERS: [(&str, u8); 16] = [
+const LAYERS: [(&str, u8); 17] = [
     // What comes in: the environment, the wire formats, the clients.
     ("config", 1),
     ("event", 1),
@@ -21,6 +21,7 @@ const LAYERS: [(&str, u8); 16] = [
     ("listing_audit", 5),
     ("inventory_audit", 5),
     ("add_up", 5),
+    ("account_sweep", 5),
     ("handler", 6),
     ("metrics", 7),
     ("runtime", 7),

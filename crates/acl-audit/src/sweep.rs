@@ -44,6 +44,9 @@ pub struct SweepOptions {
     pub findings: Option<FindingsOutput>,
     /// Told the name of each bucket as its crawl starts (a progress bar).
     pub on_bucket: Option<OnBucket>,
+    /// The account swept, when the caller knows it without an account check (a function's
+    /// ARN names it): in the report and every findings line.
+    pub account_id: Option<String>,
 }
 
 /// See [`SweepOptions::on_bucket`].
@@ -81,6 +84,8 @@ pub struct BucketAudit {
     pub objects_listed: usize,
     pub acls_fetched: usize,
     pub failures: usize,
+    /// Objects with any finding, exposed or not.
+    pub objects_with_findings: usize,
     pub exposed_objects: usize,
     pub public_objects: usize,
     pub by_kind: BTreeMap<FindingKind, usize>,
@@ -152,6 +157,7 @@ pub async fn sweep_account(
         stop_at,
         findings,
         on_bucket,
+        account_id,
     } = options;
     let listed = list_buckets(clients.base()).await?;
     let chosen: Vec<(String, Option<String>)> = listed
@@ -161,7 +167,10 @@ pub async fn sweep_account(
                 && !exclude.iter().any(|glob| glob_matches(glob, name))
         })
         .collect();
-    let account_id = account.as_ref().map(|account| account.account_id.to_owned());
+    let account_id = account
+        .as_ref()
+        .map(|account| account.account_id.to_owned())
+        .or(account_id);
     let account_block = read_account_block(account).await;
     let read = stream::iter(chosen)
         .map(|(name, region)| read_bucket(clients, name, region, &account_block))
@@ -337,6 +346,7 @@ async fn crawl_bucket(
         objects_listed: 0,
         acls_fetched: 0,
         failures: 0,
+        objects_with_findings: 0,
         exposed_objects: 0,
         public_objects: 0,
         by_kind: BTreeMap::new(),
@@ -398,6 +408,7 @@ fn absorb(audit: &mut BucketAudit, report: AuditReport) {
     audit.objects_listed = report.objects_listed;
     audit.acls_fetched = report.acls_fetched;
     audit.failures = report.failures.count;
+    audit.objects_with_findings = report.audit.findings.objects;
     audit.exposed_objects = report.audit.findings.exposed_objects;
     audit.public_objects = report.audit.findings.public_objects;
     audit.by_kind = report.audit.findings.by_kind;

@@ -137,7 +137,7 @@ async fn step(client: &Client, config: &Config, payload: Value, name: &str) -> a
     .await;
     match invocation.into_reply() {
         Ok(Reply::Pass(pass)) => Ok(*pass),
-        Ok(Reply::Report(_)) => anyhow::bail!("the {name} step answered a report, not a pass"),
+        Ok(Reply::Report(_) | Reply::Sweep(_)) => anyhow::bail!("the {name} step answered a report, not a pass"),
         Err(err) => anyhow::bail!("the {name} step: {}: {err}", err.error_type()),
     }
 }

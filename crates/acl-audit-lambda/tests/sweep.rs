@@ -1,0 +1,129 @@
+//! `{"scope": "account"}` through the functions' entry point against local-s3: every bucket in
+//! one report and one findings file under `<FINDINGS_URI>account-<id>/…`, no GetObjectAcl on a
+//! bucket whose ACLs are disabled; `AUDIT_SCOPE=account` makes it a schedule's default, and an
+//! event that also names one bucket's run is refused.
+
+use test_support as common;
+
+use std::collections::HashMap;
+
+use acl_audit::StrategyKind;
+use acl_audit_lambda::{Clients, Config, Invocation, Reply};
+use lambda_runtime::{Context, LambdaEvent};
+use local_s3::acl::{Acl, CannedAcl};
+use local_s3::store::{ObjectOwnership, StoredObject};
+use serde_json::{Value, json};
+
+const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:join-all";
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_vars(|name| vars.get(name).cloned()).expect("valid test configuration")
+}
+
+fn event(payload: Value) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.invoked_function_arn = FUNCTION_ARN.to_owned();
+    context.request_id = "sweep-request".to_owned();
+    LambdaEvent::new(payload, context)
+}
+
+async fn account() -> (local_s3::LocalS3, aws_sdk_s3::Client) {
+    let (s3, client) = common::endpoint().await;
+    let store = s3.store();
+    for (bucket, disabled) in [("open", false), ("closed", true)] {
+        store.create_bucket(bucket).unwrap();
+        for n in 0..5 {
+            let object = StoredObject::new("x".into(), Acl::canned(CannedAcl::PublicRead));
+            store.put_object(bucket, &format!("k{n}"), object).unwrap();
+        }
+        if disabled {
+            store
+                .set_ownership(bucket, Some(ObjectOwnership::BucketOwnerEnforced))
+                .unwrap();
+        }
+    }
+    store.create_bucket("findings").unwrap();
+    (s3, client)
+}
+
+async fn sweep(client: &aws_sdk_s3::Client, config: &Config, payload: Value) -> Invocation {
+    acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(client), config, event(payload)).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_scope_event_sweeps_every_bucket_into_one_report_and_findings_file() {
+    let (s3, client) = account().await;
+    let config = config(&[("FINDINGS_URI", "s3://findings/acl-audit/")]);
+    let invocation = sweep(&client, &config, json!({"scope": "account"})).await;
+    let Ok(Reply::Sweep(report)) = invocation.into_reply() else {
+        panic!("not a sweep's report")
+    };
+    assert_eq!(report.account_id.as_deref(), Some("123456789012"));
+    assert_eq!(
+        (
+            report.totals.buckets,
+            report.totals.audited,
+            report.totals.acls_disabled
+        ),
+        (3, 2, 1)
+    );
+    assert_eq!(
+        s3.requests("GetObjectAcl"),
+        5,
+        "the ACLs-disabled bucket is not crawled"
+    );
+    let findings = report.findings.as_ref().unwrap();
+    assert_eq!(findings.objects, 5);
+    let key = findings.uri.strip_prefix("s3://findings/").unwrap();
+    assert!(key.starts_with("acl-audit/account-123456789012/"), "{key}");
+    assert!(key.ends_with("/sweep-request/findings.jsonl"), "{key}");
+    let (body, _) = s3.store().object("findings", key).unwrap();
+    for line in String::from_utf8(body.to_vec()).unwrap().lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (
+                line["account_id"].as_str(),
+                line["bucket"].as_str(),
+                line["region"].as_str()
+            ),
+            (Some("123456789012"), Some("open"), Some("us-east-1")),
+            "{line}"
+        );
+    }
+    let report_key = key.replace("findings.jsonl", "report.json");
+    let (written, _) = s3.store().object("findings", &report_key).unwrap();
+    let written: Value = serde_json::from_slice(&written).unwrap();
+    assert_eq!(written["totals"]["buckets"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_scope_account_makes_a_sweep_the_default_and_a_named_bucket_still_one_run() {
+    let (_s3, client) = account().await;
+    let config = config(&[("AUDIT_SCOPE", "account")]);
+    assert!(matches!(
+        sweep(&client, &config, json!({})).await,
+        Invocation::Swept { .. }
+    ));
+    let one = sweep(&client, &config, json!({"bucket": "open"}))
+        .await
+        .into_result()
+        .unwrap();
+    assert_eq!(one.bucket, "open");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_sweep_naming_one_bucket_s_fields_is_refused() {
+    let (_s3, client) = account().await;
+    let config = config(&[]);
+    for payload in [
+        json!({"scope": "account", "bucket": "open"}),
+        json!({"scope": "account", "prefix": "k"}),
+        json!({"include": ["o*"]}),
+    ] {
+        let err = sweep(&client, &config, payload.clone()).await.into_reply().unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent", "{payload}: {err}");
+    }
+    let err = Config::from_vars(|name| (name == "AUDIT_SCOPE").then(|| "galaxy".to_owned())).unwrap_err();
+    assert!(err.to_string().contains("AUDIT_SCOPE"), "{err}");
+}
