@@ -11,11 +11,13 @@
 //!    findings file's lines, the bucket's settings that decide what ACLs mean, the run itself,
 //!    and a bucket cut into parts for a state machine's workers.
 //! 5. [`sweep`]: every bucket of an account, each audited where its ACLs still apply.
+//! 6. [`organization`]: every account of an AWS Organization, each swept with a role assumed.
 
 pub mod audit;
 pub mod bucket;
 pub mod findings;
 pub mod model;
+pub mod organization;
 pub mod parts;
 pub mod report;
 pub mod s3;

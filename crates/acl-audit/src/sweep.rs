@@ -179,6 +179,8 @@ pub async fn sweep_account(
         .await;
 
     let (shared, writer) = match findings {
+        // An organization's file: its writer runs beside every account's sweep.
+        Some(FindingsOutput::Shared(shared)) => (Some(shared), None),
         Some(output) => {
             let (shared, uri, writer) = SharedFindings::new(output);
             (Some(shared), Some((uri, writer)))

@@ -239,6 +239,50 @@ pub async fn control_client_from_env_with(choices: &ClientChoices) -> Result<aws
     Ok(control_client_from_sdk_config(&sdk_config, endpoint_url.as_deref()))
 }
 
+/// Organizations and STS clients (an organization's sweep) from the same configuration as
+/// [`client_from_env_with`]'s S3 client.
+pub async fn organization_clients_from_env_with(
+    choices: &ClientChoices,
+) -> Result<(aws_sdk_organizations::Client, aws_sdk_sts::Client), ClientError> {
+    let mut loader = loader_for(choices)?;
+    if let Some(url) = &choices.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let sdk_config = loader.load().await;
+    Ok((
+        aws_sdk_organizations::Client::new(&sdk_config),
+        aws_sdk_sts::Client::new(&sdk_config),
+    ))
+}
+
+/// `base` with other credentials (a member account's, from AssumeRole): the same endpoint,
+/// region, retries, timeouts and HTTP client.
+pub fn with_credentials(base: &Client, credentials: Credentials) -> Client {
+    let config = base
+        .config()
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .build();
+    Client::from_conf(config)
+}
+
+/// The S3 Control client `base` with other credentials, as [`with_credentials`].
+pub fn control_with_credentials(
+    base: &aws_sdk_s3control::Client,
+    credentials: Credentials,
+) -> aws_sdk_s3control::Client {
+    let config = base
+        .config()
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .build();
+    aws_sdk_s3control::Client::from_conf(config)
+}
+
 fn endpoint_from_env(names: &[&str]) -> Option<String> {
     names
         .iter()
