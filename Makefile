@@ -109,7 +109,7 @@ local-loop-test: $(VENV)/bin/cargo-lambda
 
 ## template-check: cfn-lint, sam validate --lint, and least privilege/packaging (deploy/check_template.py), offline
 template-check: $(DEPLOY_VENV)/.installed
-	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
+	$(DEPLOY_VENV)/bin/cfn-lint template.yaml deploy/member-role.yaml
 	$(SAM_OFFLINE) $(DEPLOY_VENV)/bin/sam validate --lint
 	$(DEPLOY_VENV)/bin/python deploy/check_template.py
 	$(DEPLOY_VENV)/bin/python -m unittest discover -s deploy

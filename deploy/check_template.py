@@ -79,7 +79,28 @@ RESUME_TOKENS = {"s3:GetObject", "s3:DeleteObject"}
 RESUME_PREFIX = "/${FindingsPrefix}resume/*"
 # Actions the Service Authorization Reference lists with no resource type: "*" is the only
 # resource they take.
-NO_RESOURCE_TYPE = {"s3:GetAccountPublicAccessBlock"}
+NO_RESOURCE_TYPE = {"s3:GetAccountPublicAccessBlock", "s3:ListAllMyBuckets", "organizations:ListAccounts"}
+# A sweep's policies (AuditScope account, organization): each action on its one resource. Every
+# bucket of the account, since the sweep learns their names from ListBuckets; the member role
+# by its name only.
+SWEEP_POLICIES = {
+    "sweep-account": {
+        "s3:ListAllMyBuckets": '"*"',
+        "s3:ListBucket": "arn:${AWS::Partition}:s3:::*",
+        "s3:ListBucketVersions": "arn:${AWS::Partition}:s3:::*",
+        "s3:GetBucketOwnershipControls": "arn:${AWS::Partition}:s3:::*",
+        "s3:GetBucketPublicAccessBlock": "arn:${AWS::Partition}:s3:::*",
+        "s3:GetBucketAcl": "arn:${AWS::Partition}:s3:::*",
+        "s3:GetBucketVersioning": "arn:${AWS::Partition}:s3:::*",
+        "s3:GetBucketPolicyStatus": "arn:${AWS::Partition}:s3:::*",
+        "s3:GetObjectAcl": "arn:${AWS::Partition}:s3:::*/*",
+        "s3:GetObjectVersionAcl": "arn:${AWS::Partition}:s3:::*/*",
+    },
+    "sweep-organization": {
+        "organizations:ListAccounts": '"*"',
+        "sts:AssumeRole": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}",
+    },
+}
 BUCKET_SETTINGS_READS = {
     "s3:GetBucketOwnershipControls",
     "s3:GetBucketPublicAccessBlock",
@@ -273,6 +294,13 @@ def findings(source, transformed):
         for action in set(actions) & NO_RESOURCE_TYPE:
             if as_list(statement.get("Resource", [])) != ["*"]:
                 yield f"{name}/{policy}: {action} has no resource type: its Resource is \"*\""
+        if assumed_by(resource, "lambda.amazonaws.com") and policy in SWEEP_POLICIES:
+            wanted = SWEEP_POLICIES[policy]
+            for action in actions:
+                for target in as_list(statement.get("Resource", [])):
+                    if wanted.get(action) != resource_text(target):
+                        yield f"{name}/{policy}: {action} on {resource_text(target)} beyond the sweep's {wanted.get(action)}"
+            continue
         if assumed_by(resource, "lambda.amazonaws.com"):
             own_reads = {MAP_RUN_POLICY: MAP_RUN_READS, INVENTORY_POLICY: set(INVENTORY_ACTIONS)}
             allowed = FUNCTION_ACTIONS | own_reads.get(policy, RESUME_TOKENS)
@@ -440,7 +468,56 @@ def delivery_findings(source, transformed):
         yield f"{FINDINGS_BUCKET}: no NoncurrentVersionExpiration, so overwritten versions are kept forever"
 
 
+# The member role (deploy/member-role.yaml): exactly the sweep's reads, each on its resource.
+MEMBER_ROLE_ACTIONS = {
+    # No resource type: "*" is the only resource these take.
+    "s3:ListAllMyBuckets": "*",
+    "s3:GetAccountPublicAccessBlock": "*",
+    # Every bucket of the account, whose names the sweep learns from ListBuckets.
+    "s3:ListBucket": "arn:${AWS::Partition}:s3:::*",
+    "s3:ListBucketVersions": "arn:${AWS::Partition}:s3:::*",
+    "s3:GetBucketOwnershipControls": "arn:${AWS::Partition}:s3:::*",
+    "s3:GetBucketPublicAccessBlock": "arn:${AWS::Partition}:s3:::*",
+    "s3:GetBucketAcl": "arn:${AWS::Partition}:s3:::*",
+    "s3:GetBucketVersioning": "arn:${AWS::Partition}:s3:::*",
+    "s3:GetBucketPolicyStatus": "arn:${AWS::Partition}:s3:::*",
+    "s3:GetObjectAcl": "arn:${AWS::Partition}:s3:::*/*",
+    "s3:GetObjectVersionAcl": "arn:${AWS::Partition}:s3:::*/*",
+}
+
+
+def member_role_findings(source):
+    """The member role grants exactly MEMBER_ROLE_ACTIONS and trusts only the auditing role from
+    inside the organization."""
+    role = source.get("Resources", {}).get("MemberRole", {}).get("Properties", {})
+    granted = {}
+    for policy in role.get("Policies", []):
+        for statement in as_list(policy["PolicyDocument"]["Statement"]):
+            if statement.get("Effect") != "Allow":
+                continue
+            for action in as_list(statement["Action"]):
+                for target in as_list(statement["Resource"]):
+                    text = target if target == "*" else resource_text(target)
+                    granted.setdefault(action, set()).add(text)
+    for action, resources in sorted(granted.items()):
+        wanted = MEMBER_ROLE_ACTIONS.get(action)
+        if wanted is None:
+            yield f"MemberRole: action {action} beyond the sweep's reads"
+        elif resources != {wanted}:
+            yield f"MemberRole: {action} on {sorted(resources)}, expected {wanted}"
+    for action in sorted(set(MEMBER_ROLE_ACTIONS) - set(granted)):
+        yield f"MemberRole: {action} missing: the sweep needs it"
+    trust = json.dumps(role.get("AssumeRolePolicyDocument", {}))
+    if '"AWS": {"Ref": "AuditingRoleArn"}' not in trust or "aws:PrincipalOrgID" not in trust:
+        yield "MemberRole: must trust only AuditingRoleArn, with an aws:PrincipalOrgID condition"
+
+
 def main():
+    member_path = ROOT / "deploy" / "member-role.yaml"
+    member, member_errors = decode(str(member_path))
+    member_problems = [str(error) for error in member_errors] or list(member_role_findings(member))
+    for problem in member_problems:
+        print(f"{member_path}: {problem}")
     path = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "template.yaml"
     source, errors = decode(str(path))
     if errors:
@@ -466,7 +543,9 @@ def main():
         print(f"{path}: {problem}")
     if not problems:
         print(f"{path}: least privilege and function packaging OK")
-    return 1 if problems else 0
+    if not member_problems:
+        print(f"{member_path}: the member role grants exactly the sweep's reads")
+    return 1 if problems or member_problems else 0
 
 
 if __name__ == "__main__":

@@ -303,3 +303,65 @@ class CheckTemplate(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CheckSweepPolicies(unittest.TestCase):
+    """The sweep's policies in template.yaml: each action on its one resource."""
+
+    def assert_finding(self, old, new, finding):
+        bad = TEMPLATE.replace(old, new)
+        self.assertNotEqual(bad, TEMPLATE, "the mutation must apply")
+        code, output = check(bad)
+        self.assertEqual(code, 1, output)
+        self.assertIn(finding, output)
+
+    def test_an_object_read_in_the_sweep_fails(self):
+        self.assert_finding(
+            "              - s3:GetObjectAcl\n              - s3:GetObjectVersionAcl\n            Resource: !Sub arn:${AWS::Partition}:s3:::*/*\n",
+            "              - s3:GetObjectAcl\n              - s3:GetObjectVersionAcl\n              - s3:GetObject\n            Resource: !Sub arn:${AWS::Partition}:s3:::*/*\n",
+            "sweep-account: s3:GetObject",
+        )
+
+    def test_assuming_any_role_fails(self):
+        self.assert_finding(
+            "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}",
+            "arn:${AWS::Partition}:iam::*:role/*",
+            "sweep-organization: sts:AssumeRole",
+        )
+
+
+class CheckMemberRole(unittest.TestCase):
+    """The member role's check, on mutations of deploy/member-role.yaml."""
+
+    def findings(self, old, new):
+        sys.path.insert(0, str(DEPLOY))
+        import check_template
+        from cfnlint.decode import decode_str
+
+        text = (DEPLOY / "member-role.yaml").read_text()
+        mutated = text.replace(old, new)
+        self.assertNotEqual(mutated, text, "the mutation must apply")
+        source, errors = decode_str(mutated)
+        self.assertEqual(errors, [])
+        return list(check_template.member_role_findings(source))
+
+    def test_the_member_role_passes(self):
+        sys.path.insert(0, str(DEPLOY))
+        import check_template
+        from cfnlint.decode import decode
+
+        source, _ = decode(str(DEPLOY / "member-role.yaml"))
+        self.assertEqual(list(check_template.member_role_findings(source)), [])
+
+    def test_an_object_read_fails(self):
+        found = self.findings("                  - s3:GetObjectAcl\n", "                  - s3:GetObjectAcl\n                  - s3:GetObject\n")
+        self.assertIn("MemberRole: action s3:GetObject beyond the sweep's reads", found)
+
+    def test_a_wildcard_resource_on_a_bucket_action_fails(self):
+        found = self.findings("                Resource: !Sub arn:${AWS::Partition}:s3:::*\n", '                Resource: "*"\n')
+        self.assertTrue(any("s3:GetBucketAcl on ['*']" in f for f in found), found)
+
+    def test_a_trust_without_the_organization_fails(self):
+        found = self.findings("aws:PrincipalOrgID", "aws:SourceAccount")
+        self.assertTrue(any("PrincipalOrgID" in f for f in found), found)
+

@@ -13,10 +13,13 @@ use acl_audit::audit::{AuditError, AuditOptions, FindingsOutput, Progress, audit
 use acl_audit::bucket::AccountCheck;
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::{S3Location, check_bucket_name};
-use acl_audit::s3::client::{ClientChoices, client_from_env_with, control_client_from_env_with};
+use acl_audit::s3::client::{
+    ClientChoices, client_from_env_with, control_client_from_env_with, organization_clients_from_env_with,
+};
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::{Artifact, put_object};
 use acl_audit::strategy::default_blocking_pool_size;
+use acl_audit::organization::{OrganizationClients, OrganizationError, OrganizationOptions, sweep_organization};
 use acl_audit::sweep::{SweepError, SweepOptions, sweep_account};
 use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target};
 use clap::{Parser, Subcommand};
@@ -49,17 +52,28 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct Scan {
     /// What to audit: s3://bucket or s3://bucket/prefix (or --all-buckets).
-    #[arg(required_unless_present = "all_buckets", conflicts_with = "all_buckets")]
+    #[arg(required_unless_present_any = ["all_buckets", "organization"], conflicts_with_all = ["all_buckets", "organization"])]
     location: Option<S3Location>,
     /// Every bucket your identity can list (ListBuckets), each crawled where its ACLs apply,
     /// into one report (per bucket and totals) and one findings file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "organization")]
     all_buckets: bool,
-    /// With --all-buckets: only buckets whose name matches this glob (* and ?); repeatable.
-    #[arg(long, value_name = "GLOB", requires = "all_buckets")]
+    /// Every bucket of every ACTIVE account of your AWS Organization (run it in the management
+    /// account or a delegated administrator): --role-name assumed in each member account.
+    #[arg(long, requires = "role_name")]
+    organization: bool,
+    /// With --organization: the member role to assume (deploy/member-role.yaml).
+    #[arg(long, value_name = "NAME", requires = "organization")]
+    role_name: Option<String>,
+    /// With --organization: the external id the member role's trust policy asks for.
+    #[arg(long, value_name = "ID", requires = "organization")]
+    external_id: Option<String>,
+    /// With --all-buckets or --organization: only buckets whose name matches this glob (* and
+    /// ?); repeatable.
+    #[arg(long, value_name = "GLOB")]
     include: Vec<String>,
-    /// With --all-buckets: no bucket whose name matches this glob; repeatable.
-    #[arg(long, value_name = "GLOB", requires = "all_buckets")]
+    /// With --all-buckets or --organization: no bucket whose name matches this glob; repeatable.
+    #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
     /// How to schedule the GetObjectAcl calls.
     #[arg(long, default_value = "join-all", value_parser = parse_strategy)]
@@ -164,8 +178,15 @@ fn in_folder(folder: &S3Location, file: &str) -> S3Location {
 
 async fn run(scan: Scan) -> Result<u8, String> {
     let Some(location) = scan.location.clone() else {
-        return sweep(scan).await;
+        return if scan.organization {
+            sweep_org(scan).await
+        } else {
+            sweep(scan).await
+        };
     };
+    if !scan.include.is_empty() || !scan.exclude.is_empty() {
+        return Err("--include and --exclude choose a sweep's buckets: add --all-buckets or --organization".to_owned());
+    }
     let bucket = location.bucket.clone();
     check_bucket_name(&bucket).map_err(|err| err.to_string())?;
     let choices = ClientChoices {
@@ -339,6 +360,93 @@ async fn sweep(scan: Scan) -> Result<u8, String> {
     Ok(if with_findings {
         FINDINGS
     } else if totals.failed + totals.truncated + totals.not_reached + totals.failures > 0 {
+        INCOMPLETE
+    } else {
+        CLEAN
+    })
+}
+
+/// `--organization`: every bucket of every account of the organization.
+async fn sweep_org(scan: Scan) -> Result<u8, String> {
+    let choices = ClientChoices {
+        endpoint_url: scan.endpoint_url.clone(),
+        profile: scan.profile.clone(),
+        region: scan.region.clone(),
+    };
+    let client = client_from_env_with(&choices).await.map_err(|err| err.to_string())?;
+    let (organizations, sts) = organization_clients_from_env_with(&choices)
+        .await
+        .map_err(|err| err.to_string())?;
+    let control = control_client_from_env_with(&choices)
+        .await
+        .map_err(|err| err.to_string())?;
+    let folder_name = format!("organization-{}", scan.account_id.as_deref().unwrap_or("unknown"));
+    let choice = scan
+        .findings
+        .as_deref()
+        .map(|text| findings_choice(text, &folder_name))
+        .transpose()?;
+    let output = match &choice {
+        None => None,
+        Some(FindingsChoice::File(path)) => Some(FindingsOutput::file(path).map_err(|err| err.to_string())?),
+        Some(FindingsChoice::Object(file)) => Some(FindingsOutput::s3(&client, file)),
+        Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE))),
+    };
+    let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let shown = bar.clone();
+    let options = OrganizationOptions {
+        role_name: scan.role_name.clone().unwrap_or_default(),
+        external_id: scan.external_id.clone(),
+        include: scan.include.clone(),
+        exclude: scan.exclude.clone(),
+        fetch_when_acls_disabled: scan.audit_when_acls_disabled,
+        findings: output,
+        on_bucket: Some(Box::new(move |place: &str| {
+            if let Some(bar) = &shown {
+                bar.set_message(format!("auditing {place}"));
+            }
+        })),
+        ..OrganizationOptions::default()
+    };
+    let clients = OrganizationClients {
+        s3: &client,
+        control: Some(&control),
+        organizations: &organizations,
+        sts: &sts,
+    };
+    let result = sweep_organization(clients, strategy_of(&scan), options).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(err @ OrganizationError::ListAccounts { .. }) => return Err(err.to_string()),
+        Err(OrganizationError::NotWritten { error, report }) => {
+            print_json(&report);
+            return Err(format!("the sweep ran, but {error}"));
+        }
+    };
+    if let Some(FindingsChoice::Folder(folder)) = &choice {
+        // Plain data with string keys: serialising cannot fail.
+        let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        put_object(&client, &in_folder(folder, REPORT_FILE), "application/json", body)
+            .await
+            .map_err(|err| {
+                print_json(&report);
+                format!("the sweep ran, but {}", err.of(Artifact::Report))
+            })?;
+    }
+    print_json(&report);
+    let swept: Vec<&acl_audit::sweep::SweepReport> = report.accounts.iter().filter_map(|a| a.report.as_ref()).collect();
+    let with_findings = swept.iter().flat_map(|r| &r.buckets).any(|b| b.objects_with_findings > 0 || !b.bucket_findings.is_empty());
+    let totals = &report.totals;
+    Ok(if with_findings {
+        FINDINGS
+    } else if report.accounts_failed + totals.failed + totals.truncated + totals.not_reached + totals.failures > 0 {
         INCOMPLETE
     } else {
         CLEAN

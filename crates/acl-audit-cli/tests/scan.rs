@@ -244,3 +244,45 @@ async fn all_buckets_sweeps_the_account_into_one_report_and_findings_file() {
     let both = run(move || scan_local(&shared, &["s3://seeded", "--all-buckets"])).await;
     assert_eq!(both.status.code(), Some(2));
 }
+
+/// `--organization --role-name`: the management account and its members on moto, the findings
+/// naming exactly the exposed objects with account and bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn organization_sweeps_every_account_on_moto() {
+    let Some(moto) = local_s3::moto::MotoServer::start() else { return };
+    let arranged = test_support::organization::arrange_organization(&moto).await;
+    let file = std::env::temp_dir().join(format!("acl-audit-cli-org-{}.jsonl", std::process::id()));
+    let file_arg = file.display().to_string();
+    let endpoint = moto.endpoint_url().to_owned();
+    let output = run(move || {
+        scan(
+            &endpoint,
+            "moto-access-key",
+            "moto-secret-key",
+            &[
+                "--organization",
+                "--role-name",
+                test_support::organization::ROLE,
+                "--findings",
+                &file_arg,
+            ],
+        )
+    })
+    .await;
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = report(&output);
+    assert_eq!(report["accounts_swept"], 4, "{report}");
+    let named: std::collections::BTreeSet<(String, String, String)> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .map(|line| {
+            (
+                line["account_id"].as_str().unwrap().to_owned(),
+                line["bucket"].as_str().unwrap().to_owned(),
+                line["key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(named, arranged.exposed);
+}

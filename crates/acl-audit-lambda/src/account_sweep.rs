@@ -1,11 +1,15 @@
-//! An account's sweep ([`Job::Sweep`](crate::job::Job::Sweep)): every bucket the function's role
-//! can list, each audited where its ACLs apply (`acl_audit::sweep`), into one findings file and
-//! one report under `<FINDINGS_URI>account-<account id>/<yyyy>/<mm>/<dd>/<request id>/`.
+//! An account's or an organization's sweep ([`Job::Sweep`](crate::job::Job::Sweep)): every bucket
+//! the function's role can list (`acl_audit::sweep`), or every bucket of every account of its
+//! organization with a member role assumed in each (`acl_audit::organization`), into one findings
+//! file and one report under `<FINDINGS_URI>account-<id>/…` or `organization-<id>/…`, dated and
+//! named for the request.
 
 use acl_audit::StrategyKind;
 use acl_audit::findings::FINDINGS_FILE;
+use acl_audit::organization::{OrganizationClients, OrganizationError, OrganizationOptions, sweep_organization};
 use acl_audit::s3::region::RegionalClients;
-use acl_audit::sweep::{SweepError, SweepOptions, sweep_account};
+use acl_audit::s3::upload::NotWritten;
+use acl_audit::sweep::{SweepError, SweepOptions, SweepTotals, sweep_account};
 use acl_audit::{FindingsOutput, Strategy};
 use lambda_runtime::Context;
 
@@ -13,56 +17,108 @@ use crate::clients::{Clients, account_of};
 use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::SweepJob;
-use crate::outcome::Invocation;
+use crate::outcome::{Invocation, SweepOutcome};
 use crate::record::{in_folder, run_folder, stop_at, write_report};
 
-pub async fn run(
-    kind: StrategyKind,
-    clients: &Clients,
-    config: &Config,
-    context: &Context,
-    job: SweepJob,
-) -> Invocation {
+pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, context: &Context, job: SweepJob) -> Invocation {
     let SweepJob {
+        organization,
         include,
         exclude,
         fetch_when_acls_disabled,
     } = job;
     let client = &clients.s3;
     let account_id = account_of(&context.invoked_function_arn);
-    let folder_name = format!("account-{}", account_id.unwrap_or("unknown"));
-    let folder = run_folder(config, &folder_name, &context.request_id);
-    let options = SweepOptions {
-        include,
-        exclude,
-        fetch_when_acls_disabled,
-        stop_at: stop_at(context, config.deadline_margin),
-        findings: folder
-            .as_ref()
-            .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
-        on_bucket: Some(Box::new(|bucket: &str| {
-            tracing::info!(bucket, "auditing the bucket's objects")
-        })),
-        account_id: account_id.map(str::to_owned),
-    };
+    let scope = if organization.is_some() { "organization" } else { "account" };
+    let folder = run_folder(
+        config,
+        &format!("{scope}-{}", account_id.unwrap_or("unknown")),
+        &context.request_id,
+    );
+    let findings = folder
+        .as_ref()
+        .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE)));
+    let stop_at = stop_at(context, config.deadline_margin);
     let strategy: Strategy = config.strategy(kind);
-    let clients_by_region = RegionalClients::new(client.clone());
-    let account = clients.account_check(&context.invoked_function_arn);
-    let (report, findings_error) = match sweep_account(&clients_by_region, account, strategy, options).await {
-        Ok(report) => (report, None),
-        Err(SweepError::NotWritten { error, report }) => (*report, Some(error)),
-        Err(err @ SweepError::ListBuckets { .. }) => {
-            return Invocation::failed(None, HandlerError::BucketsNotListed(err.to_string()), "sweep refused");
+    let on_bucket = || -> acl_audit::sweep::OnBucket {
+        Box::new(|bucket: &str| tracing::info!(bucket, "auditing the bucket's objects"))
+    };
+    let swept: Result<(SweepOutcome, Option<NotWritten>), HandlerError> = match organization {
+        None => {
+            let options = SweepOptions {
+                include,
+                exclude,
+                fetch_when_acls_disabled,
+                stop_at,
+                findings,
+                on_bucket: Some(on_bucket()),
+                account_id: account_id.map(str::to_owned),
+            };
+            let regional = RegionalClients::new(client.clone());
+            let account = clients.account_check(&context.invoked_function_arn);
+            match sweep_account(&regional, account, strategy, options).await {
+                Ok(report) => Ok((SweepOutcome::Account(report), None)),
+                Err(SweepError::NotWritten { error, report }) => Ok((SweepOutcome::Account(*report), Some(error))),
+                Err(err @ SweepError::ListBuckets { .. }) => Err(HandlerError::BucketsNotListed(err.to_string())),
+            }
         }
+        Some(role) => {
+            let Some((organizations, sts)) = &clients.organization else {
+                return Invocation::failed(
+                    None,
+                    HandlerError::AccountsNotListed("no Organizations client configured".to_owned()),
+                    "sweep refused",
+                );
+            };
+            let options = OrganizationOptions {
+                role_name: role.name,
+                external_id: role.external_id,
+                include,
+                exclude,
+                fetch_when_acls_disabled,
+                stop_at,
+                findings,
+                on_bucket: Some(on_bucket()),
+            };
+            let org_clients = OrganizationClients {
+                s3: client,
+                control: clients.control.as_ref(),
+                organizations,
+                sts,
+            };
+            match sweep_organization(org_clients, strategy, options).await {
+                Ok(report) => Ok((SweepOutcome::Organization(report), None)),
+                Err(OrganizationError::NotWritten { error, report }) => {
+                    Ok((SweepOutcome::Organization(*report), Some(error)))
+                }
+                Err(err @ OrganizationError::ListAccounts { .. }) => Err(HandlerError::AccountsNotListed(err.to_string())),
+            }
+        }
+    };
+    let (report, findings_error) = match swept {
+        Ok(swept) => swept,
+        Err(err) => return Invocation::failed(None, err, "sweep refused"),
     };
     let findings_error = match (findings_error, &folder) {
         (None, Some(folder)) => write_report(client, folder, &report).await.err(),
         (error, _) => error,
     };
-    let totals = &report.totals;
+    let mut totals = SweepTotals::default();
+    let accounts = report.accounts();
+    for account in &accounts {
+        totals.buckets += account.totals.buckets;
+        totals.audited += account.totals.audited;
+        totals.acls_disabled += account.totals.acls_disabled;
+        totals.failed += account.totals.failed;
+        totals.not_reached += account.totals.not_reached;
+        totals.acls_fetched += account.totals.acls_fetched;
+        totals.exposed_objects += account.totals.exposed_objects;
+        totals.public_policy_buckets += account.totals.public_policy_buckets;
+    }
     tracing::info!(
         strategy = kind.name(),
-        account = account_id.unwrap_or(""),
+        scope,
+        accounts = accounts.len(),
         buckets = totals.buckets,
         audited = totals.audited,
         acls_disabled = totals.acls_disabled,
@@ -71,7 +127,7 @@ pub async fn run(
         acls_fetched = totals.acls_fetched,
         exposed_objects = totals.exposed_objects,
         public_policy_buckets = totals.public_policy_buckets,
-        "account swept"
+        "swept"
     );
     if let Some(err) = &findings_error {
         tracing::error!(error = %err, "sweep's findings or report not written");

@@ -3,12 +3,15 @@
 use acl_audit::bucket::AccountCheck;
 use aws_sdk_s3::Client;
 
-/// S3 in the function's region, and S3 Control for the account's Block Public Access.
+/// S3 in the function's region, S3 Control for the account's Block Public Access, and
+/// Organizations and STS for an organization's sweep.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub s3: Client,
     /// Without it the account's Block Public Access is not read (a report says so).
     pub control: Option<aws_sdk_s3control::Client>,
+    /// Without them an organization's sweep is refused.
+    pub organization: Option<(aws_sdk_organizations::Client, aws_sdk_sts::Client)>,
 }
 
 impl Clients {
@@ -16,7 +19,14 @@ impl Clients {
         Clients {
             s3: s3.clone(),
             control: None,
+            organization: None,
         }
+    }
+
+    #[must_use]
+    pub fn with_organization(mut self, organizations: &aws_sdk_organizations::Client, sts: &aws_sdk_sts::Client) -> Self {
+        self.organization = Some((organizations.clone(), sts.clone()));
+        self
     }
 
     #[must_use]

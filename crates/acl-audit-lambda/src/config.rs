@@ -35,8 +35,13 @@ pub const MOST_BLOCKING_THREADS: usize = 512;
 pub const MOST_SET_IN_FLIGHT: usize = 100_000;
 /// A Lambda process's file descriptors: no more connections can be open at once.
 pub const MOST_FILE_DESCRIPTORS: usize = 1024;
-/// What a run with no `scope` in its event audits: `bucket` (the default) or `account`.
+/// What a run with no `scope` in its event audits: `bucket` (the default), `account` or
+/// `organization`.
 pub const AUDIT_SCOPE: &str = "AUDIT_SCOPE";
+/// The role an organization sweep assumes in each member account.
+pub const MEMBER_ROLE_NAME: &str = "MEMBER_ROLE_NAME";
+/// The external id the member role's trust policy asks for, if any.
+pub const MEMBER_ROLE_EXTERNAL_ID: &str = "MEMBER_ROLE_EXTERNAL_ID";
 /// Set by Lambda: the function's memory size in MB, which fixes its share of a CPU.
 pub const LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -125,6 +130,9 @@ pub struct Config {
     pub resume_from_store: bool,
     /// `AUDIT_SCOPE`: what an event that names no scope audits.
     pub scope: AuditScope,
+    /// `MEMBER_ROLE_NAME`, `MEMBER_ROLE_EXTERNAL_ID`.
+    pub member_role_name: Option<String>,
+    pub member_role_external_id: Option<String>,
 }
 
 impl Config {
@@ -220,14 +228,17 @@ impl Config {
                 None => AuditScope::Bucket,
                 Some(value) if value == "bucket" => AuditScope::Bucket,
                 Some(value) if value == "account" => AuditScope::Account,
+                Some(value) if value == "organization" => AuditScope::Organization,
                 Some(value) => {
                     return Err(ConfigError {
                         name: AUDIT_SCOPE,
                         value,
-                        reason: "expected bucket or account".to_owned(),
+                        reason: "expected bucket, account or organization".to_owned(),
                     });
                 }
             },
+            member_role_name: var(MEMBER_ROLE_NAME).map(|name| name.trim().to_owned()),
+            member_role_external_id: var(MEMBER_ROLE_EXTERNAL_ID),
         })
     }
 

@@ -36,6 +36,9 @@ pub enum HandlerError {
     /// An account sweep could not list the account's buckets.
     #[error("{0}")]
     BucketsNotListed(String),
+    /// An organization sweep could not list the organization's accounts.
+    #[error("{0}")]
+    AccountsNotListed(String),
     /// A panic, caught: a bug, answered as an error with its message, and the process serves
     /// the next event.
     #[error("internal error (a bug; please report it): {0}")]
@@ -103,6 +106,7 @@ impl HandlerError {
             HandlerError::Step(StepError::TooManyPasses { .. }) => "TooManyPasses",
             HandlerError::Internal(_) => "InternalError",
             HandlerError::BucketsNotListed(_) => "BucketsNotListed",
+            HandlerError::AccountsNotListed(_) => "AccountsNotListed",
         }
     }
 }

@@ -49,6 +49,10 @@ pub struct Request {
     /// An account sweep's bucket-name globs: no bucket matching one of them.
     #[serde(default)]
     pub exclude: Option<Vec<String>>,
+    /// An organization sweep's member role (`deploy/member-role.yaml`); overrides
+    /// `MEMBER_ROLE_NAME`.
+    #[serde(default)]
+    pub role_name: Option<String>,
 }
 
 /// What a run audits.
@@ -60,6 +64,8 @@ pub enum AuditScope {
     Bucket,
     /// Every bucket the account owns, each crawled where its ACLs apply.
     Account,
+    /// Every bucket of every account of the AWS Organization, a member role assumed in each.
+    Organization,
 }
 
 /// What a Distributed Map state with a `ResultWriter` outputs (Step Functions' "ResultWriter"

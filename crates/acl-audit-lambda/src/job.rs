@@ -31,9 +31,12 @@ pub enum Job {
     Sweep(SweepJob),
 }
 
-/// An account sweep.
+/// An account's or an organization's sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepJob {
+    /// `None`: the function's own account; with a member role, every account of the
+    /// organization.
+    pub organization: Option<MemberRole>,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     /// Crawl buckets whose ACLs are disabled too.
@@ -184,12 +187,12 @@ fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
         None if names_a_bucket => AuditScope::Bucket,
         None => config.scope,
     };
-    if scope == AuditScope::Account {
-        return sweep(request, config);
+    if scope != AuditScope::Bucket {
+        return sweep(scope, request, config);
     }
-    if request.include.is_some() || request.exclude.is_some() {
+    if request.include.is_some() || request.exclude.is_some() || request.role_name.is_some() {
         return Err(RequestError::InvalidEvent(
-            "include and exclude choose an account sweep's buckets: add \"scope\": \"account\"".to_owned(),
+            "include, exclude and role_name are a sweep's: add \"scope\": \"account\" or \"organization\"".to_owned(),
         ));
     }
     let origin = match (&request.resume, request.map_part) {
@@ -245,7 +248,7 @@ fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
 }
 
 /// An account sweep's job; a request that also names one bucket's run is refused, not guessed at.
-fn sweep(request: Request, config: &Config) -> Result<Job, RequestError> {
+fn sweep(scope: AuditScope, request: Request, config: &Config) -> Result<Job, RequestError> {
     let bucket_fields = [
         ("bucket", request.bucket.is_some()),
         ("prefix", request.prefix.is_some()),
@@ -257,16 +260,65 @@ fn sweep(request: Request, config: &Config) -> Result<Job, RequestError> {
     ];
     if let Some((field, _)) = bucket_fields.iter().find(|(_, given)| *given) {
         return Err(RequestError::InvalidEvent(format!(
-            "scope \"account\" audits every bucket of the account: drop {field}, or drop the scope to audit one bucket"
+            "a sweep audits every bucket of the account: drop {field}, or drop the scope to audit one bucket"
         )));
     }
+    let organization = match scope {
+        AuditScope::Organization => {
+            let name = request
+                .role_name
+                .clone()
+                .or_else(|| config.member_role_name.clone())
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| {
+                    RequestError::InvalidEvent(
+                        "scope \"organization\" needs the member role's name: pass \"role_name\" or set MEMBER_ROLE_NAME".to_owned(),
+                    )
+                })?;
+            check_role_name(&name)?;
+            Some(MemberRole {
+                name,
+                external_id: config.member_role_external_id.clone(),
+            })
+        }
+        _ if request.role_name.is_some() => {
+            return Err(RequestError::InvalidEvent(
+                "role_name is an organization sweep's: add \"scope\": \"organization\"".to_owned(),
+            ));
+        }
+        _ => None,
+    };
     Ok(Job::Sweep(SweepJob {
+        organization,
         include: request.include.unwrap_or_default(),
         exclude: request.exclude.unwrap_or_default(),
         fetch_when_acls_disabled: request
             .audit_when_acls_disabled
             .unwrap_or(config.audit_when_acls_disabled),
     }))
+}
+
+/// The role an organization sweep assumes in each member account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRole {
+    pub name: String,
+    pub external_id: Option<String>,
+}
+
+/// IAM's role names: 1 to 64 of letters, digits and `+=,.@_-`.
+fn check_role_name(name: &str) -> Result<(), RequestError> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(RequestError::InvalidEvent(format!(
+            "role_name {:?} is not an IAM role name (1 to 64 letters, digits and +=,.@_-)",
+            excerpt(name)
+        )))
+    }
 }
 
 /// The target a request names: the event's values win over the environment's, and a resume

@@ -193,8 +193,10 @@ pub fn emit(kind: StrategyKind, invocation: &Invocation, function: &Function) {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
     if let Invocation::Swept { report, .. } = invocation {
-        for line in sweep_lines(kind, report, function, now_ms) {
-            println!("{line}");
+        for account in report.accounts() {
+            for line in sweep_lines(kind, account, function, now_ms) {
+                println!("{line}");
+            }
         }
         return;
     }

@@ -3,6 +3,7 @@
 
 use acl_audit::AuditReport;
 use acl_audit::s3::upload::NotWritten;
+use acl_audit::organization::OrganizationReport;
 use acl_audit::sweep::SweepReport;
 
 use crate::error::HandlerError;
@@ -25,11 +26,33 @@ pub enum Invocation {
     },
     /// A plan or collect step of a state machine run of parts: no audit, a [`Pass`].
     Stepped { pass: Box<Pass> },
-    /// An account's sweep, its findings written or not.
+    /// An account's or an organization's sweep, its findings written or not.
     Swept {
-        report: Box<SweepReport>,
+        report: Box<SweepOutcome>,
         findings_error: Option<NotWritten>,
     },
+}
+
+/// A sweep's report: an account's, or an organization's (each account's inside).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum SweepOutcome {
+    Account(SweepReport),
+    Organization(OrganizationReport),
+}
+
+impl SweepOutcome {
+    /// Every account's sweep it holds.
+    pub fn accounts(&self) -> Vec<&SweepReport> {
+        match self {
+            SweepOutcome::Account(report) => vec![report],
+            SweepOutcome::Organization(report) => report
+                .accounts
+                .iter()
+                .filter_map(|account| account.report.as_ref())
+                .collect(),
+        }
+    }
 }
 
 /// What an invocation answers its caller: an audit's report, or a step's pass.
@@ -38,7 +61,7 @@ pub enum Invocation {
 pub enum Reply {
     Report(Box<RunReport>),
     Pass(Box<Pass>),
-    Sweep(Box<SweepReport>),
+    Sweep(Box<SweepOutcome>),
 }
 
 /// What part of an audit an invocation's report covers, which decides the metrics it counts

@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use acl_audit::StrategyKind;
-use acl_audit::s3::client::{ClientChoices, POOL_IDLE_TIMEOUT, client_from_env, control_client_from_env_with};
+use acl_audit::s3::client::{
+    ClientChoices, POOL_IDLE_TIMEOUT, client_from_env, control_client_from_env_with, organization_clients_from_env_with,
+};
 use acl_audit::s3::pool::PoolGauge;
 use acl_audit::s3::warm::open_connections;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -85,7 +87,12 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     let gauge = PoolGauge::new(POOL_IDLE_TIMEOUT);
     let client = gauge.watch(&client);
     warm(kind, &client).await;
-    let clients = Clients::new(&client).with_control(&control);
+    let (organizations, sts) = organization_clients_from_env_with(&ClientChoices::default())
+        .await
+        .inspect_err(|err| tracing::error!(error = %err, "cannot configure the Organizations and STS clients"))?;
+    let clients = Clients::new(&client)
+        .with_control(&control)
+        .with_organization(&organizations, &sts);
     let handler = service_fn(|event: LambdaEvent<Value>| {
         // An owned handle on the same clients and pool: with a borrowed one rustc cannot prove
         // the runtime loop's future Send (rust-lang/rust#64552), and a task must be Send.

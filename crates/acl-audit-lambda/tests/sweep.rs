@@ -8,6 +8,7 @@ use test_support as common;
 use std::collections::HashMap;
 
 use acl_audit::StrategyKind;
+use acl_audit_lambda::outcome::SweepOutcome;
 use acl_audit_lambda::{Clients, Config, Invocation, Reply};
 use lambda_runtime::{Context, LambdaEvent};
 use local_s3::acl::{Acl, CannedAcl};
@@ -56,8 +57,11 @@ async fn an_account_scope_event_sweeps_every_bucket_into_one_report_and_findings
     let (s3, client) = account().await;
     let config = config(&[("FINDINGS_URI", "s3://findings/acl-audit/")]);
     let invocation = sweep(&client, &config, json!({"scope": "account"})).await;
-    let Ok(Reply::Sweep(report)) = invocation.into_reply() else {
+    let Ok(Reply::Sweep(outcome)) = invocation.into_reply() else {
         panic!("not a sweep's report")
+    };
+    let SweepOutcome::Account(report) = *outcome else {
+        panic!("not an account's sweep")
     };
     assert_eq!(report.account_id.as_deref(), Some("123456789012"));
     assert_eq!(
@@ -120,6 +124,10 @@ async fn an_account_sweep_naming_one_bucket_s_fields_is_refused() {
         json!({"scope": "account", "bucket": "open"}),
         json!({"scope": "account", "prefix": "k"}),
         json!({"include": ["o*"]}),
+        json!({"role_name": "Member"}),
+        json!({"scope": "organization"}),
+        json!({"scope": "organization", "role_name": "not a role/name"}),
+        json!({"scope": "account", "role_name": "Member"}),
     ] {
         let err = sweep(&client, &config, payload.clone()).await.into_reply().unwrap_err();
         assert_eq!(err.error_type(), "InvalidEvent", "{payload}: {err}");

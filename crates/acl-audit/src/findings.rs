@@ -363,7 +363,7 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({
-                "bucket": "b", "key": "k", "version_id": null, "owner": "owner",
+                "account_id": null, "bucket": "b", "region": null, "key": "k", "version_id": null, "owner": "owner",
                 "findings": ["public_read"], "effective": true,
                 "grants": [{"grantee": {"type": "group", "uri": ALL_USERS_URI}, "permission": "READ"}]
             })

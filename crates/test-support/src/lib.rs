@@ -4,6 +4,7 @@
 
 pub mod docs;
 pub mod hostile;
+pub mod organization;
 pub mod layers;
 
 use std::num::NonZeroUsize;
