@@ -13,13 +13,13 @@ use acl_audit::audit::{AuditError, AuditOptions, FindingsOutput, Progress, audit
 use acl_audit::bucket::AccountCheck;
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::{S3Location, check_bucket_name};
+use acl_audit::organization::{OrganizationClients, OrganizationError, OrganizationOptions, sweep_organization};
 use acl_audit::s3::client::{
     ClientChoices, client_from_env_with, control_client_from_env_with, organization_clients_from_env_with,
 };
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::{Artifact, put_object};
 use acl_audit::strategy::default_blocking_pool_size;
-use acl_audit::organization::{OrganizationClients, OrganizationError, OrganizationOptions, sweep_organization};
 use acl_audit::sweep::{SweepError, SweepOptions, sweep_account};
 use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target};
 use clap::{Parser, Subcommand};
@@ -442,7 +442,10 @@ async fn sweep_org(scan: Scan) -> Result<u8, String> {
     }
     print_json(&report);
     let swept: Vec<&acl_audit::sweep::SweepReport> = report.accounts.iter().filter_map(|a| a.report.as_ref()).collect();
-    let with_findings = swept.iter().flat_map(|r| &r.buckets).any(|b| b.objects_with_findings > 0 || !b.bucket_findings.is_empty());
+    let with_findings = swept
+        .iter()
+        .flat_map(|r| &r.buckets)
+        .any(|b| b.objects_with_findings > 0 || !b.bucket_findings.is_empty());
     let totals = &report.totals;
     Ok(if with_findings {
         FINDINGS

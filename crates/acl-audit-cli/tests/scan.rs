@@ -249,7 +249,9 @@ async fn all_buckets_sweeps_the_account_into_one_report_and_findings_file() {
 /// naming exactly the exposed objects with account and bucket.
 #[tokio::test(flavor = "multi_thread")]
 async fn organization_sweeps_every_account_on_moto() {
-    let Some(moto) = local_s3::moto::MotoServer::start() else { return };
+    let Some(moto) = local_s3::moto::MotoServer::start() else {
+        return;
+    };
     let arranged = test_support::organization::arrange_organization(&moto).await;
     let file = std::env::temp_dir().join(format!("acl-audit-cli-org-{}.jsonl", std::process::id()));
     let file_arg = file.display().to_string();
@@ -269,7 +271,12 @@ async fn organization_sweeps_every_account_on_moto() {
         )
     })
     .await;
-    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report = report(&output);
     assert_eq!(report["accounts_swept"], 4, "{report}");
     let named: std::collections::BTreeSet<(String, String, String)> = std::fs::read_to_string(&file)

@@ -19,8 +19,15 @@ use crate::error::HandlerError;
 use crate::job::SweepJob;
 use crate::outcome::{Invocation, SweepOutcome};
 use crate::record::{in_folder, run_folder, stop_at, write_report};
+use crate::stored_resume::{clear, load_sweep_place, store, sweep_place_location};
 
-pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, context: &Context, job: SweepJob) -> Invocation {
+pub async fn run(
+    kind: StrategyKind,
+    clients: &Clients,
+    config: &Config,
+    context: &Context,
+    job: SweepJob,
+) -> Invocation {
     let SweepJob {
         organization,
         include,
@@ -29,7 +36,11 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, context
     } = job;
     let client = &clients.s3;
     let account_id = account_of(&context.invoked_function_arn);
-    let scope = if organization.is_some() { "organization" } else { "account" };
+    let scope = if organization.is_some() {
+        "organization"
+    } else {
+        "account"
+    };
     let folder = run_folder(
         config,
         &format!("{scope}-{}", account_id.unwrap_or("unknown")),
@@ -45,6 +56,19 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, context
     };
     let swept: Result<(SweepOutcome, Option<NotWritten>), HandlerError> = match organization {
         None => {
+            // A scheduled sweep takes up where the last one of this account stopped, and leaves
+            // its own place for the next (docs/sweeps.md).
+            let place_at = match (&config.findings, account_id, config.resume_from_store) {
+                (Some(base), Some(account), true) => Some(sweep_place_location(base, kind, account)),
+                _ => None,
+            };
+            let resume = match &place_at {
+                Some(at) => load_sweep_place(client, at).await,
+                None => None,
+            };
+            if let (Some(place), Some(at)) = (&resume, &place_at) {
+                tracing::info!(place = %at, bucket = %place.bucket, "resuming the sweep where the last one stopped");
+            }
             let options = SweepOptions {
                 include,
                 exclude,
@@ -53,11 +77,19 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, context
                 findings,
                 on_bucket: Some(on_bucket()),
                 account_id: account_id.map(str::to_owned),
+                resume,
             };
             let regional = RegionalClients::new(client.clone());
             let account = clients.account_check(&context.invoked_function_arn);
             match sweep_account(&regional, account, strategy, options).await {
-                Ok(report) => Ok((SweepOutcome::Account(report), None)),
+                Ok(report) => {
+                    let kept = match (&place_at, &report.resume) {
+                        (Some(at), Some(place)) => store(client, at, place).await.err(),
+                        (Some(at), None) if report.resumed_at.is_some() => clear(client, at).await.err(),
+                        _ => None,
+                    };
+                    Ok((SweepOutcome::Account(report), kept))
+                }
                 Err(SweepError::NotWritten { error, report }) => Ok((SweepOutcome::Account(*report), Some(error))),
                 Err(err @ SweepError::ListBuckets { .. }) => Err(HandlerError::BucketsNotListed(err.to_string())),
             }
@@ -91,7 +123,9 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, context
                 Err(OrganizationError::NotWritten { error, report }) => {
                     Ok((SweepOutcome::Organization(*report), Some(error)))
                 }
-                Err(err @ OrganizationError::ListAccounts { .. }) => Err(HandlerError::AccountsNotListed(err.to_string())),
+                Err(err @ OrganizationError::ListAccounts { .. }) => {
+                    Err(HandlerError::AccountsNotListed(err.to_string()))
+                }
             }
         }
     };

@@ -24,7 +24,11 @@ impl Clients {
     }
 
     #[must_use]
-    pub fn with_organization(mut self, organizations: &aws_sdk_organizations::Client, sts: &aws_sdk_sts::Client) -> Self {
+    pub fn with_organization(
+        mut self,
+        organizations: &aws_sdk_organizations::Client,
+        sts: &aws_sdk_sts::Client,
+    ) -> Self {
         self.organization = Some((organizations.clone(), sts.clone()));
         self
     }

@@ -307,10 +307,8 @@ pub struct MemberRole {
 
 /// IAM's role names: 1 to 64 of letters, digits and `+=,.@_-`.
 fn check_role_name(name: &str) -> Result<(), RequestError> {
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    let valid =
+        (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
     if valid {
         Ok(())
     } else {

@@ -2,8 +2,8 @@
 //! answers ([`Reply`]).
 
 use acl_audit::AuditReport;
-use acl_audit::s3::upload::NotWritten;
 use acl_audit::organization::OrganizationReport;
+use acl_audit::s3::upload::NotWritten;
 use acl_audit::sweep::SweepReport;
 
 use crate::error::HandlerError;

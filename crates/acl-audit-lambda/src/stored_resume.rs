@@ -11,6 +11,7 @@ use acl_audit::model::S3Location;
 use acl_audit::s3::error::{error_code, error_message};
 use acl_audit::s3::read::MOST_READ_BYTES;
 use acl_audit::s3::upload::{Artifact, NotWritten, UploadError, put_object};
+use acl_audit::sweep::SweepPlace;
 use acl_audit::{Resume, StrategyKind, Target};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
@@ -61,7 +62,7 @@ fn in_base(base: &S3Location, kind: StrategyKind, bucket: &str, what: &str) -> S
 /// or does not fit is logged and ignored: the run then starts from the beginning, which loses
 /// nothing, and its own outcome replaces the token.
 pub async fn load(client: &Client, location: &S3Location, target: &Target) -> Option<Resume> {
-    let token = read(client, location).await?;
+    let token: Resume = read(client, location).await?;
     if token.bucket == target.bucket
         && token.prefix == target.prefix
         && token.versions == target.include_versions
@@ -75,7 +76,7 @@ pub async fn load(client: &Client, location: &S3Location, target: &Target) -> Op
 
 /// The token stored for the inventory runs of `bucket`: a place in one of its reports.
 pub async fn load_inventory(client: &Client, location: &S3Location, bucket: &str) -> Option<Resume> {
-    let token = read(client, location).await?;
+    let token: Resume = read(client, location).await?;
     if token.bucket == bucket && token.cursor.inventory().is_some() {
         return Some(token);
     }
@@ -83,8 +84,19 @@ pub async fn load_inventory(client: &Client, location: &S3Location, bucket: &str
     None
 }
 
+/// Where the scheduled sweeps of `account` by a function of `kind` store their place:
+/// `<base>resume/<strategy>/account-<id>/sweep.json`.
+pub fn sweep_place_location(base: &S3Location, kind: StrategyKind, account: &str) -> S3Location {
+    in_base(base, kind, &format!("account-{account}"), "sweep")
+}
+
+/// The place an earlier sweep stored; `None`, logged, for one that cannot be read.
+pub async fn load_sweep_place(client: &Client, location: &S3Location) -> Option<SweepPlace> {
+    read(client, location).await
+}
+
 /// The token at `location`; `None`, logged, for one that cannot be read or is not a token.
-async fn read(client: &Client, location: &S3Location) -> Option<Resume> {
+async fn read<T: serde::de::DeserializeOwned>(client: &Client, location: &S3Location) -> Option<T> {
     let object = match client
         .get_object()
         .bucket(&location.bucket)
@@ -111,7 +123,7 @@ async fn read(client: &Client, location: &S3Location) -> Option<Resume> {
             return None;
         }
     };
-    match serde_json::from_slice::<Resume>(&bytes) {
+    match serde_json::from_slice::<T>(&bytes) {
         Ok(token) => Some(token),
         Err(err) => {
             tracing::warn!(token = %location, error = %err, "stored resume token is not a token: starting from the beginning");
@@ -121,7 +133,7 @@ async fn read(client: &Client, location: &S3Location) -> Option<Resume> {
 }
 
 /// Stores `token` for the next run.
-pub async fn store(client: &Client, location: &S3Location, token: &Resume) -> Result<(), NotWritten> {
+pub async fn store(client: &Client, location: &S3Location, token: &impl serde::Serialize) -> Result<(), NotWritten> {
     // Plain data with string keys: serialising cannot fail.
     let body = serde_json::to_vec(token).unwrap_or_default();
     put_object(client, location, "application/json", body)

@@ -135,3 +135,64 @@ async fn an_account_sweep_naming_one_bucket_s_fields_is_refused() {
     let err = Config::from_vars(|name| (name == "AUDIT_SCOPE").then(|| "galaxy".to_owned())).unwrap_err();
     assert!(err.to_string().contains("AUDIT_SCOPE"), "{err}");
 }
+
+/// A scheduled sweep stopped by its deadline stores its place (the bucket under way and its
+/// token) under `FINDINGS_URI`; the next takes it up where it stopped, and the one that reaches
+/// the end removes it. Between them every object's ACL is fetched exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_stopped_at_its_deadline_is_taken_up_by_the_next() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    // Every GetObjectAcl answers 300 ms late: a 2.5 s invocation stops part-way.
+    let (s3, client) = common::slow_acls_and_findings_bucket("b-1", 12).await;
+    for bucket in ["b-2", "b-3"] {
+        local_s3::seed_bucket(s3.store(), bucket, 12).unwrap();
+    }
+    let config = Config::from_vars(|name| match name {
+        "DEADLINE_MARGIN_MS" => Some("1000".to_owned()),
+        "MAX_IN_FLIGHT" => Some("4".to_owned()),
+        "FINDINGS_URI" => Some("s3://findings/acl-audit/".to_owned()),
+        "AUDIT_SCOPE" => Some("account".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let place_key = "acl-audit/resume/join-all/account-123456789012/sweep.json";
+    let (mut fetched, mut runs, mut resumed) = (0, 0, 0);
+    loop {
+        runs += 1;
+        assert!(runs < 30, "the sweep does not progress");
+        let mut context = Context::default();
+        context.invoked_function_arn = FUNCTION_ARN.to_owned();
+        context.request_id = format!("run-{runs}");
+        context.deadline = (SystemTime::now() + Duration::from_millis(2500))
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let invocation = acl_audit_lambda::invoke(
+            StrategyKind::JoinAll,
+            &Clients::new(&client),
+            &config,
+            LambdaEvent::new(json!({"exclude": ["findings"]}), context),
+        )
+        .await;
+        let Ok(Reply::Sweep(outcome)) = invocation.into_reply() else {
+            panic!("not a sweep's report")
+        };
+        let SweepOutcome::Account(report) = *outcome else {
+            panic!("not an account's sweep")
+        };
+        fetched += report.totals.acls_fetched;
+        resumed += usize::from(report.resumed_at.is_some());
+        let stored = s3.store().object("findings", place_key).is_ok();
+        match report.resume {
+            Some(place) => assert!(stored, "stopped at {place:?} with no place stored"),
+            None => {
+                assert!(!stored, "a finished sweep leaves no place behind");
+                break;
+            }
+        }
+    }
+    assert!(runs > 1 && resumed > 0, "{runs} runs, {resumed} resumed");
+    // 36 objects (the findings bucket, which the runs write into, excluded), each fetched once
+    // over the runs: a call abandoned at a stop is asked again, and counted once.
+    assert_eq!(fetched, 36);
+}

@@ -190,6 +190,7 @@ pub async fn sweep_organization(
                     Box::new(move |bucket: &str| told(&format!("{account_label}/{bucket}")))
                 }),
                 account_id: Some(account_id.clone()),
+                resume: None,
             };
             let regional = RegionalClients::new(s3);
             let (state, error, report) = match sweep_account(&regional, account, strategy, sweep_options).await {

@@ -47,6 +47,17 @@ pub struct SweepOptions {
     /// The account swept, when the caller knows it without an account check (a function's
     /// ARN names it): in the report and every findings line.
     pub account_id: Option<String>,
+    /// Where an earlier sweep of the account stopped: buckets before its bucket are not
+    /// audited again, and that bucket goes on from its token.
+    pub resume: Option<SweepPlace>,
+}
+
+/// Where a sweep stopped: the first bucket it did not finish, and that bucket's own token when
+/// its crawl had begun.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepPlace {
+    pub bucket: String,
+    pub resume: Option<Resume>,
 }
 
 /// See [`SweepOptions::on_bucket`].
@@ -124,6 +135,10 @@ pub struct SweepReport {
     pub strategy: StrategyKind,
     pub buckets: Vec<BucketAudit>,
     pub totals: SweepTotals,
+    /// The sweep began where an earlier one stopped: buckets before this one were audited then.
+    pub resumed_at: Option<String>,
+    /// With buckets truncated or not reached: where the next sweep goes on.
+    pub resume: Option<SweepPlace>,
     pub findings: Option<FindingsWritten>,
     pub elapsed_ms: f64,
 }
@@ -158,6 +173,7 @@ pub async fn sweep_account(
         findings,
         on_bucket,
         account_id,
+        resume,
     } = options;
     let listed = list_buckets(clients.base()).await?;
     let chosen: Vec<(String, Option<String>)> = listed
@@ -165,8 +181,12 @@ pub async fn sweep_account(
         .filter(|(name, _)| {
             (include.is_empty() || include.iter().any(|glob| glob_matches(glob, name)))
                 && !exclude.iter().any(|glob| glob_matches(glob, name))
+                // Buckets an earlier sweep finished (ListBuckets names them in order).
+                && resume.as_ref().is_none_or(|place| name.as_str() >= place.bucket.as_str())
         })
         .collect();
+    let resumed_at = resume.as_ref().map(|place| place.bucket.clone());
+    let mut token = resume.and_then(|place| place.resume.map(|token| (place.bucket, token)));
     let account_id = account
         .as_ref()
         .map(|account| account.account_id.to_owned())
@@ -190,9 +210,11 @@ pub async fn sweep_account(
     let crawl = async move {
         let mut buckets = Vec::with_capacity(read.len());
         for bucket in read {
+            let carried = token.take_if(|(name, _)| *name == bucket.name).map(|(_, token)| token);
             buckets.push(
                 crawl_bucket(
                     bucket,
+                    carried,
                     strategy,
                     stop_at,
                     fetch_when_acls_disabled,
@@ -214,11 +236,20 @@ pub async fn sweep_account(
         }
         None => (crawl.await, None),
     };
+    let resume = buckets
+        .iter()
+        .find(|bucket| matches!(bucket.state, BucketState::Truncated | BucketState::NotReached))
+        .map(|bucket| SweepPlace {
+            bucket: bucket.bucket.clone(),
+            resume: bucket.resume.clone(),
+        });
     let mut report = SweepReport {
         account_id,
         strategy: strategy.kind(),
         totals: totals(&buckets),
         buckets,
+        resumed_at,
+        resume,
         findings: None,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     };
@@ -325,6 +356,7 @@ async fn read_bucket(
 /// Audits one bucket's objects, unless its ACLs are disabled or the deadline has passed.
 async fn crawl_bucket(
     bucket: ReadBucket,
+    token: Option<Resume>,
     strategy: Strategy,
     stop_at: Option<Instant>,
     fetch_when_acls_disabled: bool,
@@ -383,7 +415,11 @@ async fn crawl_bucket(
         account_id: account_id.map(str::to_owned),
         ..AuditOptions::default()
     };
-    let report = match audit_bucket_with(&client, &Target::bucket(&audit.bucket), strategy, options).await {
+    let target = Target {
+        resume: token,
+        ..Target::bucket(&audit.bucket)
+    };
+    let report = match audit_bucket_with(&client, &target, strategy, options).await {
         Ok(report) => report,
         // A shared file's lines are written by the sweep's writer: its error is the sweep's.
         Err(AuditError::NotWritten { report, .. }) => *report,

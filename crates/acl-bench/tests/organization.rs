@@ -22,7 +22,11 @@ async fn one_join_all_invocation_sweeps_the_organization() {
     s3.create_bucket().bucket("org-findings").send().await.unwrap();
     let api = RuntimeApi::start().unwrap();
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_acl-bench")).with_file_name("join-all");
-    assert!(binary.exists(), "{} is missing: `make test` builds it", binary.display());
+    assert!(
+        binary.exists(),
+        "{} is missing: `make test` builds it",
+        binary.display()
+    );
     let mut child = Command::new(binary)
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", api.address())
@@ -43,7 +47,8 @@ async fn one_join_all_invocation_sweeps_the_organization() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    api.wait_for_poll(Duration::from_secs(60)).expect("the init ends with a poll");
+    api.wait_for_poll(Duration::from_secs(60))
+        .expect("the init ends with a poll");
     let outcome = api
         .invoke(
             &serde_json::json!({"scope": "organization"}),

@@ -4,8 +4,8 @@
 
 pub mod docs;
 pub mod hostile;
-pub mod organization;
 pub mod layers;
+pub mod organization;
 
 use std::num::NonZeroUsize;
 

@@ -94,7 +94,6 @@ async fn arrange(client: &Client, prefix: &str) -> Vec<(String, String)> {
         .to_vec()
 }
 
-
 /// The organization, arranged: its exposed objects as (account, bucket, key).
 pub struct Arranged {
     pub management: String,
