@@ -2,7 +2,7 @@
 //! machine's run on this machine.
 
 use acl_audit::model::S3Location;
-use acl_map::rehearsal::{RehearsalOptions, rehearse, rehearse_inventory};
+use acl_map::rehearsal::{RehearsalOptions, rehearse, rehearse_inventory, rehearse_sweep};
 use acl_map::results::summarize;
 use anyhow::Context as _;
 use clap::{Args as ClapArgs, Parser, Subcommand};
@@ -79,6 +79,21 @@ enum Command {
     /// (written by local-s3 in S3's format, the Object ACL field included), against HTTPS
     /// local-s3 with the benchmark's network model; with --compare-listing, one listing the
     /// bucket and fetching every ACL too.
+    /// Time one join-all account sweep ({"scope": "account"}) over an account of BUCKETS buckets,
+    /// ENABLED of them with ACLs enabled and OBJECTS objects each, against one over the
+    /// ACL-enabled buckets alone, on HTTPS local-s3 with the benchmark's network model.
+    RehearseSweep {
+        #[arg(long, default_value_t = 1000)]
+        buckets: usize,
+        #[arg(long, default_value_t = 50)]
+        enabled: usize,
+        #[arg(long, default_value_t = 1000)]
+        objects: usize,
+        #[arg(long, default_value_t = 1769)]
+        memory_mb: usize,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
     RehearseInventory {
         #[arg(long, default_value_t = 100_000)]
         objects: usize,
@@ -117,6 +132,37 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }),
+        Command::RehearseSweep {
+            buckets,
+            enabled,
+            objects,
+            memory_mb,
+            network,
+        } => {
+            let model = network.model()?;
+            let runs = runtime.block_on(rehearse_sweep(buckets, enabled, objects, memory_mb, model))?;
+            println!(
+                "{buckets} buckets, {enabled} with ACLs enabled and {objects} objects each, join-all at {memory_mb} MB, {}, TLS",
+                network.described()
+            );
+            println!(
+                "{:>26} {:>8} {:>10} {:>13} {:>14} {:>8}",
+                "account", "buckets", "wall ms", "ACLs fetched", "GetObjectAcl", "ratio"
+            );
+            let alone = runs.last().map_or(1.0, |run| run.wall_ms);
+            for run in &runs {
+                println!(
+                    "{:>26} {:>8} {:>10.0} {:>13} {:>14} {:>7.2}x",
+                    run.account,
+                    run.buckets,
+                    run.wall_ms,
+                    run.acls_fetched,
+                    run.get_object_acl_requests,
+                    run.wall_ms / alone
+                );
+            }
+            Ok(())
+        }
         Command::RehearseInventory {
             objects,
             memory_mb,

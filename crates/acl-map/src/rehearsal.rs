@@ -203,3 +203,89 @@ pub async fn rehearse_inventory(
 }
 
 pub const INVENTORY_BUCKET: &str = "acl-audit-inventories";
+
+/// One account sweep, timed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepRun {
+    /// What the account held.
+    pub account: String,
+    pub buckets: usize,
+    pub wall_ms: f64,
+    pub get_object_acl_requests: u64,
+    pub acls_fetched: usize,
+    pub acls_disabled: usize,
+}
+
+/// Seeds an HTTPS local-s3 (with `network`) as an account of `buckets` buckets, `enabled` of them
+/// with ACLs enabled and `objects` objects each, the rest with ACLs disabled (and 10 objects
+/// each, which a sweep must not fetch); times one join-all `{"scope": "account"}` invocation
+/// over it, and one over an account holding only the `enabled` buckets.
+pub async fn rehearse_sweep(
+    buckets: usize,
+    enabled: usize,
+    objects: usize,
+    memory_mb: usize,
+    network: NetworkModel,
+) -> anyhow::Result<Vec<SweepRun>> {
+    anyhow::ensure!(
+        enabled <= buckets,
+        "--enabled {enabled} is more than --buckets {buckets}"
+    );
+    let config = Config::from_vars(|name| {
+        (name == acl_audit_lambda::config::LAMBDA_MEMORY_SIZE).then(|| memory_mb.to_string())
+    })?;
+    let mut runs = Vec::new();
+    for (account, total) in [("whole account", buckets), ("ACL-enabled buckets alone", enabled)] {
+        let s3 = LocalS3::start_with(Options {
+            tls: true,
+            network,
+            ..Options::default()
+        })
+        .await
+        .context("cannot start the embedded endpoint")?;
+        for n in 0..total {
+            let name = format!("bucket-{n:05}");
+            if n < enabled {
+                local_s3::seed_bucket(s3.store(), &name, objects)?;
+            } else {
+                local_s3::seed_bucket(s3.store(), &name, 10)?;
+                s3.store()
+                    .set_ownership(&name, Some(local_s3::store::ObjectOwnership::BucketOwnerEnforced))?;
+            }
+        }
+        let client = client_for(&s3)?;
+        let started = Instant::now();
+        let invocation = acl_audit_lambda::invoke(
+            StrategyKind::JoinAll,
+            &Clients::new(&client),
+            &config,
+            LambdaEvent::new(serde_json::json!({"scope": "account"}), Context::default()),
+        )
+        .await;
+        let wall = started.elapsed();
+        let report = match invocation.into_reply() {
+            Ok(acl_audit_lambda::Reply::Sweep(outcome)) => match *outcome {
+                acl_audit_lambda::outcome::SweepOutcome::Account(report) => report,
+                acl_audit_lambda::outcome::SweepOutcome::Organization(_) => {
+                    anyhow::bail!("{account}: not an account's sweep")
+                }
+            },
+            Ok(_) => anyhow::bail!("{account}: not a sweep's report"),
+            Err(err) => anyhow::bail!("{account}: {err}"),
+        };
+        anyhow::ensure!(
+            report.totals.buckets == total && report.totals.acls_fetched == enabled * objects,
+            "{account}: the sweep did not audit every bucket: {:?}",
+            report.totals
+        );
+        runs.push(SweepRun {
+            account: account.to_owned(),
+            buckets: total,
+            wall_ms: wall.as_secs_f64() * 1e3,
+            get_object_acl_requests: s3.requests("GetObjectAcl"),
+            acls_fetched: report.totals.acls_fetched,
+            acls_disabled: report.totals.acls_disabled,
+        });
+    }
+    Ok(runs)
+}
