@@ -211,19 +211,15 @@ pub async fn sweep_account(
         let mut buckets = Vec::with_capacity(read.len());
         for bucket in read {
             let carried = token.take_if(|(name, _)| *name == bucket.name).map(|(_, token)| token);
-            buckets.push(
-                crawl_bucket(
-                    bucket,
-                    carried,
-                    strategy,
-                    stop_at,
-                    fetch_when_acls_disabled,
-                    shared.as_ref(),
-                    account_id.as_deref(),
-                    on_bucket.as_deref(),
-                )
-                .await,
-            );
+            let crawl = Crawl {
+                strategy,
+                stop_at,
+                fetch_when_acls_disabled,
+                shared: shared.as_ref(),
+                account_id: account_id.as_deref(),
+                on_bucket: on_bucket.as_deref(),
+            };
+            buckets.push(crawl_bucket(bucket, carried, &crawl).await);
         }
         // The last handle on the shared file goes here: its writer finishes it.
         drop(shared);
@@ -353,17 +349,27 @@ async fn read_bucket(
     }
 }
 
-/// Audits one bucket's objects, unless its ACLs are disabled or the deadline has passed.
-async fn crawl_bucket(
-    bucket: ReadBucket,
-    token: Option<Resume>,
+/// How every bucket of a sweep is crawled.
+struct Crawl<'a> {
     strategy: Strategy,
     stop_at: Option<Instant>,
     fetch_when_acls_disabled: bool,
-    shared: Option<&SharedFindings>,
-    account_id: Option<&str>,
-    on_bucket: Option<&(dyn Fn(&str) + Send + Sync)>,
-) -> BucketAudit {
+    shared: Option<&'a SharedFindings>,
+    account_id: Option<&'a str>,
+    on_bucket: Option<&'a (dyn Fn(&str) + Send + Sync)>,
+}
+
+/// Audits one bucket's objects (from `token` when an earlier sweep stopped in it), unless its
+/// ACLs are disabled or the deadline has passed.
+async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'_>) -> BucketAudit {
+    let &Crawl {
+        strategy,
+        stop_at,
+        fetch_when_acls_disabled,
+        shared,
+        account_id,
+        on_bucket,
+    } = crawl;
     let ReadBucket {
         name,
         region,
