@@ -23,7 +23,7 @@ REMOTE_PAYLOAD ?= fixtures/console-empty.json
 WITH_TOOLS := PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH"
 SAM_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none SAM_CLI_TELEMETRY=0
 
-.PHONY: help run compare bench bench-peers instructions rehearse rehearse-inventory summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
+.PHONY: help run compare bench bench-peers instructions rehearse rehearse-inventory rehearse-sweep summarize test template-check local-loop-test sam-build-check lint fmt build sam-build deploy \
 	deploy-cargo-lambda invoke logs watch invoke-local local-s3 bench-local-s3 tools clean python-venv aarch64-target
 
 ## help: this list of targets
@@ -86,6 +86,12 @@ rehearse:
 rehearse-inventory:
 	$(CARGO) build --release --quiet -p acl-map
 	target/release/acl-map rehearse-inventory $(REHEARSE_ARGS)
+
+## rehearse-sweep: one join-all account sweep of 1 000 buckets (50 with ACLs enabled, 1 000
+## objects each) against one of those 50 alone (REHEARSE_ARGS, e.g. "--buckets 200 --enabled 10")
+rehearse-sweep:
+	$(CARGO) build --release --quiet -p acl-map
+	target/release/acl-map rehearse-sweep $(REHEARSE_ARGS)
 
 ## summarize: add up one map run's part reports (RESULTS=s3://bucket/results/<map run id>/)
 summarize:

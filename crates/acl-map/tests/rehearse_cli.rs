@@ -62,3 +62,26 @@ fn an_inventory_rehearsal_reads_every_acl_from_the_report_and_none_by_request() 
         .collect();
     assert_eq!(counts, [("inventory", "0"), ("listing", "1500")], "{table}");
 }
+
+#[test]
+fn a_sweep_rehearsal_fetches_no_acl_on_the_disabled_buckets() {
+    let output = Command::new(env!("CARGO_BIN_EXE_acl-map"))
+        .args(["rehearse-sweep", "--buckets", "40", "--enabled", "2", "--objects", "50"])
+        .args(["--rtt-ms", "1", "--service-ms", "1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let table = String::from_utf8(output.stdout).unwrap();
+    // The last three columns of each run: ACLs fetched, GetObjectAcl requests, the ratio.
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|line| line.contains("account") || line.contains("alone"))
+        .filter(|line| !line.trim_start().starts_with("account"))
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    for row in rows {
+        let n = row.len();
+        assert_eq!((row[n - 3], row[n - 2]), ("100", "100"), "{table}");
+    }
+}
