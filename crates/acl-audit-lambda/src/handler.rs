@@ -53,7 +53,9 @@ async fn run_job(kind: StrategyKind, clients: &Clients, config: &Config, event: 
         Job::Audit(job) => listing_audit::run(kind, clients, config, &context, job).await,
         Job::Inventory(job) => inventory_audit::run(kind, clients, config, &context, job).await,
         Job::AddUp(job) => add_up::run(kind, clients, config, job).await,
-        Job::Sweep(job) => account_sweep::run(kind, clients, config, &context, job).await,
+        // Boxed: a sweep holds an organization's, an account's and a bucket's runs, tens of KB in
+        // a debug build, which every other job's caller would otherwise carry on its stack.
+        Job::Sweep(job) => Box::pin(account_sweep::run(kind, clients, config, &context, job)).await,
         Job::Plan(request) => stepped(steps::plan(&clients.s3, config, request).await, config),
         Job::Collect(request) => stepped(steps::collect(&clients.s3, *request).await, config),
     }
@@ -72,6 +74,22 @@ fn stepped(step: Result<crate::event::Pass, HandlerError>, config: &Config) -> I
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The invocation's future is held whole by the runtime's task and by tests' 2 MiB threads:
+    /// the jobs' futures must not add up to a stack's worth (a debug build's are largest).
+    #[test]
+    fn an_invocation_s_future_stays_small() {
+        let client = aws_sdk_s3::Client::from_conf(aws_sdk_s3::Config::builder().behavior_version_latest().build());
+        let clients = Clients::new(&client);
+        let config = Config::from_vars(|_| None).unwrap();
+        let event = LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default());
+        let invocation = invoke(StrategyKind::JoinAll, &clients, &config, event);
+        assert!(
+            std::mem::size_of_val(&invocation) < 64 * 1024,
+            "{} bytes",
+            std::mem::size_of_val(&invocation)
+        );
+    }
 
     #[tokio::test]
     async fn a_panic_is_answered_as_an_internal_error() {
