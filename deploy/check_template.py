@@ -468,21 +468,12 @@ def delivery_findings(source, transformed):
         yield f"{FINDINGS_BUCKET}: no NoncurrentVersionExpiration, so overwritten versions are kept forever"
 
 
-# The member role (deploy/member-role.yaml): exactly the sweep's reads, each on its resource.
+# The member role (deploy/member-role.yaml): exactly what the sweep reads in its own account,
+# each on its resource, and the account's Block Public Access (no resource type: "*").
 MEMBER_ROLE_ACTIONS = {
-    # No resource type: "*" is the only resource these take.
-    "s3:ListAllMyBuckets": "*",
+    **{action: json.loads(target) if target.startswith('"') else target
+       for action, target in SWEEP_POLICIES["sweep-account"].items()},
     "s3:GetAccountPublicAccessBlock": "*",
-    # Every bucket of the account, whose names the sweep learns from ListBuckets.
-    "s3:ListBucket": "arn:${AWS::Partition}:s3:::*",
-    "s3:ListBucketVersions": "arn:${AWS::Partition}:s3:::*",
-    "s3:GetBucketOwnershipControls": "arn:${AWS::Partition}:s3:::*",
-    "s3:GetBucketPublicAccessBlock": "arn:${AWS::Partition}:s3:::*",
-    "s3:GetBucketAcl": "arn:${AWS::Partition}:s3:::*",
-    "s3:GetBucketVersioning": "arn:${AWS::Partition}:s3:::*",
-    "s3:GetBucketPolicyStatus": "arn:${AWS::Partition}:s3:::*",
-    "s3:GetObjectAcl": "arn:${AWS::Partition}:s3:::*/*",
-    "s3:GetObjectVersionAcl": "arn:${AWS::Partition}:s3:::*/*",
 }
 
 

@@ -20,7 +20,7 @@ use acl_audit::s3::client::{
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::{Artifact, put_object};
 use acl_audit::strategy::default_blocking_pool_size;
-use acl_audit::sweep::{SweepError, SweepOptions, sweep_account};
+use acl_audit::sweep::{BucketAudit, OnBucket, SweepError, SweepOptions, SweepTotals, sweep_account};
 use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -284,56 +284,122 @@ async fn control_for(scan: &Scan, choices: &ClientChoices) -> Result<Option<aws_
     }
 }
 
+/// What a sweep from the shell reads with and writes to: its clients' choices, the S3 client,
+/// where its findings go (and its report, for a folder), and a spinner naming the bucket crawled.
+struct SweepIo {
+    choices: ClientChoices,
+    client: aws_sdk_s3::Client,
+    choice: Option<FindingsChoice>,
+    output: Option<FindingsOutput>,
+    bar: Option<ProgressBar>,
+}
+
+impl SweepIo {
+    async fn new(scan: &Scan, folder_name: &str) -> Result<Self, String> {
+        let choices = ClientChoices {
+            endpoint_url: scan.endpoint_url.clone(),
+            profile: scan.profile.clone(),
+            region: scan.region.clone(),
+        };
+        let client = client_from_env_with(&choices).await.map_err(|err| err.to_string())?;
+        let choice = scan
+            .findings
+            .as_deref()
+            .map(|text| findings_choice(text, folder_name))
+            .transpose()?;
+        let output = match &choice {
+            None => None,
+            Some(FindingsChoice::File(path)) => Some(FindingsOutput::file(path).map_err(|err| err.to_string())?),
+            Some(FindingsChoice::Object(file)) => Some(FindingsOutput::s3(&client, file)),
+            Some(FindingsChoice::Folder(folder)) => {
+                Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE)))
+            }
+        };
+        let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Ok(SweepIo {
+            choices,
+            client,
+            choice,
+            output,
+            bar,
+        })
+    }
+
+    /// Told each bucket as its crawl starts: the spinner says which.
+    fn on_bucket(&self) -> OnBucket {
+        let shown = self.bar.clone();
+        Box::new(move |place: &str| {
+            if let Some(bar) = &shown {
+                bar.set_message(format!("auditing {place}"));
+            }
+        })
+    }
+
+    /// The report beside the findings when they went to a folder, then on stdout.
+    async fn finish(self, report: &impl serde::Serialize) -> Result<(), String> {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if let Some(FindingsChoice::Folder(folder)) = &self.choice {
+            // Plain data with string keys: serialising cannot fail.
+            let body = serde_json::to_vec_pretty(report).unwrap_or_default();
+            put_object(&self.client, &in_folder(folder, REPORT_FILE), "application/json", body)
+                .await
+                .map_err(|err| {
+                    print_json(report);
+                    format!("the sweep ran, but {}", err.of(Artifact::Report))
+                })?;
+        }
+        print_json(report);
+        Ok(())
+    }
+}
+
+/// A sweep's exit code: findings (an object's or a bucket's), else anything not audited.
+fn sweep_exit(buckets: &[&BucketAudit], not_audited: usize) -> u8 {
+    if buckets
+        .iter()
+        .any(|bucket| bucket.objects_with_findings > 0 || !bucket.bucket_findings.is_empty())
+    {
+        FINDINGS
+    } else if not_audited > 0 {
+        INCOMPLETE
+    } else {
+        CLEAN
+    }
+}
+
+fn not_audited(totals: &SweepTotals) -> usize {
+    totals.failed + totals.truncated + totals.not_reached + totals.failures
+}
+
 /// `--all-buckets`: every bucket the caller can list, into one report and findings file.
 async fn sweep(scan: Scan) -> Result<u8, String> {
-    let choices = ClientChoices {
-        endpoint_url: scan.endpoint_url.clone(),
-        profile: scan.profile.clone(),
-        region: scan.region.clone(),
-    };
-    let client = client_from_env_with(&choices).await.map_err(|err| err.to_string())?;
-    let folder_name = format!("account-{}", scan.account_id.as_deref().unwrap_or("unknown"));
-    let choice = scan
-        .findings
-        .as_deref()
-        .map(|text| findings_choice(text, &folder_name))
-        .transpose()?;
-    let output = match &choice {
-        None => None,
-        Some(FindingsChoice::File(path)) => Some(FindingsOutput::file(path).map_err(|err| err.to_string())?),
-        Some(FindingsChoice::Object(file)) => Some(FindingsOutput::s3(&client, file)),
-        Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE))),
-    };
-    let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(100));
-        bar
-    });
-    let shown = bar.clone();
+    let mut io = SweepIo::new(
+        &scan,
+        &format!("account-{}", scan.account_id.as_deref().unwrap_or("unknown")),
+    )
+    .await?;
     let options = SweepOptions {
         include: scan.include.clone(),
         exclude: scan.exclude.clone(),
         fetch_when_acls_disabled: scan.audit_when_acls_disabled,
-        findings: output,
-        on_bucket: Some(Box::new(move |bucket: &str| {
-            if let Some(bar) = &shown {
-                bar.set_message(format!("auditing s3://{bucket}"));
-            }
-        })),
+        findings: io.output.take(),
+        on_bucket: Some(io.on_bucket()),
         account_id: scan.account_id.clone(),
         ..SweepOptions::default()
     };
-    let control = control_for(&scan, &choices).await?;
+    let control = control_for(&scan, &io.choices).await?;
     let account = control
         .as_ref()
         .zip(scan.account_id.as_deref())
         .map(|(client, account_id)| AccountCheck { client, account_id });
-    let clients = RegionalClients::new(client.clone());
-    let result = sweep_account(&clients, account, strategy_of(&scan), options).await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let report = match result {
+    let clients = RegionalClients::new(io.client.clone());
+    let report = match sweep_account(&clients, account, strategy_of(&scan), options).await {
         Ok(report) => report,
         Err(err @ SweepError::ListBuckets { .. }) => return Err(err.to_string()),
         Err(SweepError::NotWritten { error, report }) => {
@@ -341,88 +407,41 @@ async fn sweep(scan: Scan) -> Result<u8, String> {
             return Err(format!("the sweep ran, but {error}"));
         }
     };
-    if let Some(FindingsChoice::Folder(folder)) = &choice {
-        // Plain data with string keys: serialising cannot fail.
-        let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
-        put_object(&client, &in_folder(folder, REPORT_FILE), "application/json", body)
-            .await
-            .map_err(|err| {
-                print_json(&report);
-                format!("the sweep ran, but {}", err.of(Artifact::Report))
-            })?;
-    }
-    print_json(&report);
-    let totals = &report.totals;
-    let with_findings = report
-        .buckets
-        .iter()
-        .any(|bucket| bucket.objects_with_findings > 0 || !bucket.bucket_findings.is_empty());
-    Ok(if with_findings {
-        FINDINGS
-    } else if totals.failed + totals.truncated + totals.not_reached + totals.failures > 0 {
-        INCOMPLETE
-    } else {
-        CLEAN
-    })
+    io.finish(&report).await?;
+    let buckets: Vec<&BucketAudit> = report.buckets.iter().collect();
+    Ok(sweep_exit(&buckets, not_audited(&report.totals)))
 }
 
 /// `--organization`: every bucket of every account of the organization.
 async fn sweep_org(scan: Scan) -> Result<u8, String> {
-    let choices = ClientChoices {
-        endpoint_url: scan.endpoint_url.clone(),
-        profile: scan.profile.clone(),
-        region: scan.region.clone(),
-    };
-    let client = client_from_env_with(&choices).await.map_err(|err| err.to_string())?;
-    let (organizations, sts) = organization_clients_from_env_with(&choices)
+    let mut io = SweepIo::new(
+        &scan,
+        &format!("organization-{}", scan.account_id.as_deref().unwrap_or("unknown")),
+    )
+    .await?;
+    let (organizations, sts) = organization_clients_from_env_with(&io.choices)
         .await
         .map_err(|err| err.to_string())?;
-    let control = control_client_from_env_with(&choices)
+    let control = control_client_from_env_with(&io.choices)
         .await
         .map_err(|err| err.to_string())?;
-    let folder_name = format!("organization-{}", scan.account_id.as_deref().unwrap_or("unknown"));
-    let choice = scan
-        .findings
-        .as_deref()
-        .map(|text| findings_choice(text, &folder_name))
-        .transpose()?;
-    let output = match &choice {
-        None => None,
-        Some(FindingsChoice::File(path)) => Some(FindingsOutput::file(path).map_err(|err| err.to_string())?),
-        Some(FindingsChoice::Object(file)) => Some(FindingsOutput::s3(&client, file)),
-        Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE))),
-    };
-    let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(100));
-        bar
-    });
-    let shown = bar.clone();
     let options = OrganizationOptions {
         role_name: scan.role_name.clone().unwrap_or_default(),
         external_id: scan.external_id.clone(),
         include: scan.include.clone(),
         exclude: scan.exclude.clone(),
         fetch_when_acls_disabled: scan.audit_when_acls_disabled,
-        findings: output,
-        on_bucket: Some(Box::new(move |place: &str| {
-            if let Some(bar) = &shown {
-                bar.set_message(format!("auditing {place}"));
-            }
-        })),
+        findings: io.output.take(),
+        on_bucket: Some(io.on_bucket()),
         ..OrganizationOptions::default()
     };
     let clients = OrganizationClients {
-        s3: &client,
+        s3: &io.client,
         control: Some(&control),
         organizations: &organizations,
         sts: &sts,
     };
-    let result = sweep_organization(clients, strategy_of(&scan), options).await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let report = match result {
+    let report = match sweep_organization(clients, strategy_of(&scan), options).await {
         Ok(report) => report,
         Err(err @ OrganizationError::ListAccounts { .. }) => return Err(err.to_string()),
         Err(OrganizationError::NotWritten { error, report }) => {
@@ -430,30 +449,17 @@ async fn sweep_org(scan: Scan) -> Result<u8, String> {
             return Err(format!("the sweep ran, but {error}"));
         }
     };
-    if let Some(FindingsChoice::Folder(folder)) = &choice {
-        // Plain data with string keys: serialising cannot fail.
-        let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
-        put_object(&client, &in_folder(folder, REPORT_FILE), "application/json", body)
-            .await
-            .map_err(|err| {
-                print_json(&report);
-                format!("the sweep ran, but {}", err.of(Artifact::Report))
-            })?;
-    }
-    print_json(&report);
-    let swept: Vec<&acl_audit::sweep::SweepReport> = report.accounts.iter().filter_map(|a| a.report.as_ref()).collect();
-    let with_findings = swept
+    io.finish(&report).await?;
+    let buckets: Vec<&BucketAudit> = report
+        .accounts
         .iter()
-        .flat_map(|r| &r.buckets)
-        .any(|b| b.objects_with_findings > 0 || !b.bucket_findings.is_empty());
-    let totals = &report.totals;
-    Ok(if with_findings {
-        FINDINGS
-    } else if report.accounts_failed + totals.failed + totals.truncated + totals.not_reached + totals.failures > 0 {
-        INCOMPLETE
-    } else {
-        CLEAN
-    })
+        .filter_map(|account| account.report.as_ref())
+        .flat_map(|swept| &swept.buckets)
+        .collect();
+    Ok(sweep_exit(
+        &buckets,
+        report.accounts_failed + not_audited(&report.totals),
+    ))
 }
 
 fn print_json(report: &impl serde::Serialize) {

@@ -139,11 +139,28 @@ pub enum FindingsOutput {
 pub struct SharedFindings(mpsc::Sender<Line>);
 
 impl SharedFindings {
-    /// A handle on `output`, and its writer: `(uri, future of (objects, failures))`.
-    pub fn new(output: FindingsOutput) -> (Self, String, impl Future<Output = Result<(usize, usize), NotWritten>>) {
-        let uri = output.uri();
-        let (sender, receiver) = mpsc::channel(LINES_IN_FLIGHT);
-        (SharedFindings(sender), uri, write_findings(output, receiver))
+    /// Runs `work` (many runs, each given a clone of the handle) with the writer of `findings`
+    /// beside it; the file is finished once `work` has dropped its handle. A `Shared` output is
+    /// another caller's file, whose writer runs beside that caller: then `None` is written here.
+    pub async fn beside<T, Work>(
+        findings: Option<FindingsOutput>,
+        work: impl FnOnce(Option<SharedFindings>) -> Work,
+    ) -> (T, Result<Option<FindingsWritten>, NotWritten>)
+    where
+        Work: Future<Output = T>,
+    {
+        match findings {
+            None => (work(None).await, Ok(None)),
+            Some(FindingsOutput::Shared(shared)) => (work(Some(shared)).await, Ok(None)),
+            Some(output) => {
+                let uri = output.uri();
+                let (sender, receiver) = mpsc::channel(LINES_IN_FLIGHT);
+                let (done, written) =
+                    tokio::join!(work(Some(SharedFindings(sender))), write_findings(output, receiver));
+                let written = written.map(|(objects, failures)| Some(FindingsWritten { uri, objects, failures }));
+                (done, written)
+            }
+        }
     }
 }
 

@@ -126,15 +126,9 @@ pub async fn sweep_organization(
         .unwrap_or("aws")
         .to_owned();
     let accounts = list_accounts(clients.organizations).await?;
-    let (shared, writer) = match findings {
-        Some(output) => {
-            let (shared, uri, writer) = SharedFindings::new(output);
-            (Some(shared), Some((uri, writer)))
-        }
-        None => (None, None),
-    };
     let on_bucket = on_bucket.map(std::sync::Arc::new);
-    let sweeps = async {
+    let caller_ref = caller.as_deref();
+    let sweeps = |shared: Option<SharedFindings>| async move {
         let mut swept = Vec::with_capacity(accounts.len());
         for (account_id, name) in accounts {
             if stop_at.is_some_and(|at| Instant::now() >= at) {
@@ -147,7 +141,7 @@ pub async fn sweep_organization(
                 });
                 continue;
             }
-            let own = caller.as_deref() == Some(account_id.as_str());
+            let own = caller_ref == Some(account_id.as_str());
             let credentials = if own {
                 None
             } else {
@@ -209,16 +203,9 @@ pub async fn sweep_organization(
                 report,
             });
         }
-        drop(shared);
         swept
     };
-    let (accounts, written) = match writer {
-        Some((uri, writer)) => {
-            let (swept, written) = tokio::join!(sweeps, writer);
-            (swept, Some((uri, written)))
-        }
-        None => (sweeps.await, None),
-    };
+    let (accounts, written) = SharedFindings::beside(findings, sweeps).await;
     let mut totals = SweepTotals::default();
     for report in accounts.iter().filter_map(|account| account.report.as_ref()) {
         add(&mut totals, &report.totals);
@@ -237,12 +224,11 @@ pub async fn sweep_organization(
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     };
     match written {
-        None => Ok(report),
-        Some((uri, Ok((objects, failures)))) => {
-            report.findings = Some(FindingsWritten { uri, objects, failures });
+        Ok(findings) => {
+            report.findings = findings;
             Ok(report)
         }
-        Some((_, Err(error))) => Err(OrganizationError::NotWritten {
+        Err(error) => Err(OrganizationError::NotWritten {
             error,
             report: Box::new(report),
         }),

@@ -198,16 +198,7 @@ pub async fn sweep_account(
         .collect::<Vec<_>>()
         .await;
 
-    let (shared, writer) = match findings {
-        // An organization's file: its writer runs beside every account's sweep.
-        Some(FindingsOutput::Shared(shared)) => (Some(shared), None),
-        Some(output) => {
-            let (shared, uri, writer) = SharedFindings::new(output);
-            (Some(shared), Some((uri, writer)))
-        }
-        None => (None, None),
-    };
-    let crawl = async move {
+    let crawl = |shared: Option<SharedFindings>| async move {
         let mut buckets = Vec::with_capacity(read.len());
         for bucket in read {
             let carried = token.take_if(|(name, _)| *name == bucket.name).map(|(_, token)| token);
@@ -221,17 +212,9 @@ pub async fn sweep_account(
             };
             buckets.push(crawl_bucket(bucket, carried, &crawl).await);
         }
-        // The last handle on the shared file goes here: its writer finishes it.
-        drop(shared);
         (buckets, account_id)
     };
-    let ((buckets, account_id), written) = match writer {
-        Some((uri, writer)) => {
-            let (crawled, written) = tokio::join!(crawl, writer);
-            (crawled, Some((uri, written)))
-        }
-        None => (crawl.await, None),
-    };
+    let ((buckets, account_id), written) = SharedFindings::beside(findings, crawl).await;
     let resume = buckets
         .iter()
         .find(|bucket| matches!(bucket.state, BucketState::Truncated | BucketState::NotReached))
@@ -250,12 +233,11 @@ pub async fn sweep_account(
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     };
     match written {
-        None => Ok(report),
-        Some((uri, Ok((objects, failures)))) => {
-            report.findings = Some(FindingsWritten { uri, objects, failures });
+        Ok(findings) => {
+            report.findings = findings;
             Ok(report)
         }
-        Some((_, Err(error))) => Err(SweepError::NotWritten {
+        Err(error) => Err(SweepError::NotWritten {
             error,
             report: Box::new(report),
         }),
