@@ -9,7 +9,7 @@ use acl_audit::findings::FINDINGS_FILE;
 use acl_audit::organization::{OrganizationClients, OrganizationError, OrganizationOptions, sweep_organization};
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::NotWritten;
-use acl_audit::sweep::{SweepError, SweepOptions, SweepTotals, sweep_account};
+use acl_audit::sweep::{SweepError, SweepOptions, sweep_account};
 use acl_audit::{FindingsOutput, Strategy};
 use lambda_runtime::Context;
 
@@ -137,22 +137,11 @@ pub async fn run(
         (None, Some(folder)) => write_report(client, folder, &report).await.err(),
         (error, _) => error,
     };
-    let mut totals = SweepTotals::default();
-    let accounts = report.accounts();
-    for account in &accounts {
-        totals.buckets += account.totals.buckets;
-        totals.audited += account.totals.audited;
-        totals.acls_disabled += account.totals.acls_disabled;
-        totals.failed += account.totals.failed;
-        totals.not_reached += account.totals.not_reached;
-        totals.acls_fetched += account.totals.acls_fetched;
-        totals.exposed_objects += account.totals.exposed_objects;
-        totals.public_policy_buckets += account.totals.public_policy_buckets;
-    }
+    let totals = report.totals();
     tracing::info!(
         strategy = kind.name(),
         scope,
-        accounts = accounts.len(),
+        accounts = report.accounts().len(),
         buckets = totals.buckets,
         audited = totals.audited,
         acls_disabled = totals.acls_disabled,

@@ -4,7 +4,7 @@
 use acl_audit::AuditReport;
 use acl_audit::organization::OrganizationReport;
 use acl_audit::s3::upload::NotWritten;
-use acl_audit::sweep::SweepReport;
+use acl_audit::sweep::{SweepReport, SweepTotals};
 
 use crate::error::HandlerError;
 use crate::event::Pass;
@@ -42,6 +42,14 @@ pub enum SweepOutcome {
 }
 
 impl SweepOutcome {
+    /// Every bucket it swept, added up.
+    pub fn totals(&self) -> &SweepTotals {
+        match self {
+            SweepOutcome::Account(report) => &report.totals,
+            SweepOutcome::Organization(report) => &report.totals,
+        }
+    }
+
     /// Every account's sweep it holds.
     pub fn accounts(&self) -> Vec<&SweepReport> {
         match self {

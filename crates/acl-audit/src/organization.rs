@@ -208,7 +208,7 @@ pub async fn sweep_organization(
     let (accounts, written) = SharedFindings::beside(findings, sweeps).await;
     let mut totals = SweepTotals::default();
     for report in accounts.iter().filter_map(|account| account.report.as_ref()) {
-        add(&mut totals, &report.totals);
+        totals.add(&report.totals);
     }
     let mut report = OrganizationReport {
         caller_account_id: caller,
@@ -288,19 +288,4 @@ async fn assume(sts: &aws_sdk_sts::Client, role_arn: &str, external_id: Option<&
         std::time::SystemTime::try_from(*credentials.expiration()).ok(),
         "assume-role",
     ))
-}
-
-fn add(totals: &mut SweepTotals, more: &SweepTotals) {
-    totals.buckets += more.buckets;
-    totals.audited += more.audited;
-    totals.acls_disabled += more.acls_disabled;
-    totals.truncated += more.truncated;
-    totals.not_reached += more.not_reached;
-    totals.failed += more.failed;
-    totals.public_policy_buckets += more.public_policy_buckets;
-    totals.objects_listed += more.objects_listed;
-    totals.acls_fetched += more.acls_fetched;
-    totals.failures += more.failures;
-    totals.exposed_objects += more.exposed_objects;
-    totals.public_objects += more.public_objects;
 }

@@ -128,6 +128,24 @@ pub struct SweepTotals {
     pub public_objects: usize,
 }
 
+impl SweepTotals {
+    /// Another sweep's totals added to these (an organization's accounts).
+    pub fn add(&mut self, more: &SweepTotals) {
+        self.buckets += more.buckets;
+        self.audited += more.audited;
+        self.acls_disabled += more.acls_disabled;
+        self.truncated += more.truncated;
+        self.not_reached += more.not_reached;
+        self.failed += more.failed;
+        self.public_policy_buckets += more.public_policy_buckets;
+        self.objects_listed += more.objects_listed;
+        self.acls_fetched += more.acls_fetched;
+        self.failures += more.failures;
+        self.exposed_objects += more.exposed_objects;
+        self.public_objects += more.public_objects;
+    }
+}
+
 /// A sweep's report: per bucket, and totals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepReport {
