@@ -61,12 +61,12 @@ FUNCTION_ACTIONS = {
     "sqs:SendMessage",
 }
 FINDINGS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
-# The state machine's steps (join-all) read the passes' results and the parts' findings files,
-# and write the passes' parts files: in this policy only, on those prefixes only.
-MAP_RUN_POLICY = "read-map-run-results"
+# The state machine's steps (join-all) write and read the run's parts folder (parts files, each
+# part's report and findings file): in this policy only, on that prefix only.
+MAP_RUN_POLICY = "run-parts"
 MAP_RUN_READS = {"s3:GetObject"}
-MAP_RUN_READ_PREFIXES = ("/results/*", "/${FindingsPrefix}*")
-PARTS_WRITES = {"s3:PutObject"}
+MAP_RUN_READ_PREFIXES = ("/parts/*",)
+PARTS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
 PARTS_PREFIX = "/parts/*"
 # An inventory-sourced run reads the inventory's destination bucket, in this policy only.
 INVENTORY_POLICY = "read-inventory"
@@ -256,22 +256,21 @@ def definition_findings(source):
     if [(task.get("Parameters", {}).get("FunctionName"), task.get("Parameters", {}).get("Payload.$"))
             for task in workers] != [(worker, "$")]:
         yield f"{path.name}: the worker is not one Task invoking WorkerFunctionArn with the part as its event"
-    # Collect: the pass and the Map's output to join-all, then the Map again while parts are left.
+    # Collect: the pass to join-all, then the Map again while parts are left.
     collect = states.get(state.get("Next", ""), {})
     collect_payload = collect.get("Parameters", {}).get("Payload", {}).get("collect", {})
-    if not invokes_worker(collect) or collect_payload != {"pass.$": "$.run.pass", "map.$": state.get("ResultPath")}:
-        yield f"{path.name}: {name} is not followed by a collect step handing join-all the pass and the Map's output"
+    if not invokes_worker(collect) or collect_payload != {"pass.$": "$.run.pass"}:
+        yield f"{path.name}: {name} is not followed by a collect step handing join-all the pass"
     choice = states.get(collect.get("Next", ""), {})
     loops = [rule for rule in choice.get("Choices", []) if rule.get("Next") == name
              and rule.get("Variable") == "$.run.pass.count" and rule.get("NumericGreaterThan") == 0]
     if choice.get("Type") != "Choice" or not loops:
         yield f"{path.name}: the collect step is not followed by a Choice running {name} again while parts are left"
-    # The last step: join-all given the Map's output and every pass, to add the parts up.
+    # The last step: join-all given the last pass, whose folder holds every pass, to add them up.
     after = states.get(choice.get("Default", ""), {})
     payload = after.get("Parameters", {}).get("Payload", {})
-    if not invokes_worker(after) or payload.get("ResultWriterDetails.$") != "$.map.ResultWriterDetails" or \
-            payload.get("passes.$") != "$.run.pass.passes" or payload.get("bucket") != "example-BucketName":
-        yield f"{path.name}: the run does not end with a Task handing join-all its ResultWriterDetails, every pass and the bucket"
+    if not invokes_worker(after) or payload != {"add_up": {"pass.$": "$.run.pass"}}:
+        yield f"{path.name}: the run does not end with a Task handing join-all the last pass to add up"
     schedules = [event for event in properties.get("Events", {}).values() if event.get("Type") == "ScheduleV2"]
     if [event.get("Properties", {}).get("State") for event in schedules] != [{"Ref": "ScheduleState"}]:
         yield f"{STATE_MACHINE}: expected one ScheduleV2 event whose State is the ScheduleState parameter"
@@ -322,7 +321,7 @@ def findings(source, transformed):
             if MAP_RUN_READS & set(actions) and policy == MAP_RUN_POLICY:
                 for target in as_list(statement["Resource"]):
                     if not resource_text(target).endswith(MAP_RUN_READ_PREFIXES):
-                        yield f"{name}/{policy}: reads objects outside results/ and the findings prefix: {resource_text(target)}"
+                        yield f"{name}/{policy}: reads objects outside the parts folder: {resource_text(target)}"
             if (BUCKET_SETTINGS_READS | BUCKET_LISTINGS) & set(actions) and policy != INVENTORY_POLICY:
                 for target in as_list(statement["Resource"]):
                     if resource_text(target) != "arn:${AWS::Partition}:s3:::${BucketName}":

@@ -19,6 +19,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FUNCTIONS = ["sequential", "spawn-blocking", "join-all"]
 BUCKET = "acl-audit-demo"  # the bucket fixtures/console.json names
+RESULTS = "acl-audit-results"  # where fixtures/state-machine-part.json's part writes its report
 OBJECTS = 100
 
 
@@ -31,7 +32,7 @@ def free_port():
 def start_local_s3():
     process = subprocess.Popen(
         [str(ROOT / "target/debug/local-s3"), "--port", "0", "--seed-bucket", BUCKET, "--objects", str(OBJECTS),
-         "--print-env", "json"],
+         "--create-bucket", RESULTS, "--print-env", "json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

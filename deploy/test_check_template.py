@@ -101,9 +101,9 @@ class CheckTemplate(unittest.TestCase):
 
     def test_parts_written_beyond_their_prefix_fail(self):
         self.assert_finding(
-            "            Action: s3:PutObject\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n",
-            "            Action: s3:PutObject\n            Resource: !Sub ${ResultsBucket.Arn}/*\n",
-            "read-map-run-results: writes outside parts/",
+            "              - s3:AbortMultipartUpload\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n",
+            "              - s3:AbortMultipartUpload\n            Resource: !Sub ${ResultsBucket.Arn}/*\n",
+            "run-parts: writes outside parts/",
         )
 
     def test_results_written_outside_their_prefix_fail(self):
@@ -230,11 +230,13 @@ class CheckTemplate(unittest.TestCase):
             "no OnFailure destination",
         )
 
-    def test_map_run_reads_beyond_results_and_findings_fail(self):
+    def test_part_reads_beyond_the_parts_folder_fail(self):
         self.assert_finding(
-            "              - !Sub ${ResultsBucket.Arn}/results/*\n",
-            "              - !Sub arn:${AWS::Partition}:s3:::${BucketName}/*\n",
-            "reads objects outside results/ and the findings prefix",
+            "          - Effect: Allow\n            Action: s3:GetObject\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n"
+            "          - Effect: Allow\n            Action:\n              - s3:PutObject",
+            "          - Effect: Allow\n            Action: s3:GetObject\n            Resource: !Sub ${ResultsBucket.Arn}/results/*\n"
+            "          - Effect: Allow\n            Action:\n              - s3:PutObject",
+            "run-parts: reads objects outside",
         )
 
     def test_inventory_reads_beyond_the_inventory_bucket_fail(self):
@@ -272,17 +274,17 @@ class CheckTemplate(unittest.TestCase):
 
         self.assert_definition_finding(end_at_the_map, "is not followed by a collect step")
 
-    def test_a_definition_adding_up_the_last_pass_only_fails(self):
+    def test_a_definition_adding_up_without_the_pass_fails(self):
         self.assert_definition_finding(
-            lambda state: state["Parameters"]["Payload"].pop("passes.$"),
-            "does not end with a Task handing join-all its ResultWriterDetails, every pass",
+            lambda state: state["Parameters"]["Payload"]["add_up"].pop("pass.$"),
+            "does not end with a Task handing join-all the last pass",
             state="AddUp",
         )
 
     def test_a_function_role_invoking_a_function_fails(self):
         self.assert_finding(
-            "          - Effect: Allow\n            Action: s3:PutObject\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n",
-            "          - Effect: Allow\n            Action: s3:PutObject\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n"
+            "              - s3:AbortMultipartUpload\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n",
+            "              - s3:AbortMultipartUpload\n            Resource: !Sub ${ResultsBucket.Arn}/parts/*\n"
             "          - Effect: Allow\n            Action: lambda:InvokeFunction\n"
             "            Resource: !Sub arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-join-all\n",
             "action lambda:InvokeFunction beyond",

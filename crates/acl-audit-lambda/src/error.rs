@@ -28,7 +28,7 @@ pub enum HandlerError {
     #[error("{0} (the role needs s3:GetObject on the inventory's destination)")]
     Inventory(InventoryError),
     /// The state machine's last step could not add its batches up.
-    #[error("the map run's results cannot be added up: {0}")]
+    #[error("the run's parts cannot be read back: {0}")]
     MapRun(SummarizeError),
     /// A plan or collect step of a state machine run of parts failed.
     #[error(transparent)]

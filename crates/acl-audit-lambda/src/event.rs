@@ -1,8 +1,7 @@
 //! The invocation payloads a function accepts, as they are on the wire: a console or Scheduler
 //! payload (a [`Request`]), an EventBridge event whose `detail` is one, S3's object events
-//! ([`S3ObjectEvent`]), the state machine's steps ([`PlanRequest`], [`CollectRequest`]) and
-//! parts ([`PartEvent`]), and a Distributed Map's own output once every child is done
-//! ([`MapRunOutput`], to add them up). Each wire format is defined here once, for
+//! ([`S3ObjectEvent`]), and the state machine's steps ([`PlanRequest`], [`CollectRequest`],
+//! [`AddUpRequest`]) and parts ([`PartEvent`]). Each wire format is defined here once, for
 //! [`crate::job::resolve`] and every tool that writes or reads it.
 
 use std::num::NonZeroUsize;
@@ -39,6 +38,10 @@ pub struct Request {
     /// token of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub map_part: bool,
+    /// A part's own folder (`s3://…/pass-<n>/part-<i>/`, named by the plan or collect step):
+    /// its findings file and report go there, for the collect and last steps to read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
     /// What the run audits: one bucket (the default), or every bucket of the account;
     /// overrides `AUDIT_SCOPE`.
     #[serde(default)]
@@ -68,46 +71,12 @@ pub enum AuditScope {
     Organization,
 }
 
-/// What a Distributed Map state with a `ResultWriter` outputs (Step Functions' "ResultWriter"
-/// page), which the state machine's last step hands the function to add the run up, with the
-/// audited bucket beside it.
+/// A file as Step Functions names one: a pass's parts file, which the Map's ItemReader reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct MapRunOutput {
-    #[serde(default)]
-    pub map_run_arn: Option<String>,
-    pub result_writer_details: ResultWriterDetails,
-    /// The audited bucket, which names the run's findings folder; the function's `BUCKET_NAME`
-    /// when absent.
-    #[serde(rename = "bucket", default)]
-    pub bucket: Option<String>,
-    /// Every pass's map run, in order, when the run took several (a state machine of parts,
-    /// `Pass::passes`): all are added up, and the first names the run's folder.
-    #[serde(rename = "passes", default, skip_serializing_if = "Vec::is_empty")]
-    pub passes: Vec<ResultWriterDetails>,
-}
-
-/// Where the ResultWriter put the run's `manifest.json`; also where a pass's parts file is,
-/// as the Map's ItemReader takes it (`Bucket`, `Key`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct ResultWriterDetails {
+pub struct ItemsFile {
     pub bucket: String,
     pub key: String,
-}
-
-impl MapRunOutput {
-    /// The map run's id: the folder its ResultWriter wrote into (`<prefix>/<id>/manifest.json`);
-    /// the first pass's, for a run of several.
-    pub fn run_id(&self) -> &str {
-        let key = &self.passes.first().unwrap_or(&self.result_writer_details).key;
-        let folder = key.rsplit_once('/').map_or("", |(folder, _)| folder);
-        folder
-            .rsplit('/')
-            .next()
-            .filter(|id| !id.is_empty())
-            .unwrap_or("map-run")
-    }
 }
 
 /// The state machine's first step (`{"plan": …}`): cut the bucket, or the S3 Inventory report
@@ -145,43 +114,55 @@ fn default_parts() -> usize {
 }
 
 /// Where a run of parts is: the state the state machine carries from step to step
-/// (`$.parts`), which the plan step starts and each collect step moves on a pass.
+/// (`$.run.pass`), which the plan step starts and each collect step moves on a pass. Every
+/// pass's parts file and parts' folders are in `folder`, so the state stays this small.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pass {
     pub bucket: String,
     /// `s3://bucket/folder/` of the parts files.
     pub folder: String,
-    /// 0 for the plan's parts, then one more per pass that had parts to hand on.
+    /// 0 for the plan's parts, then one more per pass run; once `count` is 0, the number of
+    /// passes the run took.
     pub pass: usize,
     /// Parts in this pass's file: 0 when the run is done.
     pub count: usize,
-    /// This pass's parts file, a JSON array of the workers' events.
-    pub items: ResultWriterDetails,
-    /// The map runs of the passes done so far, for the last step to add up.
-    #[serde(default)]
-    pub passes: Vec<ResultWriterDetails>,
+    /// This pass's parts file (`pass-<n>.json`), a JSON array of the workers' events.
+    pub items: ItemsFile,
 }
 
-/// A collect step (`{"collect": …}`): the pass just run and its Map's output.
+/// A collect step (`{"collect": …}`): the pass just run, whose parts' reports are read back
+/// from their folders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectRequest {
     pub pass: Pass,
-    pub map: MapRunOutput,
 }
 
-/// One part, as the parts file hands it to a worker: a token and the mark of a part.
+/// The last step (`{"add_up": …}`): the run's last pass, whose folder holds every pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddUpRequest {
+    pub pass: Pass,
+}
+
+/// One part, as the parts file hands it to a worker: a token, the mark of a part, and the
+/// folder its findings and report go to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartEvent {
     pub resume: Resume,
     pub map_part: bool,
+    pub folder: String,
 }
 
 impl PartEvent {
-    pub fn new(resume: Resume) -> Self {
-        PartEvent { resume, map_part: true }
+    pub fn new(resume: Resume, folder: String) -> Self {
+        PartEvent {
+            resume,
+            map_part: true,
+            folder,
+        }
     }
 }
 

@@ -76,7 +76,10 @@ pub async fn run(
     }
     let resumed_from = stored.as_ref().and(token.as_ref()).map(S3Location::to_string);
     let resume = resume.or(stored);
-    let folder = run_folder(config, &bucket, &context.request_id);
+    let folder = match &origin {
+        Origin::Part { folder } => Some(folder.clone()),
+        _ => run_folder(config, &bucket, &context.request_id),
+    };
     let options = AuditOptions {
         bucket: Some(settings),
         ..run_options(client, config, context, folder.as_ref())
@@ -94,7 +97,7 @@ pub async fn run(
         Err(AuditError::List(err)) => return failed(Some(&bucket), err.into()),
     };
     log_report(kind, &context.request_id, &report);
-    Invocation::audited(report, findings_error, Scope::of(origin))
+    Invocation::audited(report, findings_error, Scope::of(&origin))
 }
 
 /// The report `named` leads to (itself, or its folder's newest) and the bucket its manifest

@@ -12,7 +12,7 @@ use acl_audit::model::{Cursor, InvalidBucketName, ObjectRef, S3Location, check_b
 use acl_audit::{Resume, Target};
 
 use crate::config::{BUCKET_NAME, Config};
-use crate::event::{AuditScope, CollectRequest, MapRunOutput, PlanRequest, Request, S3_OBJECT_EVENTS, S3ObjectEvent};
+use crate::event::{AddUpRequest, AuditScope, CollectRequest, PlanRequest, Request, S3_OBJECT_EVENTS, S3ObjectEvent};
 
 /// What an invocation does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum Job {
     /// The state machine's step after each pass: hand stopped parts on to the next.
     Collect(Box<CollectRequest>),
     /// The state machine's last step: add every pass's parts up into one report.
-    AddUp(AddUpJob),
+    AddUp(Box<AddUpRequest>),
     /// Every bucket of the account: each one's settings, and its objects where ACLs apply.
     Sweep(SweepJob),
 }
@@ -44,16 +44,17 @@ pub struct SweepJob {
 }
 
 /// Who drives a run, which decides whether it takes up and stores a token under
-/// `FINDINGS_URI` and which metrics count it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `FINDINGS_URI`, where its findings and report go, and which metrics count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A whole target with no token of the caller's (a schedule's run): it takes up the stored
     /// token of its target and stores its own when it stops.
     Whole,
     /// A caller's token or an S3 event's object: the caller carries the run on.
     Caller,
-    /// One part of a state machine run, whose last step reports the run.
-    Part,
+    /// One part of a state machine run, whose last step reports the run: its findings and
+    /// report go to its own folder, where the collect and last steps read them.
+    Part { folder: S3Location },
 }
 
 /// An audit of a listing.
@@ -77,13 +78,6 @@ pub struct InventoryJob {
     pub origin: Origin,
 }
 
-/// The state machine's last step, with the bucket that names the run's folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddUpJob {
-    pub run: MapRunOutput,
-    pub bucket: String,
-}
-
 /// Why an invocation cannot start: its event is wrong or names nothing to audit.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
@@ -98,8 +92,7 @@ pub enum RequestError {
 }
 
 /// The job `payload` asks for, the function's settings filling in what it leaves out:
-/// - `{"plan": …}`, `{"collect": …}`: the state machine's steps;
-/// - a Distributed Map's output (`ResultWriterDetails`): its last step, adding the run up;
+/// - `{"plan": …}`, `{"collect": …}`, `{"add_up": …}`: the state machine's steps;
 /// - S3's `Object Created` / `Object ACL Updated` events: the one object (version) named;
 /// - another EventBridge event (`detail-type`): its `detail` as a [`Request`];
 /// - a [`Request`] (`{}` and `null` included): with `inventory`, an inventory's audit; else a
@@ -128,16 +121,11 @@ fn resolve_shape(payload: Value, config: &Config) -> Result<Job, RequestError> {
         if let Some(collect) = fields.get("collect") {
             return from_value(collect.clone()).map(|request| Job::Collect(Box::new(request)));
         }
-    }
-    if fields.contains_key("ResultWriterDetails") {
-        let run: MapRunOutput = from_value(Value::Object(fields))?;
-        let bucket = run
-            .bucket
-            .clone()
-            .or_else(|| config.bucket.clone())
-            .ok_or(RequestError::MissingBucket)?;
-        check_bucket_name(&bucket)?;
-        return Ok(Job::AddUp(AddUpJob { run, bucket }));
+        if let Some(add_up) = fields.get("add_up") {
+            let request: AddUpRequest = from_value(add_up.clone())?;
+            check_bucket_name(&request.pass.bucket)?;
+            return Ok(Job::AddUp(Box::new(request)));
+        }
     }
     let source = fields.get("source").and_then(Value::as_str);
     let detail_type = fields.get("detail-type").and_then(Value::as_str);
@@ -195,10 +183,22 @@ fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
             "include, exclude and role_name are a sweep's: add \"scope\": \"account\" or \"organization\"".to_owned(),
         ));
     }
-    let origin = match (&request.resume, request.map_part) {
-        (_, true) => Origin::Part,
-        (Some(_), false) => Origin::Caller,
-        (None, false) => Origin::Whole,
+    let origin = match (&request.resume, request.map_part, request.folder.take()) {
+        (_, true, Some(folder)) => Origin::Part {
+            folder: folder
+                .parse()
+                .map_err(|err| RequestError::InvalidEvent(format!("folder: {err}")))?,
+        },
+        (_, true, None) => {
+            return Err(RequestError::InvalidEvent(
+                "a part (map_part) needs the folder its report goes to: the plan and collect steps name it".to_owned(),
+            ));
+        }
+        (_, false, Some(_)) => {
+            return Err(RequestError::InvalidEvent("folder is a part's: it needs \"map_part\": true".to_owned()));
+        }
+        (Some(_), false, None) => Origin::Caller,
+        (None, false, None) => Origin::Whole,
     };
     // A token of an inventory's run reads on in the same report.
     let token_manifest = request
@@ -257,6 +257,7 @@ fn sweep(scope: AuditScope, request: Request, config: &Config) -> Result<Job, Re
         ("include_versions", request.include_versions.is_some()),
         ("inventory", request.inventory.is_some()),
         ("map_part", request.map_part),
+        ("folder", request.folder.is_some()),
     ];
     if let Some((field, _)) = bucket_fields.iter().find(|(_, given)| *given) {
         return Err(RequestError::InvalidEvent(format!(
@@ -379,8 +380,16 @@ fn check_lengths(job: &Job) -> Result<(), RequestError> {
         Job::Plan(plan) => (plan.prefix.as_deref(), None),
         Job::Collect(_) | Job::AddUp(_) | Job::Sweep(_) => (None, None),
     };
+    let origin = match job {
+        Job::Audit(job) => Some(&job.origin),
+        Job::Inventory(job) => Some(&job.origin),
+        _ => None,
+    };
     let mut named: Vec<(String, &str)> = Vec::new();
     named.extend(target_prefix.map(|prefix| ("prefix".to_owned(), prefix)));
+    if let Some(Origin::Part { folder }) = origin {
+        named.push(("folder".to_owned(), &folder.prefix));
+    }
     if let Some(resume) = resume {
         named.extend(
             resume
@@ -469,11 +478,27 @@ mod tests {
     fn each_payload_shape_is_its_own_job() {
         let plan = json!({"plan": {"folder": "s3://results/parts/"}});
         assert!(matches!(resolved(plan), Ok(Job::Plan(_))));
-        let add_up = json!({"ResultWriterDetails": {"Bucket": "results", "Key": "r/1/manifest.json"}});
-        let Ok(Job::AddUp(job)) = resolved(add_up) else {
+        let pass = json!({"bucket": "b-1", "folder": "s3://results/parts/x/", "pass": 1, "count": 0,
+                          "items": {"Bucket": "results", "Key": "parts/x/pass-0.json"}});
+        let Ok(Job::AddUp(job)) = resolved(json!({"add_up": {"pass": pass}})) else {
             panic!()
         };
-        assert_eq!(job.bucket, "configured");
+        assert_eq!(job.pass.bucket, "b-1");
+        let part = json!({"resume": {"bucket": "b-1", "prefix": null, "start_after": null, "listing_complete": true, "keys": ["k"]}, "map_part": true, "folder": "s3://results/parts/x/pass-0/part-3/"});
+        let Ok(Job::Audit(job)) = resolved(part) else {
+            panic!()
+        };
+        let Origin::Part { folder } = job.origin else { panic!() };
+        assert_eq!(folder.prefix, "parts/x/pass-0/part-3/");
+        for (part, says) in [
+            (json!({"resume": {"bucket": "b-1", "prefix": null, "start_after": null, "listing_complete": true, "keys": ["k"]}, "map_part": true}), "needs the folder"),
+            (json!({"bucket": "b-1", "folder": "s3://results/p/"}), "map_part"),
+        ] {
+            let Err(RequestError::InvalidEvent(message)) = resolved(part) else {
+                panic!()
+            };
+            assert!(message.contains(says), "{message}");
+        }
         let object = json!({"source": "aws.s3", "detail-type": "Object ACL Updated", "detail": {"bucket": {"name": "b-1"}, "object": {"key": "k"}}});
         let Ok(Job::Audit(job)) = resolved(object) else {
             panic!()
@@ -507,7 +532,8 @@ mod tests {
         for payload in [
             json!({"bucket": bad}),
             json!({"inventory": "s3://inventories/f/", "bucket": bad}),
-            json!({"ResultWriterDetails": {"Bucket": "results", "Key": "k"}, "bucket": bad}),
+            json!({"add_up": {"pass": {"bucket": bad, "folder": "s3://r/p/", "pass": 1, "count": 0,
+                                       "items": {"Bucket": "r", "Key": "p/pass-0.json"}}}}),
             json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": bad}, "object": {"key": "k"}}}),
         ] {
             assert!(

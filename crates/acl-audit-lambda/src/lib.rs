@@ -31,7 +31,7 @@ pub use acl_audit::StrategyKind;
 pub use clients::Clients;
 pub use config::{Config, ConfigError};
 pub use error::HandlerError;
-pub use event::{MapRunOutput, Pass, Request};
+pub use event::{AddUpRequest, Pass, Request};
 pub use handler::invoke;
 pub use job::{Job, RequestError, resolve};
 pub use outcome::{Invocation, Reply, Scope};

@@ -27,7 +27,7 @@ pub async fn run(
         origin,
     } = job;
     let client = &clients.s3;
-    let token = match (&config.findings, origin) {
+    let token = match (&config.findings, &origin) {
         (Some(base), Origin::Whole) if config.resume_from_store => {
             Some(stored_resume::token_location(base, kind, &target))
         }
@@ -42,7 +42,10 @@ pub async fn run(
         resumed_from = Some(location.to_string());
     }
     let clients_by_region = RegionalClients::new(client.clone());
-    let folder = run_folder(config, &target.bucket, &context.request_id);
+    let folder = match &origin {
+        Origin::Part { folder } => Some(folder.clone()),
+        _ => run_folder(config, &target.bucket, &context.request_id),
+    };
     let options = AuditOptions {
         fetch_when_acls_disabled,
         ..run_options(client, config, context, folder.as_ref())
@@ -65,5 +68,5 @@ pub async fn run(
         }
     };
     log_report(kind, &context.request_id, &report);
-    Invocation::audited(report, findings_error, Scope::of(origin))
+    Invocation::audited(report, findings_error, Scope::of(&origin))
 }

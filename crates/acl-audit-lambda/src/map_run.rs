@@ -1,113 +1,89 @@
-//! A Distributed Map run's results as its ResultWriter leaves them in S3: `manifest.json`
-//! naming the result files, each file a JSON array of child executions whose `Output` is a
-//! batch's report (SUCCEEDED) or whose `Error` and `Cause` say why it has none (FAILED).
-//! Adding them up is the state machine's last step (the handler, given the Map's output) and
-//! `acl-map summarize`'s whole job.
+//! A run of parts as its parts leave it in S3, all in the run's parts folder: each pass's
+//! parts file (`pass-<n>.json`, the Map's items), and in each part's own folder
+//! (`pass-<n>/part-<i>/`) the report and findings file the part wrote when it finished. The
+//! collect step reads one pass back, the last step every pass, and `acl-map summarize` a run
+//! in S3. A part without a report failed (its invocation's error is in the map run's execution
+//! history): each key it names is a failure, and a listing it was to do truncates the run.
+//!
+//! The parts record themselves rather than being read from the Map's ResultWriter: the reports
+//! are then where the run put them, whichever interpreter ran it (moto's ResultWriter writes
+//! no result files; docs/scale-out.md, "The state machine").
 
 use acl_audit::findings::{FailureLine, FindingsWritten, Place};
 use acl_audit::model::S3Location;
 use acl_audit::report::Truncation;
-use acl_audit::s3::read::read_object;
+use acl_audit::s3::read::{read_object, read_object_if_any};
 use acl_audit::s3::upload::StreamingUpload;
 use acl_audit::s3::upload::{Artifact, NotWritten};
-use acl_audit::{AuditReport, ObjectFailure, ObjectRef, StrategyKind};
+use acl_audit::{AuditReport, ObjectFailure, StrategyKind};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::event::{PartEvent, ResultWriterDetails};
+use crate::event::PartEvent;
 
-pub const MANIFEST: &str = "manifest.json";
+/// A part's report, in its folder.
+pub const PART_REPORT: &str = "report.json";
+/// The code of each key of a part that left no report.
+pub const PART_NOT_REPORTED: &str = "PartNotReported";
 
-/// A ResultWriter's `manifest.json`: the files it wrote, by the status of their executions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Manifest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub destination_bucket: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub map_run_arn: Option<String>,
-    pub result_files: ResultFiles,
+/// The parts file of pass `pass` in the run's `folder`.
+pub fn pass_file(folder: &S3Location, pass: usize) -> S3Location {
+    S3Location {
+        bucket: folder.bucket.clone(),
+        prefix: format!("{}pass-{pass}.json", folder.prefix),
+    }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub struct ResultFiles {
-    #[serde(default)]
-    pub succeeded: Vec<ResultFile>,
-    #[serde(default)]
-    pub failed: Vec<ResultFile>,
-    #[serde(default)]
-    pub pending: Vec<ResultFile>,
+/// The folder of part `index` of pass `pass`: its findings file and report.
+pub fn part_folder(folder: &S3Location, pass: usize, index: usize) -> S3Location {
+    S3Location {
+        bucket: folder.bucket.clone(),
+        prefix: format!("{}pass-{pass}/part-{index}/", folder.prefix),
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ResultFile {
-    pub key: String,
+/// A part, and its report once it finished.
+#[derive(Debug, Clone)]
+pub struct PartRecord {
+    pub event: PartEvent,
+    pub report: Option<AuditReport>,
 }
 
-/// One child execution, as a result file lists it; fields this tool does not read are left out.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ChildExecution {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub execution_arn: Option<String>,
-    pub name: Option<String>,
-    pub status: String,
-    /// The part, as a JSON string: a [`PartEvent`].
-    pub input: Option<String>,
-    /// The batch's report, as a JSON string, when it succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-}
-
-/// The run's batches added up.
+/// The run's parts added up.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    pub manifest: String,
-    pub batches: BatchCounts,
-    /// The sum of the batch reports; the keys of failed batches are failures (with the child
-    /// execution's error as their code), those of unfinished ones are in `resume.keys`.
+    /// The run's parts folder.
+    pub folder: String,
+    pub passes: usize,
+    pub parts: PartCounts,
+    /// The sum of the parts' reports; the keys of parts that left no report are failures.
     pub report: AuditReport,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct BatchCounts {
-    pub succeeded: usize,
+pub struct PartCounts {
+    pub reported: usize,
     pub failed: usize,
-    pub pending: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SummarizeError {
-    #[error(
-        "no {MANIFEST} under {0}: give the folder a run's ResultWriter wrote (results/<map run id>/), or the run is still going"
-    )]
-    NoManifest(S3Location),
-    #[error("{count} runs' manifests under {location}: give one run's folder, e.g. s3://{bucket}/{first}", bucket = location.bucket, first = first.trim_end_matches(MANIFEST))]
-    SeveralManifests {
-        location: S3Location,
-        count: usize,
-        first: String,
-    },
+    #[error("no parts file (pass-0.json) under {0}: give a run's parts folder, s3://…/parts/<execution name>/")]
+    NoParts(S3Location),
     #[error("cannot read s3://{bucket}/{key}: {detail}")]
     Read {
         bucket: String,
         key: String,
         detail: String,
     },
-    #[error("s3://{bucket}/{key} is not what a ResultWriter writes: {reason}")]
+    #[error("s3://{bucket}/{key} is not what a run of parts writes: {reason}")]
     Malformed {
         bucket: String,
         key: String,
         reason: String,
     },
-    /// The run's findings file, which gathers its batches' files, could not be written.
+    /// The run's findings file, which gathers its parts' files, could not be written.
     #[error(transparent)]
     FindingsNotWritten(#[from] NotWritten),
 }
@@ -116,104 +92,83 @@ impl SummarizeError {
     /// The `errorType` the state machine's execution history shows.
     pub fn error_type(&self) -> &'static str {
         match self {
-            SummarizeError::NoManifest(_) | SummarizeError::SeveralManifests { .. } => "NoMapRunManifest",
-            SummarizeError::Read { .. } => "MapRunResultsNotRead",
-            SummarizeError::Malformed { .. } => "MalformedMapRunResults",
+            SummarizeError::NoParts(_) => "NoParts",
+            SummarizeError::Read { .. } => "PartsNotRead",
+            SummarizeError::Malformed { .. } => "MalformedParts",
             SummarizeError::FindingsNotWritten(_) => "FindingsNotWritten",
         }
     }
 }
 
-/// Finds the run's manifest under `location`, reads every result file it names and adds the
-/// batches up.
-pub async fn summarize(client: &Client, location: &S3Location) -> Result<Summary, SummarizeError> {
-    let manifest_key = find_manifest(client, location).await?;
-    summarize_manifest(client, &location.bucket, &manifest_key, None).await
+/// Pass `pass`'s parts, each with the report it left, if any.
+pub async fn read_pass(client: &Client, folder: &S3Location, pass: usize) -> Result<Vec<PartRecord>, SummarizeError> {
+    let file = pass_file(folder, pass);
+    let events: Vec<PartEvent> = read_json(client, &file).await?;
+    let mut parts = Vec::with_capacity(events.len());
+    for event in events {
+        let part: S3Location = event.folder.parse().map_err(|err| malformed(&file, format!("a part's folder: {err}")))?;
+        let report_file = S3Location {
+            prefix: format!("{}{PART_REPORT}", part.prefix),
+            bucket: part.bucket,
+        };
+        let report = match read_object_if_any(client, &report_file.bucket, &report_file.prefix).await {
+            Ok(Some(bytes)) => Some(
+                serde_json::from_slice::<AuditReport>(&bytes)
+                    .map_err(|err| malformed(&report_file, format!("not a part's report: {err}")))?,
+            ),
+            Ok(None) => None,
+            Err(detail) => return Err(read_error(&report_file, detail)),
+        };
+        parts.push(PartRecord { event, report });
+    }
+    Ok(parts)
 }
 
-/// Reads the manifest at `bucket`/`manifest_key` and every result file it names, and adds the
-/// batches up. With `findings`, the run's findings file is written there as the batches are
-/// read, in bounded memory: every line of each batch's own findings file, and a failure line
-/// for each key of a failed batch; the report's `findings` says where and how many (the caller
+/// Adds up the run's first `passes` passes in `folder`. Each stopped part of a pass before the
+/// last was handed on to the next pass ([`AuditReport::hand_on`], as the collect step hands it
+/// on): its keys count in the part that carried on, so every object counts once. With
+/// `findings`, the run's findings file is written there as the parts are read, in bounded
+/// memory: every line of each part's own findings file, and a failure line for each key of a
+/// part that left no report; the report's `findings` says where and how many (the caller
 /// finishes the upload).
-pub async fn summarize_manifest(
-    client: &Client,
-    bucket: &str,
-    manifest_key: &str,
-    findings: Option<&mut StreamingUpload>,
-) -> Result<Summary, SummarizeError> {
-    let pass = ResultWriterDetails {
-        bucket: bucket.to_owned(),
-        key: manifest_key.to_owned(),
-    };
-    summarize_passes(client, std::slice::from_ref(&pass), false, findings).await
-}
-
-/// The same over every pass of a run of parts, in order. With `handed_on`, each stopped
-/// part's token is taken as handed on to the next pass ([`AuditReport::hand_on`]), as the
-/// collect step hands it on: its keys count in the part that carried on, so every object
-/// counts once.
 pub async fn summarize_passes(
     client: &Client,
-    passes: &[ResultWriterDetails],
-    handed_on: bool,
+    folder: &S3Location,
+    passes: usize,
     mut findings: Option<&mut StreamingUpload>,
 ) -> Result<Summary, SummarizeError> {
     let mut report = AuditReport::empty(StrategyKind::JoinAll, "");
-    let mut batches = BatchCounts::default();
+    let mut parts = PartCounts::default();
     let mut lines = FindingsWritten {
         uri: findings.as_ref().map(|upload| upload.uri()).unwrap_or_default(),
         objects: 0,
         failures: 0,
     };
-    for pass in passes {
-        let bucket = pass.bucket.as_str();
-        let manifest: Manifest = read_json(client, bucket, &pass.key).await?;
-        let files = &manifest.result_files;
-        for file in files.succeeded.iter().chain(&files.failed).chain(&files.pending) {
-            let executions: Vec<ChildExecution> = read_json(client, bucket, &file.key).await?;
-            for execution in executions {
-                let malformed = |reason: String| SummarizeError::Malformed {
-                    bucket: bucket.to_owned(),
-                    key: file.key.clone(),
-                    reason,
-                };
-                let batch = match (execution.status.as_str(), &execution.output) {
-                    ("SUCCEEDED", Some(output)) => {
-                        batches.succeeded += 1;
-                        let mut batch = serde_json::from_str::<AuditReport>(output)
-                            .map_err(|err| malformed(format!("a batch's Output is not a report: {err}")))?;
-                        if handed_on {
-                            batch.hand_on();
-                        }
-                        if let (Some(upload), Some(written)) = (findings.as_deref_mut(), &batch.findings) {
-                            copy_lines(client, &written.uri, upload).await?;
-                            lines.objects += written.objects;
-                            lines.failures += written.failures;
-                        }
-                        batch
+    for pass in 0..passes {
+        let handed_on = pass + 1 < passes;
+        for record in read_pass(client, folder, pass).await? {
+            let part = match record.report {
+                Some(mut part) => {
+                    parts.reported += 1;
+                    if handed_on {
+                        part.hand_on();
                     }
-                    (status, _) => {
-                        let input = execution.input.as_deref().ok_or_else(|| {
-                            malformed(format!(
-                                "execution {:?} ({status}) carries no Input, so its keys cannot be counted",
-                                execution.name
-                            ))
-                        })?;
-                        let input = ChildInput::parse(input).map_err(malformed)?;
-                        if status == "FAILED" {
-                            batches.failed += 1;
-                        } else {
-                            batches.pending += 1;
-                        }
-                        if let (Some(upload), "FAILED") = (findings.as_deref_mut(), status) {
-                            lines.failures += write_failures(upload, &execution, &input).await?;
-                        }
-                        input.unfinished(status, &execution)
+                    if let (Some(upload), Some(written)) = (findings.as_deref_mut(), &part.findings) {
+                        copy_lines(client, &written.uri, upload).await?;
+                        lines.objects += written.objects;
+                        lines.failures += written.failures;
                     }
-                };
-                report.absorb(batch);
-            }
+                    part
+                }
+                None => {
+                    parts.failed += 1;
+                    if let Some(upload) = findings.as_deref_mut() {
+                        lines.failures += write_failures(upload, &record.event).await?;
+                    }
+                    not_reported(record.event)
+                }
+            };
+            report.absorb(part);
         }
     }
     if let Some(resume) = &mut report.resume {
@@ -221,212 +176,122 @@ pub async fn summarize_passes(
     }
     report.findings = findings.is_some().then_some(lines);
     Ok(Summary {
-        manifest: passes.last().map(|pass| pass.key.clone()).unwrap_or_default(),
-        batches,
+        folder: folder.to_string(),
+        passes,
+        parts,
         report,
     })
 }
 
-/// The reports of a map run's children that succeeded, as its ResultWriter recorded them.
-pub async fn succeeded_reports(client: &Client, run: &ResultWriterDetails) -> Result<Vec<AuditReport>, SummarizeError> {
-    let manifest: Manifest = read_json(client, &run.bucket, &run.key).await?;
-    let mut reports = Vec::new();
-    for file in &manifest.result_files.succeeded {
-        let executions: Vec<ChildExecution> = read_json(client, &run.bucket, &file.key).await?;
-        for output in executions.into_iter().filter_map(|execution| execution.output) {
-            let report = serde_json::from_str::<AuditReport>(&output).map_err(|err| SummarizeError::Malformed {
-                bucket: run.bucket.clone(),
-                key: file.key.clone(),
-                reason: format!("a part's Output is not a report: {err}"),
-            })?;
-            reports.push(report);
+/// Adds up the run of parts in `folder`, as many passes as it holds parts files for.
+pub async fn summarize(client: &Client, folder: &S3Location) -> Result<Summary, SummarizeError> {
+    let mut passes = 0;
+    loop {
+        let file = pass_file(folder, passes);
+        match read_object_if_any(client, &file.bucket, &file.prefix).await {
+            Ok(Some(_)) => passes += 1,
+            Ok(None) => break,
+            Err(detail) => return Err(read_error(&file, detail)),
         }
     }
-    Ok(reports)
+    if passes == 0 {
+        return Err(SummarizeError::NoParts(folder.clone()));
+    }
+    summarize_passes(client, folder, passes, None).await
 }
 
-/// What a child that has no report was handed: a part of a run.
-struct ChildInput(PartEvent);
-
-impl ChildInput {
-    fn parse(input: &str) -> Result<Self, String> {
-        serde_json::from_str::<PartEvent>(input)
-            .map(ChildInput)
-            .map_err(|err| format!("a child's Input is not a part: {err}"))
+/// The report of a part that left none: its keys are failures, and a listing it was to do,
+/// left undone, truncates the run with its token in `resume`.
+fn not_reported(event: PartEvent) -> AuditReport {
+    let mut report = AuditReport::empty(StrategyKind::JoinAll, event.resume.bucket.clone());
+    report.objects_listed = event.resume.keys.len();
+    for failure in failures(&event) {
+        report.failures.add(failure);
     }
-
-    fn bucket(&self) -> &str {
-        &self.0.resume.bucket
+    let PartEvent { resume, folder, .. } = event;
+    if !resume.cursor.is_done() {
+        report.truncated = Some(Truncation::ListingFailed {
+            error: format!("{PART_NOT_REPORTED}: the part left no {PART_REPORT} in {folder} before listing its keys"),
+        });
+        report.resume = Some(acl_audit::Resume {
+            keys: Vec::new(),
+            ..resume
+        });
     }
-
-    /// The keys it names (a part's listing, if any, is not known).
-    fn keys(&self) -> Vec<ObjectRef> {
-        self.0.resume.keys.clone()
-    }
-
-    /// Its report: a failed one's keys are failures, a pending one's are not fetched; a
-    /// part's listing left undone truncates the run, its token in `resume`.
-    fn unfinished(self, status: &str, execution: &ChildExecution) -> AuditReport {
-        let mut report = AuditReport::empty(StrategyKind::JoinAll, self.bucket());
-        let keys = self.keys();
-        report.objects_listed = keys.len();
-        let listing_left = (!self.0.resume.cursor.is_done()).then_some(self.0.resume);
-        if status == "FAILED" {
-            for object in keys {
-                report.failures.add(batch_failure(execution, object));
-            }
-        } else {
-            report.objects_not_fetched = keys.len();
-            report.resume = Some(acl_audit::Resume::keys_only(report.bucket.clone(), keys));
-        }
-        if let Some(mut token) = listing_left {
-            token.keys = report.resume.take().map(|resume| resume.keys).unwrap_or_default();
-            report.truncated = Some(Truncation::ListingFailed {
-                error: format!(
-                    "a part of the run {status} before listing its keys: {}",
-                    execution.error.as_deref().unwrap_or("ExecutionFailed")
-                ),
-            });
-            report.resume = Some(token);
-        }
-        report
-    }
+    report
 }
 
-/// Appends a batch's findings file (`s3://…/findings.jsonl`, whole lines) to `upload`.
+/// Appends a part's findings file (`s3://…/findings.jsonl`, whole lines) to `upload`.
 async fn copy_lines(client: &Client, uri: &str, upload: &mut StreamingUpload) -> Result<(), SummarizeError> {
     let location: S3Location = uri.parse().map_err(|err| SummarizeError::Malformed {
         bucket: String::new(),
         key: uri.to_owned(),
-        reason: format!("a batch's findings.uri is not an S3 location: {err}"),
+        reason: format!("a part's findings.uri is not an S3 location: {err}"),
     })?;
-    let read_error = |detail: String| SummarizeError::Read {
-        bucket: location.bucket.clone(),
-        key: location.prefix.clone(),
-        detail,
-    };
     let mut object = client
         .get_object()
         .bucket(&location.bucket)
         .key(&location.prefix)
         .send()
         .await
-        .map_err(|err| read_error(DisplayErrorContext(&err).to_string()))?;
+        .map_err(|err| read_error(&location, DisplayErrorContext(&err).to_string()))?;
     while let Some(chunk) = object
         .body
         .try_next()
         .await
-        .map_err(|err| read_error(err.to_string()))?
+        .map_err(|err| read_error(&location, err.to_string()))?
     {
         upload.write(&chunk).await.map_err(|err| err.of(Artifact::Findings))?;
     }
     Ok(())
 }
 
-/// A failure line for every key of a failed batch or part, the child execution's error as its
-/// code; how many.
-async fn write_failures(
-    upload: &mut StreamingUpload,
-    execution: &ChildExecution,
-    input: &ChildInput,
-) -> Result<usize, SummarizeError> {
-    let keys = input.keys();
-    for object in &keys {
-        let failure = batch_failure(execution, object.clone());
-        // Plain data with string keys: serialising cannot fail.
-        let mut line =
-            serde_json::to_vec(&FailureLine::of(&Place::bucket(input.bucket()), &failure)).unwrap_or_default();
-        line.push(b'\n');
-        upload.write(&line).await.map_err(|err| err.of(Artifact::Findings))?;
-    }
-    Ok(keys.len())
-}
-
-/// A key of a failed batch, failed with the child execution's error.
-fn batch_failure(execution: &ChildExecution, object: ObjectRef) -> ObjectFailure {
-    ObjectFailure {
-        key: object.key,
-        version_id: object.version_id,
-        code: execution.error.clone().unwrap_or_else(|| "ExecutionFailed".to_owned()),
-        message: execution.cause.clone().unwrap_or_default(),
-    }
-}
-
-async fn find_manifest(client: &Client, location: &S3Location) -> Result<String, SummarizeError> {
-    let mut pages = client
-        .list_objects_v2()
-        .bucket(&location.bucket)
-        .prefix(&location.prefix)
-        .into_paginator()
-        .send();
-    let mut manifests = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|err| SummarizeError::Read {
-            bucket: location.bucket.clone(),
-            key: location.prefix.clone(),
-            detail: DisplayErrorContext(&err).to_string(),
-        })?;
-        manifests.extend(
-            page.contents()
-                .iter()
-                .filter_map(|object| object.key())
-                .filter(|key| key.ends_with(MANIFEST))
-                .map(str::to_owned),
-        );
-    }
-    match manifests.len() {
-        0 => Err(SummarizeError::NoManifest(location.clone())),
-        1 => Ok(manifests.remove(0)),
-        count => Err(SummarizeError::SeveralManifests {
-            location: location.clone(),
-            count,
-            first: manifests.remove(0),
-        }),
-    }
-}
-
-async fn read_json<T: serde::de::DeserializeOwned>(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-) -> Result<T, SummarizeError> {
-    let bytes = read_object(client, bucket, key)
-        .await
-        .map_err(|detail| SummarizeError::Read {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            detail,
-        })?;
-    serde_json::from_slice(&bytes).map_err(|err| SummarizeError::Malformed {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        reason: err.to_string(),
+/// Each key a part that left no report names, failed.
+fn failures(event: &PartEvent) -> impl Iterator<Item = ObjectFailure> + '_ {
+    event.resume.keys.iter().map(|object| ObjectFailure {
+        key: object.key.clone(),
+        version_id: object.version_id.clone(),
+        code: PART_NOT_REPORTED.to_owned(),
+        message: format!(
+            "the part left no {PART_REPORT} in {}: its invocation failed (see the map run's failed executions)",
+            event.folder
+        ),
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_parse_with_and_without_a_prefix() {
-        let location: S3Location = "s3://audit-results/results/abc/".parse().unwrap();
-        assert_eq!(location.bucket, "audit-results");
-        assert_eq!(location.prefix, "results/abc/");
-        assert_eq!("s3://b".parse::<S3Location>().unwrap().prefix, "");
-        assert!(
-            "results/abc"
-                .parse::<S3Location>()
-                .unwrap_err()
-                .to_string()
-                .contains("not an s3://")
-        );
-        assert!(
-            "s3:///x"
-                .parse::<S3Location>()
-                .unwrap_err()
-                .to_string()
-                .contains("no bucket")
-        );
+/// A failure line for every key of a part that left no report; how many.
+async fn write_failures(upload: &mut StreamingUpload, event: &PartEvent) -> Result<usize, SummarizeError> {
+    let place = Place::bucket(&event.resume.bucket);
+    let mut written = 0;
+    for failure in failures(event) {
+        // Plain data with string keys: serialising cannot fail.
+        let mut line = serde_json::to_vec(&FailureLine::of(&place, &failure)).unwrap_or_default();
+        line.push(b'\n');
+        upload.write(&line).await.map_err(|err| err.of(Artifact::Findings))?;
+        written += 1;
     }
+    Ok(written)
+}
+
+fn read_error(location: &S3Location, detail: String) -> SummarizeError {
+    SummarizeError::Read {
+        bucket: location.bucket.clone(),
+        key: location.prefix.clone(),
+        detail,
+    }
+}
+
+fn malformed(location: &S3Location, reason: String) -> SummarizeError {
+    SummarizeError::Malformed {
+        bucket: location.bucket.clone(),
+        key: location.prefix.clone(),
+        reason,
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(client: &Client, location: &S3Location) -> Result<T, SummarizeError> {
+    let bytes = read_object(client, &location.bucket, &location.prefix)
+        .await
+        .map_err(|detail| read_error(location, detail))?;
+    serde_json::from_slice(&bytes).map_err(|err| malformed(location, err.to_string()))
 }

@@ -86,9 +86,9 @@ pub enum Scope {
 
 impl Scope {
     /// The scope of a run of this origin: a part's, or a run's of its own.
-    pub fn of(origin: Origin) -> Self {
+    pub fn of(origin: &Origin) -> Self {
         match origin {
-            Origin::Part => Scope::Part,
+            Origin::Part { .. } => Scope::Part,
             Origin::Whole | Origin::Caller => Scope::Run,
         }
     }

@@ -1,8 +1,10 @@
 //! The state machine's steps that are not audits (docs/scale-out.md, "The state machine"):
 //! the plan cuts the bucket, or an S3 Inventory report of it, into parts and writes them as the
-//! first pass's parts file, which the Map reads (ItemReader, JSON); after each pass the collect
-//! step hands the parts that stopped at their deadline on to a next pass, cut again, until a
-//! pass leaves none. Each step's reply is the [`Pass`] the state machine carries on.
+//! first pass's parts file, which the Map reads (ItemReader, JSON), each part naming its own
+//! folder for its report; after each pass the collect step reads those reports back
+//! ([`crate::map_run`]) and hands the parts that stopped at their deadline on to a next pass,
+//! cut again, until a pass leaves none. Each step's reply is the [`Pass`] the state machine
+//! carries on.
 
 use acl_audit::Resume;
 use acl_audit::model::S3Location;
@@ -13,13 +15,12 @@ use aws_sdk_s3::Client;
 
 use crate::config::Config;
 use crate::error::{HandlerError, StepError};
-use crate::event::{CollectRequest, PartEvent, Pass, PlanRequest, Request, ResultWriterDetails};
+use crate::event::{CollectRequest, ItemsFile, PartEvent, Pass, PlanRequest, Request};
 use crate::job::{RequestError, target};
-use crate::map_run::succeeded_reports;
+use crate::map_run::{pass_file, part_folder, read_pass};
 
 /// Passes a run may take before it is stopped as going nowhere: each lasts about one
-/// invocation's timeout, so this is days, and each adds a map run to the state the state
-/// machine carries (about 150 bytes of its 256 KiB).
+/// invocation's timeout, so this is days.
 pub const MAX_PASSES: usize = 500;
 
 /// The plan step: the bucket's (or the inventory report's) parts, written as pass 0's file.
@@ -75,22 +76,26 @@ pub async fn plan(client: &Client, config: &Config, request: PlanRequest) -> Res
         folder: folder.to_string(),
         pass: 0,
         count: 0,
-        items: ResultWriterDetails {
+        items: ItemsFile {
             bucket: folder.bucket.clone(),
             key: String::new(),
         },
-        passes: Vec::new(),
     };
     write_pass(client, &folder, pass, tokens).await
 }
 
-/// The collect step: the parts of `request.map`'s run that stopped at their deadline, cut again
-/// ([`parts::split`]), as the next pass's file; a pass of 0 parts when none did.
+/// The collect step: the parts of the pass just run that stopped at their deadline, cut again
+/// ([`parts::split`]), as the next pass's file; a pass of 0 parts when none did. A part that
+/// left no report failed: it is not handed on (the last step counts its keys as failures).
 pub async fn collect(client: &Client, request: CollectRequest) -> Result<Pass, HandlerError> {
-    let CollectRequest { pass, map } = request;
+    let CollectRequest { pass } = request;
     let folder = parts_folder(&pass.folder)?;
-    let run = map.result_writer_details;
-    let reports = succeeded_reports(client, &run).await.map_err(HandlerError::MapRun)?;
+    let reports: Vec<_> = read_pass(client, &folder, pass.pass)
+        .await
+        .map_err(HandlerError::MapRun)?
+        .into_iter()
+        .filter_map(|part| part.report)
+        .collect();
     let (mut tokens, mut moved) = (Vec::new(), reports.is_empty());
     for mut report in reports {
         let listed = report.objects_listed + report.delete_markers;
@@ -110,13 +115,7 @@ pub async fn collect(client: &Client, request: CollectRequest) -> Result<Pass, H
     if !tokens.is_empty() && next >= MAX_PASSES {
         return Err(StepError::TooManyPasses { passes: MAX_PASSES }.into());
     }
-    let mut passes = pass.passes;
-    passes.push(run);
-    let done = Pass {
-        pass: next,
-        passes,
-        ..pass
-    };
+    let done = Pass { pass: next, ..pass };
     if tokens.is_empty() {
         return Ok(Pass { count: 0, ..done });
     }
@@ -128,7 +127,7 @@ pub async fn collect(client: &Client, request: CollectRequest) -> Result<Pass, H
     write_pass(client, &folder, done, tokens).await
 }
 
-fn parts_folder(folder: &str) -> Result<S3Location, RequestError> {
+pub(crate) fn parts_folder(folder: &str) -> Result<S3Location, RequestError> {
     let location = folder
         .parse::<S3Location>()
         .map_err(|err| RequestError::InvalidEvent(format!("folder: {err}")))?;
@@ -143,29 +142,29 @@ fn parts_folder(folder: &str) -> Result<S3Location, RequestError> {
 }
 
 /// Writes `tokens` as `pass`'s parts file (`pass-<n>.json`, a JSON array of the workers'
-/// events) in `folder`.
+/// events, each naming its own folder) in `folder`.
 async fn write_pass(
     client: &Client,
     folder: &S3Location,
     pass: Pass,
     tokens: Vec<Resume>,
 ) -> Result<Pass, HandlerError> {
-    let key = format!("{}pass-{}.json", folder.prefix, pass.pass);
-    let events: Vec<PartEvent> = tokens.into_iter().map(PartEvent::new).collect();
+    let file = pass_file(folder, pass.pass);
+    let events: Vec<PartEvent> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(index, token)| PartEvent::new(token, part_folder(folder, pass.pass, index).to_string()))
+        .collect();
     // Plain data with string keys: serialising cannot fail.
     let body = serde_json::to_vec(&events).unwrap_or_default();
-    let file = S3Location {
-        bucket: folder.bucket.clone(),
-        prefix: key.clone(),
-    };
     put_object(client, &file, "application/json", body)
         .await
         .map_err(|err| HandlerError::NotWritten(err.of(Artifact::Parts)))?;
     Ok(Pass {
         count: events.len(),
-        items: ResultWriterDetails {
-            bucket: folder.bucket.clone(),
-            key,
+        items: ItemsFile {
+            bucket: file.bucket,
+            key: file.prefix,
         },
         ..pass
     })

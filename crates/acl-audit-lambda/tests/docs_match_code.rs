@@ -76,7 +76,7 @@ fn the_documented_error_types_are_those_the_functions_answer() {
     let mut code = error_types_in(&read("crates/acl-audit-lambda/src/error.rs"));
     code.extend(error_types_in(&read("crates/acl-audit-lambda/src/map_run.rs")));
     assert!(
-        code.contains("InvalidEvent") && code.contains("NoMapRunManifest"),
+        code.contains("InvalidEvent") && code.contains("PartsNotRead"),
         "{code:?}"
     );
     let docs = first_column(&read("docs/report.md"), "errorType");

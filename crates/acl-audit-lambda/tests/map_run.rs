@@ -1,7 +1,7 @@
-//! The state machine's last step through the handler: given the Distributed Map's output
-//! (`fixtures/distributed-map-run-output.json`, Step Functions' documented shape), the function
-//! reads the ResultWriter's manifest and result files in S3 (local-s3), adds the batches up and,
-//! under `FINDINGS_URI`, writes the run's findings file and report in the run's own folder.
+//! The state machine's last step through the handler (`{"add_up": {"pass": …}}`): the function
+//! reads the run's parts file and the report each part left in its own folder in S3
+//! (local-s3), adds the parts up and, under `FINDINGS_URI`, writes the run's findings file and
+//! report in the run's own folder, named by the execution.
 
 use test_support as common;
 
@@ -15,7 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
-const RUN_ID: &str = "6dbfba93-bcff-410b-9b5c-abf41ae9eddb";
+const RUN_ID: &str = "exec-6dbfba93";
 
 fn config(vars: &[(&str, &str)]) -> Config {
     let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -28,8 +28,12 @@ fn event(payload: Value, request_id: &str) -> LambdaEvent<Value> {
     LambdaEvent::new(payload, context)
 }
 
-fn fixture() -> Value {
-    serde_json::from_str(include_str!("../../../fixtures/distributed-map-run-output.json")).unwrap()
+/// The last step's payload: the run's one pass, done.
+fn add_up() -> Value {
+    json!({"add_up": {"pass": {
+        "bucket": "audited", "folder": format!("s3://results-bucket/parts/{RUN_ID}/"), "pass": 1, "count": 0,
+        "items": {"Bucket": "results-bucket", "Key": format!("parts/{RUN_ID}/pass-0.json")}
+    }}})
 }
 
 async fn put(client: &Client, key: &str, value: &Value) {
@@ -48,62 +52,49 @@ async fn read(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
     object.body.collect().await.unwrap().into_bytes().to_vec()
 }
 
-/// A part naming the keys `range` of the seeded bucket, as the parts file hands it to a worker.
-fn batch(range: std::ops::Range<usize>) -> Value {
+/// Part `index` naming the keys `range` of the seeded bucket, as the parts file hands it to a
+/// worker.
+fn part(index: usize, range: std::ops::Range<usize>) -> Value {
     let keys: Vec<_> = range
         .map(|i| acl_audit::model::ObjectRef::from(local_s3::seed_key(i)))
         .collect();
-    json!({"resume": acl_audit::Resume::keys_only("audited".to_owned(), keys), "map_part": true})
+    json!({
+        "resume": acl_audit::Resume::keys_only("audited".to_owned(), keys),
+        "map_part": true,
+        "folder": format!("s3://results-bucket/parts/{RUN_ID}/pass-0/part-{index}/"),
+    })
 }
 
-/// A map run as its ResultWriter leaves it: batches 0..10 and 10..20 audited by the handler
-/// (each writing its own findings under `config`'s FINDINGS_URI), 20..30 failed. The batch
-/// reports, in order.
+/// A run of one pass as its parts leave it: parts 0..10 and 10..20 audited by the handler
+/// (each writing its report and findings to its folder), 20..30 failed before it wrote any.
+/// The parts' reports, in order.
 async fn map_run(client: &Client, config: &Config) -> Vec<AuditReport> {
-    let (mut reports, mut succeeded) = (Vec::new(), Vec::new());
-    for (n, range) in [0..10, 10..20].into_iter().enumerate() {
-        let input = batch(range);
+    let parts = vec![part(0, 0..10), part(1, 10..20), part(2, 20..30)];
+    put(client, &format!("parts/{RUN_ID}/pass-0.json"), &Value::Array(parts.clone())).await;
+    let mut reports = Vec::new();
+    for (n, input) in parts[..2].iter().enumerate() {
         let invocation = acl_audit_lambda::invoke(
             StrategyKind::JoinAll,
             &Clients::new(client),
             config,
-            event(input.clone(), &format!("batch-{n}")),
+            event(input.clone(), &format!("part-{n}")),
         )
         .await;
-        assert_eq!(invocation.scope(), Scope::Part, "a batch counts per strategy only");
+        assert_eq!(invocation.scope(), Scope::Part, "a part counts per strategy only");
         let report = invocation.into_result().unwrap();
-        succeeded.push(json!({
-            "Input": input.to_string(), "Name": n.to_string(),
-            "Output": serde_json::to_string(&report).unwrap(), "Status": "SUCCEEDED"
-        }));
+        let written = report.findings.as_ref().expect("a part writes its findings file");
+        assert_eq!(
+            written.uri,
+            format!("s3://results-bucket/parts/{RUN_ID}/pass-0/part-{n}/findings.jsonl"),
+            "in its own folder, whether FINDINGS_URI is set or not"
+        );
         reports.push(report);
     }
-    let failed = json!([{
-        "Input": batch(20..30).to_string(), "Name": "2",
-        "Status": "FAILED", "Error": "States.Timeout", "Cause": "the worker timed out"
-    }]);
-    let folder = format!("results/{RUN_ID}");
-    put(client, &format!("{folder}/SUCCEEDED_0.json"), &Value::Array(succeeded)).await;
-    put(client, &format!("{folder}/FAILED_0.json"), &failed).await;
-    put(
-        client,
-        &format!("{folder}/manifest.json"),
-        &json!({
-            "DestinationBucket": "results-bucket",
-            "MapRunArn": fixture()["MapRunArn"],
-            "ResultFiles": {
-                "FAILED": [{"Key": format!("{folder}/FAILED_0.json"), "Size": 1}],
-                "PENDING": [],
-                "SUCCEEDED": [{"Key": format!("{folder}/SUCCEEDED_0.json"), "Size": 1}]
-            }
-        }),
-    )
-    .await;
     reports
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_last_step_adds_the_batches_up_and_writes_the_runs_findings_and_report() {
+async fn the_last_step_adds_the_parts_up_and_writes_the_runs_findings_and_report() {
     let (s3, client) = common::seeded("audited", 30).await;
     s3.store().create_bucket("results-bucket").unwrap();
     s3.store().create_bucket("findings").unwrap();
@@ -116,7 +107,7 @@ async fn the_last_step_adds_the_batches_up_and_writes_the_runs_findings_and_repo
         StrategyKind::JoinAll,
         &Clients::new(&client),
         &config,
-        event(fixture(), "summary"),
+        event(add_up(), "summary"),
     )
     .await;
     assert_eq!(invocation.scope(), Scope::MapRun, "counted per bucket, once");
@@ -127,7 +118,7 @@ async fn the_last_step_adds_the_batches_up_and_writes_the_runs_findings_and_repo
         (30, 20, 10)
     );
     assert!(report.accounts_for_every_object());
-    assert_eq!(report.failures.by_code["States.Timeout"], 10);
+    assert_eq!(report.failures.by_code["PartNotReported"], 10);
 
     let (year, month, day) = utc_date(std::time::SystemTime::now());
     let folder = format!("acl-audit/audited/{year:04}/{month:02}/{day:02}/{RUN_ID}/");
@@ -142,7 +133,7 @@ async fn the_last_step_adds_the_batches_up_and_writes_the_runs_findings_and_repo
         .map(|line| serde_json::from_slice(line).unwrap())
         .collect();
     let (failures, findings): (Vec<&Value>, Vec<&Value>) = lines.iter().partition(|line| line.get("error").is_some());
-    assert_eq!(findings.len(), batch_findings, "every batch's lines, once");
+    assert_eq!(findings.len(), batch_findings, "every part's lines, once");
     for line in findings {
         serde_json::from_value::<FindingLine>(line.clone()).unwrap();
     }
@@ -152,14 +143,14 @@ async fn the_last_step_adds_the_batches_up_and_writes_the_runs_findings_and_repo
             let line: FailureLine = serde_json::from_value(line.clone()).unwrap();
             assert_eq!(
                 (line.bucket.as_str(), line.error.code.as_str()),
-                ("audited", "States.Timeout")
+                ("audited", "PartNotReported")
             );
             line.key
         })
         .collect();
     failed.sort();
     let expected: Vec<String> = (20..30).map(local_s3::seed_key).collect();
-    assert_eq!(failed, expected, "a failure line for every key of the failed batch");
+    assert_eq!(failed, expected, "a failure line for every key of the failed part");
 
     let mut stored: AuditReport =
         serde_json::from_slice(&read(&client, "findings", &format!("{folder}report.json")).await).unwrap();
@@ -169,13 +160,12 @@ async fn the_last_step_adds_the_batches_up_and_writes_the_runs_findings_and_repo
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn without_a_findings_uri_the_sum_is_the_answer_and_the_bucket_comes_from_bucket_name() {
+async fn without_a_findings_uri_the_sum_is_the_answer() {
     let (s3, client) = common::seeded("audited", 30).await;
     s3.store().create_bucket("results-bucket").unwrap();
-    let config = config(&[("BUCKET_NAME", "audited")]);
+    let config = config(&[]);
     map_run(&client, &config).await;
-    let mut payload = fixture();
-    payload.as_object_mut().unwrap().remove("bucket");
+    let payload = add_up();
     let report = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
         &Clients::new(&client),
@@ -190,7 +180,7 @@ async fn without_a_findings_uri_the_sum_is_the_answer_and_the_bucket_comes_from_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_manifest_that_is_not_there_is_a_named_error() {
+async fn a_parts_file_that_is_not_there_is_a_named_error() {
     let (s3, client) = common::seeded("audited", 1).await;
     s3.store().create_bucket("results-bucket").unwrap();
     s3.store().create_bucket("findings").unwrap();
@@ -199,17 +189,17 @@ async fn a_manifest_that_is_not_there_is_a_named_error() {
         StrategyKind::JoinAll,
         &Clients::new(&client),
         &config,
-        event(fixture(), "summary"),
+        event(add_up(), "summary"),
     )
     .await
     .into_result()
     .unwrap_err();
     let diagnostic = Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "MapRunResultsNotRead");
+    assert_eq!(diagnostic.error_type, "PartsNotRead");
     assert!(
         diagnostic
             .error_message
-            .contains(&format!("results/{RUN_ID}/manifest.json")),
+            .contains(&format!("parts/{RUN_ID}/pass-0.json")),
         "{}",
         diagnostic.error_message
     );
@@ -222,10 +212,10 @@ async fn a_manifest_that_is_not_there_is_a_named_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_map_output_with_a_field_it_does_not_know_is_refused_by_name() {
+async fn a_pass_with_a_field_it_does_not_know_is_refused_by_name() {
     let (_s3, client) = common::seeded("audited", 1).await;
-    let mut payload = fixture();
-    payload["ResultWriterDetails"]["Prefix"] = json!("results");
+    let mut payload = add_up();
+    payload["add_up"]["pass"]["items"]["Prefix"] = json!("results");
     let err = acl_audit_lambda::invoke(
         StrategyKind::JoinAll,
         &Clients::new(&client),

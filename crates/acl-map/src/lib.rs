@@ -4,8 +4,8 @@
 //!
 //! - [`state_machine`]: the state machine's run on this machine, step by step through the
 //!   handler, with K workers standing in for the Map's children.
-//! - [`results`]: reading what a map run's ResultWriter wrote, and adding the reports up
-//!   (the state machine's last step does the same, in the adapter's `map_run`).
+//! - [`results`]: reading a run's parts and the reports they left in its parts folder, and
+//!   adding them up (the state machine's last step does the same, in the adapter's `map_run`).
 //! - [`rehearsal`]: timed runs against an HTTPS local-s3 with the benchmark's network model.
 
 pub mod rehearsal;

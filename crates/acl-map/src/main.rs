@@ -43,13 +43,14 @@ impl NetworkArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Add up the batch reports a state machine run wrote (its ResultWriter folder, e.g.
-    /// s3://RESULTS-BUCKET/results/MAP-RUN-ID/) into one report, printed as JSON. Uses the
-    /// usual AWS configuration (profile, AWS_REGION, AWS_ENDPOINT_URL, AWS_CA_BUNDLE).
+    /// Add up the reports a state machine run's parts left (its parts folder, e.g.
+    /// s3://RESULTS-BUCKET/parts/EXECUTION-NAME/) into one report, printed as JSON; a run still
+    /// going is added up as far as it got. Uses the usual AWS configuration (profile,
+    /// AWS_REGION, AWS_ENDPOINT_URL, AWS_CA_BUNDLE).
     Summarize { location: S3Location },
     /// Run the state machine locally: an HTTPS local-s3 with the benchmark's network model,
     /// the plan cutting the bucket into parts, K workers running the join-all handler on them
-    /// in passes, the results written and added up as on AWS. Prints the time per K.
+    /// in passes, their reports added up as on AWS. Prints the time per K.
     Rehearse {
         #[arg(long, default_value_t = 20_000)]
         objects: usize,
@@ -121,10 +122,10 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&summary)?);
             let report = &summary.report;
             eprintln!(
-                "{} batches ({} failed, {} unfinished): {} objects, {} ACLs fetched, {} failures, {} not fetched",
-                summary.batches.succeeded + summary.batches.failed + summary.batches.pending,
-                summary.batches.failed,
-                summary.batches.pending,
+                "{} parts in {} passes ({} left no report): {} objects, {} ACLs fetched, {} failures, {} not fetched",
+                summary.parts.reported + summary.parts.failed,
+                summary.passes,
+                summary.parts.failed,
                 report.objects_listed,
                 report.acls_fetched,
                 report.failures.count,

@@ -1,9 +1,10 @@
 //! The state machine's run, on this machine (`statemachine/audit-bucket.asl.json`): its plan
 //! step through the handler, then each pass's parts file read as the Map's ItemReader reads it,
 //! the parts run by K workers (each a Lambda container: its own thread, one-thread runtime and
-//! client, so its own connections) through the handler, their results written as the Map's
-//! ResultWriter writes them, the collect step, and once a pass leaves no part, the last step.
-//! The payloads are those the definition builds; `tests/parts.rs` checks each against it.
+//! client, so its own connections) through the handler, each writing its report to its own
+//! folder, the collect step, and once a pass leaves no part, the last step. The payloads are
+//! those the definition builds; `tests/parts.rs` checks each against it, and
+//! `acl-bench/tests/state_machine.rs` runs the definition itself under moto's interpreter.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -15,13 +16,10 @@ use acl_audit_lambda::{Clients, Config, Pass, Reply};
 use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Credentials;
-use aws_sdk_s3::primitives::ByteStream;
 use lambda_runtime::{Context, LambdaEvent};
 use local_s3::LocalS3;
 use serde::Serialize;
 use serde_json::{Value, json};
-
-use crate::results::{ChildExecution, MANIFEST, Manifest, ResultFile, ResultFiles};
 
 /// The state machine's definition, as the template's `DefinitionUri` names it.
 pub const DEFINITION: &str = include_str!("../../../statemachine/audit-bucket.asl.json");
@@ -77,18 +75,13 @@ pub fn plan_payload(options: &RunOptions) -> Value {
 }
 
 /// The collect step's payload, as the definition's `Collect` state builds it.
-pub fn collect_payload(pass: &Pass, map: &Value) -> Value {
-    json!({"collect": {"pass": pass, "map": map}})
+pub fn collect_payload(pass: &Pass) -> Value {
+    json!({"collect": {"pass": pass}})
 }
 
 /// The last step's payload, as the definition's `AddUp` state builds it.
-pub fn add_up_payload(pass: &Pass, map: &Value, bucket: &str) -> Value {
-    json!({
-        "MapRunArn": map["MapRunArn"],
-        "ResultWriterDetails": map["ResultWriterDetails"],
-        "passes": pass.passes,
-        "bucket": bucket,
-    })
+pub fn add_up_payload(pass: &Pass) -> Value {
+    json!({"add_up": {"pass": pass}})
 }
 
 /// Runs the state machine over `s3` (an HTTPS local-s3: each worker makes its own client)
@@ -98,20 +91,18 @@ pub async fn run(s3: &LocalS3, config: &Config, options: &RunOptions) -> anyhow:
     let started = Instant::now();
     let mut pass = step(&client, config, plan_payload(options), "plan").await?;
     let (mut parts_per_pass, mut part_events, mut failed_parts) = (Vec::new(), Vec::new(), 0);
-    let map = loop {
+    loop {
         let parts = item_reader(&client, &pass).await?;
         parts_per_pass.push(parts.len());
         let outcomes = run_workers(s3, config, &parts, options.workers, options.part_timeout)?;
         failed_parts += outcomes.iter().filter(|outcome| outcome.is_err()).count();
-        let folder = format!("results/{}-pass-{}/", options.execution, pass.pass);
-        let map = write_results(&client, &options.results_bucket, &folder, &parts, &outcomes).await?;
         part_events.extend(parts);
-        pass = step(&client, config, collect_payload(&pass, &map), "collect").await?;
+        pass = step(&client, config, collect_payload(&pass), "collect").await?;
         if pass.count == 0 {
-            break map;
+            break;
         }
-    };
-    let payload = add_up_payload(&pass, &map, &options.bucket);
+    }
+    let payload = add_up_payload(&pass);
     let event = LambdaEvent::new(payload, Context::default());
     let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), config, event)
         .await
@@ -224,77 +215,4 @@ pub fn run_workers(
         .enumerate()
         .map(|(index, outcome)| outcome.with_context(|| format!("child {index} was not run")))
         .collect()
-}
-
-/// What a ResultWriter writes under its prefix in `bucket`: SUCCEEDED_0.json, FAILED_0.json
-/// (the child executions, with their input and output as JSON strings) and manifest.json
-/// naming them; the Map's output (`MapRunArn`, `ResultWriterDetails`).
-pub async fn write_results(
-    client: &Client,
-    bucket: &str,
-    folder: &str,
-    inputs: &[Value],
-    outcomes: &[Outcome],
-) -> anyhow::Result<Value> {
-    let map_run_arn = format!(
-        "arn:aws:states:local:000000000000:mapRun:rehearsal/{}",
-        folder.trim_end_matches('/')
-    );
-    let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
-    for (index, (input, outcome)) in inputs.iter().zip(outcomes).enumerate() {
-        let execution = ChildExecution {
-            execution_arn: Some(format!("arn:aws:states:local:000000000000:execution:rehearsal/{index}")),
-            name: Some(index.to_string()),
-            input: Some(input.to_string()),
-            ..ChildExecution::default()
-        };
-        match outcome {
-            Ok(report) => succeeded.push(ChildExecution {
-                status: "SUCCEEDED".to_owned(),
-                output: Some(report.to_string()),
-                ..execution
-            }),
-            Err((error, cause)) => failed.push(ChildExecution {
-                status: "FAILED".to_owned(),
-                error: Some(error.clone()),
-                cause: Some(cause.clone()),
-                ..execution
-            }),
-        }
-    }
-    let mut files = ResultFiles::default();
-    for (status, executions, listed) in [
-        ("SUCCEEDED", succeeded, &mut files.succeeded),
-        ("FAILED", failed, &mut files.failed),
-    ] {
-        if executions.is_empty() {
-            continue;
-        }
-        let key = format!("{folder}{status}_0.json");
-        put_json(client, bucket, &key, &executions).await?;
-        listed.push(ResultFile { key });
-    }
-    let manifest = Manifest {
-        destination_bucket: Some(bucket.to_owned()),
-        map_run_arn: Some(map_run_arn.clone()),
-        result_files: files,
-    };
-    let manifest_key = format!("{folder}{MANIFEST}");
-    put_json(client, bucket, &manifest_key, &manifest).await?;
-    Ok(json!({
-        "MapRunArn": map_run_arn,
-        "ResultWriterDetails": {"Bucket": bucket, "Key": manifest_key},
-    }))
-}
-
-async fn put_json(client: &Client, bucket: &str, key: &str, value: &impl Serialize) -> anyhow::Result<()> {
-    client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(serde_json::to_vec(value)?))
-        .send()
-        .await
-        .with_context(|| format!("cannot write s3://{bucket}/{key}"))?;
-    Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use acl_audit::{AuditReport, Resume};
 use acl_audit_lambda::Config;
-use acl_map::state_machine::{self, CHILD_INPUT_LIMIT, DEFINITION, Outcome, RunOptions, StateMachineRun};
+use acl_map::state_machine::{self, CHILD_INPUT_LIMIT, DEFINITION, RunOptions, StateMachineRun};
 use local_s3::{Faults, LocalS3, Options};
 use serde_json::{Value, json};
 
@@ -208,19 +208,41 @@ async fn an_inventory_report_is_audited_one_file_a_part() {
     );
 }
 
-/// A map run written as a ResultWriter writes it, from `outcomes` for `inputs`; the Map's output.
-async fn map_run(s3: &LocalS3, folder: &str, inputs: &[Value], outcomes: &[Outcome]) -> Value {
+/// Pass `pass` of the run in `parts/<run>/`, as the plan or collect step and the parts leave
+/// it: the parts file, and each part's report where it finished (`None`: its invocation
+/// failed). The pass the state machine carries.
+async fn write_pass(s3: &LocalS3, bucket: &str, run: &str, pass: usize, parts: &[(Resume, Option<AuditReport>)]) -> Value {
     let client = state_machine::client_for(s3).unwrap();
-    state_machine::write_results(&client, RESULTS, folder, inputs, outcomes)
-        .await
-        .unwrap()
+    let put = |key: String, body: Vec<u8>| {
+        let client = client.clone();
+        async move {
+            client
+                .put_object()
+                .bucket(RESULTS)
+                .key(key)
+                .body(body.into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let mut events = Vec::new();
+    for (index, (token, report)) in parts.iter().enumerate() {
+        let folder = format!("parts/{run}/pass-{pass}/part-{index}/");
+        events.push(json!({"resume": token, "map_part": true, "folder": format!("s3://{RESULTS}/{folder}")}));
+        if let Some(report) = report {
+            put(format!("{folder}report.json"), serde_json::to_vec(report).unwrap()).await;
+        }
+    }
+    let key = format!("parts/{run}/pass-{pass}.json");
+    put(key.clone(), serde_json::to_vec(&events).unwrap()).await;
+    json!({
+        "bucket": bucket, "folder": format!("s3://{RESULTS}/parts/{run}/"), "pass": pass,
+        "count": parts.len(), "items": {"Bucket": RESULTS, "Key": key}
+    })
 }
 
-fn part(resume: Resume) -> Value {
-    json!({"resume": resume, "map_part": true})
-}
-
-fn stopped_with_nothing_listed(bucket: &str) -> (Value, Outcome) {
+fn stopped_with_nothing_listed(bucket: &str) -> (Resume, Option<AuditReport>) {
     let token: Resume = serde_json::from_value(json!({
         "bucket": bucket, "prefix": null, "start_after": null, "listing_complete": false, "keys": [],
         "ranges": [{"after": "object-0000999", "through": null}]
@@ -229,24 +251,19 @@ fn stopped_with_nothing_listed(bucket: &str) -> (Value, Outcome) {
     let mut report = AuditReport::empty(acl_audit::StrategyKind::JoinAll, bucket);
     report.truncated = Some(acl_audit::report::Truncation::Deadline);
     report.resume = Some(token.clone());
-    (part(token), Ok(serde_json::to_value(report).unwrap()))
+    (token, Some(report))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pass_whose_parts_all_stopped_before_an_object_fails_as_no_progress() {
     let s3 = endpoint("stuck", 10, Faults::default()).await;
     let client = state_machine::client_for(&s3).unwrap();
-    let (input, outcome) = stopped_with_nothing_listed("stuck");
-    let map = map_run(&s3, "results/stuck/", &[input], &[outcome]).await;
-    let pass = json!({
-        "bucket": "stuck", "folder": "s3://results/parts/stuck/", "pass": 3, "count": 1,
-        "items": {"Bucket": RESULTS, "Key": "parts/stuck/pass-3.json"}, "passes": []
-    });
+    let pass = write_pass(&s3, "stuck", "stuck", 3, &[stopped_with_nothing_listed("stuck")]).await;
     let invocation = acl_audit_lambda::invoke(
         acl_audit::StrategyKind::JoinAll,
         &acl_audit_lambda::Clients::new(&client),
         &config(&[]),
-        lambda_runtime::LambdaEvent::new(json!({"collect": {"pass": pass, "map": map}}), Default::default()),
+        lambda_runtime::LambdaEvent::new(json!({"collect": {"pass": pass}}), Default::default()),
     )
     .await;
     let err = invocation.into_reply().unwrap_err();
@@ -264,25 +281,22 @@ async fn a_failed_part_s_keys_are_failures_and_its_unlisted_range_truncates_the_
         "ranges": [{"after": "b", "through": "m"}]
     }))
     .unwrap();
-    let failed: Outcome = Err(("States.Timeout".to_owned(), "the worker timed out".to_owned()));
-    let map = map_run(&s3, "results/failing/", &[part(token)], &[failed]).await;
-    let payload = json!({
-        "MapRunArn": map["MapRunArn"], "ResultWriterDetails": map["ResultWriterDetails"],
-        "passes": [map["ResultWriterDetails"]], "bucket": "failing"
-    });
+    let mut pass = write_pass(&s3, "failing", "failing", 0, &[(token, None)]).await;
+    pass["pass"] = json!(1);
+    pass["count"] = json!(0);
     let report = acl_audit_lambda::invoke(
         acl_audit::StrategyKind::JoinAll,
         &acl_audit_lambda::Clients::new(&client),
         &config(&[]),
-        lambda_runtime::LambdaEvent::new(payload, Default::default()),
+        lambda_runtime::LambdaEvent::new(json!({"add_up": {"pass": pass}}), Default::default()),
     )
     .await
     .into_result()
     .unwrap();
     assert_eq!((report.objects_listed, report.failures.count), (2, 2));
-    assert_eq!(report.failures.by_code["States.Timeout"], 2);
+    assert_eq!(report.failures.by_code["PartNotReported"], 2);
     assert!(
-        matches!(&report.truncated, Some(acl_audit::report::Truncation::ListingFailed { error }) if error.contains("States.Timeout")),
+        matches!(&report.truncated, Some(acl_audit::report::Truncation::ListingFailed { error }) if error.contains("PartNotReported")),
         "{:?}",
         report.truncated
     );
@@ -339,23 +353,14 @@ fn the_driver_sends_the_payloads_the_definition_builds() {
 
     let pass: acl_audit_lambda::Pass = serde_json::from_value(json!({
         "bucket": "b", "folder": "s3://results/parts/exec-1/", "pass": 0, "count": 2,
-        "items": {"Bucket": RESULTS, "Key": "parts/exec-1/pass-0.json"},
-        "passes": [{"Bucket": RESULTS, "Key": "results/a/manifest.json"}]
+        "items": {"Bucket": RESULTS, "Key": "parts/exec-1/pass-0.json"}
     }))
     .unwrap();
-    let map = json!({"MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:m/x:y",
-                     "ResultWriterDetails": {"Bucket": RESULTS, "Key": "results/y/manifest.json"}});
-    let paths = [
-        ("$.run.pass", serde_json::to_value(&pass).unwrap()),
-        ("$.map", map.clone()),
-        ("$.map.MapRunArn", map["MapRunArn"].clone()),
-        ("$.map.ResultWriterDetails", map["ResultWriterDetails"].clone()),
-        ("$.run.pass.passes", serde_json::to_value(&pass.passes).unwrap()),
-    ];
+    let paths = [("$.run.pass", serde_json::to_value(&pass).unwrap())];
     let collect = resolve(&states["Collect"]["Parameters"]["Payload"], &paths);
-    assert_eq!(collect, state_machine::collect_payload(&pass, &map));
+    assert_eq!(collect, state_machine::collect_payload(&pass));
     let add_up = resolve(&states["AddUp"]["Parameters"]["Payload"], &paths);
-    assert_eq!(add_up, state_machine::add_up_payload(&pass, &map, "b"));
+    assert_eq!(add_up, state_machine::add_up_payload(&pass));
     // The Map hands each element of the parts file whole to the worker.
     let worker = &states["AuditParts"]["ItemProcessor"]["States"]["AuditPart"]["Parameters"];
     assert_eq!(worker["Payload.$"], "$");

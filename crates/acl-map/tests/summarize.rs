@@ -33,12 +33,17 @@ async fn put(client: &Client, key: &str, value: &Value) {
         .unwrap();
 }
 
-/// A part naming the keys `range` of the seeded bucket, as the parts file hands it to a worker.
-fn batch(range: std::ops::Range<usize>) -> Value {
+/// Part `index` of pass 0 naming the keys `range` of the seeded bucket, as the parts file
+/// hands it to a worker.
+fn part(index: usize, range: std::ops::Range<usize>) -> Value {
     let keys: Vec<_> = range
         .map(|i| acl_audit::model::ObjectRef::from(local_s3::seed_key(i)))
         .collect();
-    json!({"resume": acl_audit::Resume::keys_only("audited".to_owned(), keys), "map_part": true})
+    json!({
+        "resume": acl_audit::Resume::keys_only("audited".to_owned(), keys),
+        "map_part": true,
+        "folder": format!("s3://results-bucket/parts/run-1/pass-0/part-{index}/"),
+    })
 }
 
 fn location(text: &str) -> S3Location {
@@ -46,50 +51,24 @@ fn location(text: &str) -> S3Location {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn succeeded_and_failed_batches_add_up_to_every_object() {
+async fn reported_and_unreported_parts_add_up_to_every_object() {
     let (_s3, client) = endpoint().await;
     let config = Config::from_vars(|_| None).unwrap();
-    let mut succeeded = Vec::new();
-    for range in [0..10, 10..20] {
-        let input = batch(range);
+    let parts = vec![part(0, 0..10), part(1, 10..20), part(2, 20..30)];
+    put(&client, "parts/run-1/pass-0.json", &Value::Array(parts.clone())).await;
+    // Parts 0 and 1 run and leave their reports; part 2's invocation fails before it does.
+    for input in &parts[..2] {
         let event = LambdaEvent::new(input.clone(), Context::default());
-        let report = acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event)
+        acl_audit_lambda::invoke(StrategyKind::JoinAll, &Clients::new(&client), &config, event)
             .await
             .into_result()
             .unwrap();
-        succeeded.push(json!({
-            "ExecutionArn": "arn:aws:states:us-east-1:123456789012:execution:audit/AuditBatches:1",
-            "Input": input.to_string(), "InputDetails": {"Included": true}, "Name": "1",
-            "Output": serde_json::to_string(&report).unwrap(), "OutputDetails": {"Included": true},
-            "RedriveCount": 0, "Status": "SUCCEEDED",
-            "StartDate": "2026-11-25T04:00:00.000Z", "StopDate": "2026-11-25T04:00:01.000Z"
-        }));
     }
-    let failed = json!([{
-        "Input": batch(20..30).to_string(), "InputDetails": {"Included": true}, "Name": "3",
-        "Status": "FAILED", "Error": "States.Timeout", "Cause": "the worker timed out"
-    }]);
-    put(&client, "results/run-1/SUCCEEDED_0.json", &Value::Array(succeeded)).await;
-    put(&client, "results/run-1/FAILED_0.json", &failed).await;
-    put(
-        &client,
-        "results/run-1/manifest.json",
-        &json!({
-            "DestinationBucket": "results-bucket",
-            "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:audit/AuditBatches:run-1",
-            "ResultFiles": {
-                "FAILED": [{"Key": "results/run-1/FAILED_0.json", "Size": 1}],
-                "PENDING": [],
-                "SUCCEEDED": [{"Key": "results/run-1/SUCCEEDED_0.json", "Size": 1}]
-            }
-        }),
-    )
-    .await;
 
-    let summary = summarize(&client, &location("s3://results-bucket/results/run-1/"))
+    let summary = summarize(&client, &location("s3://results-bucket/parts/run-1/"))
         .await
         .unwrap();
-    assert_eq!((summary.batches.succeeded, summary.batches.failed), (2, 1));
+    assert_eq!((summary.passes, summary.parts.reported, summary.parts.failed), (1, 2, 1));
     let report = &summary.report;
     assert_eq!(report.bucket, "audited");
     assert_eq!(
@@ -97,31 +76,16 @@ async fn succeeded_and_failed_batches_add_up_to_every_object() {
         (30, 20, 10)
     );
     assert!(report.accounts_for_every_object());
-    assert_eq!(report.failures.by_code["States.Timeout"], 10);
+    assert_eq!(report.failures.by_code["PartNotReported"], 10);
     assert_eq!(report.audit.readable_by_all_users.count, 2, "objects 7 and 17");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_folder_without_a_manifest_says_what_to_give() {
+async fn a_folder_without_parts_says_what_to_give() {
     let (_s3, client) = endpoint().await;
-    let err = summarize(&client, &location("s3://results-bucket/results/"))
+    let err = summarize(&client, &location("s3://results-bucket/parts/"))
         .await
         .unwrap_err();
-    assert!(matches!(err, SummarizeError::NoManifest(_)), "{err}");
-    assert!(err.to_string().contains("results/<map run id>/"), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_folder_with_several_runs_asks_for_one() {
-    let (_s3, client) = endpoint().await;
-    let empty = json!({"ResultFiles": {"FAILED": [], "PENDING": [], "SUCCEEDED": []}});
-    put(&client, "results/a/manifest.json", &empty).await;
-    put(&client, "results/b/manifest.json", &empty).await;
-    let err = summarize(&client, &location("s3://results-bucket/results/"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "2 runs' manifests under s3://results-bucket/results/: give one run's folder, e.g. s3://results-bucket/results/a/"
-    );
+    assert!(matches!(err, SummarizeError::NoParts(_)), "{err}");
+    assert!(err.to_string().contains("parts/<execution name>/"), "{err}");
 }

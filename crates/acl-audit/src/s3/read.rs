@@ -14,12 +14,22 @@ pub const MOST_READ_BYTES: u64 = 64 << 20;
 /// answering) as text for the caller's own error. An object over [`MOST_READ_BYTES`] is an
 /// error naming its size and the cap, whether S3 says its length or the body runs past it.
 pub async fn read_object(client: &Client, bucket: &str, key: &str) -> Result<Bytes, String> {
+    read_object_if_any(client, bucket, key)
+        .await?
+        .ok_or_else(|| format!("s3://{bucket}/{key} does not exist (NoSuchKey)"))
+}
+
+/// The same, `None` when S3 says the key does not exist (NoSuchKey): for what a run may not
+/// have written, such as a failed part's report.
+pub async fn read_object_if_any(client: &Client, bucket: &str, key: &str) -> Result<Option<Bytes>, String> {
     let too_large = |size: u64| {
         format!("s3://{bucket}/{key} holds {size} bytes or more, over the {MOST_READ_BYTES} bytes read whole")
     };
-    let mut object = Box::pin(client.get_object().bucket(bucket).key(key).send())
-        .await
-        .map_err(|err| DisplayErrorContext(&err).to_string())?;
+    let mut object = match Box::pin(client.get_object().bucket(bucket).key(key).send()).await {
+        Ok(object) => object,
+        Err(err) if err.as_service_error().is_some_and(|err| err.is_no_such_key()) => return Ok(None),
+        Err(err) => return Err(DisplayErrorContext(&err).to_string()),
+    };
     let length = object.content_length().and_then(|n| u64::try_from(n).ok());
     if let Some(length) = length.filter(|length| *length > MOST_READ_BYTES) {
         return Err(too_large(length));
@@ -31,5 +41,5 @@ pub async fn read_object(client: &Client, bucket: &str, key: &str) -> Result<Byt
             return Err(too_large(body.len() as u64));
         }
     }
-    Ok(body.freeze())
+    Ok(Some(body.freeze()))
 }
