@@ -93,9 +93,9 @@ rehearse-sweep:
 	$(CARGO) build --release --quiet -p acl-map
 	target/release/acl-map rehearse-sweep $(REHEARSE_ARGS)
 
-## summarize: add up one map run's part reports (RESULTS=s3://bucket/results/<map run id>/)
+## summarize: add up one state machine run's part reports (RESULTS=s3://bucket/parts/<execution name>/)
 summarize:
-	@test -n "$(RESULTS)" || { echo "RESULTS=s3://<results bucket>/results/<map run id>/ is required (the stack's ResultsLocation output)"; exit 2; }
+	@test -n "$(RESULTS)" || { echo "RESULTS=s3://<results bucket>/parts/<execution name>/ is required (the stack's ResultsLocation output names the bucket)"; exit 2; }
 	$(CARGO) run --release --quiet -p acl-map -- summarize $(RESULTS)
 
 ## test: every test of the workspace, against real local-s3 endpoints and moto_server on loopback,

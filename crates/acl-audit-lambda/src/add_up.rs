@@ -27,7 +27,12 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: Ad
         Err(err) => return Invocation::failed(Some(bucket), HandlerError::from(err), "run not added up"),
     };
     // The parts folder is `…/parts/<execution name>/`: the run's id.
-    let run_id = parts.prefix.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    let run_id = parts
+        .prefix
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
     let run_id = if run_id.is_empty() { "run" } else { run_id }.to_owned();
     let folder = run_folder(config, &bucket, &run_id);
     let file = folder.as_ref().map(|folder| in_folder(folder, FINDINGS_FILE));

@@ -195,7 +195,9 @@ fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
             ));
         }
         (_, false, Some(_)) => {
-            return Err(RequestError::InvalidEvent("folder is a part's: it needs \"map_part\": true".to_owned()));
+            return Err(RequestError::InvalidEvent(
+                "folder is a part's: it needs \"map_part\": true".to_owned(),
+            ));
         }
         (Some(_), false, None) => Origin::Caller,
         (None, false, None) => Origin::Whole,
@@ -485,13 +487,14 @@ mod tests {
         };
         assert_eq!(job.pass.bucket, "b-1");
         let part = json!({"resume": {"bucket": "b-1", "prefix": null, "start_after": null, "listing_complete": true, "keys": ["k"]}, "map_part": true, "folder": "s3://results/parts/x/pass-0/part-3/"});
-        let Ok(Job::Audit(job)) = resolved(part) else {
-            panic!()
-        };
+        let Ok(Job::Audit(job)) = resolved(part) else { panic!() };
         let Origin::Part { folder } = job.origin else { panic!() };
         assert_eq!(folder.prefix, "parts/x/pass-0/part-3/");
         for (part, says) in [
-            (json!({"resume": {"bucket": "b-1", "prefix": null, "start_after": null, "listing_complete": true, "keys": ["k"]}, "map_part": true}), "needs the folder"),
+            (
+                json!({"resume": {"bucket": "b-1", "prefix": null, "start_after": null, "listing_complete": true, "keys": ["k"]}, "map_part": true}),
+                "needs the folder",
+            ),
             (json!({"bucket": "b-1", "folder": "s3://results/p/"}), "map_part"),
         ] {
             let Err(RequestError::InvalidEvent(message)) = resolved(part) else {

@@ -106,7 +106,10 @@ pub async fn read_pass(client: &Client, folder: &S3Location, pass: usize) -> Res
     let events: Vec<PartEvent> = read_json(client, &file).await?;
     let mut parts = Vec::with_capacity(events.len());
     for event in events {
-        let part: S3Location = event.folder.parse().map_err(|err| malformed(&file, format!("a part's folder: {err}")))?;
+        let part: S3Location = event
+            .folder
+            .parse()
+            .map_err(|err| malformed(&file, format!("a part's folder: {err}")))?;
         let report_file = S3Location {
             prefix: format!("{}{PART_REPORT}", part.prefix),
             bucket: part.bucket,
@@ -289,7 +292,10 @@ fn malformed(location: &S3Location, reason: String) -> SummarizeError {
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(client: &Client, location: &S3Location) -> Result<T, SummarizeError> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    location: &S3Location,
+) -> Result<T, SummarizeError> {
     let bytes = read_object(client, &location.bucket, &location.prefix)
         .await
         .map_err(|detail| read_error(location, detail))?;

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::{HandlerError, StepError};
 use crate::event::{CollectRequest, ItemsFile, PartEvent, Pass, PlanRequest, Request};
 use crate::job::{RequestError, target};
-use crate::map_run::{pass_file, part_folder, read_pass};
+use crate::map_run::{part_folder, pass_file, read_pass};
 
 /// Passes a run may take before it is stopped as going nowhere: each lasts about one
 /// invocation's timeout, so this is days.

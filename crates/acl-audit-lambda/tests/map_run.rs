@@ -70,7 +70,12 @@ fn part(index: usize, range: std::ops::Range<usize>) -> Value {
 /// The parts' reports, in order.
 async fn map_run(client: &Client, config: &Config) -> Vec<AuditReport> {
     let parts = vec![part(0, 0..10), part(1, 10..20), part(2, 20..30)];
-    put(client, &format!("parts/{RUN_ID}/pass-0.json"), &Value::Array(parts.clone())).await;
+    put(
+        client,
+        &format!("parts/{RUN_ID}/pass-0.json"),
+        &Value::Array(parts.clone()),
+    )
+    .await;
     let mut reports = Vec::new();
     for (n, input) in parts[..2].iter().enumerate() {
         let invocation = acl_audit_lambda::invoke(

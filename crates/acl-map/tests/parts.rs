@@ -211,7 +211,13 @@ async fn an_inventory_report_is_audited_one_file_a_part() {
 /// Pass `pass` of the run in `parts/<run>/`, as the plan or collect step and the parts leave
 /// it: the parts file, and each part's report where it finished (`None`: its invocation
 /// failed). The pass the state machine carries.
-async fn write_pass(s3: &LocalS3, bucket: &str, run: &str, pass: usize, parts: &[(Resume, Option<AuditReport>)]) -> Value {
+async fn write_pass(
+    s3: &LocalS3,
+    bucket: &str,
+    run: &str,
+    pass: usize,
+    parts: &[(Resume, Option<AuditReport>)],
+) -> Value {
     let client = state_machine::client_for(s3).unwrap();
     let put = |key: String, body: Vec<u8>| {
         let client = client.clone();

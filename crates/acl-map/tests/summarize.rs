@@ -68,7 +68,10 @@ async fn reported_and_unreported_parts_add_up_to_every_object() {
     let summary = summarize(&client, &location("s3://results-bucket/parts/run-1/"))
         .await
         .unwrap();
-    assert_eq!((summary.passes, summary.parts.reported, summary.parts.failed), (1, 2, 1));
+    assert_eq!(
+        (summary.passes, summary.parts.reported, summary.parts.failed),
+        (1, 2, 1)
+    );
     let report = &summary.report;
     assert_eq!(report.bucket, "audited");
     assert_eq!(

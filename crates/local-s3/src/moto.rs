@@ -36,6 +36,12 @@ impl MotoServer {
     /// When the program cannot be run or does not listen within a minute: a test set-up
     /// failure, reported where it happens.
     pub fn start() -> Option<MotoServer> {
+        Self::start_with_env(&[])
+    }
+
+    /// The same, with `env` set for moto (`MOTO_PORT`: where its Step Functions interpreter
+    /// sends its tasks' calls).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Option<MotoServer> {
         let Some(program) = std::env::var_os("MOTO_SERVER") else {
             eprintln!("MOTO_SERVER is unset: skipping this moto_server case (make test runs it)");
             return None;
@@ -43,7 +49,7 @@ impl MotoServer {
         // A test that panicked while holding the lock leaves nothing half-done behind it.
         let _starting = STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for _ in 0..ATTEMPTS {
-            if let Some(server) = Self::start_on_free_port(&program) {
+            if let Some(server) = Self::start_on_free_port(&program, env) {
                 return Some(server);
             }
         }
@@ -51,13 +57,14 @@ impl MotoServer {
     }
 
     /// `None` when moto exits before it listens (the port was taken meanwhile).
-    fn start_on_free_port(program: &OsString) -> Option<MotoServer> {
+    fn start_on_free_port(program: &OsString, env: &[(&str, &str)]) -> Option<MotoServer> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map(|address| address.port())
             .unwrap_or_else(|err| panic!("no free loopback port: {err}"));
         let child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
