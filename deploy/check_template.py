@@ -129,7 +129,7 @@ STATE_MACHINE_ACTIONS = {
     "states:StopExecution",
 }
 RESULTS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
-NUMBERS = {"Parts", "MaxConcurrency", "ToleratedFailurePercentage"}
+NUMBERS = {"Parts", "MaxConcurrency", "ToleratedFailurePercentage", "PartsPerBucket"}
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
@@ -224,8 +224,10 @@ def definition_findings(source):
     plan_payload = plan.get("Parameters", {}).get("Payload", {}).get("plan", {})
     if plan.get("Next") != name or plan_payload.get("bucket") != "example-BucketName" or \
             plan_payload.get("prefix") != "example-ObjectPrefix" or plan_payload.get("inventory") != "example-InventorySource" or \
-            "example-ResultsBucketName/parts/" not in plan_payload.get("folder.$", ""):
-        yield f"{path.name}: no plan step handing join-all the bucket, prefix, inventory and a parts/ folder of the results bucket before {name}"
+            "example-ResultsBucketName/parts/" not in plan_payload.get("folder.$", "") or \
+            plan_payload.get("scope") != "example-AuditScope" or plan_payload.get("role_name") != "example-MemberRoleName" or \
+            plan_payload.get("parts_per_bucket.$") != "$.settings.parts_per_bucket":
+        yield f"{path.name}: no plan step handing join-all the bucket, prefix, inventory, scope, member role, parts per bucket and a parts/ folder of the results bucket before {name}"
     reader = state.get("ItemReader", {})
     expectations = {
         "ItemReader.Resource": (reader.get("Resource"), "arn:aws:states:::s3:getObject"),
@@ -266,11 +268,17 @@ def definition_findings(source):
              and rule.get("Variable") == "$.run.pass.count" and rule.get("NumericGreaterThan") == 0]
     if choice.get("Type") != "Choice" or not loops:
         yield f"{path.name}: the collect step is not followed by a Choice running {name} again while parts are left"
-    # The last step: join-all given the last pass, whose folder holds every pass, to add them up.
-    after = states.get(choice.get("Default", ""), {})
-    payload = after.get("Parameters", {}).get("Payload", {})
-    if not invokes_worker(after) or payload != {"add_up": {"pass.$": "$.run.pass"}}:
-        yield f"{path.name}: the run does not end with a Task handing join-all the last pass to add up"
+    # The last step: join-all given the last pass, whose folder holds every pass, to add them up:
+    # one bucket's run (scope "bucket") and a sweep's, each with its own ResultSelector.
+    bucket_rules = [rule.get("Next") for rule in choice.get("Choices", [])
+                    if rule.get("Variable") == "$.run.pass.scope" and rule.get("StringEquals") == "bucket"]
+    for last in [*bucket_rules[:1], choice.get("Default", "")]:
+        after = states.get(last, {})
+        payload = after.get("Parameters", {}).get("Payload", {})
+        if not invokes_worker(after) or payload != {"add_up": {"pass.$": "$.run.pass"}} or not after.get("End"):
+            yield f"{path.name}: the run does not end with a Task handing join-all the last pass to add up ({last or 'no Default'})"
+    if len(bucket_rules) != 1 or bucket_rules[0] == choice.get("Default"):
+        yield f"{path.name}: the Choice does not send one bucket's run and a sweep's to their own last steps"
     schedules = [event for event in properties.get("Events", {}).values() if event.get("Type") == "ScheduleV2"]
     if [event.get("Properties", {}).get("State") for event in schedules] != [{"Ref": "ScheduleState"}]:
         yield f"{STATE_MACHINE}: expected one ScheduleV2 event whose State is the ScheduleState parameter"

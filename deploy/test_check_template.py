@@ -274,6 +274,19 @@ class CheckTemplate(unittest.TestCase):
 
         self.assert_definition_finding(end_at_the_map, "is not followed by a collect step")
 
+    def test_a_definition_sending_sweeps_to_the_bucket_s_last_step_fails(self):
+        def one_last_step(state):
+            state["Default"] = "AddUp"
+
+        self.assert_definition_finding(one_last_step, "does not send one bucket's run and a sweep's", state="PartsLeft")
+
+    def test_a_plan_without_the_scope_fails(self):
+        self.assert_definition_finding(
+            lambda state: state["Parameters"]["Payload"]["plan"].pop("scope"),
+            "no plan step handing join-all the bucket, prefix, inventory, scope",
+            state="Plan",
+        )
+
     def test_a_definition_adding_up_without_the_pass_fails(self):
         self.assert_definition_finding(
             lambda state: state["Parameters"]["Payload"]["add_up"].pop("pass.$"),

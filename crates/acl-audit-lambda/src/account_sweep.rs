@@ -28,15 +28,9 @@ pub async fn run(
     context: &Context,
     job: SweepJob,
 ) -> Invocation {
-    let SweepJob {
-        organization,
-        include,
-        exclude,
-        fetch_when_acls_disabled,
-    } = job;
     let client = &clients.s3;
     let account_id = account_of(&context.invoked_function_arn);
-    let scope = if organization.is_some() {
+    let scope = if job.organization.is_some() {
         "organization"
     } else {
         "account"
@@ -49,94 +43,54 @@ pub async fn run(
     let findings = folder
         .as_ref()
         .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE)));
-    let stop_at = stop_at(context, config.deadline_margin);
-    let strategy: Strategy = config.strategy(kind);
-    let on_bucket = || -> acl_audit::sweep::OnBucket {
-        Box::new(|bucket: &str| tracing::info!(bucket, "auditing the bucket's objects"))
+    // A scheduled account sweep takes up where the last one of this account stopped, and
+    // leaves its own place for the next (docs/sweeps.md).
+    let place_at = match (
+        &job.organization,
+        &config.findings,
+        account_id,
+        config.resume_from_store,
+    ) {
+        (None, Some(base), Some(account), true) => Some(sweep_place_location(base, kind, account)),
+        _ => None,
     };
-    let swept: Result<(SweepOutcome, Option<NotWritten>), HandlerError> = match organization {
-        None => {
-            // A scheduled sweep takes up where the last one of this account stopped, and leaves
-            // its own place for the next (docs/sweeps.md).
-            let place_at = match (&config.findings, account_id, config.resume_from_store) {
-                (Some(base), Some(account), true) => Some(sweep_place_location(base, kind, account)),
+    let resume = match &place_at {
+        Some(at) => load_sweep_place(client, at).await,
+        None => None,
+    };
+    if let (Some(place), Some(at)) = (&resume, &place_at) {
+        tracing::info!(place = %at, bucket = %place.bucket, "resuming the sweep where the last one stopped");
+    }
+    let how = How {
+        stop_at: stop_at(context, config.deadline_margin),
+        findings,
+        resume,
+        settings_only: false,
+    };
+    let outcome = match sweep(kind, clients, config, context, job, how).await {
+        Ok((SweepOutcome::Account(report), None)) => {
+            let kept = match (&place_at, &report.resume) {
+                (Some(at), Some(place)) => store(client, at, place).await.err(),
+                (Some(at), None) if report.resumed_at.is_some() => clear(client, at).await.err(),
                 _ => None,
             };
-            let resume = match &place_at {
-                Some(at) => load_sweep_place(client, at).await,
-                None => None,
-            };
-            if let (Some(place), Some(at)) = (&resume, &place_at) {
-                tracing::info!(place = %at, bucket = %place.bucket, "resuming the sweep where the last one stopped");
-            }
-            let options = SweepOptions {
-                include,
-                exclude,
-                fetch_when_acls_disabled,
-                stop_at,
-                findings,
-                on_bucket: Some(on_bucket()),
-                account_id: account_id.map(str::to_owned),
-                resume,
-            };
-            let regional = RegionalClients::new(client.clone());
-            let account = clients.account_check(&context.invoked_function_arn);
-            match sweep_account(&regional, account, strategy, options).await {
-                Ok(report) => {
-                    let kept = match (&place_at, &report.resume) {
-                        (Some(at), Some(place)) => store(client, at, place).await.err(),
-                        (Some(at), None) if report.resumed_at.is_some() => clear(client, at).await.err(),
-                        _ => None,
-                    };
-                    Ok((SweepOutcome::Account(report), kept))
-                }
-                Err(SweepError::NotWritten { error, report }) => Ok((SweepOutcome::Account(*report), Some(error))),
-                Err(err @ SweepError::ListBuckets { .. }) => Err(HandlerError::BucketsNotListed(err.to_string())),
-            }
+            Ok((SweepOutcome::Account(report), kept))
         }
-        Some(role) => {
-            let Some((organizations, sts)) = &clients.organization else {
-                return Invocation::failed(
-                    None,
-                    HandlerError::AccountsNotListed("no Organizations client configured".to_owned()),
-                    "sweep refused",
-                );
-            };
-            let options = OrganizationOptions {
-                role_name: role.name,
-                external_id: role.external_id,
-                include,
-                exclude,
-                fetch_when_acls_disabled,
-                stop_at,
-                findings,
-                on_bucket: Some(on_bucket()),
-            };
-            let org_clients = OrganizationClients {
-                s3: client,
-                control: clients.control.as_ref(),
-                organizations,
-                sts,
-            };
-            match sweep_organization(org_clients, strategy, options).await {
-                Ok(report) => Ok((SweepOutcome::Organization(report), None)),
-                Err(OrganizationError::NotWritten { error, report }) => {
-                    Ok((SweepOutcome::Organization(*report), Some(error)))
-                }
-                Err(err @ OrganizationError::ListAccounts { .. }) => {
-                    Err(HandlerError::AccountsNotListed(err.to_string()))
-                }
-            }
-        }
+        other => other,
     };
-    let (report, findings_error) = match swept {
-        Ok(swept) => swept,
+    let (report, findings_error) = match outcome {
+        Ok(outcome) => outcome,
         Err(err) => return Invocation::failed(None, err, "sweep refused"),
     };
     let findings_error = match (findings_error, &folder) {
         (None, Some(folder)) => write_report(client, folder, &report).await.err(),
         (error, _) => error,
     };
+    swept(kind, scope, report, findings_error)
+}
+
+/// A sweep's invocation, its summary logged.
+pub fn swept(kind: StrategyKind, scope: &str, report: SweepOutcome, findings_error: Option<NotWritten>) -> Invocation {
     let totals = report.totals();
     tracing::info!(
         strategy = kind.name(),
@@ -158,5 +112,99 @@ pub async fn run(
     Invocation::Swept {
         report: Box::new(report),
         findings_error,
+    }
+}
+
+/// How a sweep runs besides its job.
+pub struct How {
+    pub stop_at: Option<std::time::Instant>,
+    pub findings: Option<FindingsOutput>,
+    /// An account sweep's place to take up.
+    pub resume: Option<acl_audit::sweep::SweepPlace>,
+    /// Settings only, no bucket crawled: the state machine's plan.
+    pub settings_only: bool,
+}
+
+/// The account's or the organization's sweep of `job`; a findings file that could not be
+/// written beside the report.
+pub async fn sweep(
+    kind: StrategyKind,
+    clients: &Clients,
+    config: &Config,
+    context: &Context,
+    job: SweepJob,
+    how: How,
+) -> Result<(SweepOutcome, Option<NotWritten>), HandlerError> {
+    let SweepJob {
+        organization,
+        include,
+        exclude,
+        fetch_when_acls_disabled,
+    } = job;
+    let How {
+        stop_at,
+        findings,
+        resume,
+        settings_only,
+    } = how;
+    let client = &clients.s3;
+    let strategy: Strategy = config.strategy(kind);
+    let on_bucket = || -> acl_audit::sweep::OnBucket {
+        Box::new(|bucket: &str| tracing::info!(bucket, "auditing the bucket's objects"))
+    };
+    match organization {
+        None => {
+            let options = SweepOptions {
+                include,
+                exclude,
+                fetch_when_acls_disabled,
+                stop_at,
+                findings,
+                on_bucket: Some(on_bucket()),
+                account_id: account_of(&context.invoked_function_arn).map(str::to_owned),
+                resume,
+                settings_only,
+            };
+            let regional = RegionalClients::new(client.clone());
+            let account = clients.account_check(&context.invoked_function_arn);
+            match sweep_account(&regional, account, strategy, options).await {
+                Ok(report) => Ok((SweepOutcome::Account(report), None)),
+                Err(SweepError::NotWritten { error, report }) => Ok((SweepOutcome::Account(*report), Some(error))),
+                Err(err @ SweepError::ListBuckets { .. }) => Err(HandlerError::BucketsNotListed(err.to_string())),
+            }
+        }
+        Some(role) => {
+            let Some((organizations, sts)) = &clients.organization else {
+                return Err(HandlerError::AccountsNotListed(
+                    "no Organizations client configured".to_owned(),
+                ));
+            };
+            let options = OrganizationOptions {
+                role_name: role.name,
+                external_id: role.external_id,
+                include,
+                exclude,
+                fetch_when_acls_disabled,
+                stop_at,
+                findings,
+                on_bucket: Some(on_bucket()),
+                settings_only,
+            };
+            let org_clients = OrganizationClients {
+                s3: client,
+                control: clients.control.as_ref(),
+                organizations,
+                sts,
+            };
+            match sweep_organization(org_clients, strategy, options).await {
+                Ok(report) => Ok((SweepOutcome::Organization(report), None)),
+                Err(OrganizationError::NotWritten { error, report }) => {
+                    Ok((SweepOutcome::Organization(*report), Some(error)))
+                }
+                Err(err @ OrganizationError::ListAccounts { .. }) => {
+                    Err(HandlerError::AccountsNotListed(err.to_string()))
+                }
+            }
+        }
     }
 }

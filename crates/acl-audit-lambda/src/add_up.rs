@@ -2,7 +2,8 @@
 //! parts from the reports they left in the run's parts folder ([`crate::map_run`]), and under
 //! `FINDINGS_URI` writes the run's findings file (every part's lines, and a failure line per
 //! key of a part that left no report) and its report, in the run's own folder named by the
-//! execution's.
+//! execution's. A sweep's run adds each bucket's parts into its line of the plan's report
+//! (`sweep.json`) and answers the sweep's report, as an invocation's sweep does.
 
 use acl_audit::StrategyKind;
 use acl_audit::audit::JSON_LINES;
@@ -12,19 +13,21 @@ use acl_audit::s3::upload::{Artifact, StreamingUpload};
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::error::HandlerError;
-use crate::event::AddUpRequest;
+use acl_audit::model::S3Location;
+use acl_audit::sweep::{BucketState, absorb};
+
+use crate::account_sweep::swept;
+use crate::event::{AddUpRequest, AuditScope, Pass};
 use crate::map_run::summarize_passes;
 use crate::outcome::{Invocation, Scope};
 use crate::record::{RunReport, in_folder, log_report, run_folder, write_report};
-use crate::steps::parts_folder;
+use crate::steps::{parts_folder, read_sweep_plan};
 
 pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: AddUpRequest) -> Invocation {
     let AddUpRequest { pass } = job;
-    let client = &clients.s3;
-    let bucket = pass.bucket;
     let parts = match parts_folder(&pass.folder) {
         Ok(parts) => parts,
-        Err(err) => return Invocation::failed(Some(bucket), HandlerError::from(err), "run not added up"),
+        Err(err) => return Invocation::failed(Some(pass.bucket), HandlerError::from(err), "run not added up"),
     };
     // The parts folder is `…/parts/<execution name>/`: the run's id.
     let run_id = parts
@@ -34,6 +37,11 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: Ad
         .next()
         .unwrap_or_default();
     let run_id = if run_id.is_empty() { "run" } else { run_id }.to_owned();
+    if pass.scope != AuditScope::Bucket {
+        return Box::pin(add_up_sweep(kind, clients, config, pass, parts, run_id)).await;
+    }
+    let client = &clients.s3;
+    let bucket = pass.bucket;
     let folder = run_folder(config, &bucket, &run_id);
     let file = folder.as_ref().map(|folder| in_folder(folder, FINDINGS_FILE));
     let mut upload = file
@@ -68,4 +76,77 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: Ad
     );
     log_report(kind, &run_id, &report);
     Invocation::audited(report, written, Scope::MapRun)
+}
+
+/// A sweep's run: each planned bucket's parts added into its line of the plan's report, the
+/// findings file and report written under `FINDINGS_URI` as an invocation's sweep writes them
+/// (`<scope>-<account>/…/<execution name>/`).
+async fn add_up_sweep(
+    kind: StrategyKind,
+    clients: &Clients,
+    config: &Config,
+    pass: Pass,
+    parts: S3Location,
+    run_id: String,
+) -> Invocation {
+    let client = &clients.s3;
+    let mut outcome = match read_sweep_plan(client, &parts).await {
+        Ok(outcome) => outcome,
+        Err(detail) => {
+            let err = crate::map_run::SummarizeError::Read {
+                bucket: parts.bucket.clone(),
+                key: format!("{}{}", parts.prefix, crate::steps::SWEEP_PLAN),
+                detail,
+            };
+            return Invocation::failed(None, HandlerError::MapRun(err), "sweep not added up");
+        }
+    };
+    let scope = if pass.scope == AuditScope::Organization {
+        "organization"
+    } else {
+        "account"
+    };
+    let caller = outcome.caller_account().unwrap_or("unknown").to_owned();
+    let folder = run_folder(config, &format!("{scope}-{caller}"), &run_id);
+    let file = folder.as_ref().map(|folder| in_folder(folder, FINDINGS_FILE));
+    let mut upload = file
+        .as_ref()
+        .map(|file| StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES));
+    let mut summary = match summarize_passes(client, &parts, pass.pass, upload.as_mut()).await {
+        Ok(summary) => summary,
+        Err(err) => {
+            if let Some(upload) = &mut upload {
+                upload.abort().await;
+            }
+            return Invocation::failed(None, HandlerError::MapRun(err), "sweep not added up");
+        }
+    };
+    for (account_id, _, report) in outcome.accounts_mut() {
+        for bucket in report
+            .buckets
+            .iter_mut()
+            .filter(|bucket| bucket.state == BucketState::NotReached)
+        {
+            if let Some(summed) = summary.by_bucket.remove(&(account_id.clone(), bucket.bucket.clone())) {
+                absorb(bucket, summed);
+            }
+        }
+    }
+    outcome.retotal();
+    outcome.set_findings(summary.report.findings.take());
+    let written = match (upload, &folder) {
+        (Some(upload), Some(folder)) => match upload.finish().await {
+            Ok(()) => write_report(client, folder, &outcome).await.err(),
+            Err(err) => Some(err.of(Artifact::Findings)),
+        },
+        _ => None,
+    };
+    tracing::info!(
+        parts_folder = %parts,
+        parts_reported = summary.parts.reported,
+        parts_failed = summary.parts.failed,
+        passes = summary.passes,
+        "sweep's parts added up"
+    );
+    swept(kind, scope, outcome, written)
 }

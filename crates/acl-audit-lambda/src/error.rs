@@ -39,6 +39,9 @@ pub enum HandlerError {
     /// An organization sweep could not list the organization's accounts.
     #[error("{0}")]
     AccountsNotListed(String),
+    /// A sweep's part could not assume the member role of its bucket's account.
+    #[error("{0}")]
+    RoleNotAssumed(String),
     /// A panic, caught: a bug, answered as an error with its message, and the process serves
     /// the next event.
     #[error("internal error (a bug; please report it): {0}")]
@@ -107,6 +110,7 @@ impl HandlerError {
             HandlerError::Internal(_) => "InternalError",
             HandlerError::BucketsNotListed(_) => "BucketsNotListed",
             HandlerError::AccountsNotListed(_) => "AccountsNotListed",
+            HandlerError::RoleNotAssumed(_) => "RoleNotAssumed",
         }
     }
 }

@@ -42,6 +42,9 @@ pub struct Request {
     /// its findings file and report go there, for the collect and last steps to read back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folder: Option<String>,
+    /// A sweep's part: the account its bucket is in, and the role to assume there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<PartAccount>,
     /// What the run audits: one bucket (the default), or every bucket of the account;
     /// overrides `AUDIT_SCOPE`.
     #[serde(default)]
@@ -103,6 +106,27 @@ pub struct PlanRequest {
     pub parts: usize,
     /// `s3://bucket/folder/` for the run's parts files, one per pass.
     pub folder: String,
+    /// One bucket (the default; `AUDIT_SCOPE` does not apply), or a sweep of every bucket of
+    /// the account or organization, each bucket where ACLs apply cut into parts. A sweep's
+    /// plan refuses a prefix or an inventory, and a bucket other than `BUCKET_NAME` (the
+    /// stack's, which the definition always passes).
+    #[serde(default)]
+    pub scope: Option<AuditScope>,
+    /// A sweep's bucket-name globs, as an invocation's sweep takes them.
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    #[serde(default)]
+    pub exclude: Option<Vec<String>>,
+    /// An organization sweep's member role; `MEMBER_ROLE_NAME` when absent or blank. Not used
+    /// by other scopes.
+    #[serde(default)]
+    pub role_name: Option<String>,
+    /// A sweep's most parts per bucket in a pass, so that at most this many run against one
+    /// bucket at once while many buckets run side by side (S3 serves each prefix partition's
+    /// requests at a rate of its own); `parts` when absent. One bucket's run leaves that to the
+    /// Map's MaxConcurrency.
+    #[serde(default)]
+    pub parts_per_bucket: Option<usize>,
 }
 
 /// Parts a listing is cut into by default: a few per Map worker at the template's default
@@ -129,6 +153,13 @@ pub struct Pass {
     pub count: usize,
     /// This pass's parts file (`pass-<n>.json`), a JSON array of the workers' events.
     pub items: ItemsFile,
+    /// A sweep's run (its plan's report, `sweep.json`, in `folder`) or one bucket's.
+    #[serde(default)]
+    pub scope: AuditScope,
+    /// At most this many parts of one bucket in a pass's file; the rest wait in the held-back
+    /// file (`held-<n>.json`) for a later pass.
+    #[serde(default)]
+    pub per_bucket: Option<usize>,
 }
 
 /// A collect step (`{"collect": …}`): the pass just run, whose parts' reports are read back
@@ -146,22 +177,35 @@ pub struct AddUpRequest {
     pub pass: Pass,
 }
 
-/// One part, as the parts file hands it to a worker: a token, the mark of a part, and the
-/// folder its findings and report go to.
+/// One part, as the parts file hands it to a worker: a token, the mark of a part, the folder
+/// its findings and report go to, and for a sweep's part the account its bucket is in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartEvent {
     pub resume: Resume,
     pub map_part: bool,
     pub folder: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<PartAccount>,
+}
+
+/// The account a sweep's part is in: its id (for the findings lines) and the member role the
+/// worker assumes there (none: the function's own account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartAccount {
+    pub account_id: String,
+    #[serde(default)]
+    pub role_arn: Option<String>,
 }
 
 impl PartEvent {
-    pub fn new(resume: Resume, folder: String) -> Self {
+    pub fn new(resume: Resume, folder: String, account: Option<PartAccount>) -> Self {
         PartEvent {
             resume,
             map_part: true,
             folder,
+            account,
         }
     }
 }

@@ -56,7 +56,10 @@ async fn run_job(kind: StrategyKind, clients: &Clients, config: &Config, event: 
         // Boxed: a sweep holds an organization's, an account's and a bucket's runs, tens of KB in
         // a debug build, which every other job's caller would otherwise carry on its stack.
         Job::Sweep(job) => Box::pin(account_sweep::run(kind, clients, config, &context, job)).await,
-        Job::Plan(request) => stepped(steps::plan(&clients.s3, config, request).await, config),
+        Job::Plan(request) => stepped(
+            Box::pin(steps::plan(kind, clients, config, &context, request)).await,
+            config,
+        ),
         Job::Collect(request) => stepped(steps::collect(&clients.s3, *request).await, config),
     }
 }

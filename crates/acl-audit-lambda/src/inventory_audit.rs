@@ -77,7 +77,7 @@ pub async fn run(
     let resumed_from = stored.as_ref().and(token.as_ref()).map(S3Location::to_string);
     let resume = resume.or(stored);
     let folder = match &origin {
-        Origin::Part { folder } => Some(folder.clone()),
+        Origin::Part { folder, .. } => Some(folder.clone()),
         _ => run_folder(config, &bucket, &context.request_id),
     };
     let options = AuditOptions {

@@ -12,7 +12,9 @@ use acl_audit::model::{Cursor, InvalidBucketName, ObjectRef, S3Location, check_b
 use acl_audit::{Resume, Target};
 
 use crate::config::{BUCKET_NAME, Config};
-use crate::event::{AddUpRequest, AuditScope, CollectRequest, PlanRequest, Request, S3_OBJECT_EVENTS, S3ObjectEvent};
+use crate::event::{
+    AddUpRequest, AuditScope, CollectRequest, PartAccount, PlanRequest, Request, S3_OBJECT_EVENTS, S3ObjectEvent,
+};
 
 /// What an invocation does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +55,12 @@ pub enum Origin {
     /// A caller's token or an S3 event's object: the caller carries the run on.
     Caller,
     /// One part of a state machine run, whose last step reports the run: its findings and
-    /// report go to its own folder, where the collect and last steps read them.
-    Part { folder: S3Location },
+    /// report go to its own folder, where the collect and last steps read them. A sweep's part
+    /// names its bucket's account.
+    Part {
+        folder: S3Location,
+        account: Option<PartAccount>,
+    },
 }
 
 /// An audit of a listing.
@@ -123,7 +129,9 @@ fn resolve_shape(payload: Value, config: &Config) -> Result<Job, RequestError> {
         }
         if let Some(add_up) = fields.get("add_up") {
             let request: AddUpRequest = from_value(add_up.clone())?;
-            check_bucket_name(&request.pass.bucket)?;
+            if request.pass.scope == AuditScope::Bucket {
+                check_bucket_name(&request.pass.bucket)?;
+            }
             return Ok(Job::AddUp(Box::new(request)));
         }
     }
@@ -183,11 +191,17 @@ fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
             "include, exclude and role_name are a sweep's: add \"scope\": \"account\" or \"organization\"".to_owned(),
         ));
     }
+    if request.account.is_some() && !request.map_part {
+        return Err(RequestError::InvalidEvent(
+            "account is a sweep's part's: it needs \"map_part\": true".to_owned(),
+        ));
+    }
     let origin = match (&request.resume, request.map_part, request.folder.take()) {
         (_, true, Some(folder)) => Origin::Part {
             folder: folder
                 .parse()
                 .map_err(|err| RequestError::InvalidEvent(format!("folder: {err}")))?,
+            account: request.account.take(),
         },
         (_, true, None) => {
             return Err(RequestError::InvalidEvent(
@@ -260,6 +274,7 @@ fn sweep(scope: AuditScope, request: Request, config: &Config) -> Result<Job, Re
         ("inventory", request.inventory.is_some()),
         ("map_part", request.map_part),
         ("folder", request.folder.is_some()),
+        ("account", request.account.is_some()),
     ];
     if let Some((field, _)) = bucket_fields.iter().find(|(_, given)| *given) {
         return Err(RequestError::InvalidEvent(format!(
@@ -309,7 +324,7 @@ pub struct MemberRole {
 }
 
 /// IAM's role names: 1 to 64 of letters, digits and `+=,.@_-`.
-fn check_role_name(name: &str) -> Result<(), RequestError> {
+pub(crate) fn check_role_name(name: &str) -> Result<(), RequestError> {
     let valid =
         (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
     if valid {
@@ -389,7 +404,7 @@ fn check_lengths(job: &Job) -> Result<(), RequestError> {
     };
     let mut named: Vec<(String, &str)> = Vec::new();
     named.extend(target_prefix.map(|prefix| ("prefix".to_owned(), prefix)));
-    if let Some(Origin::Part { folder }) = origin {
+    if let Some(Origin::Part { folder, .. }) = origin {
         named.push(("folder".to_owned(), &folder.prefix));
     }
     if let Some(resume) = resume {
@@ -488,7 +503,9 @@ mod tests {
         assert_eq!(job.pass.bucket, "b-1");
         let part = json!({"resume": {"bucket": "b-1", "prefix": null, "start_after": null, "listing_complete": true, "keys": ["k"]}, "map_part": true, "folder": "s3://results/parts/x/pass-0/part-3/"});
         let Ok(Job::Audit(job)) = resolved(part) else { panic!() };
-        let Origin::Part { folder } = job.origin else { panic!() };
+        let Origin::Part { folder, account: None } = job.origin else {
+            panic!()
+        };
         assert_eq!(folder.prefix, "parts/x/pass-0/part-3/");
         for (part, says) in [
             (

@@ -2,11 +2,14 @@
 //! taking up where the last run of its target stopped), a caller's token, a part, or the object
 //! of an S3 event. The bucket's region and settings are read with the listing's first page.
 
+use acl_audit::bucket::AccountCheck;
+use acl_audit::organization::assume_role;
+use acl_audit::s3::client::{control_with_credentials, with_credentials};
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::{AuditError, AuditOptions, StrategyKind};
 use lambda_runtime::Context;
 
-use crate::clients::Clients;
+use crate::clients::{Clients, account_of};
 use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{AuditJob, Origin};
@@ -41,16 +44,36 @@ pub async fn run(
         target.resume = Some(stored);
         resumed_from = Some(location.to_string());
     }
-    let clients_by_region = RegionalClients::new(client.clone());
     let folder = match &origin {
-        Origin::Part { folder } => Some(folder.clone()),
+        Origin::Part { folder, .. } => Some(folder.clone()),
         _ => run_folder(config, &target.bucket, &context.request_id),
     };
+    // A sweep's part in a member account audits it with the member role's credentials; its
+    // findings and report still go to the run's folder, with the function's own.
+    let member = match &origin {
+        Origin::Part { account, .. } => account.as_ref(),
+        _ => None,
+    };
+    let (audited_with, control) = match member.and_then(|account| account.role_arn.as_deref()) {
+        None => (client.clone(), clients.control.clone()),
+        Some(role_arn) => match member_clients(clients, config, role_arn).await {
+            Ok(member) => member,
+            Err(err) => return Invocation::failed(Some(target.bucket), err, "the part's account not reached"),
+        },
+    };
+    let account_id = member
+        .map(|account| account.account_id.as_str())
+        .or_else(|| account_of(&context.invoked_function_arn));
     let options = AuditOptions {
         fetch_when_acls_disabled,
+        account_id: member.map(|account| account.account_id.clone()),
         ..run_options(client, config, context, folder.as_ref())
     };
-    let account = clients.account_check(&context.invoked_function_arn);
+    let account = control
+        .as_ref()
+        .zip(account_id)
+        .map(|(client, account_id)| AccountCheck { client, account_id });
+    let clients_by_region = RegionalClients::new(audited_with);
     let audited =
         acl_audit::audit::audit_bucket_located(&clients_by_region, account, &target, config.strategy(kind), options)
             .await;
@@ -69,4 +92,23 @@ pub async fn run(
     };
     log_report(kind, &context.request_id, &report);
     Invocation::audited(report, findings_error, Scope::of(&origin))
+}
+
+/// S3 and S3 Control in a member account, through `role_arn`.
+async fn member_clients(
+    clients: &Clients,
+    config: &Config,
+    role_arn: &str,
+) -> Result<(aws_sdk_s3::Client, Option<aws_sdk_s3control::Client>), HandlerError> {
+    let Some((_, sts)) = &clients.organization else {
+        return Err(HandlerError::RoleNotAssumed("no STS client configured".to_owned()));
+    };
+    let credentials = assume_role(sts, role_arn, config.member_role_external_id.as_deref())
+        .await
+        .map_err(HandlerError::RoleNotAssumed)?;
+    let control = clients
+        .control
+        .as_ref()
+        .map(|control| control_with_credentials(control, credentials.clone()));
+    Ok((with_credentials(&clients.s3, credentials), control))
 }

@@ -9,6 +9,8 @@
 //! are then where the run put them, whichever interpreter ran it (moto's ResultWriter writes
 //! no result files; docs/scale-out.md, "The state machine").
 
+use std::collections::BTreeMap;
+
 use acl_audit::findings::{FailureLine, FindingsWritten, Place};
 use acl_audit::model::S3Location;
 use acl_audit::report::Truncation;
@@ -59,6 +61,9 @@ pub struct Summary {
     pub parts: PartCounts,
     /// The sum of the parts' reports; the keys of parts that left no report are failures.
     pub report: AuditReport,
+    /// The same per bucket, by account (a sweep's parts name theirs) and bucket.
+    #[serde(skip)]
+    pub by_bucket: BTreeMap<(Option<String>, String), AuditReport>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -141,6 +146,7 @@ pub async fn summarize_passes(
     mut findings: Option<&mut StreamingUpload>,
 ) -> Result<Summary, SummarizeError> {
     let mut report = AuditReport::empty(StrategyKind::JoinAll, "");
+    let mut by_bucket: BTreeMap<(Option<String>, String), AuditReport> = BTreeMap::new();
     let mut parts = PartCounts::default();
     let mut lines = FindingsWritten {
         uri: findings.as_ref().map(|upload| upload.uri()).unwrap_or_default(),
@@ -150,6 +156,10 @@ pub async fn summarize_passes(
     for pass in 0..passes {
         let handed_on = pass + 1 < passes;
         for record in read_pass(client, folder, pass).await? {
+            let key = (
+                record.event.account.as_ref().map(|account| account.account_id.clone()),
+                record.event.resume.bucket.clone(),
+            );
             let part = match record.report {
                 Some(mut part) => {
                     parts.reported += 1;
@@ -171,11 +181,17 @@ pub async fn summarize_passes(
                     not_reported(record.event)
                 }
             };
+            by_bucket
+                .entry(key)
+                .or_insert_with(|| AuditReport::empty(StrategyKind::JoinAll, ""))
+                .absorb(part.clone());
             report.absorb(part);
         }
     }
-    if let Some(resume) = &mut report.resume {
-        resume.bucket = report.bucket.clone();
+    for summed in by_bucket.values_mut().chain(std::iter::once(&mut report)) {
+        if let Some(resume) = &mut summed.resume {
+            resume.bucket = summed.bucket.clone();
+        }
     }
     report.findings = findings.is_some().then_some(lines);
     Ok(Summary {
@@ -183,6 +199,7 @@ pub async fn summarize_passes(
         passes,
         parts,
         report,
+        by_bucket,
     })
 }
 

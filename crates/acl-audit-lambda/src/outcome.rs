@@ -34,7 +34,7 @@ pub enum Invocation {
 }
 
 /// A sweep's report: an account's, or an organization's (each account's inside).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum SweepOutcome {
     Account(SweepReport),
@@ -47,6 +47,52 @@ impl SweepOutcome {
         match self {
             SweepOutcome::Account(report) => &report.totals,
             SweepOutcome::Organization(report) => &report.totals,
+        }
+    }
+
+    /// Every account's sweep it holds, mutable, with the account's id and the member role
+    /// assumed in it (none: the caller's own account).
+    pub fn accounts_mut(&mut self) -> Vec<(Option<String>, Option<String>, &mut SweepReport)> {
+        match self {
+            SweepOutcome::Account(report) => vec![(report.account_id.clone(), None, report)],
+            SweepOutcome::Organization(report) => report
+                .accounts
+                .iter_mut()
+                .filter_map(|account| {
+                    let (id, role) = (account.account_id.clone(), account.role_arn.clone());
+                    account.report.as_mut().map(|report| (Some(id), role, report))
+                })
+                .collect(),
+        }
+    }
+
+    /// The account the sweep ran from: it names the run's folder.
+    pub fn caller_account(&self) -> Option<&str> {
+        match self {
+            SweepOutcome::Account(report) => report.account_id.as_deref(),
+            SweepOutcome::Organization(report) => report.caller_account_id.as_deref(),
+        }
+    }
+
+    /// Every account's totals added up again, after its buckets' lines changed.
+    pub fn retotal(&mut self) {
+        for (_, _, report) in self.accounts_mut() {
+            report.totals = acl_audit::sweep::totals(&report.buckets);
+        }
+        if let SweepOutcome::Organization(report) = self {
+            let mut totals = SweepTotals::default();
+            for account in report.accounts.iter().filter_map(|account| account.report.as_ref()) {
+                totals.add(&account.totals);
+            }
+            report.totals = totals;
+        }
+    }
+
+    /// Where the findings file is, and how many lines.
+    pub fn set_findings(&mut self, findings: Option<acl_audit::findings::FindingsWritten>) {
+        match self {
+            SweepOutcome::Account(report) => report.findings = findings,
+            SweepOutcome::Organization(report) => report.findings = findings,
         }
     }
 

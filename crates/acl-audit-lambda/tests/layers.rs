@@ -16,8 +16,8 @@ const LAYERS: [(&str, u8); 17] = [
     ("error", 3),
     ("record", 3),
     ("outcome", 4),
-    ("steps", 4),
     // The jobs.
+    ("steps", 5),
     ("listing_audit", 5),
     ("inventory_audit", 5),
     ("add_up", 5),

@@ -45,6 +45,8 @@ pub struct OrganizationOptions {
     pub findings: Option<FindingsOutput>,
     /// Told `account/bucket` as each bucket's crawl starts.
     pub on_bucket: Option<OnBucket>,
+    /// Read every account's buckets' settings and crawl none ([`SweepOptions::settings_only`]).
+    pub settings_only: bool,
 }
 
 /// What became of one account.
@@ -65,6 +67,9 @@ pub enum AccountState {
 pub struct AccountSweep {
     pub account_id: String,
     pub name: Option<String>,
+    /// The member role assumed in it; none in the caller's own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
     pub state: AccountState,
     pub error: Option<String>,
     pub report: Option<SweepReport>,
@@ -114,6 +119,7 @@ pub async fn sweep_organization(
         stop_at,
         findings,
         on_bucket,
+        settings_only,
     } = options;
     let refused = |code: String, message: String| OrganizationError::ListAccounts { code, message };
     let identity = Box::pin(clients.sts.get_caller_identity().send())
@@ -135,6 +141,7 @@ pub async fn sweep_organization(
                 swept.push(AccountSweep {
                     account_id,
                     name,
+                    role_arn: None,
                     state: AccountState::NotReached,
                     error: None,
                     report: None,
@@ -142,23 +149,23 @@ pub async fn sweep_organization(
                 continue;
             }
             let own = caller_ref == Some(account_id.as_str());
-            let credentials = if own {
-                None
-            } else {
-                let role_arn = format!("arn:{partition}:iam::{account_id}:role/{role_name}");
-                match assume(clients.sts, &role_arn, external_id.as_deref()).await {
+            let role_arn = (!own).then(|| format!("arn:{partition}:iam::{account_id}:role/{role_name}"));
+            let credentials = match &role_arn {
+                None => None,
+                Some(role_arn) => match assume_role(clients.sts, role_arn, external_id.as_deref()).await {
                     Ok(credentials) => Some(credentials),
                     Err(error) => {
                         swept.push(AccountSweep {
                             account_id,
                             name,
+                            role_arn: role_arn.clone().into(),
                             state: AccountState::RoleNotAssumed,
                             error: Some(error),
                             report: None,
                         });
                         continue;
                     }
-                }
+                },
             };
             let s3 = credentials.clone().map_or_else(
                 || clients.s3.clone(),
@@ -185,6 +192,7 @@ pub async fn sweep_organization(
                 }),
                 account_id: Some(account_id.clone()),
                 resume: None,
+                settings_only,
             };
             let regional = RegionalClients::new(s3);
             let (state, error, report) = match sweep_account(&regional, account, strategy, sweep_options).await {
@@ -198,6 +206,7 @@ pub async fn sweep_organization(
             swept.push(AccountSweep {
                 account_id,
                 name,
+                role_arn,
                 state,
                 error,
                 report,
@@ -261,8 +270,13 @@ async fn list_accounts(
     }
 }
 
-/// A member account's credentials, from its role; the error in S3's words otherwise.
-async fn assume(sts: &aws_sdk_sts::Client, role_arn: &str, external_id: Option<&str>) -> Result<Credentials, String> {
+/// A member account's credentials, from its role (`role_arn`, as [`AccountSweep::role_arn`]
+/// names it); the error in STS's words otherwise.
+pub async fn assume_role(
+    sts: &aws_sdk_sts::Client,
+    role_arn: &str,
+    external_id: Option<&str>,
+) -> Result<Credentials, String> {
     let assumed = Box::pin(
         sts.assume_role()
             .role_arn(role_arn)

@@ -50,6 +50,9 @@ pub struct SweepOptions {
     /// Where an earlier sweep of the account stopped: buckets before its bucket are not
     /// audited again, and that bucket goes on from its token.
     pub resume: Option<SweepPlace>,
+    /// Read every bucket's settings and crawl none: each bucket a crawl would audit is left
+    /// `NotReached`, for a caller that crawls them its own way (the state machine's plan).
+    pub settings_only: bool,
 }
 
 /// Where a sweep stopped: the first bucket it did not finish, and that bucket's own token when
@@ -192,6 +195,7 @@ pub async fn sweep_account(
         on_bucket,
         account_id,
         resume,
+        settings_only,
     } = options;
     let listed = list_buckets(clients.base()).await?;
     let chosen: Vec<(String, Option<String>)> = listed
@@ -223,6 +227,7 @@ pub async fn sweep_account(
             let crawl = Crawl {
                 strategy,
                 stop_at,
+                settings_only,
                 fetch_when_acls_disabled,
                 shared: shared.as_ref(),
                 account_id: account_id.as_deref(),
@@ -353,6 +358,7 @@ async fn read_bucket(
 struct Crawl<'a> {
     strategy: Strategy,
     stop_at: Option<Instant>,
+    settings_only: bool,
     fetch_when_acls_disabled: bool,
     shared: Option<&'a SharedFindings>,
     account_id: Option<&'a str>,
@@ -365,6 +371,7 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
     let &Crawl {
         strategy,
         stop_at,
+        settings_only,
         fetch_when_acls_disabled,
         shared,
         account_id,
@@ -406,7 +413,7 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         audit.state = BucketState::AclsDisabled;
         return audit;
     }
-    if stop_at.is_some_and(|at| Instant::now() >= at) {
+    if settings_only || stop_at.is_some_and(|at| Instant::now() >= at) {
         audit.state = BucketState::NotReached;
         return audit;
     }
@@ -447,8 +454,10 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
     audit
 }
 
-/// A crawl's counts into the bucket's line of the sweep's report.
-fn absorb(audit: &mut BucketAudit, report: AuditReport) {
+/// A crawl's counts into the bucket's line of the sweep's report, and its state: audited,
+/// truncated (its token in `resume`) or failed. For a caller that crawls a bucket its own way.
+pub fn absorb(audit: &mut BucketAudit, report: AuditReport) {
+    audit.state = BucketState::Audited;
     audit.objects_listed = report.objects_listed;
     audit.acls_fetched = report.acls_fetched;
     audit.failures = report.failures.count;
@@ -490,7 +499,8 @@ fn bucket_findings(context: Option<&BucketContext>, policy_public: &Check<bool>)
     findings
 }
 
-fn list_error(err: &ListError) -> BucketError {
+/// A listing's error as a bucket's line of the sweep's report gives it.
+pub fn list_error(err: &ListError) -> BucketError {
     let code = match err {
         ListError::NoSuchBucket { .. } => "NoSuchBucket".to_owned(),
         ListError::AccessDenied { .. } => "AccessDenied".to_owned(),
@@ -503,7 +513,8 @@ fn list_error(err: &ListError) -> BucketError {
     }
 }
 
-fn totals(buckets: &[BucketAudit]) -> SweepTotals {
+/// The sweep's totals over its buckets.
+pub fn totals(buckets: &[BucketAudit]) -> SweepTotals {
     let mut totals = SweepTotals {
         buckets: buckets.len(),
         ..SweepTotals::default()

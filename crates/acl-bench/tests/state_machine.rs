@@ -5,7 +5,9 @@
 //! (two of them, as two execution environments), every other call (the ItemReader's
 //! GetObject, the ResultWriter's PutObject) to moto. The plan, the Distributed Map over the
 //! parts file, the collect step, the Choice and the last step run as the definition says,
-//! against moto's S3, and add up to the same findings as one invocation of the same binary.
+//! against moto's S3, and add up to the same findings as one invocation of the same binary:
+//! over one bucket, and over an organization of four accounts (`AuditScope=organization`,
+//! moto's Organizations and STS, `test_support::organization`).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -66,6 +68,9 @@ fn join_all(moto: &MotoServer) -> Function {
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("FINDINGS_URI", format!("s3://{FINDINGS}/acl-audit/"))
+        .env("MEMBER_ROLE_NAME", test_support::organization::ROLE)
+        // As the template sets it: the stack's BucketName, which the definition passes too.
+        .env("BUCKET_NAME", AUDITED)
         .env("WARM_CONNECTIONS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -76,12 +81,10 @@ fn join_all(moto: &MotoServer) -> Function {
     Function { api, child }
 }
 
-/// `AUDITED` with `OBJECTS` objects: every fifth public-read, every seventh
-/// authenticated-read, the rest private.
+/// The results and findings buckets, and `AUDITED` with `OBJECTS` objects: every fifth
+/// public-read, every seventh authenticated-read, the rest private.
 async fn arrange(s3: &Client) {
-    for bucket in [AUDITED, RESULTS, FINDINGS] {
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-    }
+    s3.create_bucket().bucket(AUDITED).send().await.unwrap();
     futures::stream::iter(0..OBJECTS)
         .map(|i| {
             let acl = match i {
@@ -121,8 +124,11 @@ fn execute_state_machines(moto: &MotoServer) {
 }
 
 /// The definition with the template's `DefinitionSubstitutions` filled in.
-fn definition(parts: usize) -> String {
+fn definition(scope: &str, parts: usize) -> String {
     let substitutions = [
+        ("AuditScope", scope.to_owned()),
+        ("MemberRoleName", test_support::organization::ROLE.to_owned()),
+        ("PartsPerBucket", "2".to_owned()),
         ("BucketName", AUDITED.to_owned()),
         ("ObjectPrefix", String::new()),
         ("InventorySource", String::new()),
@@ -156,72 +162,124 @@ async fn lines(s3: &Client, uri: &str) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn moto_s_interpreter_runs_the_definition_to_the_findings_of_one_invocation() {
+/// moto with its interpreter on, behind the Lambda service, two `join-all` processes serving
+/// it, and the results and findings buckets.
+struct Stage {
+    /// Held for its life: dropping it stops moto.
+    _moto: MotoServer,
+    functions: [Function; 2],
+    s3: Client,
+    sfn: aws_sdk_sfn::Client,
+}
+
+async fn stage(arrange_buckets: impl AsyncFnOnce(&MotoServer)) -> Option<Stage> {
     let service = LambdaService::bind().unwrap();
     let port = service.port().unwrap().to_string();
-    let Some(moto) = MotoServer::start_with_env(&[("MOTO_PORT", &port)]) else {
-        return;
-    };
+    let moto = MotoServer::start_with_env(&[("MOTO_PORT", &port)])?;
     execute_state_machines(&moto);
+    arrange_buckets(&moto).await;
     let s3 = client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key");
-    arrange(&s3).await;
+    for bucket in [RESULTS, FINDINGS] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
     let functions = [join_all(&moto), join_all(&moto)];
     let upstream: SocketAddr = moto.endpoint_url().trim_start_matches("http://").parse().unwrap();
     service
         .serve(functions.iter().map(|f| Arc::clone(&f.api)).collect(), upstream)
         .unwrap();
-
-    let config = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto.endpoint_url())
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new("moto-access-key", "moto-secret-key", None, None, "test"),
-        ))
-        .build();
+    let config = test_support::organization::sdk_config(&moto);
     let sfn = aws_sdk_sfn::Client::new(&config);
-    let machine = sfn
-        .create_state_machine()
-        .name("audit-bucket")
-        .definition(definition(4))
-        .role_arn("arn:aws:iam::123456789012:role/audit-bucket")
-        .send()
-        .await
-        .unwrap();
-    let execution = sfn
-        .start_execution()
-        .state_machine_arn(machine.state_machine_arn())
-        .name("exec-1")
-        .input("{}")
-        .send()
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let described = loop {
-        let described = sfn
-            .describe_execution()
-            .execution_arn(execution.execution_arn())
+    Some(Stage {
+        _moto: moto,
+        functions,
+        s3,
+        sfn,
+    })
+}
+
+impl Stage {
+    /// Runs `definition` as execution `name` to its end: its output.
+    async fn execute(&self, definition: String, name: &str) -> Value {
+        let machine = self
+            .sfn
+            .create_state_machine()
+            .name(format!("audit-{name}"))
+            .definition(definition)
+            .role_arn("arn:aws:iam::123456789012:role/audit-bucket")
             .send()
             .await
             .unwrap();
-        if described.status().as_str() != "RUNNING" {
-            break described;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the execution is still running"
+        let execution = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(machine.state_machine_arn())
+            .name(name)
+            .input("{}")
+            .send()
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let described = loop {
+            let described = self
+                .sfn
+                .describe_execution()
+                .execution_arn(execution.execution_arn())
+                .send()
+                .await
+                .unwrap();
+            if described.status().as_str() != "RUNNING" {
+                break described;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "the execution is still running"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(
+            described.status().as_str(),
+            "SUCCEEDED",
+            "{:?}: {:?}",
+            described.error(),
+            described.cause()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        serde_json::from_str(described.output().unwrap()).unwrap()
+    }
+
+    /// One invocation of the first function with `payload`: its report.
+    fn invoke(&self, payload: &Value) -> Value {
+        let one = self.functions[0]
+            .api
+            .invoke(payload, Duration::from_secs(300), Duration::from_secs(120))
+            .unwrap();
+        assert!(!one.error, "{}", String::from_utf8_lossy(&one.body));
+        serde_json::from_slice(&one.body).unwrap()
+    }
+
+    async fn read(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let file = self.s3.get_object().bucket(bucket).key(key).send().await.unwrap();
+        file.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+}
+
+/// `<FINDINGS_URI><name>/<today>/<run>/`.
+fn run_folder(name: &str, run: &str) -> String {
+    let (year, month, day) = acl_audit::findings::utc_date(std::time::SystemTime::now());
+    format!("acl-audit/{name}/{year:04}/{month:02}/{day:02}/{run}/")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_s_interpreter_runs_the_definition_to_the_findings_of_one_invocation() {
+    let arranged = async |moto: &MotoServer| {
+        arrange(&client_for_endpoint(
+            moto.endpoint_url(),
+            "moto-access-key",
+            "moto-secret-key",
+        ))
+        .await;
     };
-    assert_eq!(
-        described.status().as_str(),
-        "SUCCEEDED",
-        "{:?}: {:?}",
-        described.error(),
-        described.cause()
-    );
-    let output: Value = serde_json::from_str(described.output().unwrap()).unwrap();
+    let Some(stage) = stage(arranged).await else { return };
+    let output = stage.execute(definition("bucket", 4), "exec-1").await;
     let exposed = (0..OBJECTS).filter(|i| i % 5 == 0 || i % 7 == 0).count();
     assert_eq!(
         output,
@@ -229,36 +287,99 @@ async fn moto_s_interpreter_runs_the_definition_to_the_findings_of_one_invocatio
                "objects_not_fetched": 0, "objects_with_findings": exposed, "exposed_objects": exposed}),
         "the AddUp state's ResultSelector over the last step's report"
     );
-    let parts: Value = {
-        let file = s3
-            .get_object()
-            .bucket(RESULTS)
-            .key("parts/exec-1/pass-0.json")
-            .send()
-            .await
-            .unwrap();
-        serde_json::from_slice(&file.body.collect().await.unwrap().into_bytes()).unwrap()
-    };
+    let parts: Value = serde_json::from_slice(&stage.read(RESULTS, "parts/exec-1/pass-0.json").await).unwrap();
     assert!(
         parts.as_array().unwrap().len() > 1,
         "the plan cut the bucket into parts: {parts}"
     );
 
     // The same binary, one invocation over the whole bucket.
-    let one = functions[0]
-        .api
-        .invoke(
-            &json!({"bucket": AUDITED}),
-            Duration::from_secs(300),
-            Duration::from_secs(120),
-        )
-        .unwrap();
-    assert!(!one.error, "{}", String::from_utf8_lossy(&one.body));
-    let one: Value = serde_json::from_slice(&one.body).unwrap();
-    let (year, month, day) = acl_audit::findings::utc_date(std::time::SystemTime::now());
-    let run_file = format!("s3://{FINDINGS}/acl-audit/{AUDITED}/{year:04}/{month:02}/{day:02}/exec-1/findings.jsonl");
-    let by_state_machine = lines(&s3, &run_file).await;
-    let by_one = lines(&s3, one["findings"]["uri"].as_str().unwrap()).await;
+    let one = stage.invoke(&json!({"bucket": AUDITED}));
+    let run_file = format!("s3://{FINDINGS}/{}findings.jsonl", run_folder(AUDITED, "exec-1"));
+    let by_state_machine = lines(&stage.s3, &run_file).await;
+    let by_one = lines(&stage.s3, one["findings"]["uri"].as_str().unwrap()).await;
     assert_eq!(by_state_machine.len(), exposed);
     assert_eq!(by_state_machine, by_one, "the same lines, byte for byte");
+}
+
+/// Each bucket's line of a sweep's report: what must match between runs. The results and
+/// findings buckets are left out: each run writes into them, so the second lists more.
+fn bucket_lines(report: &Value) -> BTreeSet<String> {
+    report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|account| {
+            let id = account["account_id"].as_str().unwrap().to_owned();
+            account["report"]["buckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|bucket| ![RESULTS, FINDINGS].contains(&bucket["bucket"].as_str().unwrap()))
+                .map(move |bucket| {
+                    let mut bucket = bucket.clone();
+                    bucket.as_object_mut().unwrap().remove("settings");
+                    format!("{id} {bucket}")
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_s_interpreter_sweeps_the_organization_to_the_findings_of_one_invocation() {
+    let arranged = std::sync::OnceLock::new();
+    let arrange_organization = async |moto: &MotoServer| {
+        let _ = arranged.set(test_support::organization::arrange_organization(moto).await);
+    };
+    let Some(stage) = stage(arrange_organization).await else {
+        return;
+    };
+    let arranged = arranged.get().unwrap();
+    let output = stage.execute(definition("organization", 64), "exec-org").await;
+    let caller = &arranged.management;
+    let folder = run_folder(&format!("organization-{caller}"), "exec-org");
+    assert_eq!(
+        output["findings"]["uri"],
+        format!("s3://{FINDINGS}/{folder}findings.jsonl"),
+        "{output}"
+    );
+    assert_eq!(output["totals"]["acls_disabled"], 4, "{output}");
+    assert_eq!(
+        output["totals"]["not_reached"], 0,
+        "every planned bucket added up: {output}"
+    );
+    assert_eq!(output["totals"]["exposed_objects"], arranged.exposed.len(), "{output}");
+
+    let by_state_machine = lines(&stage.s3, output["findings"]["uri"].as_str().unwrap()).await;
+    let named: BTreeSet<(String, String, String)> = by_state_machine
+        .iter()
+        .map(|line| serde_json::from_str::<acl_audit::findings::FindingLine>(line).unwrap())
+        .map(|line| (line.account_id.unwrap_or_default(), line.bucket, line.key))
+        .collect();
+    assert_eq!(
+        &named, &arranged.exposed,
+        "exactly the exposed objects, by account and bucket"
+    );
+
+    // The same binary, one invocation over the whole organization.
+    let one = stage.invoke(&json!({"scope": "organization"}));
+    let by_one = lines(&stage.s3, one["findings"]["uri"].as_str().unwrap()).await;
+    assert_eq!(by_state_machine, by_one, "the same lines, byte for byte");
+    let report: Value = serde_json::from_slice(&stage.read(FINDINGS, &format!("{folder}report.json")).await).unwrap();
+    assert_eq!(
+        bucket_lines(&report),
+        bucket_lines(&one),
+        "every bucket with the same state and counts"
+    );
+    for total in [
+        "buckets",
+        "audited",
+        "acls_disabled",
+        "failed",
+        "not_reached",
+        "exposed_objects",
+    ] {
+        assert_eq!(report["totals"][total], one["totals"][total], "{total}");
+    }
 }

@@ -71,6 +71,9 @@ pub fn plan_payload(options: &RunOptions) -> Value {
         "inventory": options.inventory,
         "parts": options.parts,
         "folder": format!("s3://{}/parts/{}/", options.results_bucket, options.execution),
+        "scope": "bucket",
+        "role_name": "",
+        "parts_per_bucket": options.parts,
     }})
 }
 

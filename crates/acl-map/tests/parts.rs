@@ -340,6 +340,8 @@ fn the_driver_sends_the_payloads_the_definition_builds() {
         .replace("${ObjectPrefix}", "")
         .replace("${InventorySource}", "")
         .replace("${ResultsBucketName}", RESULTS)
+        .replace("${AuditScope}", "bucket")
+        .replace("${MemberRoleName}", "")
         .replace(
             "${WorkerFunctionArn}",
             "arn:aws:lambda:us-east-1:123456789012:function:join-all",
@@ -352,6 +354,7 @@ fn the_driver_sends_the_payloads_the_definition_builds() {
         &states["Plan"]["Parameters"]["Payload"],
         &[
             ("$.settings.parts", json!(64)),
+            ("$.settings.parts_per_bucket", json!(64)),
             (folder.as_str(), json!(format!("s3://{RESULTS}/parts/exec-1/"))),
         ],
     );
