@@ -6,10 +6,13 @@
 
 use acl_audit::StrategyKind;
 use acl_audit::findings::FINDINGS_FILE;
-use acl_audit::organization::{OrganizationClients, OrganizationError, OrganizationOptions, sweep_organization};
+use acl_audit::model::S3Location;
+use acl_audit::organization::{
+    OrganizationClients, OrganizationError, OrganizationOptions, OrganizationPlace, sweep_organization,
+};
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::NotWritten;
-use acl_audit::sweep::{SweepError, SweepOptions, sweep_account};
+use acl_audit::sweep::{SweepError, SweepOptions, SweepPlace, sweep_account};
 use acl_audit::{FindingsOutput, Strategy};
 use lambda_runtime::Context;
 
@@ -43,23 +46,19 @@ pub async fn run(
     let findings = folder
         .as_ref()
         .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE)));
-    // A scheduled account sweep takes up where the last one of this account stopped, and
-    // leaves its own place for the next (docs/sweeps.md).
-    let place_at = match (
-        &job.organization,
-        &config.findings,
-        account_id,
-        config.resume_from_store,
-    ) {
-        (None, Some(base), Some(account), true) => Some(sweep_place_location(base, kind, account)),
+    // A scheduled sweep takes up where the last one from this account stopped, and leaves
+    // its own place for the next (docs/sweeps.md).
+    let place_at = match (&config.findings, account_id, config.resume_from_store) {
+        (Some(base), Some(account), true) => Some(sweep_place_location(base, kind, &format!("{scope}-{account}"))),
         _ => None,
     };
-    let resume = match &place_at {
-        Some(at) => load_sweep_place(client, at).await,
-        None => None,
+    let resume = match (&place_at, job.organization.is_some()) {
+        (None, _) => None,
+        (Some(at), false) => load_sweep_place(client, at).await.map(Place::Account),
+        (Some(at), true) => load_sweep_place(client, at).await.map(Place::Organization),
     };
     if let (Some(place), Some(at)) = (&resume, &place_at) {
-        tracing::info!(place = %at, bucket = %place.bucket, "resuming the sweep where the last one stopped");
+        tracing::info!(place = %at, from = ?place, "resuming the sweep where the last one stopped");
     }
     let how = How {
         stop_at: stop_at(context, config.deadline_margin),
@@ -68,13 +67,12 @@ pub async fn run(
         settings_only: false,
     };
     let outcome = match sweep(kind, clients, config, context, job, how).await {
-        Ok((SweepOutcome::Account(report), None)) => {
-            let kept = match (&place_at, &report.resume) {
-                (Some(at), Some(place)) => store(client, at, place).await.err(),
-                (Some(at), None) if report.resumed_at.is_some() => clear(client, at).await.err(),
-                _ => None,
+        Ok((report, None)) => {
+            let kept = match &place_at {
+                Some(at) => keep_place(client, at, &report).await,
+                None => None,
             };
-            Ok((SweepOutcome::Account(report), kept))
+            Ok((report, kept))
         }
         other => other,
     };
@@ -115,12 +113,46 @@ pub fn swept(kind: StrategyKind, scope: &str, report: SweepOutcome, findings_err
     }
 }
 
+/// Stores where `report`'s sweep stopped for the next run, or removes the place it took up
+/// once it reached the end.
+async fn keep_place(client: &aws_sdk_s3::Client, at: &S3Location, report: &SweepOutcome) -> Option<NotWritten> {
+    // Plain data with string keys: serialising cannot fail.
+    let (stopped, resumed) = match report {
+        SweepOutcome::Account(report) => (
+            report
+                .resume
+                .as_ref()
+                .map(|place| serde_json::to_value(place).unwrap_or_default()),
+            report.resumed_at.is_some(),
+        ),
+        SweepOutcome::Organization(report) => (
+            report
+                .resume
+                .as_ref()
+                .map(|place| serde_json::to_value(place).unwrap_or_default()),
+            report.resumed_at.is_some(),
+        ),
+    };
+    match stopped {
+        Some(place) => store(client, at, &place).await.err(),
+        None if resumed => clear(client, at).await.err(),
+        None => None,
+    }
+}
+
+/// Where an earlier sweep stopped.
+#[derive(Debug)]
+pub enum Place {
+    Account(SweepPlace),
+    Organization(OrganizationPlace),
+}
+
 /// How a sweep runs besides its job.
 pub struct How {
     pub stop_at: Option<std::time::Instant>,
     pub findings: Option<FindingsOutput>,
-    /// An account sweep's place to take up.
-    pub resume: Option<acl_audit::sweep::SweepPlace>,
+    /// The place to take up.
+    pub resume: Option<Place>,
     /// Settings only, no bucket crawled: the state machine's plan.
     pub settings_only: bool,
 }
@@ -162,7 +194,10 @@ pub async fn sweep(
                 findings,
                 on_bucket: Some(on_bucket()),
                 account_id: account_of(&context.invoked_function_arn).map(str::to_owned),
-                resume,
+                resume: match resume {
+                    Some(Place::Account(place)) => Some(place),
+                    _ => None,
+                },
                 settings_only,
             };
             let regional = RegionalClients::new(client.clone());
@@ -189,6 +224,10 @@ pub async fn sweep(
                 findings,
                 on_bucket: Some(on_bucket()),
                 settings_only,
+                resume: match resume {
+                    Some(Place::Organization(place)) => Some(place),
+                    _ => None,
+                },
             };
             let org_clients = OrganizationClients {
                 s3: client,

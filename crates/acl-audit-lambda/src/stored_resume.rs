@@ -11,7 +11,6 @@ use acl_audit::model::S3Location;
 use acl_audit::s3::error::{error_code, error_message};
 use acl_audit::s3::read::MOST_READ_BYTES;
 use acl_audit::s3::upload::{Artifact, NotWritten, UploadError, put_object};
-use acl_audit::sweep::SweepPlace;
 use acl_audit::{Resume, StrategyKind, Target};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
@@ -84,14 +83,15 @@ pub async fn load_inventory(client: &Client, location: &S3Location, bucket: &str
     None
 }
 
-/// Where the scheduled sweeps of `account` by a function of `kind` store their place:
-/// `<base>resume/<strategy>/account-<id>/sweep.json`.
-pub fn sweep_place_location(base: &S3Location, kind: StrategyKind, account: &str) -> S3Location {
-    in_base(base, kind, &format!("account-{account}"), "sweep")
+/// Where the scheduled sweeps of `scope` (`account-<id>` or `organization-<id>`, the caller's
+/// account) by a function of `kind` store their place: `<base>resume/<strategy>/<scope>/sweep.json`.
+pub fn sweep_place_location(base: &S3Location, kind: StrategyKind, scope: &str) -> S3Location {
+    in_base(base, kind, scope, "sweep")
 }
 
-/// The place an earlier sweep stored; `None`, logged, for one that cannot be read.
-pub async fn load_sweep_place(client: &Client, location: &S3Location) -> Option<SweepPlace> {
+/// The place an earlier sweep stored (an account's `SweepPlace`, an organization's
+/// `OrganizationPlace`); `None`, logged, for one that cannot be read.
+pub async fn load_sweep_place<T: serde::de::DeserializeOwned>(client: &Client, location: &S3Location) -> Option<T> {
     read(client, location).await
 }
 

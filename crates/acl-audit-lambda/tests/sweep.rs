@@ -196,3 +196,68 @@ async fn a_sweep_stopped_at_its_deadline_is_taken_up_by_the_next() {
     // over the runs: a call abandoned at a stop is asked again, and counted once.
     assert_eq!(fetched, 36);
 }
+
+/// An organization's scheduled sweep stopped by its deadline stores its place under
+/// `FINDINGS_URI` (`resume/<strategy>/organization-<id>/sweep.json`); the next takes it up and,
+/// reaching the end, removes it. Against moto's Organizations, STS and per-account S3.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organization_sweep_stopped_at_its_deadline_is_taken_up_by_the_next() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let Some(moto) = local_s3::moto::MotoServer::start() else {
+        return;
+    };
+    let arranged = test_support::organization::arrange_organization(&moto).await;
+    let sdk = test_support::organization::sdk_config(&moto);
+    let s3 = acl_audit::s3::client::client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key");
+    s3.create_bucket().bucket("findings").send().await.unwrap();
+    let clients = Clients::new(&s3).with_organization(
+        &aws_sdk_organizations::Client::new(&sdk),
+        &aws_sdk_sts::Client::new(&sdk),
+    );
+    let config = config(&[
+        ("FINDINGS_URI", "s3://findings/acl-audit/"),
+        ("AUDIT_SCOPE", "organization"),
+        ("MEMBER_ROLE_NAME", test_support::organization::ROLE),
+        // Longer than the deadline given below: the stop is due at once.
+        ("DEADLINE_MARGIN_MS", "60000"),
+    ]);
+    let place_key = format!(
+        "acl-audit/resume/join-all/organization-{}/sweep.json",
+        arranged.management
+    );
+    let run = |due: bool| {
+        let mut context = Context::default();
+        context.invoked_function_arn = FUNCTION_ARN.to_owned();
+        if due {
+            // Within the margin: the sweep stops before its first account.
+            let deadline = SystemTime::now() + std::time::Duration::from_secs(5);
+            context.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        }
+        let event = LambdaEvent::new(json!({"exclude": ["findings"]}), context);
+        let (clients, config) = (clients.clone(), config.clone());
+        async move {
+            let invocation = acl_audit_lambda::invoke(StrategyKind::JoinAll, &clients, &config, event).await;
+            let Ok(Reply::Sweep(outcome)) = invocation.into_reply() else {
+                panic!("not a sweep's report")
+            };
+            let SweepOutcome::Organization(report) = *outcome else {
+                panic!("not an organization's sweep")
+            };
+            report
+        }
+    };
+    let stored = async || s3.get_object().bucket("findings").key(&place_key).send().await.is_ok();
+
+    let stopped = run(true).await;
+    let place = stopped
+        .resume
+        .clone()
+        .expect("a sweep that reached no account leaves a place");
+    assert!(stored().await, "its place is stored");
+    let finished = run(false).await;
+    assert_eq!(finished.resumed_at.as_deref(), Some(place.account_id.as_str()));
+    assert_eq!(finished.accounts.len(), 4, "it started at the first account");
+    assert_eq!(finished.totals.exposed_objects, arranged.exposed.len());
+    assert_eq!(finished.resume, None);
+    assert!(!stored().await, "a finished sweep leaves no place behind");
+}

@@ -47,6 +47,17 @@ pub struct OrganizationOptions {
     pub on_bucket: Option<OnBucket>,
     /// Read every account's buckets' settings and crawl none ([`SweepOptions::settings_only`]).
     pub settings_only: bool,
+    /// Where an earlier sweep of the organization stopped: accounts before its account (in
+    /// account-id order) are not swept again, and that account's sweep goes on from its place.
+    pub resume: Option<OrganizationPlace>,
+}
+
+/// Where an organization's sweep stopped: the first account it did not finish, and the place
+/// in that account's sweep when it had begun.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganizationPlace {
+    pub account_id: String,
+    pub place: Option<crate::sweep::SweepPlace>,
 }
 
 /// What became of one account.
@@ -85,6 +96,12 @@ pub struct OrganizationReport {
     pub totals: SweepTotals,
     pub accounts_swept: usize,
     pub accounts_failed: usize,
+    /// The account this sweep took up an earlier one's place in, if it did.
+    #[serde(default)]
+    pub resumed_at: Option<String>,
+    /// Where this sweep stopped, for the next to take up: none once every account was reached.
+    #[serde(default)]
+    pub resume: Option<OrganizationPlace>,
     pub findings: Option<FindingsWritten>,
     pub elapsed_ms: f64,
 }
@@ -120,6 +137,7 @@ pub async fn sweep_organization(
         findings,
         on_bucket,
         settings_only,
+        resume,
     } = options;
     let refused = |code: String, message: String| OrganizationError::ListAccounts { code, message };
     let identity = Box::pin(clients.sts.get_caller_identity().send())
@@ -131,7 +149,17 @@ pub async fn sweep_organization(
         .and_then(|arn| arn.split(':').nth(1))
         .unwrap_or("aws")
         .to_owned();
-    let accounts = list_accounts(clients.organizations).await?;
+    let mut accounts = list_accounts(clients.organizations).await?;
+    // In account-id order, so that a stored place means the same in the next run. Accounts
+    // before the place were swept by an earlier run; a place whose account has left the
+    // organization starts the sweep over.
+    accounts.sort();
+    let resume = resume.filter(|place| accounts.iter().any(|(id, _)| *id == place.account_id));
+    let resumed_at = resume.as_ref().map(|place| place.account_id.clone());
+    if let Some(place) = &resume {
+        accounts.retain(|(id, _)| *id >= place.account_id);
+    }
+    let mut carried = resume.and_then(|place| place.place.map(|inner| (place.account_id, inner)));
     let on_bucket = on_bucket.map(std::sync::Arc::new);
     let caller_ref = caller.as_deref();
     let sweeps = |shared: Option<SharedFindings>| async move {
@@ -191,7 +219,7 @@ pub async fn sweep_organization(
                     Box::new(move |bucket: &str| told(&format!("{account_label}/{bucket}")))
                 }),
                 account_id: Some(account_id.clone()),
-                resume: None,
+                resume: carried.take_if(|(id, _)| *id == account_id).map(|(_, place)| place),
                 settings_only,
             };
             let regional = RegionalClients::new(s3);
@@ -215,6 +243,19 @@ pub async fn sweep_organization(
         swept
     };
     let (accounts, written) = SharedFindings::beside(findings, sweeps).await;
+    let resume = accounts
+        .iter()
+        .find_map(|account| match (&account.state, &account.report) {
+            (AccountState::NotReached, _) => Some(OrganizationPlace {
+                account_id: account.account_id.clone(),
+                place: None,
+            }),
+            (AccountState::Swept, Some(report)) => report.resume.clone().map(|place| OrganizationPlace {
+                account_id: account.account_id.clone(),
+                place: Some(place),
+            }),
+            _ => None,
+        });
     let mut totals = SweepTotals::default();
     for report in accounts.iter().filter_map(|account| account.report.as_ref()) {
         totals.add(&report.totals);
@@ -229,6 +270,8 @@ pub async fn sweep_organization(
             .count(),
         accounts,
         totals,
+        resumed_at,
+        resume,
         findings: None,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     };

@@ -69,3 +69,70 @@ async fn an_organization_sweep_names_every_exposed_object_with_its_account() {
         assert_eq!(line.region.as_deref(), Some(region), "{line:?}");
     }
 }
+
+/// A sweep stopped before its accounts leaves its place (the first account not reached, in
+/// account-id order); the next sweep from that place sweeps that account and those after it
+/// and no other, says where it took up, and leaves no place once it reaches the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organization_sweep_stopped_early_is_taken_up_where_it_stopped() {
+    use acl_audit::organization::OrganizationPlace;
+
+    let Some(moto) = MotoServer::start() else { return };
+    let arranged = organization::arrange_organization(&moto).await;
+    let config = organization::sdk_config(&moto);
+    let organizations = aws_sdk_organizations::Client::new(&config);
+    let sts = aws_sdk_sts::Client::new(&config);
+    let s3 = client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key");
+    let clients = || OrganizationClients {
+        s3: &s3,
+        control: None,
+        organizations: &organizations,
+        sts: &sts,
+    };
+    let strategy = Strategy::JoinAll { max_in_flight: None };
+    let mut ids: Vec<String> = arranged.members.clone();
+    ids.push(arranged.management.clone());
+    ids.sort();
+
+    let stopped = OrganizationOptions {
+        role_name: organization::ROLE.to_owned(),
+        stop_at: Some(std::time::Instant::now()),
+        ..OrganizationOptions::default()
+    };
+    let report = sweep_organization(clients(), strategy, stopped).await.unwrap();
+    assert!(
+        report.accounts.iter().all(|a| a.state == AccountState::NotReached),
+        "{report:#?}"
+    );
+    let order: Vec<&str> = report.accounts.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!(order, ids, "accounts in id order");
+    assert_eq!(
+        report.resume,
+        Some(OrganizationPlace {
+            account_id: ids[0].clone(),
+            place: None
+        })
+    );
+
+    let from_second = OrganizationOptions {
+        role_name: organization::ROLE.to_owned(),
+        resume: Some(OrganizationPlace {
+            account_id: ids[1].clone(),
+            place: None,
+        }),
+        ..OrganizationOptions::default()
+    };
+    let report = sweep_organization(clients(), strategy, from_second).await.unwrap();
+    let swept: Vec<&str> = report.accounts.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!(
+        swept,
+        ids[1..],
+        "the accounts before the place were swept by the run that stopped"
+    );
+    assert!(
+        report.accounts.iter().all(|a| a.state == AccountState::Swept),
+        "{report:#?}"
+    );
+    assert_eq!(report.resumed_at.as_deref(), Some(ids[1].as_str()));
+    assert_eq!(report.resume, None, "the end reached: nothing to take up");
+}
