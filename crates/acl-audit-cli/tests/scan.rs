@@ -245,22 +245,25 @@ async fn all_buckets_sweeps_the_account_into_one_report_and_findings_file() {
     assert_eq!(both.status.code(), Some(2));
 }
 
-/// `--organization --role-name`: the management account and its members on moto, the findings
-/// naming exactly the exposed objects with account and bucket.
+/// `--organization --role-name`: the management account and its members on moto with its IAM
+/// checks on (one member's role refused, a bucket denied in each account), the findings naming
+/// exactly the exposed objects with account and bucket, every account in the report.
 #[tokio::test(flavor = "multi_thread")]
 async fn organization_sweeps_every_account_on_moto() {
     let Some(moto) = local_s3::moto::MotoServer::start() else {
         return;
     };
-    let arranged = test_support::organization::arrange_organization(&moto).await;
+    let mut arranged = test_support::organization::arrange_organization(&moto).await;
+    let guarded = test_support::organization::guard(&moto, &mut arranged).await;
     let file = std::env::temp_dir().join(format!("acl-audit-cli-org-{}.jsonl", std::process::id()));
     let file_arg = file.display().to_string();
     let endpoint = moto.endpoint_url().to_owned();
+    let (key, secret) = (guarded.access_key_id.clone(), guarded.secret_access_key.clone());
     let output = run(move || {
         scan(
             &endpoint,
-            "moto-access-key",
-            "moto-secret-key",
+            &key,
+            &secret,
             &[
                 "--organization",
                 "--role-name",
@@ -278,11 +281,27 @@ async fn organization_sweeps_every_account_on_moto() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report = report(&output);
-    assert_eq!(report["accounts_swept"], 4, "{report}");
+    assert_eq!(
+        (report["accounts_swept"].as_u64(), report["accounts_failed"].as_u64()),
+        (Some(3), Some(1)),
+        "{report}"
+    );
+    let locked = report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|account| account["account_id"] == guarded.locked.as_str())
+        .unwrap();
+    assert_eq!(locked["state"], "role_not_assumed", "{locked}");
+    assert_eq!(
+        report["totals"]["failed"], 3,
+        "each reached account's -secret bucket: {report}"
+    );
     let named: std::collections::BTreeSet<(String, String, String)> = std::fs::read_to_string(&file)
         .unwrap()
         .lines()
         .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["effective"] == true)
         .map(|line| {
             (
                 line["account_id"].as_str().unwrap().to_owned(),

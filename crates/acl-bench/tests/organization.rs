@@ -1,7 +1,9 @@
 //! `{"scope": "organization", "role_name": …}` through the real `join-all` binary under the
 //! benchmark's Runtime API, against moto_server's Organizations, STS and per-account S3
-//! (`test_support::organization`): one invocation sweeps the management account and its three
-//! members, and its findings file names exactly the exposed objects with account and bucket.
+//! (`test_support::organization`, with moto's IAM checks on): one invocation sweeps the
+//! management account and the two members whose role it may assume, reports the third as
+//! `role_not_assumed` and each account's denied bucket as failed, and its findings file names
+//! exactly the exposed objects with account, bucket and region.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -17,9 +19,16 @@ use test_support::organization;
 #[tokio::test(flavor = "multi_thread")]
 async fn one_join_all_invocation_sweeps_the_organization() {
     let Some(moto) = MotoServer::start() else { return };
-    let arranged = organization::arrange_organization(&moto).await;
-    let s3 = client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key");
-    s3.create_bucket().bucket("org-findings").send().await.unwrap();
+    let mut arranged = organization::arrange_organization(&moto).await;
+    client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key")
+        .create_bucket()
+        .bucket("org-findings")
+        .send()
+        .await
+        .unwrap();
+    let guarded = organization::guard(&moto, &mut arranged).await;
+    let (key, secret) = (guarded.access_key_id.as_str(), guarded.secret_access_key.as_str());
+    let s3 = client_for_endpoint(moto.endpoint_url(), key, secret);
     let api = RuntimeApi::start().unwrap();
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_acl-bench")).with_file_name("join-all");
     assert!(
@@ -34,8 +43,8 @@ async fn one_join_all_invocation_sweeps_the_organization() {
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("AWS_ENDPOINT_URL", moto.endpoint_url())
-        .env("AWS_ACCESS_KEY_ID", "moto-access-key")
-        .env("AWS_SECRET_ACCESS_KEY", "moto-secret-key")
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials")
@@ -62,8 +71,17 @@ async fn one_join_all_invocation_sweeps_the_organization() {
     assert!(!outcome.error, "{body}");
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["accounts"].as_array().unwrap().len(), 4, "{body}");
-    assert_eq!(report["accounts_swept"], 4, "{body}");
-    assert_eq!(report["totals"]["acls_disabled"], 4, "{body}");
+    assert_eq!(
+        (report["accounts_swept"].as_u64(), report["accounts_failed"].as_u64()),
+        (Some(3), Some(1)),
+        "{body}"
+    );
+    assert_eq!(report["totals"]["acls_disabled"], 3, "no GetObjectAcl there: {body}");
+    assert_eq!(
+        report["totals"]["failed"], 3,
+        "each reached account's denied bucket: {body}"
+    );
+    assert_eq!(report["totals"]["public_policy_buckets"], 3, "{body}");
     let uri = report["findings"]["uri"].as_str().unwrap();
     let key = uri.strip_prefix("s3://org-findings/").unwrap();
     let file = s3.get_object().bucket("org-findings").key(key).send().await.unwrap();
@@ -71,6 +89,7 @@ async fn one_join_all_invocation_sweeps_the_organization() {
     let named: BTreeSet<(String, String, String)> = lines
         .lines()
         .map(|line| serde_json::from_str::<FindingLine>(line).unwrap())
+        .filter(|line| line.effective)
         .map(|line| (line.account_id.unwrap_or_default(), line.bucket, line.key))
         .collect();
     assert_eq!(named, arranged.exposed);
