@@ -70,6 +70,10 @@ PARTS_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload"}
 PARTS_PREFIX = "/parts/*"
 # An inventory-sourced run reads the inventory's destination bucket, in this policy only.
 INVENTORY_POLICY = "read-inventory"
+# The suppression file the SuppressionsUri parameter names: that object only.
+SUPPRESSIONS_POLICY = "read-suppressions"
+SUPPRESSIONS_READ = {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Object}", {
+    "Object": {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "SuppressionsUri"}]}]}}]}
 INVENTORY_READ = "arn:${AWS::Partition}:s3:::${InventoryBucketName}/${InventoryPrefix}*"
 # ...and lists it, to find a configuration folder's newest report: each action on its own
 # resource only.
@@ -309,7 +313,12 @@ def findings(source, transformed):
                         yield f"{name}/{policy}: {action} on {resource_text(target)} beyond the sweep's {wanted.get(action)}"
             continue
         if assumed_by(resource, "lambda.amazonaws.com"):
-            own_reads = {MAP_RUN_POLICY: MAP_RUN_READS, INVENTORY_POLICY: set(INVENTORY_ACTIONS)}
+            own_reads = {MAP_RUN_POLICY: MAP_RUN_READS, INVENTORY_POLICY: set(INVENTORY_ACTIONS),
+                         SUPPRESSIONS_POLICY: {"s3:GetObject"}}
+            if policy == SUPPRESSIONS_POLICY:
+                for target in as_list(statement["Resource"]):
+                    if target != SUPPRESSIONS_READ:
+                        yield f"{name}/{policy}: reads beyond the suppression file: {json.dumps(target)}"
             allowed = FUNCTION_ACTIONS | own_reads.get(policy, RESUME_TOKENS)
             for action in actions:
                 if action not in allowed:

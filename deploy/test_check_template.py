@@ -287,6 +287,13 @@ class CheckTemplate(unittest.TestCase):
             state="Plan",
         )
 
+    def test_suppressions_read_beyond_their_object_fail(self):
+        self.assert_finding(
+            "              - Object: !Select [1, !Split [\"s3://\", !Ref SuppressionsUri]]\n",
+            "              - Object: \"*\"\n",
+            "read-suppressions: reads beyond the suppression file",
+        )
+
     def test_a_definition_adding_up_without_the_pass_fails(self):
         self.assert_definition_finding(
             lambda state: state["Parameters"]["Payload"]["add_up"].pop("pass.$"),

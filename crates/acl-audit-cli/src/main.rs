@@ -89,6 +89,11 @@ struct Scan {
     /// <bucket>/<yyyy>/<mm>/<dd>/<run id>/findings.jsonl and report.json, as the functions do.
     #[arg(long, value_name = "FILE|S3_URI")]
     findings: Option<String>,
+    /// A suppression file (a local FILE or an s3://bucket/key): the findings it accepts are
+    /// written marked `suppressed` with their reason, counted apart, and do not make the exit
+    /// code 3. A malformed file is an error before the audit.
+    #[arg(long, value_name = "FILE|S3_URI")]
+    suppressions: Option<String>,
     /// A profile of your AWS config and credentials files (else AWS_PROFILE, else default).
     #[arg(long)]
     profile: Option<String>,
@@ -213,6 +218,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
         Some(FindingsChoice::Object(file)) => Some(FindingsOutput::s3(&client, file)),
         Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE))),
     };
+    let suppressions = load_suppressions(&scan, &client).await?;
     let progress = Arc::new(Progress::default());
     let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| show_progress(Arc::clone(&progress)));
     let control = control_for(&scan, &choices).await?;
@@ -224,6 +230,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
         findings: output,
         progress: Some(progress),
         fetch_when_acls_disabled: scan.audit_when_acls_disabled,
+        suppressions,
         ..AuditOptions::default()
     };
     let clients = RegionalClients::new(client.clone());
@@ -252,7 +259,8 @@ async fn run(scan: Scan) -> Result<u8, String> {
             })?;
     }
     print_report(&report);
-    Ok(if report.audit.findings.objects > 0 {
+    let findings = &report.audit.findings;
+    Ok(if findings.objects > findings.suppressed_objects {
         FINDINGS
     } else if report.failures.count > 0 || report.objects_not_fetched > 0 || report.truncated.is_some() {
         INCOMPLETE
@@ -363,7 +371,7 @@ impl SweepIo {
 fn sweep_exit(buckets: &[&BucketAudit], not_audited: usize) -> u8 {
     if buckets
         .iter()
-        .any(|bucket| bucket.objects_with_findings > 0 || !bucket.bucket_findings.is_empty())
+        .any(|bucket| bucket.objects_with_findings > bucket.suppressed_objects || !bucket.bucket_findings.is_empty())
     {
         FINDINGS
     } else if not_audited > 0 {
@@ -391,6 +399,7 @@ async fn sweep(scan: Scan) -> Result<u8, String> {
         findings: io.output.take(),
         on_bucket: Some(io.on_bucket()),
         account_id: scan.account_id.clone(),
+        suppressions: load_suppressions(&scan, &io.client).await?,
         ..SweepOptions::default()
     };
     let control = control_for(&scan, &io.choices).await?;
@@ -433,6 +442,7 @@ async fn sweep_org(scan: Scan) -> Result<u8, String> {
         fetch_when_acls_disabled: scan.audit_when_acls_disabled,
         findings: io.output.take(),
         on_bucket: Some(io.on_bucket()),
+        suppressions: load_suppressions(&scan, &io.client).await?,
         ..OrganizationOptions::default()
     };
     let clients = OrganizationClients {
@@ -503,4 +513,28 @@ fn show_progress(progress: Arc<Progress>) -> (ProgressBar, tokio::task::JoinHand
         }
     });
     (bar, ticker)
+}
+
+/// `--suppressions`: a local file or an `s3://bucket/key`, as read today.
+async fn load_suppressions(
+    scan: &Scan,
+    client: &aws_sdk_s3::Client,
+) -> Result<Option<Arc<acl_audit::suppressions::Suppressions>>, String> {
+    let Some(source) = scan.suppressions.as_deref() else {
+        return Ok(None);
+    };
+    let bytes = if source.starts_with("s3://") {
+        let file: S3Location = source.parse().map_err(|err| format!("--suppressions: {err}"))?;
+        acl_audit::s3::read::read_object(client, &file.bucket, &file.prefix)
+            .await
+            .map_err(|err| format!("cannot read the suppression file {source}: {err}"))?
+            .to_vec()
+    } else {
+        std::fs::read(source).map_err(|err| format!("cannot read the suppression file {source}: {err}"))?
+    };
+    let (year, month, day) = findings::utc_date(std::time::SystemTime::now());
+    let today = format!("{year:04}-{month:02}-{day:02}");
+    acl_audit::suppressions::Suppressions::parse(&bytes, source, &today)
+        .map(|suppressions| Some(Arc::new(suppressions)))
+        .map_err(|err| err.to_string())
 }

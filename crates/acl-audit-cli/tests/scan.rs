@@ -312,3 +312,55 @@ async fn organization_sweeps_every_account_on_moto() {
         .collect();
     assert_eq!(named, arranged.exposed);
 }
+
+/// `--suppressions FILE`: with every finding of a bucket accepted, the findings are still
+/// written, marked, and the exit code is 0; a malformed file is an error before the audit.
+#[tokio::test(flavor = "multi_thread")]
+async fn suppressed_findings_are_written_marked_and_do_not_make_the_exit_code_3() {
+    let s3 = std::sync::Arc::new(LocalS3::start().await.unwrap());
+    local_s3::seed_bucket(s3.store(), "site", 20).unwrap();
+    let dir = std::env::temp_dir().join(format!("acl-audit-cli-suppressions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let accepted = dir.join("accepted.json");
+    std::fs::write(&accepted, r#"[{"bucket": "site", "reason": "the public website"}]"#).unwrap();
+    let malformed = dir.join("malformed.json");
+    std::fs::write(&malformed, r#"[{"bucket": "site", "reason": "r", "until": "soon"}]"#).unwrap();
+    let findings = dir.join("findings.jsonl");
+    let (accepted, malformed, findings_arg) = (
+        accepted.display().to_string(),
+        malformed.display().to_string(),
+        findings.display().to_string(),
+    );
+    let shared = std::sync::Arc::clone(&s3);
+    let output = run(move || {
+        scan_local(
+            &shared,
+            &["s3://site", "--suppressions", &accepted, "--findings", &findings_arg],
+        )
+    })
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&output);
+    assert_eq!(report["audit"]["findings"]["suppressed_objects"], 6, "{report}");
+    assert_eq!(report["audit"]["findings"]["exposed_objects"], 0, "{report}");
+    let lines = std::fs::read_to_string(&findings).unwrap();
+    assert_eq!(lines.lines().count(), 6);
+    assert!(
+        lines
+            .lines()
+            .all(|line| line.contains(r#""suppressed":{"reason":"the public website"}"#)),
+        "{lines}"
+    );
+
+    let shared = std::sync::Arc::clone(&s3);
+    let output = run(move || scan_local(&shared, &["s3://site", "--suppressions", &malformed])).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("entry 0: until \"soon\" is not a date"), "{stderr}");
+    assert_eq!(s3.requests("GetObjectAcl"), 20, "the second run fetched nothing");
+}

@@ -60,11 +60,16 @@ pub async fn run(
     if let (Some(place), Some(at)) = (&resume, &place_at) {
         tracing::info!(place = %at, from = ?place, "resuming the sweep where the last one stopped");
     }
+    let suppressions = match crate::suppression_file::load(client, config).await {
+        Ok(suppressions) => suppressions,
+        Err(err) => return Invocation::failed(None, HandlerError::from(err), "sweep refused"),
+    };
     let how = How {
         stop_at: stop_at(context, config.deadline_margin),
         findings,
         resume,
         settings_only: false,
+        suppressions,
     };
     let outcome = match sweep(kind, clients, config, context, job, how).await {
         Ok((report, None)) => {
@@ -155,6 +160,7 @@ pub struct How {
     pub resume: Option<Place>,
     /// Settings only, no bucket crawled: the state machine's plan.
     pub settings_only: bool,
+    pub suppressions: Option<std::sync::Arc<acl_audit::suppressions::Suppressions>>,
 }
 
 /// The account's or the organization's sweep of `job`; a findings file that could not be
@@ -178,6 +184,7 @@ pub async fn sweep(
         findings,
         resume,
         settings_only,
+        suppressions,
     } = how;
     let client = &clients.s3;
     let strategy: Strategy = config.strategy(kind);
@@ -199,6 +206,7 @@ pub async fn sweep(
                     _ => None,
                 },
                 settings_only,
+                suppressions,
             };
             let regional = RegionalClients::new(client.clone());
             let account = clients.account_check(&context.invoked_function_arn);
@@ -228,6 +236,7 @@ pub async fn sweep(
                     Some(Place::Organization(place)) => Some(place),
                     _ => None,
                 },
+                suppressions,
             };
             let org_clients = OrganizationClients {
                 s3: client,

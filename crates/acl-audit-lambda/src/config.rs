@@ -18,6 +18,8 @@ pub const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
 pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
 /// Where each run writes its findings and report: `s3://bucket/prefix/`. Unset: nowhere.
 pub const FINDINGS_URI: &str = "FINDINGS_URI";
+/// A suppression file, `s3://bucket/key.json` (docs/report.md, "Suppressions"). Unset: none.
+pub const SUPPRESSIONS_URI: &str = "SUPPRESSIONS_URI";
 /// `true`: fetch every ACL even where the bucket's ACLs are disabled. Default `false`.
 pub const AUDIT_WHEN_ACLS_DISABLED: &str = "AUDIT_WHEN_ACLS_DISABLED";
 /// `true`: list every version (ListObjectVersions) and audit each one's ACL. Default `false`.
@@ -119,6 +121,8 @@ pub struct Config {
     pub deadline_margin: Duration,
     /// `FINDINGS_URI`: where every run writes its findings file and report.
     pub findings: Option<S3Location>,
+    /// `SUPPRESSIONS_URI`: the findings a team has accepted, read by every audit.
+    pub suppressions: Option<S3Location>,
     /// `AUDIT_WHEN_ACLS_DISABLED`.
     pub audit_when_acls_disabled: bool,
     /// `INCLUDE_VERSIONS`.
@@ -215,6 +219,15 @@ impl Config {
                 .map(|uri| {
                     uri.trim().parse::<S3Location>().map_err(|err| ConfigError {
                         name: FINDINGS_URI,
+                        value: uri.clone(),
+                        reason: err.to_string(),
+                    })
+                })
+                .transpose()?,
+            suppressions: var(SUPPRESSIONS_URI)
+                .map(|uri| {
+                    uri.trim().parse::<S3Location>().map_err(|err| ConfigError {
+                        name: SUPPRESSIONS_URI,
                         value: uri.clone(),
                         reason: err.to_string(),
                     })

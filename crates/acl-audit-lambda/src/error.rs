@@ -10,6 +10,7 @@ use lambda_runtime::Diagnostic;
 use crate::config::ConfigError;
 use crate::job::RequestError;
 use crate::map_run::SummarizeError;
+use crate::suppression_file::SuppressionsError;
 
 /// Every way an invocation fails: each module's own error, gathered.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +43,9 @@ pub enum HandlerError {
     /// A sweep's part could not assume the member role of its bucket's account.
     #[error("{0}")]
     RoleNotAssumed(String),
+    /// `SUPPRESSIONS_URI` cannot be read, or is not a suppression file.
+    #[error(transparent)]
+    Suppressions(#[from] crate::suppression_file::SuppressionsError),
     /// A panic, caught: a bug, answered as an error with its message, and the process serves
     /// the next event.
     #[error("internal error (a bug; please report it): {0}")]
@@ -111,6 +115,8 @@ impl HandlerError {
             HandlerError::BucketsNotListed(_) => "BucketsNotListed",
             HandlerError::AccountsNotListed(_) => "AccountsNotListed",
             HandlerError::RoleNotAssumed(_) => "RoleNotAssumed",
+            HandlerError::Suppressions(SuppressionsError::NotRead { .. }) => "SuppressionsNotRead",
+            HandlerError::Suppressions(SuppressionsError::Invalid(_)) => "InvalidSuppressions",
         }
     }
 }

@@ -80,8 +80,13 @@ pub async fn run(
         Origin::Part { folder, .. } => Some(folder.clone()),
         _ => run_folder(config, &bucket, &context.request_id),
     };
+    let suppressions = match crate::suppression_file::load(client, config).await {
+        Ok(suppressions) => suppressions,
+        Err(err) => return failed(Some(&bucket), err.into()),
+    };
     let options = AuditOptions {
         bucket: Some(settings),
+        suppressions,
         ..run_options(client, config, context, folder.as_ref())
     };
     let audited =

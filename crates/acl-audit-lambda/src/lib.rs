@@ -26,6 +26,7 @@ pub mod record;
 pub mod runtime;
 pub mod steps;
 pub mod stored_resume;
+pub mod suppression_file;
 
 pub use acl_audit::StrategyKind;
 pub use clients::Clients;

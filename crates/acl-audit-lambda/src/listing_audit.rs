@@ -64,9 +64,14 @@ pub async fn run(
     let account_id = member
         .map(|account| account.account_id.as_str())
         .or_else(|| account_of(&context.invoked_function_arn));
+    let suppressions = match crate::suppression_file::load(client, config).await {
+        Ok(suppressions) => suppressions,
+        Err(err) => return Invocation::failed(Some(target.bucket), HandlerError::from(err), "audit refused"),
+    };
     let options = AuditOptions {
         fetch_when_acls_disabled,
         account_id: member.map(|account| account.account_id.clone()),
+        suppressions,
         ..run_options(client, config, context, folder.as_ref())
     };
     let account = control

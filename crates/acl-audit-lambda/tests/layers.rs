@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-const LAYERS: [(&str, u8); 17] = [
+const LAYERS: [(&str, u8); 18] = [
     // What comes in: the environment, the wire formats, the clients.
     ("config", 1),
     ("event", 1),
@@ -13,6 +13,7 @@ const LAYERS: [(&str, u8); 17] = [
     ("job", 2),
     ("map_run", 2),
     ("stored_resume", 2),
+    ("suppression_file", 2),
     ("error", 3),
     ("record", 3),
     ("outcome", 4),

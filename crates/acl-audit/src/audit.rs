@@ -25,6 +25,7 @@ use crate::s3::region::RegionalClients;
 use crate::s3::retries::RetryCount;
 use crate::s3::upload::{Artifact, NotWritten, StreamingUpload};
 use crate::strategy::{self, Record, Strategy};
+use crate::suppressions::Suppressions;
 
 /// ListObjectsV2's largest page: a resume token's keys are fed in pages of this size too.
 const PAGE_SIZE: usize = 1000;
@@ -80,6 +81,8 @@ pub struct AuditOptions {
     /// The account the bucket is in, for its findings lines (a located run knows it from its
     /// account check).
     pub account_id: Option<String>,
+    /// Findings a team has accepted: marked on their lines and counted apart.
+    pub suppressions: Option<Arc<Suppressions>>,
 }
 
 /// Keys listed, outcomes recorded and objects with findings so far.
@@ -276,6 +279,7 @@ async fn counting_retries(
 struct Recorder<'a> {
     place: Place<'a>,
     context: &'a BucketContext,
+    suppressions: Option<&'a Suppressions>,
     tally: Mutex<Tally>,
     lines: Option<mpsc::Sender<Line>>,
     progress: Option<&'a Progress>,
@@ -284,25 +288,30 @@ struct Recorder<'a> {
 impl Record for Recorder<'_> {
     fn record(&self, outcome: AclOutcome) -> impl Future<Output = ()> + Send {
         // Each ACL classified once, for the line, the progress and the tally alike.
-        let (kinds, line) = match &outcome {
+        let (kinds, line, suppressed) = match &outcome {
             AclOutcome::Fetched(acl) => {
                 let (kinds, grants) = classify_in(acl, self.context.owner());
                 let effective = kinds.iter().any(|kind| self.context.takes_effect(*kind));
+                let suppressed = self.suppressions.and_then(|suppressions| {
+                    suppressions.covering(self.place.account_id, self.place.bucket, &acl.key, &kinds)
+                });
+                let accepted = suppressed.is_some();
                 let line = self
                     .lines
                     .as_ref()
                     .and_then(|_| FindingLine::classified(&self.place, acl, kinds.clone(), grants, effective))
+                    .map(|line| FindingLine { suppressed, ..line })
                     .and_then(|line| serialised(&line, false));
-                (kinds, line)
+                (kinds, line, accepted)
             }
             AclOutcome::Failed(failure) => {
                 let line = self
                     .lines
                     .as_ref()
                     .and_then(|_| serialised(&FailureLine::of(&self.place, failure), true));
-                (Vec::new(), line)
+                (Vec::new(), line, false)
             }
-            AclOutcome::NotFetched(_) => (Vec::new(), None),
+            AclOutcome::NotFetched(_) => (Vec::new(), None, false),
         };
         if let Some(progress) = self.progress {
             progress.done.fetch_add(1, Ordering::Relaxed);
@@ -311,7 +320,9 @@ impl Record for Recorder<'_> {
             }
         }
         let exposures_effective = self.context.takes_effect(FindingKind::PublicRead);
-        self.tally.lock().add_classified(outcome, &kinds, exposures_effective);
+        self.tally
+            .lock()
+            .add_classified(outcome, &kinds, exposures_effective, suppressed);
         async move {
             if let (Some(lines), Some(line)) = (&self.lines, line) {
                 // The writer drains every line, even after a failed write: a send fails only
@@ -442,6 +453,7 @@ struct Fetching {
     stop_at: Option<Instant>,
     /// The bucket's ACLs are disabled: count the keys, fetch none.
     skip_acls: bool,
+    suppressions: Option<Arc<Suppressions>>,
 }
 
 /// What became of every key a run's source handed it.
@@ -469,12 +481,14 @@ async fn fetch_and_record(
         strategy,
         stop_at,
         skip_acls,
+        suppressions,
     } = fetching;
     let (lines, writer) = findings_channel(findings);
     let bucket = place.bucket;
     let recorder = Recorder {
         place,
         context,
+        suppressions: suppressions.as_deref(),
         tally: Mutex::new(Tally::default()),
         lines,
         progress,
@@ -555,6 +569,7 @@ async fn audit(
         bucket,
         fetch_when_acls_disabled,
         account_id,
+        suppressions,
     } = options;
     let account_id = account_id.or_else(|| {
         locate
@@ -636,6 +651,7 @@ async fn audit(
             strategy,
             stop_at,
             skip_acls,
+            suppressions: suppressions.clone(),
         },
         findings,
         progress.as_deref(),
@@ -658,6 +674,7 @@ async fn audit(
         .is_some()
         .then(|| pages.resume(target, std::mem::take(&mut tally.not_fetched)));
     let mut report = report_of(strategy, target.bucket.clone(), tally, truncated, resume, context);
+    report.suppressions = suppressions.as_deref().map(Suppressions::used);
     report.prefix = target.prefix.clone();
     report.max_objects = target.max_objects;
     report.include_versions = pages.lists_versions();
@@ -700,6 +717,7 @@ async fn audit_inventory_once(
         bucket,
         fetch_when_acls_disabled: _,
         account_id,
+        suppressions,
     } = options;
     let started = Instant::now();
     let cursor = resume.and_then(|resume| resume.cursor.inventory());
@@ -790,6 +808,7 @@ async fn audit_inventory_once(
         strategy,
         stop_at,
         skip_acls: false,
+        suppressions: suppressions.clone(),
     };
     // Boxed: a page of the report holds the reader's GetObject and gzip state, kilobytes that
     // need not sit in every caller's future.
@@ -832,6 +851,7 @@ async fn audit_inventory_once(
         ..Resume::keys_only(source.clone(), std::mem::take(&mut tally.not_fetched))
     });
     let mut report = report_of(strategy, source, tally, truncated, resume, context);
+    report.suppressions = suppressions.as_deref().map(Suppressions::used);
     report.objects_listed = rows;
     report.acls_from_inventory = from_inventory;
     report.delete_markers = delete_markers;

@@ -152,6 +152,19 @@ pub struct FindingLine {
     /// Public Access ignores the public grants and there is nothing else.
     pub effective: bool,
     pub grants: Vec<Grant>,
+    /// An accepted finding: the suppression entry's reason (and end); counted apart from the
+    /// exposures, and raising no alarm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppressed>,
+}
+
+/// A finding line's mark: the reason (and end) of the suppression entry that accepts it
+/// (`crate::suppressions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppressed {
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// A line of the findings file: an object whose ACL could not be fetched, so that the file
@@ -199,6 +212,7 @@ impl FindingLine {
             findings,
             effective,
             grants: grants.into_iter().cloned().collect(),
+            suppressed: None,
         })
     }
 }

@@ -7,9 +7,10 @@
 //! 1. [`model`]: targets, resume tokens, ACLs, outcomes, the strategies' names.
 //! 2. [`s3`]: the client, listing, fetching one ACL, S3's errors.
 //! 3. [`strategy`]: `sequential`, `spawn-blocking` and `join-all` over those primitives.
-//! 4. [`report`], [`findings`], [`bucket`], [`audit`] and [`parts`]: the run's report, the
-//!    findings file's lines, the bucket's settings that decide what ACLs mean, the run itself,
-//!    and a bucket cut into parts for a state machine's workers.
+//! 4. [`report`], [`findings`], [`bucket`], [`audit`], [`parts`] and [`suppressions`]: the
+//!    run's report, the findings file's lines, the bucket's settings that decide what ACLs
+//!    mean, the run itself, a bucket cut into parts for a state machine's workers, and the
+//!    findings a team has accepted.
 //! 5. [`sweep`]: every bucket of an account, each audited where its ACLs still apply.
 //! 6. [`organization`]: every account of an AWS Organization, each swept with a role assumed.
 
@@ -22,6 +23,7 @@ pub mod parts;
 pub mod report;
 pub mod s3;
 pub mod strategy;
+pub mod suppressions;
 pub mod sweep;
 
 pub use audit::{AuditError, AuditOptions, FindingsOutput, audit_bucket, audit_bucket_until, audit_bucket_with};

@@ -503,8 +503,51 @@ impl fmt::Display for S3Location {
     }
 }
 
+/// Whether `name` matches `glob`: `*` any run of characters, `?` any one, the rest itself.
+pub fn glob_matches(glob: &str, name: &str) -> bool {
+    let (glob, name): (Vec<char>, Vec<char>) = (glob.chars().collect(), name.chars().collect());
+    // The classic two-pointer match with one backtrack point (the last `*`).
+    let (mut g, mut n, mut star, mut resume_at) = (0, 0, None, 0);
+    while n < name.len() {
+        match glob.get(g) {
+            Some('*') => {
+                star = Some(g);
+                resume_at = n;
+                g += 1;
+            }
+            Some(&c) if c == '?' || c == name[n] => {
+                g += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some(at) => {
+                    g = at + 1;
+                    resume_at += 1;
+                    n = resume_at;
+                }
+                None => return false,
+            },
+        }
+    }
+    glob[g..].iter().all(|c| *c == '*')
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn globs_match_as_shells_do() {
+        assert!(glob_matches("*", "anything"));
+        assert!(glob_matches("logs-*", "logs-2026"));
+        assert!(!glob_matches("logs-*", "app-logs"));
+        assert!(glob_matches("a?c", "abc"));
+        assert!(!glob_matches("a?c", "ac"));
+        assert!(glob_matches("*-prod-*", "web-prod-eu"));
+        assert!(glob_matches("exact", "exact"));
+        assert!(!glob_matches("exact", "exactly"));
+        assert!(glob_matches("a*b*c", "axxbyyc"));
+        assert!(!glob_matches("a*b*c", "axxbyy"));
+    }
+
     use super::*;
 
     #[test]

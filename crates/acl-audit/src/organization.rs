@@ -50,6 +50,8 @@ pub struct OrganizationOptions {
     /// Where an earlier sweep of the organization stopped: accounts before its account (in
     /// account-id order) are not swept again, and that account's sweep goes on from its place.
     pub resume: Option<OrganizationPlace>,
+    /// Findings a team has accepted, in every account ([`crate::suppressions`]).
+    pub suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
 }
 
 /// Where an organization's sweep stopped: the first account it did not finish, and the place
@@ -138,6 +140,7 @@ pub async fn sweep_organization(
         on_bucket,
         settings_only,
         resume,
+        suppressions,
     } = options;
     let refused = |code: String, message: String| OrganizationError::ListAccounts { code, message };
     let identity = Box::pin(clients.sts.get_caller_identity().send())
@@ -221,6 +224,7 @@ pub async fn sweep_organization(
                 account_id: Some(account_id.clone()),
                 resume: carried.take_if(|(id, _)| *id == account_id).map(|(_, place)| place),
                 settings_only,
+                suppressions: suppressions.clone(),
             };
             let regional = RegionalClients::new(s3);
             let (state, error, report) = match sweep_account(&regional, account, strategy, sweep_options).await {

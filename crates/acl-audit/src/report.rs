@@ -62,6 +62,9 @@ pub struct AuditReport {
     /// Calls under way at once at most; `null` for no limit.
     pub concurrency_limit: Option<usize>,
     pub timings_ms: Timings,
+    /// The suppression file the run applied: its active entries and those past their end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressions: Option<crate::suppressions::SuppressionsUsed>,
 }
 
 impl AuditReport {
@@ -95,6 +98,7 @@ impl AuditReport {
             bucket_settings: None,
             concurrency_limit: None,
             timings_ms: Timings::default(),
+            suppressions: None,
         }
     }
 
@@ -124,6 +128,7 @@ impl AuditReport {
             self.bucket = other.bucket;
         }
         self.concurrency_limit = self.concurrency_limit.or(other.concurrency_limit);
+        self.suppressions = self.suppressions.take().or(other.suppressions);
         self.objects_listed += other.objects_listed;
         self.acls_fetched += other.acls_fetched;
         self.acls_from_inventory += other.acls_from_inventory;
@@ -252,6 +257,10 @@ pub struct FindingCounts {
     /// an exposure in the ACL only, which turning `IgnorePublicAcls` off would make real.
     #[serde(default)]
     pub neutralised_objects: usize,
+    /// Objects whose every finding a suppression entry accepts: not counted as exposed or
+    /// neutralised.
+    #[serde(default)]
+    pub suppressed_objects: usize,
     /// Every kind, zeros included.
     pub by_kind: BTreeMap<FindingKind, usize>,
 }
@@ -263,24 +272,29 @@ impl Default for FindingCounts {
             exposed_objects: 0,
             public_objects: 0,
             neutralised_objects: 0,
+            suppressed_objects: 0,
             by_kind: FindingKind::ALL.into_iter().map(|kind| (kind, 0)).collect(),
         }
     }
 }
 
 impl FindingCounts {
-    fn add(&mut self, kinds: &[FindingKind], exposures_effective: bool) {
+    fn add(&mut self, kinds: &[FindingKind], exposures_effective: bool, suppressed: bool) {
         if kinds.is_empty() {
             return;
         }
         self.objects += 1;
+        for kind in kinds {
+            *self.by_kind.entry(*kind).or_default() += 1;
+        }
+        if suppressed {
+            self.suppressed_objects += 1;
+            return;
+        }
         let exposed = kinds.iter().any(|k| k.is_exposure());
         self.exposed_objects += usize::from(exposed && exposures_effective);
         self.neutralised_objects += usize::from(exposed && !exposures_effective);
         self.public_objects += usize::from(exposures_effective && kinds.iter().any(|k| k.is_public()));
-        for kind in kinds {
-            *self.by_kind.entry(*kind).or_default() += 1;
-        }
     }
 
     fn absorb(&mut self, other: FindingCounts) {
@@ -288,6 +302,7 @@ impl FindingCounts {
         self.exposed_objects += other.exposed_objects;
         self.public_objects += other.public_objects;
         self.neutralised_objects += other.neutralised_objects;
+        self.suppressed_objects += other.suppressed_objects;
         for (kind, count) in other.by_kind {
             *self.by_kind.entry(kind).or_default() += count;
         }
@@ -310,7 +325,7 @@ impl AclAudit {
         self.findings.absorb(other.findings);
     }
 
-    fn record(&mut self, acl: &ObjectAcl, kinds: &[FindingKind], exposures_effective: bool) {
+    fn record(&mut self, acl: &ObjectAcl, kinds: &[FindingKind], exposures_effective: bool, suppressed: bool) {
         let readable_by = |uri: &str| {
             acl.grants
                 .iter()
@@ -331,7 +346,7 @@ impl AclAudit {
         for grant in &acl.grants {
             *self.grants_by_permission.entry(grant.permission.clone()).or_default() += 1;
         }
-        self.findings.add(kinds, exposures_effective);
+        self.findings.add(kinds, exposures_effective, suppressed);
     }
 }
 
@@ -371,18 +386,25 @@ impl Tally {
             AclOutcome::Fetched(acl) => classify(acl).0,
             _ => Vec::new(),
         };
-        self.add_classified(outcome, &kinds, true);
+        self.add_classified(outcome, &kinds, true, false);
     }
 
     /// The same, for a caller that has classified a fetched ACL already (`kinds`, from
     /// [`classify`]): the audit's recorder, which needs the kinds for its findings line too.
     /// `exposures_effective`: whether the bucket lets public and authenticated grants take
     /// effect ([`BucketContext::takes_effect`]).
-    pub fn add_classified(&mut self, outcome: AclOutcome, kinds: &[FindingKind], exposures_effective: bool) {
+    /// `suppressed`: a suppression entry accepts every one of `kinds`.
+    pub fn add_classified(
+        &mut self,
+        outcome: AclOutcome,
+        kinds: &[FindingKind],
+        exposures_effective: bool,
+        suppressed: bool,
+    ) {
         match outcome {
             AclOutcome::Fetched(acl) => {
                 self.acls_fetched += 1;
-                self.audit.record(&acl, kinds, exposures_effective);
+                self.audit.record(&acl, kinds, exposures_effective, suppressed);
             }
             AclOutcome::Failed(failure) => self.failures.add(failure),
             AclOutcome::NotFetched(object) => self.not_fetched.push(object),

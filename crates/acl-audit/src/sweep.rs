@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditError, AuditOptions, FindingsOutput, SharedFindings, audit_bucket_with};
 use crate::bucket::{AccountCheck, BucketContext, Check, PublicAccessBlock, read_account_block};
 use crate::findings::{FindingKind, FindingsWritten};
-use crate::model::{Resume, StrategyKind, Target};
+use crate::model::{Resume, StrategyKind, Target, glob_matches};
 use crate::report::{AuditReport, Truncation};
 use crate::s3::error::{ListError, error_code};
 use crate::s3::region::RegionalClients;
@@ -53,6 +53,8 @@ pub struct SweepOptions {
     /// Read every bucket's settings and crawl none: each bucket a crawl would audit is left
     /// `NotReached`, for a caller that crawls them its own way (the state machine's plan).
     pub settings_only: bool,
+    /// Findings a team has accepted ([`crate::suppressions`]).
+    pub suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
 }
 
 /// Where a sweep stopped: the first bucket it did not finish, and that bucket's own token when
@@ -102,6 +104,9 @@ pub struct BucketAudit {
     pub objects_with_findings: usize,
     pub exposed_objects: usize,
     pub public_objects: usize,
+    /// Objects whose findings a suppression entry accepts.
+    #[serde(default)]
+    pub suppressed_objects: usize,
     pub by_kind: BTreeMap<FindingKind, usize>,
     /// A truncated crawl's token: `{"resume": …}` in a bucket run carries it on.
     pub resume: Option<Resume>,
@@ -129,6 +134,8 @@ pub struct SweepTotals {
     pub failures: usize,
     pub exposed_objects: usize,
     pub public_objects: usize,
+    #[serde(default)]
+    pub suppressed_objects: usize,
 }
 
 impl SweepTotals {
@@ -146,6 +153,7 @@ impl SweepTotals {
         self.failures += more.failures;
         self.exposed_objects += more.exposed_objects;
         self.public_objects += more.public_objects;
+        self.suppressed_objects += more.suppressed_objects;
     }
 }
 
@@ -161,6 +169,9 @@ pub struct SweepReport {
     /// With buckets truncated or not reached: where the next sweep goes on.
     pub resume: Option<SweepPlace>,
     pub findings: Option<FindingsWritten>,
+    /// The suppression file the sweep applied: its active entries and those past their end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressions: Option<crate::suppressions::SuppressionsUsed>,
     pub elapsed_ms: f64,
 }
 
@@ -196,6 +207,7 @@ pub async fn sweep_account(
         account_id,
         resume,
         settings_only,
+        suppressions,
     } = options;
     let listed = list_buckets(clients.base()).await?;
     let chosen: Vec<(String, Option<String>)> = listed
@@ -220,6 +232,7 @@ pub async fn sweep_account(
         .collect::<Vec<_>>()
         .await;
 
+    let used = suppressions.as_deref().map(crate::suppressions::Suppressions::used);
     let crawl = |shared: Option<SharedFindings>| async move {
         let mut buckets = Vec::with_capacity(read.len());
         for bucket in read {
@@ -228,6 +241,7 @@ pub async fn sweep_account(
                 strategy,
                 stop_at,
                 settings_only,
+                suppressions: suppressions.clone(),
                 fetch_when_acls_disabled,
                 shared: shared.as_ref(),
                 account_id: account_id.as_deref(),
@@ -253,6 +267,7 @@ pub async fn sweep_account(
         resumed_at,
         resume,
         findings: None,
+        suppressions: used,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     };
     match written {
@@ -359,6 +374,7 @@ struct Crawl<'a> {
     strategy: Strategy,
     stop_at: Option<Instant>,
     settings_only: bool,
+    suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
     fetch_when_acls_disabled: bool,
     shared: Option<&'a SharedFindings>,
     account_id: Option<&'a str>,
@@ -372,6 +388,7 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         strategy,
         stop_at,
         settings_only,
+        suppressions: _,
         fetch_when_acls_disabled,
         shared,
         account_id,
@@ -396,6 +413,7 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         objects_with_findings: 0,
         exposed_objects: 0,
         public_objects: 0,
+        suppressed_objects: 0,
         by_kind: BTreeMap::new(),
         resume: None,
         error: None,
@@ -426,6 +444,7 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         bucket: Some(context),
         fetch_when_acls_disabled,
         account_id: account_id.map(str::to_owned),
+        suppressions: crawl.suppressions.clone(),
         ..AuditOptions::default()
     };
     let target = Target {
@@ -464,6 +483,7 @@ pub fn absorb(audit: &mut BucketAudit, report: AuditReport) {
     audit.objects_with_findings = report.audit.findings.objects;
     audit.exposed_objects = report.audit.findings.exposed_objects;
     audit.public_objects = report.audit.findings.public_objects;
+    audit.suppressed_objects = report.audit.findings.suppressed_objects;
     audit.by_kind = report.audit.findings.by_kind;
     match report.truncated {
         None => {}
@@ -533,54 +553,7 @@ pub fn totals(buckets: &[BucketAudit]) -> SweepTotals {
         totals.failures += bucket.failures;
         totals.exposed_objects += bucket.exposed_objects;
         totals.public_objects += bucket.public_objects;
+        totals.suppressed_objects += bucket.suppressed_objects;
     }
     totals
-}
-
-/// Whether `name` matches `glob`: `*` any run of characters, `?` any one, the rest itself.
-pub fn glob_matches(glob: &str, name: &str) -> bool {
-    let (glob, name): (Vec<char>, Vec<char>) = (glob.chars().collect(), name.chars().collect());
-    // The classic two-pointer match with one backtrack point (the last `*`).
-    let (mut g, mut n, mut star, mut resume_at) = (0, 0, None, 0);
-    while n < name.len() {
-        match glob.get(g) {
-            Some('*') => {
-                star = Some(g);
-                resume_at = n;
-                g += 1;
-            }
-            Some(&c) if c == '?' || c == name[n] => {
-                g += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some(at) => {
-                    g = at + 1;
-                    resume_at += 1;
-                    n = resume_at;
-                }
-                None => return false,
-            },
-        }
-    }
-    glob[g..].iter().all(|c| *c == '*')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match_as_shells_do() {
-        assert!(glob_matches("*", "anything"));
-        assert!(glob_matches("logs-*", "logs-2026"));
-        assert!(!glob_matches("logs-*", "app-logs"));
-        assert!(glob_matches("a?c", "abc"));
-        assert!(!glob_matches("a?c", "ac"));
-        assert!(glob_matches("*-prod-*", "web-prod-eu"));
-        assert!(glob_matches("exact", "exact"));
-        assert!(!glob_matches("exact", "exactly"));
-        assert!(glob_matches("a*b*c", "axxbyyc"));
-        assert!(!glob_matches("a*b*c", "axxbyy"));
-    }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// Top-level modules, lowest layer first (`lib.rs` lists them in this order too).
-const LAYERS: [(&str, u8); 10] = [
+const LAYERS: [(&str, u8); 11] = [
     ("model", 1),
     ("s3", 2),
     ("strategy", 3),
@@ -13,6 +13,7 @@ const LAYERS: [(&str, u8); 10] = [
     ("bucket", 4),
     ("audit", 4),
     ("parts", 4),
+    ("suppressions", 4),
     ("sweep", 5),
     ("organization", 6),
 ];
