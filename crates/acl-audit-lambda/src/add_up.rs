@@ -8,7 +8,8 @@
 use acl_audit::StrategyKind;
 use acl_audit::audit::JSON_LINES;
 use acl_audit::findings::FINDINGS_FILE;
-use acl_audit::s3::upload::{Artifact, StreamingUpload};
+use acl_audit::s3::upload::{Artifact, NotWritten, StreamingUpload};
+use aws_sdk_s3::Client;
 
 use crate::clients::Clients;
 use crate::config::Config;
@@ -18,10 +19,10 @@ use acl_audit::sweep::{BucketState, absorb};
 
 use crate::account_sweep::swept;
 use crate::event::{AddUpRequest, AuditScope, Pass};
-use crate::map_run::summarize_passes;
+use crate::map_run::{SummarizeError, Summary, summarize_passes};
 use crate::outcome::{Invocation, Scope};
 use crate::record::{RunReport, in_folder, log_report, run_folder, write_report};
-use crate::steps::{parts_folder, read_sweep_plan};
+use crate::steps::{SWEEP_PLAN, parts_folder, read_sweep_plan};
 
 pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: AddUpRequest) -> Invocation {
     let AddUpRequest { pass } = job;
@@ -35,45 +36,24 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: Ad
         .trim_end_matches('/')
         .rsplit('/')
         .next()
-        .unwrap_or_default();
-    let run_id = if run_id.is_empty() { "run" } else { run_id }.to_owned();
+        .filter(|id| !id.is_empty())
+        .unwrap_or("run")
+        .to_owned();
     if pass.scope != AuditScope::Bucket {
         return Box::pin(add_up_sweep(kind, clients, config, pass, parts, run_id)).await;
     }
     let client = &clients.s3;
     let bucket = pass.bucket;
     let folder = run_folder(config, &bucket, &run_id);
-    let file = folder.as_ref().map(|folder| in_folder(folder, FINDINGS_FILE));
-    let mut upload = file
-        .as_ref()
-        .map(|file| StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES));
-    let summary = match summarize_passes(client, &parts, pass.pass, upload.as_mut()).await {
-        Ok(summary) => summary,
-        Err(err) => {
-            if let Some(upload) = &mut upload {
-                upload.abort().await;
-            }
-            return Invocation::failed(Some(bucket), HandlerError::MapRun(err), "run not added up");
-        }
+    let (summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref()).await {
+        Ok(summed) => summed,
+        Err(err) => return Invocation::failed(Some(bucket), HandlerError::MapRun(err), "run not added up"),
     };
     let mut report = RunReport::new(summary.report, None);
     if report.report.bucket.is_empty() {
         report.report.bucket = bucket;
     }
-    let written = match (upload, &folder) {
-        (Some(upload), Some(folder)) => match upload.finish().await {
-            Ok(()) => write_report(client, folder, &report).await.err(),
-            Err(err) => Some(err.of(Artifact::Findings)),
-        },
-        _ => None,
-    };
-    tracing::info!(
-        parts_folder = %parts,
-        parts_reported = summary.parts.reported,
-        parts_failed = summary.parts.failed,
-        passes = summary.passes,
-        "run of parts added up"
-    );
+    let written = finish(client, upload, folder.as_ref(), &report).await;
     log_report(kind, &run_id, &report);
     Invocation::audited(report, written, Scope::MapRun)
 }
@@ -93,9 +73,9 @@ async fn add_up_sweep(
     let mut outcome = match read_sweep_plan(client, &parts).await {
         Ok(outcome) => outcome,
         Err(detail) => {
-            let err = crate::map_run::SummarizeError::Read {
+            let err = SummarizeError::Read {
                 bucket: parts.bucket.clone(),
-                key: format!("{}{}", parts.prefix, crate::steps::SWEEP_PLAN),
+                key: format!("{}{SWEEP_PLAN}", parts.prefix),
                 detail,
             };
             return Invocation::failed(None, HandlerError::MapRun(err), "sweep not added up");
@@ -108,25 +88,16 @@ async fn add_up_sweep(
     };
     let caller = outcome.caller_account().unwrap_or("unknown").to_owned();
     let folder = run_folder(config, &format!("{scope}-{caller}"), &run_id);
-    let file = folder.as_ref().map(|folder| in_folder(folder, FINDINGS_FILE));
-    let mut upload = file
-        .as_ref()
-        .map(|file| StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES));
-    let mut summary = match summarize_passes(client, &parts, pass.pass, upload.as_mut()).await {
-        Ok(summary) => summary,
-        Err(err) => {
-            if let Some(upload) = &mut upload {
-                upload.abort().await;
-            }
-            return Invocation::failed(None, HandlerError::MapRun(err), "sweep not added up");
-        }
+    let (mut summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref()).await {
+        Ok(summed) => summed,
+        Err(err) => return Invocation::failed(None, HandlerError::MapRun(err), "sweep not added up"),
     };
     for (account_id, _, report) in outcome.accounts_mut() {
-        for bucket in report
+        let planned = report
             .buckets
             .iter_mut()
-            .filter(|bucket| bucket.state == BucketState::NotReached)
-        {
+            .filter(|bucket| bucket.state == BucketState::NotReached);
+        for bucket in planned {
             if let Some(summed) = summary.by_bucket.remove(&(account_id.clone(), bucket.bucket.clone())) {
                 absorb(bucket, summed);
             }
@@ -134,19 +105,54 @@ async fn add_up_sweep(
     }
     outcome.retotal();
     outcome.set_findings(summary.report.findings.take());
-    let written = match (upload, &folder) {
+    let written = finish(client, upload, folder.as_ref(), &outcome).await;
+    swept(kind, scope, outcome, written)
+}
+
+/// Every pass's parts in `parts` added up, their lines copied into the run's findings file in
+/// `folder` as they are read (the upload, to finish).
+async fn sum(
+    client: &Client,
+    parts: &S3Location,
+    passes: usize,
+    folder: Option<&S3Location>,
+) -> Result<(Summary, Option<StreamingUpload>), SummarizeError> {
+    let file = folder.map(|folder| in_folder(folder, FINDINGS_FILE));
+    let mut upload = file
+        .as_ref()
+        .map(|file| StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES));
+    match summarize_passes(client, parts, passes, upload.as_mut()).await {
+        Ok(summary) => {
+            tracing::info!(
+                parts_folder = %parts,
+                parts_reported = summary.parts.reported,
+                parts_failed = summary.parts.failed,
+                passes = summary.passes,
+                "run of parts added up"
+            );
+            Ok((summary, upload))
+        }
+        Err(err) => {
+            if let Some(upload) = &mut upload {
+                upload.abort().await;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The run's findings file finished, then its report beside it; the first write that failed.
+async fn finish(
+    client: &Client,
+    upload: Option<StreamingUpload>,
+    folder: Option<&S3Location>,
+    report: &impl serde::Serialize,
+) -> Option<NotWritten> {
+    match (upload, folder) {
         (Some(upload), Some(folder)) => match upload.finish().await {
-            Ok(()) => write_report(client, folder, &outcome).await.err(),
+            Ok(()) => write_report(client, folder, report).await.err(),
             Err(err) => Some(err.of(Artifact::Findings)),
         },
         _ => None,
-    };
-    tracing::info!(
-        parts_folder = %parts,
-        parts_reported = summary.parts.reported,
-        parts_failed = summary.parts.failed,
-        passes = summary.passes,
-        "sweep's parts added up"
-    );
-    swept(kind, scope, outcome, written)
+    }
 }
