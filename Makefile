@@ -101,8 +101,10 @@ summarize:
 ## test: every test of the workspace, against real local-s3 endpoints and moto_server on loopback,
 ## and the template's checks
 test: template-check $(MOTO_VENV)/.installed $(NODE_PEERS)/node_modules/.installed
-	# The benchmark's tests run the functions' own binaries, which `cargo test` does not build.
+	# The benchmark's tests run the functions' own binaries, which `cargo test` does not build;
+	# the state machine's test under moto's interpreter runs join-all's release build.
 	$(CARGO) build --workspace --bins
+	$(CARGO) build --release --quiet -p join-all
 	ACL_BENCH_REQUIRE_PEERS=$$(test -f $(NODE_PEERS)/node_modules/.installed && echo 1) MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(MAKE) local-loop-test
