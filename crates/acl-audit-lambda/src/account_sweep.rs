@@ -121,25 +121,24 @@ pub fn swept(kind: StrategyKind, scope: &str, report: SweepOutcome, findings_err
 /// Stores where `report`'s sweep stopped for the next run, or removes the place it took up
 /// once it reached the end.
 async fn keep_place(client: &aws_sdk_s3::Client, at: &S3Location, report: &SweepOutcome) -> Option<NotWritten> {
-    // Plain data with string keys: serialising cannot fail.
-    let (stopped, resumed) = match report {
-        SweepOutcome::Account(report) => (
-            report
-                .resume
-                .as_ref()
-                .map(|place| serde_json::to_value(place).unwrap_or_default()),
-            report.resumed_at.is_some(),
-        ),
-        SweepOutcome::Organization(report) => (
-            report
-                .resume
-                .as_ref()
-                .map(|place| serde_json::to_value(place).unwrap_or_default()),
-            report.resumed_at.is_some(),
-        ),
-    };
+    match report {
+        SweepOutcome::Account(report) => keep(client, at, report.resume.as_ref(), report.resumed_at.is_some()).await,
+        SweepOutcome::Organization(report) => {
+            keep(client, at, report.resume.as_ref(), report.resumed_at.is_some()).await
+        }
+    }
+}
+
+/// The place a sweep `stopped` at stored; once it reached the end, the one it `resumed` from
+/// removed.
+async fn keep(
+    client: &aws_sdk_s3::Client,
+    at: &S3Location,
+    stopped: Option<&impl serde::Serialize>,
+    resumed: bool,
+) -> Option<NotWritten> {
     match stopped {
-        Some(place) => store(client, at, &place).await.err(),
+        Some(place) => store(client, at, place).await.err(),
         None if resumed => clear(client, at).await.err(),
         None => None,
     }

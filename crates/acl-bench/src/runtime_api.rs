@@ -123,14 +123,32 @@ impl RuntimeApi {
     /// calls sent to `s3` with its keys and no other source of credentials or configuration.
     pub fn function_env(&self, name: &str, memory_mb: usize, s3: &local_s3::LocalS3) -> Vec<(&'static str, String)> {
         let keys = s3.credentials();
+        self.function_env_at(
+            name,
+            memory_mb,
+            s3.endpoint_url(),
+            &keys.access_key_id,
+            &keys.secret_access_key,
+        )
+    }
+
+    /// The same for any endpoint (moto's) and key pair.
+    pub fn function_env_at(
+        &self,
+        name: &str,
+        memory_mb: usize,
+        endpoint_url: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+    ) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_LAMBDA_RUNTIME_API", self.address()),
             ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
-            ("AWS_ENDPOINT_URL", s3.endpoint_url().to_owned()),
-            ("AWS_ACCESS_KEY_ID", keys.access_key_id.clone()),
-            ("AWS_SECRET_ACCESS_KEY", keys.secret_access_key.clone()),
+            ("AWS_ENDPOINT_URL", endpoint_url.to_owned()),
+            ("AWS_ACCESS_KEY_ID", access_key_id.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", secret_access_key.to_owned()),
             ("AWS_REGION", "us-east-1".to_owned()),
             ("AWS_CONFIG_FILE", "/nonexistent/aws/config".to_owned()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials".to_owned()),

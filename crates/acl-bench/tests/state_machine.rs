@@ -61,17 +61,13 @@ fn join_all(moto: &MotoServer) -> Function {
     let api = Arc::new(RuntimeApi::start().unwrap());
     let child = Command::new(binary)
         .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", api.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "join-all")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_ENDPOINT_URL", moto.endpoint_url())
-        .env("AWS_ACCESS_KEY_ID", "moto-access-key")
-        .env("AWS_SECRET_ACCESS_KEY", "moto-secret-key")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(api.function_env_at(
+            "join-all",
+            512,
+            moto.endpoint_url(),
+            "moto-access-key",
+            "moto-secret-key",
+        ))
         .env("FINDINGS_URI", format!("s3://{FINDINGS}/acl-audit/"))
         .env("MEMBER_ROLE_NAME", test_support::organization::ROLE)
         // As the template sets it: the stack's BucketName, which the definition passes too.
