@@ -78,9 +78,11 @@ INVENTORY_READ = "arn:${AWS::Partition}:s3:::${InventoryBucketName}/${InventoryP
 # ...and lists it, to find a configuration folder's newest report: each action on its own
 # resource only.
 INVENTORY_ACTIONS = {"s3:GetObject": INVENTORY_READ, "s3:ListBucket": "arn:${AWS::Partition}:s3:::${InventoryBucketName}"}
-# The stored resume tokens: read, written (s3:PutObject, above) and removed there only.
+# What runs wrote under the findings prefix is read back (resume tokens, the last completed
+# run's pointer and findings); only resume tokens are removed.
 RESUME_TOKENS = {"s3:GetObject", "s3:DeleteObject"}
 RESUME_PREFIX = "/${FindingsPrefix}resume/*"
+FINDINGS_READ_PREFIX = "/${FindingsPrefix}*"
 # Actions the Service Authorization Reference lists with no resource type: "*" is the only
 # resource they take.
 NO_RESOURCE_TYPE = {"s3:GetAccountPublicAccessBlock", "s3:ListAllMyBuckets", "organizations:ListAccounts"}
@@ -115,7 +117,7 @@ BUCKET_SETTINGS_READS = {
 BUCKET_LISTINGS = {"s3:ListBucket", "s3:ListBucketVersions"}
 OBJECT_ACL_READS = {"s3:GetObjectAcl", "s3:GetObjectVersionAcl"}
 FINDINGS_BUCKET = "FindingsBucket"
-ALARMS = {"ExposedObjectsAlarm", "UnauditedObjectsAlarm", "FunctionErrorsAlarm", "StateMachineFailedAlarm"}
+ALARMS = {"ExposedObjectsAlarm", "NewExposureAlarm", "UnauditedObjectsAlarm", "FunctionErrorsAlarm", "StateMachineFailedAlarm"}
 # The application log levels offered: an INFO line (the metrics line) still reaches the logs under
 # each, and none is TRACE, at which lambda_runtime logs every raw event.
 LEVELS_OFFERED = {"DEBUG", "INFO"}
@@ -331,10 +333,14 @@ def findings(source, transformed):
                     listed = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
                     if action == "s3:ListBucket" and resource_text(listed or "") != "${InventoryPrefix}*":
                         yield f"{name}/{policy}: lists beyond InventoryPrefix (no s3:prefix condition)"
-            if RESUME_TOKENS & set(actions) and policy not in own_reads:
+            if "s3:DeleteObject" in actions and policy not in own_reads:
                 for target in as_list(statement["Resource"]):
                     if not resource_text(target).endswith(RESUME_PREFIX):
-                        yield f"{name}/{policy}: reads or removes objects outside the resume tokens: {resource_text(target)}"
+                        yield f"{name}/{policy}: removes objects outside the resume tokens: {resource_text(target)}"
+            if "s3:GetObject" in actions and policy not in own_reads:
+                for target in as_list(statement["Resource"]):
+                    if not resource_text(target).endswith(FINDINGS_READ_PREFIX):
+                        yield f"{name}/{policy}: reads objects outside the findings prefix: {resource_text(target)}"
             if MAP_RUN_READS & set(actions) and policy == MAP_RUN_POLICY:
                 for target in as_list(statement["Resource"]):
                     if not resource_text(target).endswith(MAP_RUN_READ_PREFIXES):

@@ -51,11 +51,11 @@ class CheckTemplate(unittest.TestCase):
             "action s3:PutObjectAcl beyond",
         )
 
-    def test_object_reads_beyond_the_resume_tokens_fail(self):
+    def test_object_reads_beyond_the_findings_prefix_fail(self):
         self.assert_finding(
             "                  - s3:GetObjectVersionAcl\n",
             "                  - s3:GetObjectVersionAcl\n                  - s3:GetObject\n",
-            "reads or removes objects outside the resume tokens",
+            "reads objects outside the findings prefix",
         )
 
     def test_versions_read_beyond_the_audited_bucket_fail(self):
@@ -222,6 +222,18 @@ class CheckTemplate(unittest.TestCase):
 
     def test_an_alarm_on_a_metric_never_emitted_fails(self):
         self.assert_finding("MetricName: ExposedObjects", "MetricName: ExposedObject", "reads AclAudit ExposedObject")
+
+    def test_the_new_exposure_alarm_is_required(self):
+        self.assert_finding("  NewExposureAlarm:\n", "  NewExposureAlarmGone:\n", "NewExposureAlarm: missing")
+
+    def test_a_token_removal_beyond_the_resume_tokens_fails(self):
+        self.assert_finding(
+            "                Action: s3:DeleteObject\n                Resource: !Sub\n"
+            "                  - arn:${AWS::Partition}:s3:::${Bucket}/${FindingsPrefix}resume/*",
+            "                Action: s3:DeleteObject\n                Resource: !Sub\n"
+            "                  - arn:${AWS::Partition}:s3:::${Bucket}/${FindingsPrefix}*",
+            "removes objects outside the resume tokens",
+        )
 
     def test_a_missing_failure_destination_fails(self):
         self.assert_finding(

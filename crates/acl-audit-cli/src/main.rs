@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use acl_audit::audit::{AuditError, AuditOptions, FindingsOutput, Progress, audit_bucket_located};
+use acl_audit::audit::{AuditError, AuditOptions, FindingsOutput, Progress, audit_bucket_located, write_changes};
 use acl_audit::bucket::AccountCheck;
+use acl_audit::changes::{Baseline, CHANGES_FILE, ChangeCounts, LineSource};
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::{S3Location, check_bucket_name};
 use acl_audit::organization::{OrganizationClients, OrganizationError, OrganizationOptions, sweep_organization};
@@ -94,6 +95,11 @@ struct Scan {
     /// code 3. A malformed file is an error before the audit.
     #[arg(long, value_name = "FILE|S3_URI")]
     suppressions: Option<String>,
+    /// With --findings: the findings file of an earlier run of the same target (a local FILE or
+    /// an s3://bucket/key). Each findings line then gets its first_seen, and changes.jsonl,
+    /// beside the findings, names each finding new or resolved since (docs/report.md).
+    #[arg(long, value_name = "FILE|S3_URI", requires = "findings")]
+    compare_with: Option<String>,
     /// A profile of your AWS config and credentials files (else AWS_PROFILE, else default).
     #[arg(long)]
     profile: Option<String>,
@@ -219,6 +225,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
         Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE))),
     };
     let suppressions = load_suppressions(&scan, &client).await?;
+    let baseline = load_baseline(&scan, &client).await?;
     let progress = Arc::new(Progress::default());
     let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| show_progress(Arc::clone(&progress)));
     let control = control_for(&scan, &choices).await?;
@@ -231,6 +238,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
         progress: Some(progress),
         fetch_when_acls_disabled: scan.audit_when_acls_disabled,
         suppressions,
+        baseline: baseline.clone(),
         ..AuditOptions::default()
     };
     let clients = RegionalClients::new(client.clone());
@@ -239,7 +247,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
         ticker.abort();
         bar.finish_and_clear();
     }
-    let report = match result {
+    let mut report = match result {
         Ok(report) => report,
         Err(AuditError::List(err)) => return Err(list_advice(&err)),
         Err(AuditError::Inventory(err)) => return Err(err.to_string()),
@@ -248,6 +256,16 @@ async fn run(scan: Scan) -> Result<u8, String> {
             return Err(format!("the audit ran, but {error}"));
         }
     };
+    if let (Some(baseline), Some(choice), Some(written)) = (&baseline, &choice, &report.findings) {
+        let complete = report.truncated.is_none();
+        match compare(&client, baseline, choice, &written.uri, |_, _| complete).await {
+            Ok(counts) => report.changes = Some(counts),
+            Err(err) => {
+                print_report(&report);
+                return Err(format!("the audit ran, but {err}"));
+            }
+        }
+    }
     if let Some(FindingsChoice::Folder(folder)) = &choice {
         // Plain data with string keys: serialising cannot fail.
         let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
@@ -347,6 +365,21 @@ impl SweepIo {
         })
     }
 
+    /// The sweep compared with `baseline` (when its findings were written).
+    async fn compare(
+        &self,
+        baseline: &Baseline,
+        findings: &Option<acl_audit::findings::FindingsWritten>,
+        covered: impl Fn(Option<&str>, &str) -> bool,
+    ) -> Result<Option<ChangeCounts>, String> {
+        match (&self.choice, findings) {
+            (Some(choice), Some(written)) => compare(&self.client, baseline, choice, &written.uri, covered)
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The report beside the findings when they went to a folder, then on stdout.
     async fn finish(self, report: &impl serde::Serialize) -> Result<(), String> {
         if let Some(bar) = &self.bar {
@@ -400,15 +433,17 @@ async fn sweep(scan: Scan) -> Result<u8, String> {
         on_bucket: Some(io.on_bucket()),
         account_id: scan.account_id.clone(),
         suppressions: load_suppressions(&scan, &io.client).await?,
+        baseline: load_baseline(&scan, &io.client).await?,
         ..SweepOptions::default()
     };
+    let baseline = options.baseline.clone();
     let control = control_for(&scan, &io.choices).await?;
     let account = control
         .as_ref()
         .zip(scan.account_id.as_deref())
         .map(|(client, account_id)| AccountCheck { client, account_id });
     let clients = RegionalClients::new(io.client.clone());
-    let report = match sweep_account(&clients, account, strategy_of(&scan), options).await {
+    let mut report = match sweep_account(&clients, account, strategy_of(&scan), options).await {
         Ok(report) => report,
         Err(err @ SweepError::ListBuckets { .. }) => return Err(err.to_string()),
         Err(SweepError::NotWritten { error, report }) => {
@@ -416,6 +451,19 @@ async fn sweep(scan: Scan) -> Result<u8, String> {
             return Err(format!("the sweep ran, but {error}"));
         }
     };
+    if let Some(baseline) = &baseline {
+        let whole = report.resume.is_none();
+        let changes = io
+            .compare(baseline, &report.findings, |_, bucket| whole && report.covers(bucket))
+            .await;
+        report.changes = match changes {
+            Ok(changes) => changes,
+            Err(err) => {
+                print_json(&report);
+                return Err(format!("the sweep ran, but {err}"));
+            }
+        };
+    }
     io.finish(&report).await?;
     let buckets: Vec<&BucketAudit> = report.buckets.iter().collect();
     Ok(sweep_exit(&buckets, not_audited(&report.totals)))
@@ -443,15 +491,17 @@ async fn sweep_org(scan: Scan) -> Result<u8, String> {
         findings: io.output.take(),
         on_bucket: Some(io.on_bucket()),
         suppressions: load_suppressions(&scan, &io.client).await?,
+        baseline: load_baseline(&scan, &io.client).await?,
         ..OrganizationOptions::default()
     };
+    let baseline = options.baseline.clone();
     let clients = OrganizationClients {
         s3: &io.client,
         control: Some(&control),
         organizations: &organizations,
         sts: &sts,
     };
-    let report = match sweep_organization(clients, strategy_of(&scan), options).await {
+    let mut report = match sweep_organization(clients, strategy_of(&scan), options).await {
         Ok(report) => report,
         Err(err @ OrganizationError::ListAccounts { .. }) => return Err(err.to_string()),
         Err(OrganizationError::NotWritten { error, report }) => {
@@ -459,6 +509,21 @@ async fn sweep_org(scan: Scan) -> Result<u8, String> {
             return Err(format!("the sweep ran, but {error}"));
         }
     };
+    if let Some(baseline) = &baseline {
+        let whole = report.resume.is_none() && report.accounts_failed == 0;
+        let changes = io
+            .compare(baseline, &report.findings, |account, bucket| {
+                whole && report.covers(account, bucket)
+            })
+            .await;
+        report.changes = match changes {
+            Ok(changes) => changes,
+            Err(err) => {
+                print_json(&report);
+                return Err(format!("the sweep ran, but {err}"));
+            }
+        };
+    }
     io.finish(&report).await?;
     let buckets: Vec<&BucketAudit> = report
         .accounts
@@ -513,6 +578,55 @@ fn show_progress(progress: Arc<Progress>) -> (ProgressBar, tokio::task::JoinHand
         }
     });
     (bar, ticker)
+}
+
+/// `--compare-with`: the earlier run's findings, read before the audit.
+async fn load_baseline(scan: &Scan, client: &aws_sdk_s3::Client) -> Result<Option<Arc<Baseline>>, String> {
+    let Some(source) = scan.compare_with.as_deref() else {
+        return Ok(None);
+    };
+    let mut lines = LineSource::open(client, source).map_err(|err| err.to_string())?;
+    let (year, month, day) = findings::utc_date(std::time::SystemTime::now());
+    let today = format!("{year:04}-{month:02}-{day:02}");
+    Baseline::read(&mut lines, &today)
+        .await
+        .map(|baseline| Some(Arc::new(baseline)))
+        .map_err(|err| err.to_string())
+}
+
+/// The changes since `baseline` into changes.jsonl beside the findings file `findings`.
+async fn compare(
+    client: &aws_sdk_s3::Client,
+    baseline: &Baseline,
+    choice: &FindingsChoice,
+    findings: &str,
+    covered: impl Fn(Option<&str>, &str) -> bool,
+) -> Result<ChangeCounts, String> {
+    let output = match choice {
+        FindingsChoice::File(path) => {
+            let path = path.with_file_name(CHANGES_FILE);
+            FindingsOutput::file(path).map_err(|err| err.to_string())?
+        }
+        FindingsChoice::Object(file) => {
+            let folder = file.prefix.rsplit_once('/').map_or("", |(folder, _)| folder);
+            let prefix = if folder.is_empty() {
+                CHANGES_FILE.to_owned()
+            } else {
+                format!("{folder}/{CHANGES_FILE}")
+            };
+            FindingsOutput::s3(
+                client,
+                &S3Location {
+                    bucket: file.bucket.clone(),
+                    prefix,
+                },
+            )
+        }
+        FindingsChoice::Folder(folder) => FindingsOutput::s3(client, &in_folder(folder, CHANGES_FILE)),
+    };
+    write_changes(client, baseline, findings, output, covered)
+        .await
+        .map_err(|err| err.to_string())
 }
 
 /// `--suppressions`: a local file or an `s3://bucket/key`, as read today.

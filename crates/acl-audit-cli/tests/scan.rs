@@ -364,3 +364,108 @@ async fn suppressed_findings_are_written_marked_and_do_not_make_the_exit_code_3(
     assert!(stderr.contains("entry 0: until \"soon\" is not a date"), "{stderr}");
     assert_eq!(s3.requests("GetObjectAcl"), 20, "the second run fetched nothing");
 }
+
+/// `--compare-with`: a second run names exactly what changed since the first, beside its
+/// findings, and every findings line has its `first_seen`.
+#[tokio::test(flavor = "multi_thread")]
+async fn compare_with_names_what_changed_since_the_earlier_findings() {
+    let s3 = std::sync::Arc::new(LocalS3::start().await.unwrap());
+    // Objects 7 and 17 public-read, 8 and 18 authenticated-read, 9 and 19 another account's.
+    local_s3::seed_bucket(s3.store(), "site", 20).unwrap();
+    let dir = std::env::temp_dir().join(format!("acl-audit-cli-compare-{}", std::process::id()));
+    for run in ["first", "second"] {
+        std::fs::create_dir_all(dir.join(run)).unwrap();
+    }
+    let (first, second) = (dir.join("first/findings.jsonl"), dir.join("second/findings.jsonl"));
+    let (first_arg, second_arg) = (first.display().to_string(), second.display().to_string());
+    let shared = std::sync::Arc::clone(&s3);
+    let output = run(move || scan_local(&shared, &["s3://site", "--findings", &first_arg, "--quiet"])).await;
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let store = s3.store();
+    store
+        .set_object_acl(
+            "site",
+            "object-0000001",
+            local_s3::acl::Acl::canned(local_s3::acl::CannedAcl::PublicRead),
+        )
+        .unwrap();
+    store
+        .set_object_acl("site", "object-0000007", local_s3::acl::Acl::private())
+        .unwrap();
+    store.delete_object("site", "object-0000018").unwrap();
+
+    let earlier = first.display().to_string();
+    let shared = std::sync::Arc::clone(&s3);
+    let output = run(move || {
+        scan_local(
+            &shared,
+            &[
+                "s3://site",
+                "--findings",
+                &second_arg,
+                "--compare-with",
+                &earlier,
+                "--quiet",
+            ],
+        )
+    })
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&output);
+    let changes = &report["changes"];
+    assert_eq!(
+        (&changes["new"], &changes["resolved"], &changes["persisting"]),
+        (&Value::from(1), &Value::from(2), &Value::from(4)),
+        "{report}"
+    );
+    let lines: std::collections::BTreeSet<(String, String, String)> =
+        std::fs::read_to_string(dir.join("second/changes.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .map(|line| {
+                let text = |field: &str| line[field].as_str().unwrap().to_owned();
+                (text("key"), text("kind"), text("change"))
+            })
+            .collect();
+    let expected: std::collections::BTreeSet<(String, String, String)> = [
+        ("object-0000001", "public_read", "new"),
+        ("object-0000007", "public_read", "resolved"),
+        ("object-0000018", "authenticated_read", "resolved"),
+    ]
+    .iter()
+    .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+    .collect();
+    assert_eq!(lines, expected);
+    let findings = std::fs::read_to_string(&second).unwrap();
+    assert!(
+        findings
+            .lines()
+            .all(|line| serde_json::from_str::<Value>(line).unwrap()["first_seen"].is_string()),
+        "{findings}"
+    );
+
+    let missing = dir.join("missing.jsonl").display().to_string();
+    let shared = std::sync::Arc::clone(&s3);
+    let output = run(move || {
+        scan_local(
+            &shared,
+            &["s3://site", "--findings", "/dev/null", "--compare-with", &missing],
+        )
+    })
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.jsonl"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,6 +17,7 @@ use acl_audit::{FindingsOutput, Strategy};
 use lambda_runtime::Context;
 
 use crate::clients::{Clients, account_of};
+use crate::compare_runs::{self, latest_of_sweep};
 use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::SweepJob;
@@ -64,12 +65,20 @@ pub async fn run(
         Ok(suppressions) => suppressions,
         Err(err) => return Invocation::failed(None, HandlerError::from(err), "sweep refused"),
     };
+    let comparison = match (&config.findings, account_id) {
+        (Some(base), Some(account)) => {
+            compare_runs::begin(client, config, latest_of_sweep(base, &format!("{scope}-{account}"))).await
+        }
+        _ => None,
+    };
+    let resumed = resume.is_some();
     let how = How {
         stop_at: stop_at(context, config.deadline_margin),
         findings,
         resume,
         settings_only: false,
         suppressions,
+        baseline: comparison.as_ref().map(|comparison| comparison.baseline.clone()),
     };
     let outcome = match sweep(kind, clients, config, context, job, how).await {
         Ok((report, None)) => {
@@ -81,15 +90,51 @@ pub async fn run(
         }
         other => other,
     };
-    let (report, findings_error) = match outcome {
+    let (mut report, mut findings_error) = match outcome {
         Ok(outcome) => outcome,
         Err(err) => return Invocation::failed(None, err, "sweep refused"),
     };
+    if let (None, Some(comparison), Some(folder)) = (&findings_error, comparison, &folder) {
+        findings_error = compare_sweep(client, comparison, folder, &mut report, resumed).await;
+    }
     let findings_error = match (findings_error, &folder) {
         (None, Some(folder)) => write_report(client, folder, &report).await.err(),
         (error, _) => error,
     };
     swept(kind, scope, report, findings_error)
+}
+
+/// The sweep compared with the last completed one: its changes into `report` (an error when
+/// they could not be written). Complete when it took up no place, left none and reached every
+/// account.
+pub async fn compare_sweep(
+    client: &aws_sdk_s3::Client,
+    comparison: compare_runs::Comparison,
+    folder: &S3Location,
+    report: &mut SweepOutcome,
+    resumed: bool,
+) -> Option<NotWritten> {
+    let findings_file = report.findings_uri()?;
+    let complete = !resumed && report.is_whole();
+    let counted = {
+        let outcome = &*report;
+        compare_runs::finish(
+            client,
+            comparison,
+            folder,
+            &findings_file,
+            complete,
+            |account, bucket| outcome.covers(account, bucket),
+        )
+        .await
+    };
+    match counted {
+        Ok(counts) => {
+            report.set_changes(counts);
+            None
+        }
+        Err(err) => Some(err),
+    }
 }
 
 /// A sweep's invocation, its summary logged.
@@ -160,6 +205,8 @@ pub struct How {
     /// Settings only, no bucket crawled: the state machine's plan.
     pub settings_only: bool,
     pub suppressions: Option<std::sync::Arc<acl_audit::suppressions::Suppressions>>,
+    /// The last completed sweep's findings, when this one is compared with it.
+    pub baseline: Option<std::sync::Arc<acl_audit::changes::Baseline>>,
 }
 
 /// The account's or the organization's sweep of `job`; a findings file that could not be
@@ -184,6 +231,7 @@ pub async fn sweep(
         resume,
         settings_only,
         suppressions,
+        baseline,
     } = how;
     let client = &clients.s3;
     let strategy: Strategy = config.strategy(kind);
@@ -206,6 +254,7 @@ pub async fn sweep(
                 },
                 settings_only,
                 suppressions,
+                baseline,
             };
             let regional = RegionalClients::new(client.clone());
             let account = clients.account_check(&context.invoked_function_arn);
@@ -236,6 +285,7 @@ pub async fn sweep(
                     _ => None,
                 },
                 suppressions,
+                baseline,
             };
             let org_clients = OrganizationClients {
                 s3: client,

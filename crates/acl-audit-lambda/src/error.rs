@@ -71,7 +71,7 @@ pub enum StepError {
 fn write_advice(err: &NotWritten) -> &'static str {
     match err.what {
         Artifact::Parts => " (the role needs s3:PutObject under the results bucket's parts/)",
-        Artifact::Findings | Artifact::Report | Artifact::Token => {
+        Artifact::Findings | Artifact::Report | Artifact::Token | Artifact::Changes => {
             " (FINDINGS_URI names the location; the role needs s3:PutObject there)"
         }
     }
@@ -106,6 +106,7 @@ impl HandlerError {
                 Artifact::Report => "ReportNotWritten",
                 Artifact::Token => "TokenNotWritten",
                 Artifact::Parts => "PartsNotWritten",
+                Artifact::Changes => "ChangesNotWritten",
             },
             HandlerError::MapRun(err) => err.error_type(),
             HandlerError::Inventory(_) => "InventoryNotRead",

@@ -12,6 +12,7 @@ use acl_audit::{AuditOptions, StrategyKind};
 use lambda_runtime::Context;
 
 use crate::clients::Clients;
+use crate::compare_runs::{self, latest_of_target};
 use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{InventoryJob, Origin, RequestError};
@@ -84,17 +85,35 @@ pub async fn run(
         Ok(suppressions) => suppressions,
         Err(err) => return failed(Some(&bucket), err.into()),
     };
+    // A schedule's report of the whole bucket is compared with the bucket's last completed run.
+    let comparison = match (&config.findings, &origin) {
+        (Some(base), Origin::Whole) => {
+            compare_runs::begin(
+                client,
+                config,
+                latest_of_target(base, &acl_audit::Target::bucket(bucket.clone())),
+            )
+            .await
+        }
+        _ => None,
+    };
     let options = AuditOptions {
         bucket: Some(settings),
         suppressions,
+        baseline: comparison.as_ref().map(|comparison| comparison.baseline.clone()),
         ..run_options(client, config, context, folder.as_ref())
     };
     let audited =
         acl_audit::audit::audit_inventory(&located, &manifest, resume.as_ref(), config.strategy(kind), options).await;
     let (report, findings_error) = match audited {
-        Ok(report) => {
+        Ok(mut report) => {
+            let resumed = resume.is_some();
+            let compared = compare_runs::compare_run(client, comparison, folder.as_ref(), &mut report, resumed).await;
             let report = RunReport::new(report, resumed_from);
-            let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
+            let written = match compared {
+                Some(err) => Some(err),
+                None => record_run(client, token.as_ref(), found, folder.as_ref(), &report).await,
+            };
             (report, written)
         }
         Err(AuditError::NotWritten { error, report }) => (RunReport::new(*report, resumed_from), Some(error)),

@@ -12,6 +12,7 @@
 pub mod account_sweep;
 pub mod add_up;
 pub mod clients;
+pub mod compare_runs;
 pub mod config;
 pub mod error;
 pub mod event;

@@ -10,6 +10,7 @@ use acl_audit::{AuditError, AuditOptions, StrategyKind};
 use lambda_runtime::Context;
 
 use crate::clients::{Clients, account_of};
+use crate::compare_runs::{self, latest_of_target};
 use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{AuditJob, Origin};
@@ -68,10 +69,16 @@ pub async fn run(
         Ok(suppressions) => suppressions,
         Err(err) => return Invocation::failed(Some(target.bucket), HandlerError::from(err), "audit refused"),
     };
+    // A schedule's whole target is compared with its last completed run.
+    let comparison = match (&config.findings, &origin) {
+        (Some(base), Origin::Whole) => compare_runs::begin(client, config, latest_of_target(base, &target)).await,
+        _ => None,
+    };
     let options = AuditOptions {
         fetch_when_acls_disabled,
         account_id: member.map(|account| account.account_id.clone()),
         suppressions,
+        baseline: comparison.as_ref().map(|comparison| comparison.baseline.clone()),
         ..run_options(client, config, context, folder.as_ref())
     };
     let account = control
@@ -83,10 +90,14 @@ pub async fn run(
         acl_audit::audit::audit_bucket_located(&clients_by_region, account, &target, config.strategy(kind), options)
             .await;
     let (report, findings_error) = match audited {
-        Ok(report) => {
+        Ok(mut report) => {
             let found = resumed_from.is_some();
+            let compared = compare_runs::compare_run(client, comparison, folder.as_ref(), &mut report, found).await;
             let report = RunReport::new(report, resumed_from);
-            let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
+            let written = match compared {
+                Some(err) => Some(err),
+                None => record_run(client, token.as_ref(), found, folder.as_ref(), &report).await,
+            };
             (report, written)
         }
         Err(AuditError::NotWritten { error, report }) => (RunReport::new(*report, resumed_from), Some(error)),

@@ -4,6 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use acl_audit::changes::ChangeCounts;
 use acl_audit::findings::FindingKind;
 use acl_audit::{AuditReport, StrategyKind};
 use serde_json::{Map, Value, json};
@@ -33,13 +34,15 @@ pub const STRATEGY_METRICS: [(&str, &str); 7] = [
 /// count the audit makes. Two directives rather than both dimension sets on every metric:
 /// each metric and dimension value is a billed custom metric.
 pub const BUCKET_DIMENSIONS: [&str; 1] = ["Bucket"];
-pub const BUCKET_METRICS: [(&str, &str); 21] = [
+pub const BUCKET_METRICS: [(&str, &str); 23] = [
     ("ObjectsListed", "Count"),
     ("AclsFetched", "Count"),
     ("Failures", "Count"),
     ("ObjectsNotFetched", "Count"),
     ("ObjectsWithFindings", "Count"),
     ("ExposedObjects", "Count"),
+    ("NewExposedObjects", "Count"),
+    ("ResolvedExposedObjects", "Count"),
     ("PublicObjects", "Count"),
     ("PublicRead", "Count"),
     ("PublicReadAcp", "Count"),
@@ -113,6 +116,17 @@ pub fn emf_line(kind: StrategyKind, invocation: &Invocation, function: &Function
         ("Retries", report.retries as f64),
         ("ObjectsWithFindings", findings.objects as f64),
         ("ExposedObjects", findings.exposed_objects as f64),
+        (
+            "NewExposedObjects",
+            report.changes.as_ref().map_or(0, |changes| changes.new_exposed_objects) as f64,
+        ),
+        (
+            "ResolvedExposedObjects",
+            report
+                .changes
+                .as_ref()
+                .map_or(0, |changes| changes.resolved_exposed_objects) as f64,
+        ),
         ("PublicObjects", findings.public_objects as f64),
         ("NeutralisedObjects", findings.neutralised_objects as f64),
         ("ObjectsWithAclsDisabled", report.objects_with_acls_disabled as f64),
@@ -194,7 +208,7 @@ pub fn emit(kind: StrategyKind, invocation: &Invocation, function: &Function) {
         .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
     if let Invocation::Swept { report, .. } = invocation {
         for account in report.accounts() {
-            for line in sweep_lines(kind, account, function, now_ms) {
+            for line in sweep_lines(kind, account, report.changes(), function, now_ms) {
                 println!("{line}");
             }
         }
@@ -205,7 +219,13 @@ pub fn emit(kind: StrategyKind, invocation: &Invocation, function: &Function) {
 
 /// A sweep's metrics: one line per bucket it read, by `Bucket` alone, as a bucket's own run
 /// would count it, so that the per-bucket alarms see every bucket of the account.
-pub fn sweep_lines(kind: StrategyKind, report: &SweepReport, function: &Function, timestamp_ms: u64) -> Vec<String> {
+pub fn sweep_lines(
+    kind: StrategyKind,
+    report: &SweepReport,
+    changes: Option<&ChangeCounts>,
+    function: &Function,
+    timestamp_ms: u64,
+) -> Vec<String> {
     report
         .buckets
         .iter()
@@ -220,6 +240,14 @@ pub fn sweep_lines(kind: StrategyKind, report: &SweepReport, function: &Function
             counted.audit.findings.objects = bucket.objects_with_findings;
             counted.audit.findings.by_kind.clone_from(&bucket.by_kind);
             counted.bucket_settings.clone_from(&bucket.settings);
+            counted.changes = changes.map(|changes| {
+                let (new, resolved) = changes.of_bucket(report.account_id.as_deref(), &bucket.bucket);
+                ChangeCounts {
+                    new_exposed_objects: new,
+                    resolved_exposed_objects: resolved,
+                    ..ChangeCounts::default()
+                }
+            });
             let invocation = Invocation::audited(RunReport::new(counted, None), None, Scope::MapRun);
             emf_line(kind, &invocation, function, timestamp_ms)
         })

@@ -66,6 +66,45 @@ impl SweepOutcome {
         }
     }
 
+    /// Where its findings file went.
+    pub fn findings_uri(&self) -> Option<String> {
+        let findings = match self {
+            SweepOutcome::Account(report) => &report.findings,
+            SweepOutcome::Organization(report) => &report.findings,
+        };
+        findings.as_ref().map(|findings| findings.uri.clone())
+    }
+
+    /// No account failed and no place is left for a later sweep.
+    pub fn is_whole(&self) -> bool {
+        match self {
+            SweepOutcome::Account(report) => report.resume.is_none(),
+            SweepOutcome::Organization(report) => report.resume.is_none() && report.accounts_failed == 0,
+        }
+    }
+
+    /// Whether it audited `bucket` of `account_id` whole (`SweepReport::covers`).
+    pub fn covers(&self, account_id: Option<&str>, bucket: &str) -> bool {
+        match self {
+            SweepOutcome::Account(report) => report.covers(bucket),
+            SweepOutcome::Organization(report) => report.covers(account_id, bucket),
+        }
+    }
+
+    pub fn changes(&self) -> Option<&acl_audit::changes::ChangeCounts> {
+        match self {
+            SweepOutcome::Account(report) => report.changes.as_ref(),
+            SweepOutcome::Organization(report) => report.changes.as_ref(),
+        }
+    }
+
+    pub fn set_changes(&mut self, changes: acl_audit::changes::ChangeCounts) {
+        match self {
+            SweepOutcome::Account(report) => report.changes = Some(changes),
+            SweepOutcome::Organization(report) => report.changes = Some(changes),
+        }
+    }
+
     /// The account the sweep ran from: it names the run's folder.
     pub fn caller_account(&self) -> Option<&str> {
         match self {

@@ -204,6 +204,7 @@ async fn plan_sweep(
         resume: None,
         settings_only: true,
         suppressions: None,
+        baseline: None,
     };
     let (mut outcome, _) = Box::pin(sweep(kind, clients, config, context, job, how)).await?;
     let per_bucket = parts_per_bucket.unwrap_or(parts).max(1);

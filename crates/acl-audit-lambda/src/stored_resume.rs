@@ -23,6 +23,12 @@ use sha2::{Digest as _, Sha256};
 /// its own. The token itself names its prefix, and one that does not fit is not taken up. The strategy is in it because the three functions share `FINDINGS_URI`,
 /// and two of them scheduled over one bucket must not take up each other's token.
 pub fn token_location(base: &S3Location, kind: StrategyKind, target: &Target) -> S3Location {
+    in_base(base, kind, &target.bucket, &target_name(target))
+}
+
+/// A target's name within its bucket: `all`, or `prefix-<SHA-256 of the prefix>`, with
+/// `-versions` when versions are listed.
+pub fn target_name(target: &Target) -> String {
     let mut what = match target.prefix.as_deref().filter(|p| !p.is_empty()) {
         None => "all".to_owned(),
         Some(key_prefix) => Sha256::digest(key_prefix.as_bytes())
@@ -35,7 +41,7 @@ pub fn token_location(base: &S3Location, kind: StrategyKind, target: &Target) ->
     if target.include_versions {
         what.push_str("-versions");
     }
-    in_base(base, kind, &target.bucket, &what)
+    what
 }
 
 /// Where the token of the runs of a function of `kind` that read `bucket`'s inventory reports

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-const LAYERS: [(&str, u8); 18] = [
+const LAYERS: [(&str, u8); 19] = [
     // What comes in: the environment, the wire formats, the clients.
     ("config", 1),
     ("event", 1),
@@ -14,6 +14,7 @@ const LAYERS: [(&str, u8); 18] = [
     ("map_run", 2),
     ("stored_resume", 2),
     ("suppression_file", 2),
+    ("compare_runs", 3),
     ("error", 3),
     ("record", 3),
     ("outcome", 4),

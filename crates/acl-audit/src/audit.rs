@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::bucket::{AccountCheck, BucketContext};
+use crate::changes::{Baseline, ChangeCounts, CompareError, LineSink, LineSource, compare};
 use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, Place, classify_in};
 use crate::model::{AclOutcome, Cursor, InventoryCursor, ObjectAcl, ObjectRef, Resume, S3Location, Target};
 use crate::report::{self, AuditReport, Tally, Truncation};
@@ -83,6 +84,9 @@ pub struct AuditOptions {
     pub account_id: Option<String>,
     /// Findings a team has accepted: marked on their lines and counted apart.
     pub suppressions: Option<Arc<Suppressions>>,
+    /// The last completed run's findings: each line gets its `first_seen`, each object audited
+    /// or failed is marked for [`crate::changes::compare`].
+    pub baseline: Option<Arc<Baseline>>,
 }
 
 /// Keys listed, outcomes recorded and objects with findings so far.
@@ -198,7 +202,8 @@ impl FindingsOutput {
         }
     }
 
-    async fn finish(self) -> Result<(), NotWritten> {
+    /// The file finished (a failed upload is aborted).
+    pub async fn finish(self) -> Result<(), NotWritten> {
         match self {
             FindingsOutput::S3(upload) => upload.finish().await.map_err(|err| err.of(Artifact::Findings)),
             FindingsOutput::File { path, mut writer } => writer.flush().map_err(|err| file_error(&path, &err)),
@@ -213,12 +218,43 @@ impl FindingsOutput {
     }
 }
 
+impl LineSink for FindingsOutput {
+    async fn write_line(&mut self, line: &[u8]) -> Result<(), NotWritten> {
+        self.write(line).await
+    }
+}
+
 fn file_error(path: &std::path::Path, err: &std::io::Error) -> NotWritten {
     NotWritten {
         what: Artifact::Findings,
         uri: path.display().to_string(),
         code: format!("{:?}", err.kind()),
         message: err.to_string(),
+    }
+}
+
+/// What changed since `baseline`: this run's findings file (`findings`, as written) and the
+/// baseline's read line by line, each new and resolved finding written to `changes` (see
+/// [`crate::changes::compare`] for `covered`).
+pub async fn write_changes(
+    client: &Client,
+    baseline: &Baseline,
+    findings: &str,
+    mut changes: FindingsOutput,
+    covered: impl Fn(Option<&str>, &str) -> bool,
+) -> Result<ChangeCounts, CompareError> {
+    let mut current = LineSource::open(client, findings)?;
+    let mut previous = baseline.uri().map(|uri| LineSource::open(client, uri)).transpose()?;
+    let uri = changes.uri();
+    match compare(baseline, &mut current, previous.as_mut(), covered, &mut changes).await {
+        Ok(counts) => {
+            changes.finish().await.map_err(CompareError::NotWritten)?;
+            Ok(ChangeCounts { uri, ..counts })
+        }
+        Err(err) => {
+            changes.abort().await;
+            Err(err)
+        }
     }
 }
 
@@ -280,6 +316,7 @@ struct Recorder<'a> {
     place: Place<'a>,
     context: &'a BucketContext,
     suppressions: Option<&'a Suppressions>,
+    baseline: Option<&'a Baseline>,
     tally: Mutex<Tally>,
     lines: Option<mpsc::Sender<Line>>,
     progress: Option<&'a Progress>,
@@ -296,15 +333,38 @@ impl Record for Recorder<'_> {
                     suppressions.covering(self.place.account_id, self.place.bucket, &acl.key, &kinds)
                 });
                 let accepted = suppressed.is_some();
+                let first_seen = self.baseline.map(|baseline| {
+                    if kinds.is_empty() {
+                        baseline.audited_clean(&self.place, &acl.key, acl.version_id.as_deref());
+                        String::new()
+                    } else {
+                        baseline
+                            .first_seen(&self.place, &acl.key, acl.version_id.as_deref())
+                            .to_owned()
+                    }
+                });
+                let neutralised = kinds
+                    .iter()
+                    .copied()
+                    .filter(|kind| !self.context.takes_effect(*kind))
+                    .collect();
                 let line = self
                     .lines
                     .as_ref()
                     .and_then(|_| FindingLine::classified(&self.place, acl, kinds.clone(), grants, effective))
-                    .map(|line| FindingLine { suppressed, ..line })
+                    .map(|line| FindingLine {
+                        suppressed,
+                        neutralised,
+                        first_seen,
+                        ..line
+                    })
                     .and_then(|line| serialised(&line, false));
                 (kinds, line, accepted)
             }
             AclOutcome::Failed(failure) => {
+                if let Some(baseline) = self.baseline {
+                    baseline.failed(&self.place, &failure.key, failure.version_id.as_deref());
+                }
                 let line = self
                     .lines
                     .as_ref()
@@ -454,6 +514,7 @@ struct Fetching {
     /// The bucket's ACLs are disabled: count the keys, fetch none.
     skip_acls: bool,
     suppressions: Option<Arc<Suppressions>>,
+    baseline: Option<Arc<Baseline>>,
 }
 
 /// What became of every key a run's source handed it.
@@ -482,6 +543,7 @@ async fn fetch_and_record(
         stop_at,
         skip_acls,
         suppressions,
+        baseline,
     } = fetching;
     let (lines, writer) = findings_channel(findings);
     let bucket = place.bucket;
@@ -489,6 +551,7 @@ async fn fetch_and_record(
         place,
         context,
         suppressions: suppressions.as_deref(),
+        baseline: baseline.as_deref(),
         tally: Mutex::new(Tally::default()),
         lines,
         progress,
@@ -570,6 +633,7 @@ async fn audit(
         fetch_when_acls_disabled,
         account_id,
         suppressions,
+        baseline,
     } = options;
     let account_id = account_id.or_else(|| {
         locate
@@ -652,6 +716,7 @@ async fn audit(
             stop_at,
             skip_acls,
             suppressions: suppressions.clone(),
+            baseline,
         },
         findings,
         progress.as_deref(),
@@ -718,6 +783,7 @@ async fn audit_inventory_once(
         fetch_when_acls_disabled: _,
         account_id,
         suppressions,
+        baseline,
     } = options;
     let started = Instant::now();
     let cursor = resume.and_then(|resume| resume.cursor.inventory());
@@ -809,6 +875,7 @@ async fn audit_inventory_once(
         stop_at,
         skip_acls: false,
         suppressions: suppressions.clone(),
+        baseline,
     };
     // Boxed: a page of the report holds the reader's GetObject and gzip state, kilobytes that
     // need not sit in every caller's future.

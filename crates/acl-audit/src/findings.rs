@@ -151,7 +151,15 @@ pub struct FindingLine {
     /// False when none of `findings` has effect: the bucket's ACLs are disabled, or Block
     /// Public Access ignores the public grants and there is nothing else.
     pub effective: bool,
+    /// The kinds of `findings` that have no effect (Block Public Access ignores them, or the
+    /// bucket's ACLs are disabled); absent when every one has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neutralised: Vec<FindingKind>,
     pub grants: Vec<Grant>,
+    /// The day (UTC, `YYYY-MM-DD`) a run of this target first found the object with findings,
+    /// when runs are compared (`crate::changes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
     /// An accepted finding: the suppression entry's reason (and end); counted apart from the
     /// exposures, and raising no alarm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,7 +219,9 @@ impl FindingLine {
             owner: acl.owner_id.clone(),
             findings,
             effective,
+            neutralised: Vec::new(),
             grants: grants.into_iter().cloned().collect(),
+            first_seen: None,
             suppressed: None,
         })
     }

@@ -7,15 +7,16 @@
 //! 1. [`model`]: targets, resume tokens, ACLs, outcomes, the strategies' names.
 //! 2. [`s3`]: the client, listing, fetching one ACL, S3's errors.
 //! 3. [`strategy`]: `sequential`, `spawn-blocking` and `join-all` over those primitives.
-//! 4. [`report`], [`findings`], [`bucket`], [`audit`], [`parts`] and [`suppressions`]: the
-//!    run's report, the findings file's lines, the bucket's settings that decide what ACLs
-//!    mean, the run itself, a bucket cut into parts for a state machine's workers, and the
-//!    findings a team has accepted.
+//! 4. [`report`], [`findings`], [`bucket`], [`audit`], [`parts`], [`suppressions`] and
+//!    [`changes`]: the run's report, the findings file's lines, the bucket's settings that
+//!    decide what ACLs mean, the run itself, a bucket cut into parts for a state machine's
+//!    workers, the findings a team has accepted, and what changed since the last run.
 //! 5. [`sweep`]: every bucket of an account, each audited where its ACLs still apply.
 //! 6. [`organization`]: every account of an AWS Organization, each swept with a role assumed.
 
 pub mod audit;
 pub mod bucket;
+pub mod changes;
 pub mod findings;
 pub mod model;
 pub mod organization;

@@ -52,6 +52,8 @@ pub struct OrganizationOptions {
     pub resume: Option<OrganizationPlace>,
     /// Findings a team has accepted, in every account ([`crate::suppressions`]).
     pub suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
+    /// The last completed sweep's findings ([`crate::changes`]).
+    pub baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
 }
 
 /// Where an organization's sweep stopped: the first account it did not finish, and the place
@@ -105,7 +107,25 @@ pub struct OrganizationReport {
     #[serde(default)]
     pub resume: Option<OrganizationPlace>,
     pub findings: Option<FindingsWritten>,
+    /// What changed since the last completed sweep ([`crate::changes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::changes::ChangeCounts>,
     pub elapsed_ms: f64,
+}
+
+impl OrganizationReport {
+    /// Whether this sweep audited `bucket` of `account_id` whole ([`SweepReport::covers`]); an
+    /// account gone from a sweep that reached every account is covered too.
+    pub fn covers(&self, account_id: Option<&str>, bucket: &str) -> bool {
+        match self
+            .accounts
+            .iter()
+            .find(|account| Some(account.account_id.as_str()) == account_id)
+        {
+            Some(account) => account.report.as_ref().is_some_and(|report| report.covers(bucket)),
+            None => self.resumed_at.is_none() && self.resume.is_none(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -141,6 +161,7 @@ pub async fn sweep_organization(
         settings_only,
         resume,
         suppressions,
+        baseline,
     } = options;
     let refused = |code: String, message: String| OrganizationError::ListAccounts { code, message };
     let identity = Box::pin(clients.sts.get_caller_identity().send())
@@ -225,6 +246,7 @@ pub async fn sweep_organization(
                 resume: carried.take_if(|(id, _)| *id == account_id).map(|(_, place)| place),
                 settings_only,
                 suppressions: suppressions.clone(),
+                baseline: baseline.clone(),
             };
             let regional = RegionalClients::new(s3);
             let (state, error, report) = match sweep_account(&regional, account, strategy, sweep_options).await {
@@ -277,6 +299,7 @@ pub async fn sweep_organization(
         resumed_at,
         resume,
         findings: None,
+        changes: None,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     };
     match written {

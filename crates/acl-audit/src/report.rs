@@ -65,6 +65,9 @@ pub struct AuditReport {
     /// The suppression file the run applied: its active entries and those past their end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressions: Option<crate::suppressions::SuppressionsUsed>,
+    /// What changed since the last completed run of the target ([`crate::changes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::changes::ChangeCounts>,
 }
 
 impl AuditReport {
@@ -99,6 +102,7 @@ impl AuditReport {
             concurrency_limit: None,
             timings_ms: Timings::default(),
             suppressions: None,
+            changes: None,
         }
     }
 

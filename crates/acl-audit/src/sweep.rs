@@ -55,6 +55,8 @@ pub struct SweepOptions {
     pub settings_only: bool,
     /// Findings a team has accepted ([`crate::suppressions`]).
     pub suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
+    /// The last completed sweep's findings ([`crate::changes`]).
+    pub baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
 }
 
 /// Where a sweep stopped: the first bucket it did not finish, and that bucket's own token when
@@ -172,7 +174,22 @@ pub struct SweepReport {
     /// The suppression file the sweep applied: its active entries and those past their end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressions: Option<crate::suppressions::SuppressionsUsed>,
+    /// What changed since the last completed sweep ([`crate::changes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::changes::ChangeCounts>,
     pub elapsed_ms: f64,
+}
+
+impl SweepReport {
+    /// Whether this sweep audited `bucket` whole, so that a finding of the last sweep it no
+    /// longer found is resolved: audited to its end, ACLs disabled, or gone from a sweep that
+    /// listed every bucket.
+    pub fn covers(&self, bucket: &str) -> bool {
+        match self.buckets.iter().find(|audit| audit.bucket == bucket) {
+            Some(audit) => matches!(audit.state, BucketState::Audited | BucketState::AclsDisabled),
+            None => self.resumed_at.is_none(),
+        }
+    }
 }
 
 /// Why a sweep has no report, or has one whose findings were not written.
@@ -208,6 +225,7 @@ pub async fn sweep_account(
         resume,
         settings_only,
         suppressions,
+        baseline,
     } = options;
     let listed = list_buckets(clients.base()).await?;
     let chosen: Vec<(String, Option<String>)> = listed
@@ -242,6 +260,7 @@ pub async fn sweep_account(
                 stop_at,
                 settings_only,
                 suppressions: suppressions.clone(),
+                baseline: baseline.clone(),
                 fetch_when_acls_disabled,
                 shared: shared.as_ref(),
                 account_id: account_id.as_deref(),
@@ -268,6 +287,7 @@ pub async fn sweep_account(
         resume,
         findings: None,
         suppressions: used,
+        changes: None,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     };
     match written {
@@ -375,6 +395,7 @@ struct Crawl<'a> {
     stop_at: Option<Instant>,
     settings_only: bool,
     suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
+    baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
     fetch_when_acls_disabled: bool,
     shared: Option<&'a SharedFindings>,
     account_id: Option<&'a str>,
@@ -389,6 +410,7 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         stop_at,
         settings_only,
         suppressions: _,
+        baseline: _,
         fetch_when_acls_disabled,
         shared,
         account_id,
@@ -445,6 +467,7 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         fetch_when_acls_disabled,
         account_id: account_id.map(str::to_owned),
         suppressions: crawl.suppressions.clone(),
+        baseline: crawl.baseline.clone(),
         ..AuditOptions::default()
     };
     let target = Target {

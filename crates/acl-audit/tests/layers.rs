@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// Top-level modules, lowest layer first (`lib.rs` lists them in this order too).
-const LAYERS: [(&str, u8); 11] = [
+const LAYERS: [(&str, u8); 12] = [
     ("model", 1),
     ("s3", 2),
     ("strategy", 3),
@@ -14,6 +14,7 @@ const LAYERS: [(&str, u8); 11] = [
     ("audit", 4),
     ("parts", 4),
     ("suppressions", 4),
+    ("changes", 4),
     ("sweep", 5),
     ("organization", 6),
 ];

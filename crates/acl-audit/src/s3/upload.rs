@@ -44,6 +44,9 @@ pub enum Artifact {
     Token,
     /// A state machine pass's parts file.
     Parts,
+    /// What changed since the last completed run (`changes.jsonl`), or the pointer to this run
+    /// that the next one compares with.
+    Changes,
 }
 
 impl Artifact {
@@ -53,6 +56,7 @@ impl Artifact {
             Artifact::Report => "report",
             Artifact::Token => "resume token",
             Artifact::Parts => "parts file",
+            Artifact::Changes => "changes file",
         }
     }
 }
