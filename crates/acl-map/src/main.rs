@@ -76,10 +76,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Time one join-all invocation auditing a bucket from an S3 Inventory report of it
-    /// (written by local-s3 in S3's format, the Object ACL field included), against HTTPS
-    /// local-s3 with the benchmark's network model; with --compare-listing, one listing the
-    /// bucket and fetching every ACL too.
     /// Time one join-all account sweep ({"scope": "account"}) over an account of BUCKETS buckets,
     /// ENABLED of them with ACLs enabled and OBJECTS objects each, against one over the
     /// ACL-enabled buckets alone, on HTTPS local-s3 with the benchmark's network model.
@@ -95,6 +91,10 @@ enum Command {
         #[command(flatten)]
         network: NetworkArgs,
     },
+    /// Time one join-all invocation auditing a bucket from an S3 Inventory report of it
+    /// (written by local-s3 in S3's format, the Object ACL field included), against HTTPS
+    /// local-s3 with the benchmark's network model; with --compare-listing, one listing the
+    /// bucket and fetching every ACL too.
     RehearseInventory {
         #[arg(long, default_value_t = 100_000)]
         objects: usize,
@@ -104,6 +104,15 @@ enum Command {
         compare_listing: bool,
         #[command(flatten)]
         network: NetworkArgs,
+    },
+    /// The memory a run's comparison with its last completed run adds (docs/benchmark.md,
+    /// "Changes between runs"): FINDINGS lines of a last run and of this one (1 % resolved, 1 %
+    /// new) written to local files, then what a compared run adds to them: the baseline read,
+    /// each line's first_seen asked as the recorder asks it, and changes.jsonl written. Prints
+    /// the process's peak resident set (VmHWM) before and after.
+    RehearseChanges {
+        #[arg(long, default_value_t = 1_000_000)]
+        findings: usize,
     },
 }
 
@@ -164,6 +173,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::RehearseChanges { findings } => runtime.block_on(acl_map::rehearsal::rehearse_changes(findings)),
         Command::RehearseInventory {
             objects,
             memory_mb,

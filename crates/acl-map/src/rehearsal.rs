@@ -289,3 +289,94 @@ pub async fn rehearse_sweep(
     }
     Ok(runs)
 }
+
+/// See `acl-map rehearse-changes`: the comparison's memory over `findings` lines.
+pub async fn rehearse_changes(findings: usize) -> anyhow::Result<()> {
+    use acl_audit::audit::FindingsOutput;
+    use acl_audit::changes::{Baseline, LineSource, compare};
+    use acl_audit::findings::Place;
+    use std::io::Write as _;
+
+    let dir = std::env::temp_dir().join(format!("acl-map-changes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (previous, current) = (dir.join("previous.jsonl"), dir.join("current.jsonl"));
+    // A line as runs write them: one public grant, 40-byte keys.
+    let line = |index: usize, first_seen: &str| {
+        format!(
+            concat!(
+                r#"{{"account_id":"111122223333","bucket":"audited","region":"us-east-1","key":"reports/2026/object-{:020}.csv","#,
+                r#""version_id":null,"owner":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be","findings":["public_read"],"#,
+                r#""effective":true,"grants":[{{"grantee":{{"type":"group","uri":"http://acs.amazonaws.com/groups/global/AllUsers"}},"permission":"READ"}}],"#,
+                r#""first_seen":"{}"}}"#,
+                "\n"
+            ),
+            index, first_seen
+        )
+    };
+    let write = |path: &std::path::Path, range: std::ops::Range<usize>, first_seen: &str| -> anyhow::Result<()> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for index in range {
+            out.write_all(line(index, first_seen).as_bytes())?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    // This run: the first 1 % of the last run's objects gone, as many new ones after the rest.
+    let moved = findings / 100;
+    write(&previous, 0..findings, "2026-01-01")?;
+    write(&current, moved..findings + moved, "2026-12-06")?;
+    let before_kb = peak_rss_kb();
+    let started = Instant::now();
+    let baseline = Baseline::read(&mut LineSource::file(&previous)?, "2026-12-06").await?;
+    let place = Place {
+        account_id: Some("111122223333"),
+        bucket: "audited",
+        region: Some("us-east-1"),
+    };
+    for index in moved..findings + moved {
+        let key = format!("reports/2026/object-{index:020}.csv");
+        std::hint::black_box(baseline.first_seen(&place, &key, None));
+    }
+    let mut changes = FindingsOutput::file(dir.join("changes.jsonl")).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let counts = compare(
+        &baseline,
+        &mut LineSource::file(&current)?,
+        Some(&mut LineSource::file(&previous)?),
+        |_, _| true,
+        &mut changes,
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    changes.finish().await.map_err(|err| anyhow::anyhow!("{err}"))?;
+    let after_kb = peak_rss_kb();
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "{findings} findings compared with {findings}: {} new, {} resolved, {} persisting; baseline {} objects",
+        counts.new,
+        counts.resolved,
+        counts.persisting,
+        baseline.len()
+    );
+    println!(
+        "peak RSS {:.1} MB before the comparison, {:.1} MB after: +{:.1} MB; {:.1} s",
+        before_kb as f64 / 1024.0,
+        after_kb as f64 / 1024.0,
+        after_kb.saturating_sub(before_kb) as f64 / 1024.0,
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// This process's peak resident set (VmHWM), in kB.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
