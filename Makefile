@@ -7,6 +7,8 @@ VENV := .venv
 DEPLOY_VENV := .venv-deploy
 # moto_server, the independent S3 implementation the integration tests also run against.
 MOTO_VENV := .venv-moto
+# py-ocsf-models, the maintained OCSF library the OCSF findings are validated with.
+OCSF_VENV := .venv-ocsf
 # The write-up's Node.js baseline; npm installs its SDK here.
 NODE_PEERS := peers/node
 PYTHON ?= python3
@@ -100,12 +102,12 @@ summarize:
 
 ## test: every test of the workspace, against real local-s3 endpoints and moto_server on loopback,
 ## and the template's checks
-test: template-check $(MOTO_VENV)/.installed $(NODE_PEERS)/node_modules/.installed
+test: template-check $(MOTO_VENV)/.installed $(OCSF_VENV)/.installed $(NODE_PEERS)/node_modules/.installed
 	# The benchmark's tests run the functions' own binaries, which `cargo test` does not build;
 	# the state machine's test under moto's interpreter runs join-all's release build.
 	$(CARGO) build --workspace --bins
 	$(CARGO) build --release --quiet -p join-all
-	ACL_BENCH_REQUIRE_PEERS=$$(test -f $(NODE_PEERS)/node_modules/.installed && echo 1) MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(CARGO) test --workspace --all-targets
+	ACL_BENCH_REQUIRE_PEERS=$$(test -f $(NODE_PEERS)/node_modules/.installed && echo 1) MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server OCSF_VALIDATOR=$(CURDIR)/$(OCSF_VENV)/bin/python $(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(MAKE) local-loop-test
 	$(MAKE) sam-build-check
@@ -125,6 +127,11 @@ template-check: $(DEPLOY_VENV)/.installed
 $(DEPLOY_VENV)/.installed: requirements/deploy.txt | python-venv
 	$(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet -r requirements/deploy.txt
+	touch $@
+
+$(OCSF_VENV)/.installed: requirements/ocsf.txt | python-venv
+	$(PYTHON) -m venv $(OCSF_VENV)
+	$(OCSF_VENV)/bin/pip install --quiet -r requirements/ocsf.txt
 	touch $@
 
 $(MOTO_VENV)/.installed: requirements/moto.txt | python-venv
@@ -213,4 +220,4 @@ tools: $(VENV)/bin/cargo-lambda
 ## clean: the build and the venvs
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(DEPLOY_VENV) $(MOTO_VENV)
+	rm -rf $(VENV) $(DEPLOY_VENV) $(MOTO_VENV) $(OCSF_VENV)

@@ -72,6 +72,10 @@ PARTS_PREFIX = "/parts/*"
 INVENTORY_POLICY = "read-inventory"
 # The suppression file the SuppressionsUri parameter names: that object only.
 SUPPRESSIONS_POLICY = "read-suppressions"
+# Security Hub (SecurityHub=true): BatchImportFindings on the account's default product only.
+SECURITY_HUB_POLICY = "import-findings"
+SECURITY_HUB_IMPORT = {"securityhub:BatchImportFindings":
+                       "arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default"}
 SUPPRESSIONS_READ = {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Object}", {
     "Object": {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "SuppressionsUri"}]}]}}]}
 INVENTORY_READ = "arn:${AWS::Partition}:s3:::${InventoryBucketName}/${InventoryPrefix}*"
@@ -313,6 +317,12 @@ def findings(source, transformed):
                 for target in as_list(statement.get("Resource", [])):
                     if wanted.get(action) != resource_text(target):
                         yield f"{name}/{policy}: {action} on {resource_text(target)} beyond the sweep's {wanted.get(action)}"
+            continue
+        if assumed_by(resource, "lambda.amazonaws.com") and policy == SECURITY_HUB_POLICY:
+            for action in actions:
+                for target in as_list(statement.get("Resource", [])):
+                    if resource_text(target) != SECURITY_HUB_IMPORT.get(action):
+                        yield f"{name}/{policy}: {action} on {resource_text(target)} beyond BatchImportFindings on the default product"
             continue
         if assumed_by(resource, "lambda.amazonaws.com"):
             own_reads = {MAP_RUN_POLICY: MAP_RUN_READS, INVENTORY_POLICY: set(INVENTORY_ACTIONS),

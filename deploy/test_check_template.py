@@ -223,6 +223,13 @@ class CheckTemplate(unittest.TestCase):
     def test_an_alarm_on_a_metric_never_emitted_fails(self):
         self.assert_finding("MetricName: ExposedObjects", "MetricName: ExposedObject", "reads AclAudit ExposedObject")
 
+    def test_security_hub_beyond_the_default_product_fails(self):
+        self.assert_finding(
+            "product/${AWS::AccountId}/default",
+            "product/*",
+            "beyond BatchImportFindings on the default product",
+        )
+
     def test_the_new_exposure_alarm_is_required(self):
         self.assert_finding("  NewExposureAlarm:\n", "  NewExposureAlarmGone:\n", "NewExposureAlarm: missing")
 

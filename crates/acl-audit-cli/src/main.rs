@@ -14,16 +14,21 @@ use acl_audit::bucket::AccountCheck;
 use acl_audit::changes::{Baseline, CHANGES_FILE, ChangeCounts, LineSource};
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::{S3Location, check_bucket_name};
+use acl_audit::ocsf::FindingsFormat;
 use acl_audit::organization::{OrganizationClients, OrganizationError, OrganizationOptions, sweep_organization};
 use acl_audit::s3::client::{
     ClientChoices, client_from_env_with, control_client_from_env_with, organization_clients_from_env_with,
+    security_hub_client_from_env_with,
 };
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::{Artifact, put_object};
+use acl_audit::security_hub::{Imported, Product, import};
 use acl_audit::strategy::default_blocking_pool_size;
 use acl_audit::sweep::{BucketAudit, OnBucket, SweepError, SweepOptions, SweepTotals, sweep_account};
 use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target};
 use clap::{Parser, Subcommand};
+
+mod fix;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Exit codes, for scripts: the report on stdout has the detail.
@@ -47,7 +52,100 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List the bucket (or prefix), fetch every object's ACL and report what they grant.
-    Scan(Scan),
+    Scan(Box<Scan>),
+    /// Turn a run's findings into S3 Batch Operations manifests and jobs (one per bucket) that
+    /// make each exposed object private, for review; the jobs are yours to create.
+    FixPlan(FixPlan),
+    /// Make each exposed object a run found private with PutObjectAcl: a dry run unless --apply.
+    Fix(Fix),
+}
+
+#[derive(Debug, clap::Args)]
+struct FixPlan {
+    /// The run's findings file: a local FILE or s3://bucket/key.
+    findings: String,
+    /// Where the manifests and jobs go: <DIR>/<bucket>/manifest.csv and job.json.
+    #[arg(long, value_name = "DIR", default_value = "fix-plan")]
+    out: PathBuf,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct Fix {
+    /// The run's findings file: a local FILE or s3://bucket/key.
+    findings: String,
+    /// Change the ACLs; without it, say what would change.
+    #[arg(long)]
+    apply: bool,
+    /// Refuse more objects than this (use fix-plan and S3 Batch Operations for more).
+    #[arg(long, default_value_t = 1000)]
+    max_objects: usize,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+/// The AWS configuration of a command that is not a scan.
+#[derive(Debug, clap::Args)]
+struct AwsArgs {
+    /// A profile of your AWS config and credentials files (else AWS_PROFILE, else default).
+    #[arg(long)]
+    profile: Option<String>,
+    /// The region to send requests to (else AWS_REGION, else the profile's).
+    #[arg(long)]
+    region: Option<String>,
+    /// Another S3 endpoint (else AWS_ENDPOINT_URL): local-s3, moto, MinIO.
+    #[arg(long)]
+    endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
+    async fn client(&self) -> Result<aws_sdk_s3::Client, String> {
+        let choices = ClientChoices {
+            endpoint_url: self.endpoint_url.clone(),
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+        };
+        client_from_env_with(&choices).await.map_err(|err| err.to_string())
+    }
+}
+
+/// `fix-plan`: the plan as JSON on stdout.
+async fn fix_plan(plan: FixPlan) -> Result<u8, String> {
+    let client = plan.aws.client().await?;
+    let exposed = fix::exposed(&client, &plan.findings).await?;
+    let written = fix::write_plan(&exposed, &plan.out)?;
+    print_json(&written);
+    Ok(CLEAN)
+}
+
+/// `fix`: a line per object; exit 1 when any could not be changed.
+async fn fix_objects(fix: Fix) -> Result<u8, String> {
+    let client = fix.aws.client().await?;
+    let exposed = fix::exposed(&client, &fix.findings).await?;
+    if exposed.len() > fix.max_objects {
+        return Err(format!(
+            "{} exposed objects, over --max-objects {}: use acl-audit fix-plan and S3 Batch Operations, or raise --max-objects",
+            exposed.len(),
+            fix.max_objects
+        ));
+    }
+    let failed = fix::apply(&client, &exposed, fix.apply).await;
+    if !fix.apply {
+        eprintln!(
+            "dry run: {} objects would be made private; --apply changes them",
+            exposed.len()
+        );
+    }
+    if failed.is_empty() {
+        Ok(CLEAN)
+    } else {
+        Err(format!(
+            "{} of {} objects not changed (above)",
+            failed.len(),
+            exposed.len()
+        ))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +188,10 @@ struct Scan {
     /// <bucket>/<yyyy>/<mm>/<dd>/<run id>/findings.jsonl and report.json, as the functions do.
     #[arg(long, value_name = "FILE|S3_URI")]
     findings: Option<String>,
+    /// The findings file's format: jsonl (this tool's lines) or ocsf (OCSF 1.5.0 Detection
+    /// Finding events, each holding its line under unmapped.acl_audit).
+    #[arg(long, value_name = "FORMAT", default_value = "jsonl", value_parser = parse_format)]
+    format: FindingsFormat,
     /// A suppression file (a local FILE or an s3://bucket/key): the findings it accepts are
     /// written marked `suppressed` with their reason, counted apart, and do not make the exit
     /// code 3. A malformed file is an error before the audit.
@@ -100,6 +202,11 @@ struct Scan {
     /// beside the findings, names each finding new or resolved since (docs/report.md).
     #[arg(long, value_name = "FILE|S3_URI", requires = "findings")]
     compare_with: Option<String>,
+    /// With --findings: send the findings to AWS Security Hub (BatchImportFindings, ASFF) in
+    /// your identity's account and the region: active ones ACTIVE, suppressed, neutralised and
+    /// resolved ones ARCHIVED. A finding Security Hub refuses after retries is an error (exit 1).
+    #[arg(long, requires = "findings")]
+    security_hub: bool,
     /// A profile of your AWS config and credentials files (else AWS_PROFILE, else default).
     #[arg(long)]
     profile: Option<String>,
@@ -125,6 +232,10 @@ struct Scan {
     account_id: Option<String>,
 }
 
+fn parse_format(name: &str) -> Result<FindingsFormat, String> {
+    FindingsFormat::parse(name).ok_or_else(|| format!("expected jsonl or ocsf, got {name:?}"))
+}
+
 fn parse_strategy(name: &str) -> Result<StrategyKind, String> {
     StrategyKind::ALL
         .into_iter()
@@ -133,7 +244,7 @@ fn parse_strategy(name: &str) -> Result<StrategyKind, String> {
 }
 
 fn main() -> ExitCode {
-    let Command::Scan(scan) = Args::parse().command;
+    let command = Args::parse().command;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -141,7 +252,12 @@ fn main() -> ExitCode {
             return ExitCode::from(ERROR);
         }
     };
-    match runtime.block_on(run(scan)) {
+    let outcome = match command {
+        Command::Scan(scan) => runtime.block_on(run(*scan)),
+        Command::FixPlan(plan) => runtime.block_on(fix_plan(plan)),
+        Command::Fix(fix) => runtime.block_on(fix_objects(fix)),
+    };
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("acl-audit: {message}");
@@ -239,6 +355,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
         fetch_when_acls_disabled: scan.audit_when_acls_disabled,
         suppressions,
         baseline: baseline.clone(),
+        format: scan.format,
         ..AuditOptions::default()
     };
     let clients = RegionalClients::new(client.clone());
@@ -264,6 +381,21 @@ async fn run(scan: Scan) -> Result<u8, String> {
                 print_report(&report);
                 return Err(format!("the audit ran, but {err}"));
             }
+        }
+    }
+    match send_to_security_hub(
+        &scan,
+        &choices,
+        &client,
+        report.findings.as_ref(),
+        report.changes.as_ref(),
+    )
+    .await
+    {
+        Ok(imported) => report.security_hub = imported,
+        Err(err) => {
+            print_report(&report);
+            return Err(format!("the audit ran, but {err}"));
         }
     }
     if let Some(FindingsChoice::Folder(folder)) = &choice {
@@ -434,6 +566,7 @@ async fn sweep(scan: Scan) -> Result<u8, String> {
         account_id: scan.account_id.clone(),
         suppressions: load_suppressions(&scan, &io.client).await?,
         baseline: load_baseline(&scan, &io.client).await?,
+        format: scan.format,
         ..SweepOptions::default()
     };
     let baseline = options.baseline.clone();
@@ -464,6 +597,21 @@ async fn sweep(scan: Scan) -> Result<u8, String> {
             }
         };
     }
+    let sent = send_to_security_hub(
+        &scan,
+        &io.choices,
+        &io.client,
+        report.findings.as_ref(),
+        report.changes.as_ref(),
+    )
+    .await;
+    match sent {
+        Ok(imported) => report.security_hub = imported,
+        Err(err) => {
+            print_json(&report);
+            return Err(format!("the sweep ran, but {err}"));
+        }
+    }
     io.finish(&report).await?;
     let buckets: Vec<&BucketAudit> = report.buckets.iter().collect();
     Ok(sweep_exit(&buckets, not_audited(&report.totals)))
@@ -492,6 +640,7 @@ async fn sweep_org(scan: Scan) -> Result<u8, String> {
         on_bucket: Some(io.on_bucket()),
         suppressions: load_suppressions(&scan, &io.client).await?,
         baseline: load_baseline(&scan, &io.client).await?,
+        format: scan.format,
         ..OrganizationOptions::default()
     };
     let baseline = options.baseline.clone();
@@ -523,6 +672,21 @@ async fn sweep_org(scan: Scan) -> Result<u8, String> {
                 return Err(format!("the sweep ran, but {err}"));
             }
         };
+    }
+    let sent = send_to_security_hub(
+        &scan,
+        &io.choices,
+        &io.client,
+        report.findings.as_ref(),
+        report.changes.as_ref(),
+    )
+    .await;
+    match sent {
+        Ok(imported) => report.security_hub = imported,
+        Err(err) => {
+            print_json(&report);
+            return Err(format!("the sweep ran, but {err}"));
+        }
     }
     io.finish(&report).await?;
     let buckets: Vec<&BucketAudit> = report
@@ -578,6 +742,61 @@ fn show_progress(progress: Arc<Progress>) -> (ProgressBar, tokio::task::JoinHand
         }
     });
     (bar, ticker)
+}
+
+/// `--security-hub`: the run's findings file (and its resolved changes) into Security Hub, in
+/// the caller's account (GetCallerIdentity) and the client's region.
+async fn send_to_security_hub(
+    scan: &Scan,
+    choices: &ClientChoices,
+    s3: &aws_sdk_s3::Client,
+    findings: Option<&acl_audit::findings::FindingsWritten>,
+    changes: Option<&ChangeCounts>,
+) -> Result<Option<Imported>, String> {
+    let (true, Some(findings)) = (scan.security_hub, findings) else {
+        return Ok(None);
+    };
+    let (_, sts) = organization_clients_from_env_with(choices)
+        .await
+        .map_err(|err| err.to_string())?;
+    let identity = sts.get_caller_identity().send().await.map_err(|err| {
+        format!(
+            "--security-hub: GetCallerIdentity failed: {}",
+            aws_sdk_s3::error::DisplayErrorContext(&err)
+        )
+    })?;
+    let region = s3.config().region().map(ToString::to_string).unwrap_or_default();
+    let product = Product {
+        account_id: identity.account().unwrap_or_default().to_owned(),
+        region,
+        partition: identity
+            .arn()
+            .and_then(|arn| arn.split(':').nth(1))
+            .unwrap_or("aws")
+            .to_owned(),
+    };
+    let hub = security_hub_client_from_env_with(choices)
+        .await
+        .map_err(|err| err.to_string())?;
+    let mut lines = LineSource::open(s3, &findings.uri).map_err(|err| err.to_string())?;
+    let mut changed = changes
+        .map(|changes| LineSource::open(s3, &changes.uri))
+        .transpose()
+        .map_err(|err| err.to_string())?;
+    let imported = Box::pin(import(&hub, &product, &mut lines, changed.as_mut(), SystemTime::now()))
+        .await
+        .map_err(|err| err.to_string())?;
+    if let Some(first) = imported.failed.first() {
+        return Err(format!(
+            "Security Hub ({}) refused {} findings after retries; the first, {} ({}): {}",
+            imported.product_arn,
+            imported.failed.len(),
+            first.id,
+            first.code,
+            first.message
+        ));
+    }
+    Ok(Some(imported))
 }
 
 /// `--compare-with`: the earlier run's findings, read before the audit.

@@ -31,6 +31,20 @@ fn the_documented_flags_are_those_scan_takes() {
 }
 
 #[test]
+fn the_documented_fix_flags_are_those_fix_plan_and_fix_take() {
+    let listed: BTreeSet<String> = [help(&["fix-plan", "--help"]), help(&["fix", "--help"])]
+        .concat()
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[')
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| word.trim_end_matches(|c: char| !c.is_alphanumeric()).to_owned())
+        .collect();
+    let documented: BTreeSet<String> = backticked(&first_cells(&read("docs/cli.md"), "fix flag"))
+        .into_iter()
+        .collect();
+    assert_eq!(documented, listed);
+}
+
+#[test]
 fn the_documented_exit_codes_are_those_the_command_returns() {
     let source = read("crates/acl-audit-cli/src/main.rs");
     let mut returned: BTreeSet<String> = source

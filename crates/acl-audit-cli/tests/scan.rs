@@ -9,10 +9,15 @@ use serde_json::Value;
 /// Runs the command with only the AWS settings given: no profile or credentials of the
 /// machine's user can leak in.
 fn scan(endpoint: &str, key: &str, secret: &str, args: &[&str]) -> Output {
+    command(endpoint, key, secret, "scan", args)
+}
+
+/// Any subcommand, as [`scan`] runs `scan`.
+fn command(endpoint: &str, key: &str, secret: &str, subcommand: &str, args: &[&str]) -> Output {
     let home = std::env::temp_dir().join(format!("acl-audit-cli-home-{}", std::process::id()));
     std::fs::create_dir_all(&home).unwrap();
     Command::new(env!("CARGO_BIN_EXE_acl-audit"))
-        .arg("scan")
+        .arg(subcommand)
         .args(args)
         .env_clear()
         .env("HOME", &home)
@@ -188,7 +193,6 @@ fn against_moto_the_findings_are_the_same() {
         }
     });
     let output = scan(&endpoint, "moto-key", "moto-secret", &["s3://mixed", "--quiet"]);
-    drop(moto);
     assert_eq!(
         output.status.code(),
         Some(3),
@@ -196,6 +200,50 @@ fn against_moto_the_findings_are_the_same() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(report(&output)["audit"]["findings"]["by_kind"]["public_read"], 1);
+
+    // --security-hub: the finding goes to moto's Security Hub, in the caller's account.
+    let file = std::env::temp_dir().join(format!("acl-audit-cli-hub-{}.jsonl", std::process::id()));
+    let file_arg = file.display().to_string();
+    let output = scan(
+        &endpoint,
+        "moto-key",
+        "moto-secret",
+        &["s3://mixed", "--quiet", "--findings", &file_arg, "--security-hub"],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sent = &report(&output)["security_hub"];
+    assert_eq!(
+        (&sent["active"], &sent["archived"]),
+        (&Value::from(1), &Value::from(0)),
+        "{sent}"
+    );
+    assert_eq!(
+        sent["product_arn"],
+        "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"
+    );
+
+    // fix --apply on moto: the next run finds nothing.
+    let fixed = command(&endpoint, "moto-key", "moto-secret", "fix", &[&file_arg, "--apply"]);
+    assert_eq!(
+        fixed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+    let output = scan(&endpoint, "moto-key", "moto-secret", &["s3://mixed", "--quiet"]);
+    drop(moto);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 fn acl_audit_test_client(endpoint: &str) -> aws_sdk_s3::Client {
@@ -467,5 +515,195 @@ async fn compare_with_names_what_changed_since_the_earlier_findings() {
     .await;
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.jsonl"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `fix-plan` writes a manifest and a job per bucket naming exactly the exposed objects; `fix`
+/// says what it would change, then with `--apply` makes them private, and the next run finds
+/// those exposures resolved and none left (another account's grants stay findings).
+#[tokio::test(flavor = "multi_thread")]
+async fn fix_apply_leaves_no_exposed_object_and_the_next_run_says_resolved() {
+    let s3 = std::sync::Arc::new(LocalS3::start().await.unwrap());
+    // Objects 7 and 17 public-read, 8 and 18 authenticated-read, 9 and 19 another account's.
+    local_s3::seed_bucket(s3.store(), "site", 20).unwrap();
+    let dir = std::env::temp_dir().join(format!("acl-audit-cli-fix-{}", std::process::id()));
+    for run in ["before", "after", "plan"] {
+        std::fs::create_dir_all(dir.join(run)).unwrap();
+    }
+    let before = dir.join("before/findings.jsonl").display().to_string();
+    let after = dir.join("after/findings.jsonl").display().to_string();
+    let plan = dir.join("plan").display().to_string();
+    let keys = s3.credentials();
+    let (endpoint, key, secret) = (
+        s3.endpoint_url().to_owned(),
+        keys.access_key_id.clone(),
+        keys.secret_access_key.clone(),
+    );
+    let cli = move |subcommand: &'static str, args: Vec<String>| {
+        let (endpoint, key, secret) = (endpoint.clone(), key.clone(), secret.clone());
+        async move {
+            run(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                command(&endpoint, &key, &secret, subcommand, &args)
+            })
+            .await
+        }
+    };
+    let args = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
+    let output = cli("scan", args(&["s3://site", "--quiet", "--findings", &before])).await;
+    assert_eq!(output.status.code(), Some(3));
+
+    let output = cli("fix-plan", args(&[&before, "--out", &plan])).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report(&output)["exposed_objects"], 4);
+    let manifest = std::fs::read_to_string(dir.join("plan/site/manifest.csv")).unwrap();
+    assert_eq!(
+        manifest,
+        "site,object-0000007\nsite,object-0000008\nsite,object-0000017\nsite,object-0000018\n"
+    );
+    let job: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("plan/site/job.json")).unwrap()).unwrap();
+    assert_eq!(
+        job["Operation"]["S3PutObjectAcl"]["AccessControlPolicy"]["CannedAccessControlList"],
+        "private"
+    );
+
+    let dry = cli("fix", args(&[&before])).await;
+    assert_eq!(dry.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&dry.stdout)
+            .matches("would make private")
+            .count(),
+        4
+    );
+    let applied = cli("fix", args(&[&before, "--apply"])).await;
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&applied.stdout)
+            .matches("made private: s3://site/")
+            .count(),
+        4
+    );
+
+    let output = cli(
+        "scan",
+        args(&["s3://site", "--quiet", "--findings", &after, "--compare-with", &before]),
+    )
+    .await;
+    let report = report(&output);
+    assert_eq!(report["audit"]["findings"]["exposed_objects"], 0, "{report}");
+    assert_eq!(report["changes"]["resolved"], 4, "{report}");
+    assert_eq!(report["changes"]["new"], 0, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--format ocsf`: every line an OCSF Detection Finding that py-ocsf-models validates
+/// (`make test` sets OCSF_VALIDATOR to its venv's python; `tests/validate_ocsf.py`), a failure
+/// included, and the file reads back for `--compare-with` and `fix` as the own format does.
+#[tokio::test(flavor = "multi_thread")]
+async fn ocsf_findings_validate_against_the_schema_and_read_back() {
+    let s3 = std::sync::Arc::new(LocalS3::start().await.unwrap());
+    // Objects 7 and 17 public-read, 8 and 18 authenticated-read, 9 and 19 another account's.
+    local_s3::seed_bucket(s3.store(), "site", 20).unwrap();
+    s3.store().set_acl_readable("site", "object-0000003", false).unwrap();
+    let dir = std::env::temp_dir().join(format!("acl-audit-cli-ocsf-{}", std::process::id()));
+    for run in ["first", "second"] {
+        std::fs::create_dir_all(dir.join(run)).unwrap();
+    }
+    let first = dir.join("first/findings.jsonl").display().to_string();
+    let second = dir.join("second/findings.jsonl").display().to_string();
+    let (shared, file) = (std::sync::Arc::clone(&s3), first.clone());
+    let output = run(move || {
+        scan_local(
+            &shared,
+            &[
+                "s3://site",
+                "--quiet",
+                "--format",
+                "ocsf",
+                "--findings",
+                &file,
+                "--account-id",
+                "111122223333",
+            ],
+        )
+    })
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = std::fs::read_to_string(&first).unwrap();
+    assert_eq!(lines.lines().count(), 7, "6 findings and a failure: {lines}");
+    assert!(lines.lines().all(|line| line.contains(r#""class_uid":2004"#)));
+    match std::env::var_os("OCSF_VALIDATOR") {
+        Some(python) => {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate_ocsf.py");
+            let checked = Command::new(python).arg(script).arg(&first).output().unwrap();
+            assert!(
+                checked.status.success(),
+                "{}{}",
+                String::from_utf8_lossy(&checked.stdout),
+                String::from_utf8_lossy(&checked.stderr)
+            );
+        }
+        None => {
+            eprintln!("OCSF_VALIDATOR is unset: the OCSF lines are not checked against the schema (make test sets it)")
+        }
+    }
+
+    let (shared, file, earlier) = (std::sync::Arc::clone(&s3), second.clone(), first.clone());
+    let output = run(move || {
+        scan_local(
+            &shared,
+            &[
+                "s3://site",
+                "--quiet",
+                "--format",
+                "ocsf",
+                "--findings",
+                &file,
+                "--compare-with",
+                &earlier,
+                "--account-id",
+                "111122223333",
+            ],
+        )
+    })
+    .await;
+    let report = report(&output);
+    assert_eq!(
+        (
+            &report["changes"]["new"],
+            &report["changes"]["resolved"],
+            &report["changes"]["persisting"]
+        ),
+        (&Value::from(0), &Value::from(0), &Value::from(6)),
+        "{report}"
+    );
+    let keys = s3.credentials();
+    let (endpoint, key, secret) = (
+        s3.endpoint_url().to_owned(),
+        keys.access_key_id.clone(),
+        keys.secret_access_key.clone(),
+    );
+    let dry = run(move || command(&endpoint, &key, &secret, "fix", &[&second])).await;
+    assert_eq!(
+        String::from_utf8_lossy(&dry.stdout)
+            .matches("would make private")
+            .count(),
+        4
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

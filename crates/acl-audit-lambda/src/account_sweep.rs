@@ -97,6 +97,21 @@ pub async fn run(
     if let (None, Some(comparison), Some(folder)) = (&findings_error, comparison, &folder) {
         findings_error = compare_sweep(client, comparison, folder, &mut report, resumed).await;
     }
+    if findings_error.is_none() {
+        let findings = report.findings_written();
+        let sent = crate::to_security_hub::send(
+            clients,
+            config,
+            &context.invoked_function_arn,
+            findings.as_ref(),
+            report.changes(),
+        )
+        .await;
+        match sent {
+            Ok(imported) => report.set_security_hub(imported),
+            Err(err) => findings_error = Some(err),
+        }
+    }
     let findings_error = match (findings_error, &folder) {
         (None, Some(folder)) => write_report(client, folder, &report).await.err(),
         (error, _) => error,
@@ -255,6 +270,7 @@ pub async fn sweep(
                 settings_only,
                 suppressions,
                 baseline,
+                format: config.findings_format,
             };
             let regional = RegionalClients::new(client.clone());
             let account = clients.account_check(&context.invoked_function_arn);
@@ -286,6 +302,7 @@ pub async fn sweep(
                 },
                 suppressions,
                 baseline,
+                format: config.findings_format,
             };
             let org_clients = OrganizationClients {
                 s3: client,

@@ -45,7 +45,7 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: Ad
     let client = &clients.s3;
     let bucket = pass.bucket;
     let folder = run_folder(config, &bucket, &run_id);
-    let (summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref()).await {
+    let (summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref(), config).await {
         Ok(summed) => summed,
         Err(err) => return Invocation::failed(Some(bucket), HandlerError::MapRun(err), "run not added up"),
     };
@@ -88,7 +88,7 @@ async fn add_up_sweep(
     };
     let caller = outcome.caller_account().unwrap_or("unknown").to_owned();
     let folder = run_folder(config, &format!("{scope}-{caller}"), &run_id);
-    let (mut summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref()).await {
+    let (mut summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref(), config).await {
         Ok(summed) => summed,
         Err(err) => return Invocation::failed(None, HandlerError::MapRun(err), "sweep not added up"),
     };
@@ -116,12 +116,20 @@ async fn sum(
     parts: &S3Location,
     passes: usize,
     folder: Option<&S3Location>,
+    config: &Config,
 ) -> Result<(Summary, Option<StreamingUpload>), SummarizeError> {
     let file = folder.map(|folder| in_folder(folder, FINDINGS_FILE));
     let mut upload = file
         .as_ref()
         .map(|file| StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES));
-    match summarize_passes(client, parts, passes, upload.as_mut()).await {
+    match summarize_passes(
+        client,
+        parts,
+        passes,
+        upload.as_mut().map(|upload| (upload, config.findings_format)),
+    )
+    .await
+    {
         Ok(summary) => {
             tracing::info!(
                 parts_folder = %parts,

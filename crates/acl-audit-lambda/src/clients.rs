@@ -12,6 +12,8 @@ pub struct Clients {
     pub control: Option<aws_sdk_s3control::Client>,
     /// Without them an organization's sweep is refused.
     pub organization: Option<(aws_sdk_organizations::Client, aws_sdk_sts::Client)>,
+    /// Without it `SECURITY_HUB=true` fails the run's import (`FindingsNotImported`).
+    pub security_hub: Option<aws_sdk_securityhub::Client>,
 }
 
 impl Clients {
@@ -20,7 +22,14 @@ impl Clients {
             s3: s3.clone(),
             control: None,
             organization: None,
+            security_hub: None,
         }
+    }
+
+    #[must_use]
+    pub fn with_security_hub(mut self, security_hub: &aws_sdk_securityhub::Client) -> Self {
+        self.security_hub = Some(security_hub.clone());
+        self
     }
 
     #[must_use]

@@ -99,6 +99,38 @@ pub async fn begin(client: &Client, config: &Config, latest: S3Location) -> Opti
     })
 }
 
+/// What a bucket's run does once its findings are written: compared with the last completed
+/// run ([`compare_run`]), then sent to Security Hub when `SECURITY_HUB` is on; the first
+/// error.
+pub async fn after_run(
+    clients: &crate::clients::Clients,
+    config: &Config,
+    function_arn: &str,
+    comparison: Option<Comparison>,
+    folder: Option<&S3Location>,
+    report: &mut acl_audit::AuditReport,
+    resumed: bool,
+) -> Option<NotWritten> {
+    if let Some(err) = compare_run(&clients.s3, comparison, folder, report, resumed).await {
+        return Some(err);
+    }
+    let sent = crate::to_security_hub::send(
+        clients,
+        config,
+        function_arn,
+        report.findings.as_ref(),
+        report.changes.as_ref(),
+    )
+    .await;
+    match sent {
+        Ok(imported) => {
+            report.security_hub = imported;
+            None
+        }
+        Err(err) => Some(err),
+    }
+}
+
 /// A bucket's run compared: its changes into `report`, complete when it neither took up a
 /// token (`resumed`) nor stopped early; the error of a changes file not written.
 pub async fn compare_run(

@@ -20,6 +20,12 @@ pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
 pub const FINDINGS_URI: &str = "FINDINGS_URI";
 /// A suppression file, `s3://bucket/key.json` (docs/report.md, "Suppressions"). Unset: none.
 pub const SUPPRESSIONS_URI: &str = "SUPPRESSIONS_URI";
+/// `jsonl` (this tool's lines, the default) or `ocsf` (OCSF Detection Finding events): the
+/// findings file's format.
+pub const FINDINGS_FORMAT: &str = "FINDINGS_FORMAT";
+/// `true`: send every run's findings to AWS Security Hub (`BatchImportFindings`, ASFF); needs
+/// `FINDINGS_URI`, whose files the import reads. Default `false`.
+pub const SECURITY_HUB: &str = "SECURITY_HUB";
 /// `true`: fetch every ACL even where the bucket's ACLs are disabled. Default `false`.
 pub const AUDIT_WHEN_ACLS_DISABLED: &str = "AUDIT_WHEN_ACLS_DISABLED";
 /// `true`: list every version (ListObjectVersions) and audit each one's ACL. Default `false`.
@@ -123,6 +129,10 @@ pub struct Config {
     pub findings: Option<S3Location>,
     /// `SUPPRESSIONS_URI`: the findings a team has accepted, read by every audit.
     pub suppressions: Option<S3Location>,
+    /// `SECURITY_HUB`.
+    pub security_hub: bool,
+    /// `FINDINGS_FORMAT`.
+    pub findings_format: acl_audit::ocsf::FindingsFormat,
     /// `AUDIT_WHEN_ACLS_DISABLED`.
     pub audit_when_acls_disabled: bool,
     /// `INCLUDE_VERSIONS`.
@@ -233,6 +243,25 @@ impl Config {
                     })
                 })
                 .transpose()?,
+            security_hub: match (flag(SECURITY_HUB)?, var(FINDINGS_URI)) {
+                (true, None) => {
+                    return Err(ConfigError {
+                        name: SECURITY_HUB,
+                        value: "true".to_owned(),
+                        reason: "needs FINDINGS_URI: the findings sent are read from the run's findings file"
+                            .to_owned(),
+                    });
+                }
+                (on, _) => on,
+            },
+            findings_format: match var(FINDINGS_FORMAT) {
+                None => acl_audit::ocsf::FindingsFormat::default(),
+                Some(value) => acl_audit::ocsf::FindingsFormat::parse(&value).ok_or_else(|| ConfigError {
+                    name: FINDINGS_FORMAT,
+                    value: value.clone(),
+                    reason: "expected jsonl or ocsf".to_owned(),
+                })?,
+            },
             audit_when_acls_disabled: flag(AUDIT_WHEN_ACLS_DISABLED)?,
             include_versions: flag(INCLUDE_VERSIONS)?,
             warm_connections: at_most(WARM_CONNECTIONS, MOST_FILE_DESCRIPTORS)?,

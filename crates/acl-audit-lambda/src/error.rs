@@ -71,6 +71,9 @@ pub enum StepError {
 fn write_advice(err: &NotWritten) -> &'static str {
     match err.what {
         Artifact::Parts => " (the role needs s3:PutObject under the results bucket's parts/)",
+        Artifact::SecurityHub => {
+            " (the role needs securityhub:BatchImportFindings on the account's default product, and Security Hub enabled in the function's region)"
+        }
         Artifact::Findings | Artifact::Report | Artifact::Token | Artifact::Changes => {
             " (FINDINGS_URI names the location; the role needs s3:PutObject there)"
         }
@@ -107,6 +110,7 @@ impl HandlerError {
                 Artifact::Token => "TokenNotWritten",
                 Artifact::Parts => "PartsNotWritten",
                 Artifact::Changes => "ChangesNotWritten",
+                Artifact::SecurityHub => "FindingsNotImported",
             },
             HandlerError::MapRun(err) => err.error_type(),
             HandlerError::Inventory(_) => "InventoryNotRead",

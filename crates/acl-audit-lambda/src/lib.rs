@@ -28,6 +28,7 @@ pub mod runtime;
 pub mod steps;
 pub mod stored_resume;
 pub mod suppression_file;
+pub mod to_security_hub;
 
 pub use acl_audit::StrategyKind;
 pub use clients::Clients;

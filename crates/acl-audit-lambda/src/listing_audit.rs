@@ -92,12 +92,19 @@ pub async fn run(
     let (report, findings_error) = match audited {
         Ok(mut report) => {
             let found = resumed_from.is_some();
-            let compared = compare_runs::compare_run(client, comparison, folder.as_ref(), &mut report, found).await;
+            let after = compare_runs::after_run(
+                clients,
+                config,
+                &context.invoked_function_arn,
+                comparison,
+                folder.as_ref(),
+                &mut report,
+                found,
+            )
+            .await;
             let report = RunReport::new(report, resumed_from);
-            let written = match compared {
-                Some(err) => Some(err),
-                None => record_run(client, token.as_ref(), found, folder.as_ref(), &report).await,
-            };
+            let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
+            let written = after.or(written);
             (report, written)
         }
         Err(AuditError::NotWritten { error, report }) => (RunReport::new(*report, resumed_from), Some(error)),

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use acl_audit::findings::{FailureLine, FindingsWritten, Place};
 use acl_audit::model::S3Location;
+use acl_audit::ocsf::FindingsFormat;
 use acl_audit::report::Truncation;
 use acl_audit::s3::read::{read_object, read_object_if_any};
 use acl_audit::s3::upload::StreamingUpload;
@@ -143,13 +144,13 @@ pub async fn summarize_passes(
     client: &Client,
     folder: &S3Location,
     passes: usize,
-    mut findings: Option<&mut StreamingUpload>,
+    mut findings: Option<(&mut StreamingUpload, FindingsFormat)>,
 ) -> Result<Summary, SummarizeError> {
     let mut report = AuditReport::empty(StrategyKind::JoinAll, "");
     let mut by_bucket: BTreeMap<(Option<String>, String), AuditReport> = BTreeMap::new();
     let mut parts = PartCounts::default();
     let mut lines = FindingsWritten {
-        uri: findings.as_ref().map(|upload| upload.uri()).unwrap_or_default(),
+        uri: findings.as_ref().map(|(upload, _)| upload.uri()).unwrap_or_default(),
         objects: 0,
         failures: 0,
     };
@@ -166,7 +167,7 @@ pub async fn summarize_passes(
                     if handed_on {
                         part.hand_on();
                     }
-                    if let (Some(upload), Some(written)) = (findings.as_deref_mut(), &part.findings) {
+                    if let (Some((upload, _)), Some(written)) = (findings.as_mut(), &part.findings) {
                         copy_lines(client, &written.uri, upload).await?;
                         lines.objects += written.objects;
                         lines.failures += written.failures;
@@ -175,8 +176,8 @@ pub async fn summarize_passes(
                 }
                 None => {
                     parts.failed += 1;
-                    if let Some(upload) = findings.as_deref_mut() {
-                        lines.failures += write_failures(upload, &record.event).await?;
+                    if let Some((upload, format)) = findings.as_mut() {
+                        lines.failures += write_failures(upload, *format, &record.event).await?;
                     }
                     not_reported(record.event)
                 }
@@ -280,13 +281,18 @@ fn failures(event: &PartEvent) -> impl Iterator<Item = ObjectFailure> + '_ {
 }
 
 /// A failure line for every key of a part that left no report; how many.
-async fn write_failures(upload: &mut StreamingUpload, event: &PartEvent) -> Result<usize, SummarizeError> {
+async fn write_failures(
+    upload: &mut StreamingUpload,
+    format: FindingsFormat,
+    event: &PartEvent,
+) -> Result<usize, SummarizeError> {
     let place = Place::bucket(&event.resume.bucket);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
     let mut written = 0;
     for failure in failures(event) {
-        // Plain data with string keys: serialising cannot fail.
-        let mut line = serde_json::to_vec(&FailureLine::of(&place, &failure)).unwrap_or_default();
-        line.push(b'\n');
+        let line = format.failure(&FailureLine::of(&place, &failure), now_ms);
         upload.write(&line).await.map_err(|err| err.of(Artifact::Findings))?;
         written += 1;
     }

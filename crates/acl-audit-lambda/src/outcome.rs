@@ -68,11 +68,21 @@ impl SweepOutcome {
 
     /// Where its findings file went.
     pub fn findings_uri(&self) -> Option<String> {
-        let findings = match self {
-            SweepOutcome::Account(report) => &report.findings,
-            SweepOutcome::Organization(report) => &report.findings,
-        };
-        findings.as_ref().map(|findings| findings.uri.clone())
+        self.findings_written().map(|findings| findings.uri)
+    }
+
+    pub fn findings_written(&self) -> Option<acl_audit::findings::FindingsWritten> {
+        match self {
+            SweepOutcome::Account(report) => report.findings.clone(),
+            SweepOutcome::Organization(report) => report.findings.clone(),
+        }
+    }
+
+    pub fn set_security_hub(&mut self, imported: Option<acl_audit::security_hub::Imported>) {
+        match self {
+            SweepOutcome::Account(report) => report.security_hub = imported,
+            SweepOutcome::Organization(report) => report.security_hub = imported,
+        }
     }
 
     /// No account failed and no place is left for a later sweep.

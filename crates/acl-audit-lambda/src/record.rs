@@ -61,6 +61,7 @@ pub fn run_options(client: &Client, config: &Config, context: &Context, folder: 
     AuditOptions {
         stop_at: stop_at(context, config.deadline_margin),
         findings: folder.map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
+        format: config.findings_format,
         ..AuditOptions::default()
     }
 }

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use acl_audit::StrategyKind;
 use acl_audit::s3::client::{
-    ClientChoices, POOL_IDLE_TIMEOUT, client_from_env, control_client_from_env_with, organization_clients_from_env_with,
+    ClientChoices, POOL_IDLE_TIMEOUT, client_from_env, control_client_from_env_with,
+    organization_clients_from_env_with, security_hub_client_from_env_with,
 };
 use acl_audit::s3::pool::PoolGauge;
 use acl_audit::s3::warm::open_connections;
@@ -90,9 +91,13 @@ async fn serve(kind: StrategyKind) -> Result<(), lambda_runtime::Error> {
     let (organizations, sts) = organization_clients_from_env_with(&ClientChoices::default())
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot configure the Organizations and STS clients"))?;
+    let security_hub = security_hub_client_from_env_with(&ClientChoices::default())
+        .await
+        .inspect_err(|err| tracing::error!(error = %err, "cannot configure the Security Hub client"))?;
     let clients = Clients::new(&client)
         .with_control(&control)
-        .with_organization(&organizations, &sts);
+        .with_organization(&organizations, &sts)
+        .with_security_hub(&security_hub);
     let handler = service_fn(|event: LambdaEvent<Value>| {
         // An owned handle on the same clients and pool: with a borrowed one rustc cannot prove
         // the runtime loop's future Send (rust-lang/rust#64552), and a task must be Send.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-const LAYERS: [(&str, u8); 19] = [
+const LAYERS: [(&str, u8); 20] = [
     // What comes in: the environment, the wire formats, the clients.
     ("config", 1),
     ("event", 1),
@@ -15,6 +15,7 @@ const LAYERS: [(&str, u8); 19] = [
     ("stored_resume", 2),
     ("suppression_file", 2),
     ("compare_runs", 3),
+    ("to_security_hub", 3),
     ("error", 3),
     ("record", 3),
     ("outcome", 4),

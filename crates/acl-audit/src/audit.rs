@@ -18,6 +18,7 @@ use crate::bucket::{AccountCheck, BucketContext};
 use crate::changes::{Baseline, ChangeCounts, CompareError, LineSink, LineSource, compare};
 use crate::findings::{FailureLine, FindingKind, FindingLine, FindingsWritten, Place, classify_in};
 use crate::model::{AclOutcome, Cursor, InventoryCursor, ObjectAcl, ObjectRef, Resume, S3Location, Target};
+use crate::ocsf::FindingsFormat;
 use crate::report::{self, AuditReport, Tally, Truncation};
 use crate::s3::error::ListError;
 use crate::s3::inventory::{InventoryError, InventoryReader, InventoryRow};
@@ -87,6 +88,8 @@ pub struct AuditOptions {
     /// The last completed run's findings: each line gets its `first_seen`, each object audited
     /// or failed is marked for [`crate::changes::compare`].
     pub baseline: Option<Arc<Baseline>>,
+    /// The findings file's format: this tool's lines, or OCSF events.
+    pub format: FindingsFormat,
 }
 
 /// Keys listed, outcomes recorded and objects with findings so far.
@@ -317,6 +320,7 @@ struct Recorder<'a> {
     context: &'a BucketContext,
     suppressions: Option<&'a Suppressions>,
     baseline: Option<&'a Baseline>,
+    format: FindingsFormat,
     tally: Mutex<Tally>,
     lines: Option<mpsc::Sender<Line>>,
     progress: Option<&'a Progress>,
@@ -358,17 +362,20 @@ impl Record for Recorder<'_> {
                         first_seen,
                         ..line
                     })
-                    .and_then(|line| serialised(&line, false));
+                    .map(|line| Line {
+                        json: self.format.finding(&line, now_ms()),
+                        failure: false,
+                    });
                 (kinds, line, accepted)
             }
             AclOutcome::Failed(failure) => {
                 if let Some(baseline) = self.baseline {
                     baseline.failed(&self.place, &failure.key, failure.version_id.as_deref());
                 }
-                let line = self
-                    .lines
-                    .as_ref()
-                    .and_then(|_| serialised(&FailureLine::of(&self.place, failure), true));
+                let line = self.lines.as_ref().map(|_| Line {
+                    json: self.format.failure(&FailureLine::of(&self.place, failure), now_ms()),
+                    failure: true,
+                });
                 (Vec::new(), line, false)
             }
             AclOutcome::NotFetched(_) => (Vec::new(), None, false),
@@ -399,12 +406,11 @@ struct Line {
     failure: bool,
 }
 
-/// A findings file's line, serialised with its newline.
-fn serialised(line: &impl serde::Serialize, failure: bool) -> Option<Line> {
-    // Plain data with string keys: serialising cannot fail.
-    let mut json = serde_json::to_vec(line).ok()?;
-    json.push(b'\n');
-    Some(Line { json, failure })
+/// Now, in milliseconds since the epoch: an OCSF event's time.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Writes every line it is sent, then finishes the file; after a failed write it goes on
@@ -515,6 +521,7 @@ struct Fetching {
     skip_acls: bool,
     suppressions: Option<Arc<Suppressions>>,
     baseline: Option<Arc<Baseline>>,
+    format: FindingsFormat,
 }
 
 /// What became of every key a run's source handed it.
@@ -544,6 +551,7 @@ async fn fetch_and_record(
         skip_acls,
         suppressions,
         baseline,
+        format,
     } = fetching;
     let (lines, writer) = findings_channel(findings);
     let bucket = place.bucket;
@@ -552,6 +560,7 @@ async fn fetch_and_record(
         context,
         suppressions: suppressions.as_deref(),
         baseline: baseline.as_deref(),
+        format,
         tally: Mutex::new(Tally::default()),
         lines,
         progress,
@@ -634,6 +643,7 @@ async fn audit(
         account_id,
         suppressions,
         baseline,
+        format,
     } = options;
     let account_id = account_id.or_else(|| {
         locate
@@ -717,6 +727,7 @@ async fn audit(
             skip_acls,
             suppressions: suppressions.clone(),
             baseline,
+            format,
         },
         findings,
         progress.as_deref(),
@@ -784,6 +795,7 @@ async fn audit_inventory_once(
         account_id,
         suppressions,
         baseline,
+        format,
     } = options;
     let started = Instant::now();
     let cursor = resume.and_then(|resume| resume.cursor.inventory());
@@ -876,6 +888,7 @@ async fn audit_inventory_once(
         skip_acls: false,
         suppressions: suppressions.clone(),
         baseline,
+        format,
     };
     // Boxed: a page of the report holds the reader's GetObject and gzip state, kilobytes that
     // need not sit in every caller's future.

@@ -511,7 +511,7 @@ impl LineSource {
     }
 
     fn parse(&self, line: &[u8]) -> Result<LineView, ChangesError> {
-        serde_json::from_slice(line).map_err(|err| self.error(format!("a line is not a findings line: {err}")))
+        crate::ocsf::parse_line(line).map_err(|err| self.error(format!("a line is not a findings line: {err}")))
     }
 
     /// The next line without its newline; blank lines are skipped.

@@ -40,6 +40,20 @@ impl FindingKind {
         FindingKind::ForeignOwner,
     ];
 
+    /// Its name in the findings file (`public_read`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::PublicRead => "public_read",
+            FindingKind::PublicReadAcp => "public_read_acp",
+            FindingKind::PublicWriteAcp => "public_write_acp",
+            FindingKind::AuthenticatedRead => "authenticated_read",
+            FindingKind::AuthenticatedReadAcp => "authenticated_read_acp",
+            FindingKind::AuthenticatedWriteAcp => "authenticated_write_acp",
+            FindingKind::OtherAccountGrant => "other_account_grant",
+            FindingKind::ForeignOwner => "foreign_owner",
+        }
+    }
+
     /// Open to anyone, or to any AWS account: what the exposure alarm counts.
     pub fn is_exposure(self) -> bool {
         !matches!(self, FindingKind::OtherAccountGrant | FindingKind::ForeignOwner)
@@ -113,6 +127,31 @@ pub fn classify_in<'a>(acl: &'a ObjectAcl, bucket_owner: Option<&str>) -> (Vec<F
     kinds.sort_unstable();
     kinds.dedup();
     (kinds, grants)
+}
+
+/// The stable id of a kind of finding on an object (Security Hub's `Id`, OCSF's
+/// `finding_info.uid`): `acl-audit/<SHA-256 of account, bucket, key, version id and kind>`.
+pub fn finding_id(
+    account_id: Option<&str>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    kind: FindingKind,
+) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    for part in [
+        account_id.unwrap_or(""),
+        bucket,
+        key,
+        version_id.unwrap_or(""),
+        kind.name(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let digest: String = hash.finalize().iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("acl-audit/{digest}")
 }
 
 /// Where a line's object is: its account (when the run knows it), bucket and region, so that
@@ -241,6 +280,15 @@ impl FailureLine {
             },
         }
     }
+}
+
+/// A line of a findings file, either kind (read back with `crate::ocsf::parse_line`, which
+/// takes either format).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AnyLine {
+    Finding(Box<FindingLine>),
+    Failure(Box<FailureLine>),
 }
 
 /// Where a run's findings went: the report's `findings`.

@@ -7,10 +7,11 @@
 //! 1. [`model`]: targets, resume tokens, ACLs, outcomes, the strategies' names.
 //! 2. [`s3`]: the client, listing, fetching one ACL, S3's errors.
 //! 3. [`strategy`]: `sequential`, `spawn-blocking` and `join-all` over those primitives.
-//! 4. [`report`], [`findings`], [`bucket`], [`audit`], [`parts`], [`suppressions`] and
-//!    [`changes`]: the run's report, the findings file's lines, the bucket's settings that
-//!    decide what ACLs mean, the run itself, a bucket cut into parts for a state machine's
-//!    workers, the findings a team has accepted, and what changed since the last run.
+//! 4. [`report`], [`findings`], [`bucket`], [`audit`], [`parts`], [`suppressions`],
+//!    [`changes`], [`security_hub`] and [`ocsf`]: the run's report, the findings file's lines,
+//!    the bucket's settings that decide what ACLs mean, the run itself, a bucket cut into parts
+//!    for a state machine's workers, the findings a team has accepted, what changed since the
+//!    last run, the findings sent to AWS Security Hub, and the findings file as OCSF events.
 //! 5. [`sweep`]: every bucket of an account, each audited where its ACLs still apply.
 //! 6. [`organization`]: every account of an AWS Organization, each swept with a role assumed.
 
@@ -19,10 +20,12 @@ pub mod bucket;
 pub mod changes;
 pub mod findings;
 pub mod model;
+pub mod ocsf;
 pub mod organization;
 pub mod parts;
 pub mod report;
 pub mod s3;
+pub mod security_hub;
 pub mod strategy;
 pub mod suppressions;
 pub mod sweep;

@@ -54,6 +54,8 @@ pub struct OrganizationOptions {
     pub suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
     /// The last completed sweep's findings ([`crate::changes`]).
     pub baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
+    /// The findings file's format ([`crate::ocsf`]).
+    pub format: crate::ocsf::FindingsFormat,
 }
 
 /// Where an organization's sweep stopped: the first account it did not finish, and the place
@@ -110,6 +112,9 @@ pub struct OrganizationReport {
     /// What changed since the last completed sweep ([`crate::changes`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<crate::changes::ChangeCounts>,
+    /// The findings sent to AWS Security Hub ([`crate::security_hub`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_hub: Option<crate::security_hub::Imported>,
     pub elapsed_ms: f64,
 }
 
@@ -162,6 +167,7 @@ pub async fn sweep_organization(
         resume,
         suppressions,
         baseline,
+        format,
     } = options;
     let refused = |code: String, message: String| OrganizationError::ListAccounts { code, message };
     let identity = Box::pin(clients.sts.get_caller_identity().send())
@@ -247,6 +253,7 @@ pub async fn sweep_organization(
                 settings_only,
                 suppressions: suppressions.clone(),
                 baseline: baseline.clone(),
+                format,
             };
             let regional = RegionalClients::new(s3);
             let (state, error, report) = match sweep_account(&regional, account, strategy, sweep_options).await {
@@ -300,6 +307,7 @@ pub async fn sweep_organization(
         resume,
         findings: None,
         changes: None,
+        security_hub: None,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     };
     match written {

@@ -68,6 +68,9 @@ pub struct AuditReport {
     /// What changed since the last completed run of the target ([`crate::changes`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<crate::changes::ChangeCounts>,
+    /// The findings sent to AWS Security Hub ([`crate::security_hub`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_hub: Option<crate::security_hub::Imported>,
 }
 
 impl AuditReport {
@@ -103,6 +106,7 @@ impl AuditReport {
             timings_ms: Timings::default(),
             suppressions: None,
             changes: None,
+            security_hub: None,
         }
     }
 

@@ -57,6 +57,8 @@ pub struct SweepOptions {
     pub suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
     /// The last completed sweep's findings ([`crate::changes`]).
     pub baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
+    /// The findings file's format ([`crate::ocsf`]).
+    pub format: crate::ocsf::FindingsFormat,
 }
 
 /// Where a sweep stopped: the first bucket it did not finish, and that bucket's own token when
@@ -177,6 +179,9 @@ pub struct SweepReport {
     /// What changed since the last completed sweep ([`crate::changes`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<crate::changes::ChangeCounts>,
+    /// The findings sent to AWS Security Hub ([`crate::security_hub`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_hub: Option<crate::security_hub::Imported>,
     pub elapsed_ms: f64,
 }
 
@@ -226,6 +231,7 @@ pub async fn sweep_account(
         settings_only,
         suppressions,
         baseline,
+        format,
     } = options;
     let listed = list_buckets(clients.base()).await?;
     let chosen: Vec<(String, Option<String>)> = listed
@@ -261,6 +267,7 @@ pub async fn sweep_account(
                 settings_only,
                 suppressions: suppressions.clone(),
                 baseline: baseline.clone(),
+                format,
                 fetch_when_acls_disabled,
                 shared: shared.as_ref(),
                 account_id: account_id.as_deref(),
@@ -288,6 +295,7 @@ pub async fn sweep_account(
         findings: None,
         suppressions: used,
         changes: None,
+        security_hub: None,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     };
     match written {
@@ -396,6 +404,7 @@ struct Crawl<'a> {
     settings_only: bool,
     suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
     baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
+    format: crate::ocsf::FindingsFormat,
     fetch_when_acls_disabled: bool,
     shared: Option<&'a SharedFindings>,
     account_id: Option<&'a str>,
@@ -411,6 +420,7 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         settings_only,
         suppressions: _,
         baseline: _,
+        format: _,
         fetch_when_acls_disabled,
         shared,
         account_id,
@@ -468,6 +478,7 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         account_id: account_id.map(str::to_owned),
         suppressions: crawl.suppressions.clone(),
         baseline: crawl.baseline.clone(),
+        format: crawl.format,
         ..AuditOptions::default()
     };
     let target = Target {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// Top-level modules, lowest layer first (`lib.rs` lists them in this order too).
-const LAYERS: [(&str, u8); 12] = [
+const LAYERS: [(&str, u8); 14] = [
     ("model", 1),
     ("s3", 2),
     ("strategy", 3),
@@ -15,6 +15,8 @@ const LAYERS: [(&str, u8); 12] = [
     ("parts", 4),
     ("suppressions", 4),
     ("changes", 4),
+    ("security_hub", 4),
+    ("ocsf", 4),
     ("sweep", 5),
     ("organization", 6),
 ];

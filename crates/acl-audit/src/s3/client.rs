@@ -255,6 +255,17 @@ pub async fn organization_clients_from_env_with(
     ))
 }
 
+/// Security Hub with the same choices, for `BatchImportFindings` (`crate::security_hub`).
+pub async fn security_hub_client_from_env_with(
+    choices: &ClientChoices,
+) -> Result<aws_sdk_securityhub::Client, ClientError> {
+    let mut loader = loader_for(choices)?;
+    if let Some(url) = &choices.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    Ok(aws_sdk_securityhub::Client::new(&loader.load().await))
+}
+
 /// `base` with other credentials (a member account's, from AssumeRole): the same endpoint,
 /// region, retries, timeouts and HTTP client.
 pub fn with_credentials(base: &Client, credentials: Credentials) -> Client {

@@ -47,6 +47,9 @@ pub enum Artifact {
     /// What changed since the last completed run (`changes.jsonl`), or the pointer to this run
     /// that the next one compares with.
     Changes,
+    /// The findings sent to AWS Security Hub (`BatchImportFindings`); its "uri" is the
+    /// product's ARN.
+    SecurityHub,
 }
 
 impl Artifact {
@@ -57,6 +60,7 @@ impl Artifact {
             Artifact::Token => "resume token",
             Artifact::Parts => "parts file",
             Artifact::Changes => "changes file",
+            Artifact::SecurityHub => "Security Hub findings",
         }
     }
 }
