@@ -497,19 +497,24 @@ impl SweepIo {
         })
     }
 
-    /// The sweep compared with `baseline` (when its findings were written).
-    async fn compare(
+    /// What a sweep does once its findings are written: compared with `baseline`, then sent
+    /// to Security Hub with `--security-hub`.
+    async fn after(
         &self,
-        baseline: &Baseline,
+        scan: &Scan,
+        baseline: Option<&Baseline>,
         findings: &Option<acl_audit::findings::FindingsWritten>,
         covered: impl Fn(Option<&str>, &str) -> bool,
-    ) -> Result<Option<ChangeCounts>, String> {
-        match (&self.choice, findings) {
-            (Some(choice), Some(written)) => compare(&self.client, baseline, choice, &written.uri, covered)
-                .await
-                .map(Some),
-            _ => Ok(None),
-        }
+    ) -> Result<(Option<ChangeCounts>, Option<Imported>), String> {
+        let changes = match (baseline, &self.choice, findings) {
+            (Some(baseline), Some(choice), Some(written)) => {
+                Some(compare(&self.client, baseline, choice, &written.uri, covered).await?)
+            }
+            _ => None,
+        };
+        let imported =
+            send_to_security_hub(scan, &self.choices, &self.client, findings.as_ref(), changes.as_ref()).await?;
+        Ok((changes, imported))
     }
 
     /// The report beside the findings when they went to a folder, then on stdout.
@@ -584,29 +589,14 @@ async fn sweep(scan: Scan) -> Result<u8, String> {
             return Err(format!("the sweep ran, but {error}"));
         }
     };
-    if let Some(baseline) = &baseline {
-        let whole = report.resume.is_none();
-        let changes = io
-            .compare(baseline, &report.findings, |_, bucket| whole && report.covers(bucket))
-            .await;
-        report.changes = match changes {
-            Ok(changes) => changes,
-            Err(err) => {
-                print_json(&report);
-                return Err(format!("the sweep ran, but {err}"));
-            }
-        };
-    }
-    let sent = send_to_security_hub(
-        &scan,
-        &io.choices,
-        &io.client,
-        report.findings.as_ref(),
-        report.changes.as_ref(),
-    )
-    .await;
-    match sent {
-        Ok(imported) => report.security_hub = imported,
+    let whole = report.resume.is_none();
+    let after = io
+        .after(&scan, baseline.as_deref(), &report.findings, |_, bucket| {
+            whole && report.covers(bucket)
+        })
+        .await;
+    match after {
+        Ok((changes, imported)) => (report.changes, report.security_hub) = (changes, imported),
         Err(err) => {
             print_json(&report);
             return Err(format!("the sweep ran, but {err}"));
@@ -658,31 +648,14 @@ async fn sweep_org(scan: Scan) -> Result<u8, String> {
             return Err(format!("the sweep ran, but {error}"));
         }
     };
-    if let Some(baseline) = &baseline {
-        let whole = report.resume.is_none() && report.accounts_failed == 0;
-        let changes = io
-            .compare(baseline, &report.findings, |account, bucket| {
-                whole && report.covers(account, bucket)
-            })
-            .await;
-        report.changes = match changes {
-            Ok(changes) => changes,
-            Err(err) => {
-                print_json(&report);
-                return Err(format!("the sweep ran, but {err}"));
-            }
-        };
-    }
-    let sent = send_to_security_hub(
-        &scan,
-        &io.choices,
-        &io.client,
-        report.findings.as_ref(),
-        report.changes.as_ref(),
-    )
-    .await;
-    match sent {
-        Ok(imported) => report.security_hub = imported,
+    let whole = report.resume.is_none() && report.accounts_failed == 0;
+    let after = io
+        .after(&scan, baseline.as_deref(), &report.findings, |account, bucket| {
+            whole && report.covers(account, bucket)
+        })
+        .await;
+    match after {
+        Ok((changes, imported)) => (report.changes, report.security_hub) = (changes, imported),
         Err(err) => {
             print_json(&report);
             return Err(format!("the sweep ran, but {err}"));

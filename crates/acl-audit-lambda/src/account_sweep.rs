@@ -98,19 +98,7 @@ pub async fn run(
         findings_error = compare_sweep(client, comparison, folder, &mut report, resumed).await;
     }
     if findings_error.is_none() {
-        let findings = report.findings_written();
-        let sent = crate::to_security_hub::send(
-            clients,
-            config,
-            &context.invoked_function_arn,
-            findings.as_ref(),
-            report.changes(),
-        )
-        .await;
-        match sent {
-            Ok(imported) => report.set_security_hub(imported),
-            Err(err) => findings_error = Some(err),
-        }
+        findings_error = send_sweep(clients, config, &context.invoked_function_arn, &mut report).await;
     }
     let findings_error = match (findings_error, &folder) {
         (None, Some(folder)) => write_report(client, folder, &report).await.err(),
@@ -146,6 +134,24 @@ pub async fn compare_sweep(
     match counted {
         Ok(counts) => {
             report.set_changes(counts);
+            None
+        }
+        Err(err) => Some(err),
+    }
+}
+
+/// The sweep's findings (and resolved changes) to Security Hub when `SECURITY_HUB` is on.
+pub async fn send_sweep(
+    clients: &Clients,
+    config: &Config,
+    function_arn: &str,
+    report: &mut SweepOutcome,
+) -> Option<NotWritten> {
+    let findings = report.findings_written();
+    let sent = crate::to_security_hub::send(clients, config, function_arn, findings.as_ref(), report.changes()).await;
+    match sent {
+        Ok(imported) => {
+            report.set_security_hub(imported);
             None
         }
         Err(err) => Some(err),

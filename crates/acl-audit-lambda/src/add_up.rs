@@ -17,14 +17,22 @@ use crate::error::HandlerError;
 use acl_audit::model::S3Location;
 use acl_audit::sweep::{BucketState, absorb};
 
-use crate::account_sweep::swept;
+use crate::account_sweep::{compare_sweep, send_sweep, swept};
+use crate::compare_runs::{self, latest_of_sweep};
 use crate::event::{AddUpRequest, AuditScope, Pass};
-use crate::map_run::{SummarizeError, Summary, summarize_passes};
+use crate::map_run::{CopyTo, SummarizeError, Summary, summarize_passes};
 use crate::outcome::{Invocation, Scope};
 use crate::record::{RunReport, in_folder, log_report, run_folder, write_report};
 use crate::steps::{SWEEP_PLAN, parts_folder, read_sweep_plan};
+use acl_audit::changes::Baseline;
 
-pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: AddUpRequest) -> Invocation {
+pub async fn run(
+    kind: StrategyKind,
+    clients: &Clients,
+    config: &Config,
+    context: &lambda_runtime::Context,
+    job: AddUpRequest,
+) -> Invocation {
     let AddUpRequest { pass } = job;
     let parts = match parts_folder(&pass.folder) {
         Ok(parts) => parts,
@@ -40,20 +48,41 @@ pub async fn run(kind: StrategyKind, clients: &Clients, config: &Config, job: Ad
         .unwrap_or("run")
         .to_owned();
     if pass.scope != AuditScope::Bucket {
-        return Box::pin(add_up_sweep(kind, clients, config, pass, parts, run_id)).await;
+        return Box::pin(add_up_sweep(kind, clients, config, context, pass, parts, run_id)).await;
     }
     let client = &clients.s3;
     let bucket = pass.bucket;
     let folder = run_folder(config, &bucket, &run_id);
-    let (summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref(), config).await {
+    let comparison = match pass.latest.as_deref().map(str::parse::<S3Location>) {
+        Some(Ok(latest)) => compare_runs::begin(client, config, latest).await,
+        _ => None,
+    };
+    let baseline = comparison.as_ref().map(|comparison| comparison.baseline.as_ref());
+    let (summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref(), config, baseline).await {
         Ok(summed) => summed,
         Err(err) => return Invocation::failed(Some(bucket), HandlerError::MapRun(err), "run not added up"),
     };
-    let mut report = RunReport::new(summary.report, None);
-    if report.report.bucket.is_empty() {
-        report.report.bucket = bucket;
+    let mut report = summary.report;
+    if report.bucket.is_empty() {
+        report.bucket = bucket;
     }
-    let written = finish(client, upload, folder.as_ref(), &report).await;
+    let mut written = finish_findings(upload).await;
+    if written.is_none() {
+        written = compare_runs::after_run(
+            clients,
+            config,
+            &context.invoked_function_arn,
+            comparison,
+            folder.as_ref(),
+            &mut report,
+            false,
+        )
+        .await;
+    }
+    let report = RunReport::new(report, None);
+    if let (None, Some(folder)) = (&written, &folder) {
+        written = write_report(client, folder, &report).await.err();
+    }
     log_report(kind, &run_id, &report);
     Invocation::audited(report, written, Scope::MapRun)
 }
@@ -65,6 +94,7 @@ async fn add_up_sweep(
     kind: StrategyKind,
     clients: &Clients,
     config: &Config,
+    context: &lambda_runtime::Context,
     pass: Pass,
     parts: S3Location,
     run_id: String,
@@ -88,7 +118,12 @@ async fn add_up_sweep(
     };
     let caller = outcome.caller_account().unwrap_or("unknown").to_owned();
     let folder = run_folder(config, &format!("{scope}-{caller}"), &run_id);
-    let (mut summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref(), config).await {
+    let comparison = match &config.findings {
+        Some(base) => compare_runs::begin(client, config, latest_of_sweep(base, &format!("{scope}-{caller}"))).await,
+        None => None,
+    };
+    let baseline = comparison.as_ref().map(|comparison| comparison.baseline.as_ref());
+    let (mut summary, upload) = match sum(client, &parts, pass.pass, folder.as_ref(), config, baseline).await {
         Ok(summed) => summed,
         Err(err) => return Invocation::failed(None, HandlerError::MapRun(err), "sweep not added up"),
     };
@@ -105,7 +140,16 @@ async fn add_up_sweep(
     }
     outcome.retotal();
     outcome.set_findings(summary.report.findings.take());
-    let written = finish(client, upload, folder.as_ref(), &outcome).await;
+    let mut written = finish_findings(upload).await;
+    if let (None, Some(comparison), Some(folder)) = (&written, comparison, &folder) {
+        written = compare_sweep(client, comparison, folder, &mut outcome, false).await;
+    }
+    if written.is_none() {
+        written = send_sweep(clients, config, &context.invoked_function_arn, &mut outcome).await;
+    }
+    if let (None, Some(folder)) = (&written, &folder) {
+        written = write_report(client, folder, &outcome).await.err();
+    }
     swept(kind, scope, outcome, written)
 }
 
@@ -117,6 +161,7 @@ async fn sum(
     passes: usize,
     folder: Option<&S3Location>,
     config: &Config,
+    baseline: Option<&Baseline>,
 ) -> Result<(Summary, Option<StreamingUpload>), SummarizeError> {
     let file = folder.map(|folder| in_folder(folder, FINDINGS_FILE));
     let mut upload = file
@@ -126,7 +171,11 @@ async fn sum(
         client,
         parts,
         passes,
-        upload.as_mut().map(|upload| (upload, config.findings_format)),
+        upload.as_mut().map(|upload| CopyTo {
+            upload,
+            format: config.findings_format,
+            baseline,
+        }),
     )
     .await
     {
@@ -149,18 +198,10 @@ async fn sum(
     }
 }
 
-/// The run's findings file finished, then its report beside it; the first write that failed.
-async fn finish(
-    client: &Client,
-    upload: Option<StreamingUpload>,
-    folder: Option<&S3Location>,
-    report: &impl serde::Serialize,
-) -> Option<NotWritten> {
-    match (upload, folder) {
-        (Some(upload), Some(folder)) => match upload.finish().await {
-            Ok(()) => write_report(client, folder, report).await.err(),
-            Err(err) => Some(err.of(Artifact::Findings)),
-        },
-        _ => None,
+/// The run's findings file finished (nothing to finish without `FINDINGS_URI`).
+async fn finish_findings(upload: Option<StreamingUpload>) -> Option<NotWritten> {
+    match upload {
+        Some(upload) => upload.finish().await.err().map(|err| err.of(Artifact::Findings)),
+        None => None,
     }
 }

@@ -160,6 +160,10 @@ pub struct Pass {
     /// file (`held-<n>.json`) for a later pass.
     #[serde(default)]
     pub per_bucket: Option<usize>,
+    /// Where the pointer to the target's last completed run lives (`s3://…/latest/…json`),
+    /// when runs are compared: the last step compares the run with it (a sweep's names its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<String>,
 }
 
 /// A collect step (`{"collect": …}`): the pass just run, whose parts' reports are read back

@@ -52,7 +52,7 @@ async fn run_job(kind: StrategyKind, clients: &Clients, config: &Config, event: 
     match job {
         Job::Audit(job) => listing_audit::run(kind, clients, config, &context, job).await,
         Job::Inventory(job) => inventory_audit::run(kind, clients, config, &context, job).await,
-        Job::AddUp(job) => add_up::run(kind, clients, config, *job).await,
+        Job::AddUp(job) => add_up::run(kind, clients, config, &context, *job).await,
         // Boxed: a sweep holds an organization's, an account's and a bucket's runs, tens of KB in
         // a debug build, which every other job's caller would otherwise carry on its stack.
         Job::Sweep(job) => Box::pin(account_sweep::run(kind, clients, config, &context, job)).await,

@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use acl_audit::findings::{FailureLine, FindingsWritten, Place};
+use acl_audit::changes::{Baseline, ChangesError, LineSource};
+use acl_audit::findings::{AnyLine, FailureLine, FindingsWritten, Place};
 use acl_audit::model::S3Location;
-use acl_audit::ocsf::FindingsFormat;
+use acl_audit::ocsf::{FindingsFormat, parse_line};
 use acl_audit::report::Truncation;
 use acl_audit::s3::read::{read_object, read_object_if_any};
 use acl_audit::s3::upload::StreamingUpload;
@@ -144,13 +145,13 @@ pub async fn summarize_passes(
     client: &Client,
     folder: &S3Location,
     passes: usize,
-    mut findings: Option<(&mut StreamingUpload, FindingsFormat)>,
+    mut findings: Option<CopyTo<'_>>,
 ) -> Result<Summary, SummarizeError> {
     let mut report = AuditReport::empty(StrategyKind::JoinAll, "");
     let mut by_bucket: BTreeMap<(Option<String>, String), AuditReport> = BTreeMap::new();
     let mut parts = PartCounts::default();
     let mut lines = FindingsWritten {
-        uri: findings.as_ref().map(|(upload, _)| upload.uri()).unwrap_or_default(),
+        uri: findings.as_ref().map(|to| to.upload.uri()).unwrap_or_default(),
         objects: 0,
         failures: 0,
     };
@@ -167,8 +168,8 @@ pub async fn summarize_passes(
                     if handed_on {
                         part.hand_on();
                     }
-                    if let (Some((upload, _)), Some(written)) = (findings.as_mut(), &part.findings) {
-                        copy_lines(client, &written.uri, upload).await?;
+                    if let (Some(to), Some(written)) = (findings.as_mut(), &part.findings) {
+                        copy_lines(client, &written.uri, to).await?;
                         lines.objects += written.objects;
                         lines.failures += written.failures;
                     }
@@ -176,8 +177,8 @@ pub async fn summarize_passes(
                 }
                 None => {
                     parts.failed += 1;
-                    if let Some((upload, format)) = findings.as_mut() {
-                        lines.failures += write_failures(upload, *format, &record.event).await?;
+                    if let Some(to) = findings.as_mut() {
+                        lines.failures += write_failures(to.upload, to.format, &record.event).await?;
                     }
                     not_reported(record.event)
                 }
@@ -242,8 +243,22 @@ fn not_reported(event: PartEvent) -> AuditReport {
     report
 }
 
-/// Appends a part's findings file (`s3://…/findings.jsonl`, whole lines) to `upload`.
-async fn copy_lines(client: &Client, uri: &str, upload: &mut StreamingUpload) -> Result<(), SummarizeError> {
+/// Where the run's findings file is written as the parts' lines are read: its upload, its
+/// format, and the last completed run's findings, which give each line its `first_seen`.
+pub struct CopyTo<'a> {
+    pub upload: &'a mut StreamingUpload,
+    pub format: FindingsFormat,
+    pub baseline: Option<&'a Baseline>,
+}
+
+/// Appends a part's findings file (`s3://…/findings.jsonl`, whole lines) to the run's: as it
+/// is, or, when the run is compared, line by line with each finding's `first_seen` and each
+/// failure marked in the baseline.
+async fn copy_lines(client: &Client, uri: &str, to: &mut CopyTo<'_>) -> Result<(), SummarizeError> {
+    if let Some(baseline) = to.baseline {
+        return copy_compared(client, uri, to.upload, to.format, baseline).await;
+    }
+    let upload = &mut *to.upload;
     let location: S3Location = uri.parse().map_err(|err| SummarizeError::Malformed {
         bucket: String::new(),
         key: uri.to_owned(),
@@ -263,6 +278,56 @@ async fn copy_lines(client: &Client, uri: &str, upload: &mut StreamingUpload) ->
         .map_err(|err| read_error(&location, err.to_string()))?
     {
         upload.write(&chunk).await.map_err(|err| err.of(Artifact::Findings))?;
+    }
+    Ok(())
+}
+
+async fn copy_compared(
+    client: &Client,
+    uri: &str,
+    upload: &mut StreamingUpload,
+    format: FindingsFormat,
+    baseline: &Baseline,
+) -> Result<(), SummarizeError> {
+    let not_read = |err: ChangesError| SummarizeError::Read {
+        bucket: String::new(),
+        key: err.uri,
+        detail: err.detail,
+    };
+    let mut lines = LineSource::open(client, uri).map_err(not_read)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    while let Some(line) = lines.next_line().await.map_err(not_read)? {
+        let parsed = parse_line::<AnyLine>(&line).map_err(|err| SummarizeError::Malformed {
+            bucket: String::new(),
+            key: uri.to_owned(),
+            reason: format!("a part's line is not a findings line: {err}"),
+        })?;
+        let bytes = match parsed {
+            AnyLine::Finding(mut finding) => {
+                let place = Place {
+                    account_id: finding.account_id.as_deref(),
+                    bucket: &finding.bucket,
+                    region: None,
+                };
+                let first_seen = baseline
+                    .first_seen(&place, &finding.key, finding.version_id.as_deref())
+                    .to_owned();
+                finding.first_seen = Some(first_seen);
+                format.finding(&finding, now_ms)
+            }
+            AnyLine::Failure(failure) => {
+                let place = Place {
+                    account_id: failure.account_id.as_deref(),
+                    bucket: &failure.bucket,
+                    region: None,
+                };
+                baseline.failed(&place, &failure.key, failure.version_id.as_deref());
+                format.failure(&failure, now_ms)
+            }
+        };
+        upload.write(&bytes).await.map_err(|err| err.of(Artifact::Findings))?;
     }
     Ok(())
 }

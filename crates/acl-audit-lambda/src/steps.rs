@@ -129,6 +129,10 @@ async fn plan_bucket(
         scope: AuditScope::Bucket,
         // One bucket's parts at once are the Map's MaxConcurrency.
         per_bucket: None,
+        latest: config
+            .findings
+            .as_ref()
+            .map(|base| crate::compare_runs::latest_of_target(base, &target).to_string()),
     };
     let parts = tokens.into_iter().map(|token| (token, None)).collect();
     write_pass(client, &folder, pass, parts, Vec::new()).await
@@ -269,6 +273,7 @@ async fn plan_sweep(
         },
         scope,
         per_bucket: Some(per_bucket),
+        latest: None,
     };
     write_pass(&clients.s3, &folder, pass, planned, Vec::new()).await
 }

@@ -1,4 +1,4 @@
-//! Runs of one target compared through the functions' entry point against local-s3: the first
+//! Runs of one target compared through the functions' entry point against local-s3 and moto: the first
 //! run finds every finding new; between runs an object is made public, one made private, one
 //! deleted, and the next run's `changes.jsonl` names exactly those; Block Public Access turned
 //! on then resolves every exposure it neutralises. Every findings line carries `first_seen`. A
@@ -202,5 +202,80 @@ async fn a_run_stopped_early_compares_only_what_it_audited_and_keeps_the_baselin
             "public_read".to_owned(),
             "resolved".to_owned()
         )]
+    );
+}
+
+/// The same on moto_server, S3 of an implementation this project did not write: an object made
+/// public, one made private, one deleted, then Block Public Access on.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_moto_a_run_names_what_changed() {
+    let Some(moto) = local_s3::moto::MotoServer::start() else {
+        return;
+    };
+    let client = acl_audit::s3::client::client_for_endpoint(moto.endpoint_url(), "moto-access-key", "moto-secret-key");
+    for bucket in ["audited", "findings"] {
+        client.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    for (key, acl) in [
+        ("a", ObjectCannedAcl::PublicRead),
+        ("b", ObjectCannedAcl::PublicRead),
+        ("c", ObjectCannedAcl::AuthenticatedRead),
+        ("d", ObjectCannedAcl::Private),
+    ] {
+        client
+            .put_object()
+            .bucket("audited")
+            .key(key)
+            .acl(acl)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let first = run(&client, "moto-1").await;
+    assert_eq!(first.changes.as_ref().unwrap().new, 3);
+    let acl = |key: &'static str, canned: ObjectCannedAcl| {
+        let client = client.clone();
+        async move {
+            client
+                .put_object_acl()
+                .bucket("audited")
+                .key(key)
+                .acl(canned)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    acl("d", ObjectCannedAcl::PublicRead).await;
+    acl("a", ObjectCannedAcl::Private).await;
+    client.delete_object().bucket("audited").key("b").send().await.unwrap();
+    let second = run(&client, "moto-2").await;
+    assert_eq!(
+        changes(&client, &second).await,
+        set(&[
+            ("a", "public_read", "resolved"),
+            ("b", "public_read", "resolved"),
+            ("d", "public_read", "new"),
+        ])
+    );
+    client
+        .put_public_access_block()
+        .bucket("audited")
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .ignore_public_acls(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let third = run(&client, "moto-3").await;
+    assert_eq!(
+        changes(&client, &third).await,
+        set(&[
+            ("c", "authenticated_read", "resolved"),
+            ("d", "public_read", "resolved"),
+        ])
     );
 }

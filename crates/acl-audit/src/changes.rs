@@ -197,6 +197,20 @@ impl LineView {
         object_id(&self.place(), &self.key, self.version_id.as_deref())
     }
 
+    /// The change line of `kind` on this line's object (a new one keeps its suppression).
+    fn change(&self, kind: FindingKind, change: Change, today: &str) -> ChangeLine {
+        ChangeLine {
+            account_id: self.account_id.clone(),
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            version_id: self.version_id.clone(),
+            kind,
+            change,
+            first_seen: self.first_seen.clone().unwrap_or_else(|| today.to_owned()),
+            suppressed: (change == Change::New).then(|| self.suppressed.clone()).flatten(),
+        }
+    }
+
     /// The kinds listed, and those of them that take effect.
     fn kinds(&self) -> (u8, u8) {
         let listed = mask(self.findings.as_deref().unwrap_or_default());
@@ -372,19 +386,8 @@ pub async fn compare<S: LineSink>(
             counts.new_exposed_objects += 1;
             counts.count_bucket(&view, 1, 0);
         }
-        let first_seen = view.first_seen.clone().unwrap_or_else(|| baseline.today.clone());
         for kind in kinds_of(new) {
-            let change = ChangeLine {
-                account_id: view.account_id.clone(),
-                bucket: view.bucket.clone(),
-                key: view.key.clone(),
-                version_id: view.version_id.clone(),
-                kind,
-                change: Change::New,
-                first_seen: first_seen.clone(),
-                suppressed: view.suppressed.clone(),
-            };
-            write(sink, &change).await?;
+            write(sink, &view.change(kind, Change::New, &baseline.today)).await?;
         }
     }
     let Some(previous) = previous else {
@@ -414,19 +417,8 @@ pub async fn compare<S: LineSink>(
             counts.resolved_exposed_objects += 1;
             counts.count_bucket(&view, 0, 1);
         }
-        let first_seen = view.first_seen.clone().unwrap_or_else(|| baseline.today.clone());
         for kind in kinds_of(resolved) {
-            let change = ChangeLine {
-                account_id: view.account_id.clone(),
-                bucket: view.bucket.clone(),
-                key: view.key.clone(),
-                version_id: view.version_id.clone(),
-                kind,
-                change: Change::Resolved,
-                first_seen: first_seen.clone(),
-                suppressed: None,
-            };
-            write(sink, &change).await?;
+            write(sink, &view.change(kind, Change::Resolved, &baseline.today)).await?;
         }
         baseline.marks[index].fetch_or(COMPARED, Ordering::Relaxed);
     }

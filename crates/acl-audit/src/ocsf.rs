@@ -141,6 +141,21 @@ fn common(account_id: Option<&str>, region: Option<&str>, time_ms: u64) -> serde
     event
 }
 
+/// The event's object (its message and resource) and the line it stands for.
+fn finish(
+    mut event: serde_json::Map<String, Value>,
+    bucket: &str,
+    key: &str,
+    region: Option<&str>,
+    version_id: Option<&str>,
+    line: &impl serde::Serialize,
+) -> Value {
+    event.insert("message".into(), format!("s3://{bucket}/{key}").into());
+    event.insert("resources".into(), json!([resource(bucket, key, region, version_id)]));
+    event.insert("unmapped".into(), json!({"acl_audit": line}));
+    Value::Object(event)
+}
+
 fn resource(bucket: &str, key: &str, region: Option<&str>, version_id: Option<&str>) -> Value {
     let mut resource = json!({
         "uid": format!("arn:aws:s3:::{bucket}/{key}"),
@@ -194,18 +209,14 @@ pub fn finding_event(line: &FindingLine, time_ms: u64) -> Value {
         info["first_seen_time"] = first_seen.into();
     }
     event.insert("finding_info".into(), info);
-    event.insert("message".into(), format!("s3://{}/{}", line.bucket, line.key).into());
-    event.insert(
-        "resources".into(),
-        json!([resource(
-            &line.bucket,
-            &line.key,
-            line.region.as_deref(),
-            line.version_id.as_deref()
-        )]),
-    );
-    event.insert("unmapped".into(), json!({"acl_audit": line}));
-    Value::Object(event)
+    finish(
+        event,
+        &line.bucket,
+        &line.key,
+        line.region.as_deref(),
+        line.version_id.as_deref(),
+        line,
+    )
 }
 
 /// The event for an object whose ACL could not be read: severity and status unknown, so that
@@ -229,18 +240,14 @@ pub fn failure_event(line: &FailureLine, time_ms: u64) -> Value {
             "types": ["acl_not_read"],
         }),
     );
-    event.insert("message".into(), format!("s3://{}/{}", line.bucket, line.key).into());
-    event.insert(
-        "resources".into(),
-        json!([resource(
-            &line.bucket,
-            &line.key,
-            line.region.as_deref(),
-            line.version_id.as_deref()
-        )]),
-    );
-    event.insert("unmapped".into(), json!({"acl_audit": line}));
-    Value::Object(event)
+    finish(
+        event,
+        &line.bucket,
+        &line.key,
+        line.region.as_deref(),
+        line.version_id.as_deref(),
+        line,
+    )
 }
 
 #[cfg(test)]

@@ -301,6 +301,59 @@ async fn moto_s_interpreter_runs_the_definition_to_the_findings_of_one_invocatio
     let by_one = lines(&stage.s3, one["findings"]["uri"].as_str().unwrap()).await;
     assert_eq!(by_state_machine.len(), exposed);
     assert_eq!(by_state_machine, by_one, "the same lines, byte for byte");
+
+    // Compared runs: object 0 made private, object 1 made public; the next execution's last
+    // step compares with the invocation's run (the last completed) and names exactly those.
+    for (key, acl) in [
+        ("object-0000", ObjectCannedAcl::Private),
+        ("object-0001", ObjectCannedAcl::PublicRead),
+    ] {
+        stage
+            .s3
+            .put_object_acl()
+            .bucket(AUDITED)
+            .key(key)
+            .acl(acl)
+            .send()
+            .await
+            .unwrap();
+    }
+    stage.execute(definition("bucket", 4), "exec-2").await;
+    let report: Value = serde_json::from_slice(
+        &stage
+            .read(FINDINGS, &format!("{}report.json", run_folder(AUDITED, "exec-2")))
+            .await,
+    )
+    .unwrap();
+    let changes = &report["changes"];
+    assert_eq!(
+        changes["baseline"].as_str(),
+        one["findings"]["uri"].as_str(),
+        "the last completed run: {report}"
+    );
+    assert_eq!(
+        (&changes["new"], &changes["resolved"], &changes["complete"]),
+        (&json!(1), &json!(1), &json!(true)),
+        "{report}"
+    );
+    let changed = lines(&stage.s3, changes["uri"].as_str().unwrap()).await;
+    let named: BTreeSet<(String, String)> = changed
+        .iter()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .map(|line| {
+            (
+                line["key"].as_str().unwrap().to_owned(),
+                line["change"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        BTreeSet::from([
+            ("object-0000".to_owned(), "resolved".to_owned()),
+            ("object-0001".to_owned(), "new".to_owned()),
+        ])
+    );
 }
 
 /// Each bucket's line of a sweep's report: what must match between runs. The results and
