@@ -235,14 +235,35 @@ fn against_moto_the_findings_are_the_same() {
         "{}",
         String::from_utf8_lossy(&fixed.stderr)
     );
-    let output = scan(&endpoint, "moto-key", "moto-secret", &["s3://mixed", "--quiet"]);
+    let after = std::env::temp_dir().join(format!("acl-audit-cli-hub-after-{}", std::process::id()));
+    std::fs::create_dir_all(&after).unwrap();
+    let after_arg = after.join("findings.jsonl").display().to_string();
+    let output = scan(
+        &endpoint,
+        "moto-key",
+        "moto-secret",
+        &[
+            "s3://mixed",
+            "--quiet",
+            "--findings",
+            &after_arg,
+            "--compare-with",
+            &file_arg,
+        ],
+    );
     drop(moto);
     let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir_all(&after);
     assert_eq!(
         output.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        report(&output)["changes"]["resolved"],
+        1,
+        "the fixed object is resolved"
     );
 }
 
