@@ -228,7 +228,7 @@ fn finding(
     }
     let resource = Resource::builder()
         .r#type("AwsS3Object")
-        .id(excerpt(&arn))
+        .id(&arn)
         .partition(partition)
         .region(object.region.unwrap_or(&product.region))
         .details(
