@@ -116,9 +116,12 @@ impl ChangeCounts {
     }
 
     fn count_bucket(&mut self, view: &LineView, new: usize, resolved: usize) {
+        // Lines come bucket by bucket: the last entry first, so that a sweep's many changes
+        // do not each search every bucket.
         let found = self
             .by_bucket
             .iter_mut()
+            .rev()
             .find(|changes| changes.account_id == view.account_id && changes.bucket == view.bucket);
         let changes = match found {
             Some(changes) => changes,
