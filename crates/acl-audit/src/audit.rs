@@ -337,16 +337,19 @@ impl Record for Recorder<'_> {
                     suppressions.covering(self.place.account_id, self.place.bucket, &acl.key, &kinds)
                 });
                 let accepted = suppressed.is_some();
-                let first_seen = self.baseline.map(|baseline| {
-                    if kinds.is_empty() {
+                // A clean object is marked audited; one with findings gets its first day seen.
+                let first_seen = match self.baseline {
+                    Some(baseline) if kinds.is_empty() => {
                         baseline.audited_clean(&self.place, &acl.key, acl.version_id.as_deref());
-                        String::new()
-                    } else {
+                        None
+                    }
+                    Some(baseline) => Some(
                         baseline
                             .first_seen(&self.place, &acl.key, acl.version_id.as_deref())
-                            .to_owned()
-                    }
-                });
+                            .to_owned(),
+                    ),
+                    None => None,
+                };
                 let neutralised = kinds
                     .iter()
                     .copied()
