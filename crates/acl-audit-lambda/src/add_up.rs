@@ -76,6 +76,7 @@ pub async fn run(
             folder.as_ref(),
             &mut report,
             false,
+            true,
         )
         .await;
     }

@@ -100,8 +100,8 @@ pub async fn begin(client: &Client, config: &Config, latest: S3Location) -> Opti
 }
 
 /// What a bucket's run does once its findings are written: compared with the last completed
-/// run ([`compare_run`]), then sent to Security Hub when `SECURITY_HUB` is on; the first
-/// error.
+/// run ([`compare_run`]), then, when `sends` (a state machine's part does not: its run's last
+/// step sends the whole run), sent to Security Hub if `SECURITY_HUB` is on; the first error.
 pub async fn after_run(
     clients: &crate::clients::Clients,
     config: &Config,
@@ -110,9 +110,13 @@ pub async fn after_run(
     folder: Option<&S3Location>,
     report: &mut acl_audit::AuditReport,
     resumed: bool,
+    sends: bool,
 ) -> Option<NotWritten> {
     if let Some(err) = compare_run(&clients.s3, comparison, folder, report, resumed).await {
         return Some(err);
+    }
+    if !sends {
+        return None;
     }
     let sent = crate::to_security_hub::send(
         clients,

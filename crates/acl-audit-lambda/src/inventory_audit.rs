@@ -116,6 +116,7 @@ pub async fn run(
                 folder.as_ref(),
                 &mut report,
                 resumed,
+                !matches!(origin, Origin::Part { .. }),
             )
             .await;
             let report = RunReport::new(report, resumed_from);

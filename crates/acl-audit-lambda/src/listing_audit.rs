@@ -100,6 +100,7 @@ pub async fn run(
                 folder.as_ref(),
                 &mut report,
                 found,
+                !matches!(origin, Origin::Part { .. }),
             )
             .await;
             let report = RunReport::new(report, resumed_from);
