@@ -71,12 +71,11 @@ pub async fn run(
         written = compare_runs::after_run(
             clients,
             config,
-            &context.invoked_function_arn,
+            Some(&context.invoked_function_arn),
             comparison,
             folder.as_ref(),
             &mut report,
             false,
-            true,
         )
         .await;
     }

@@ -100,24 +100,22 @@ pub async fn begin(client: &Client, config: &Config, latest: S3Location) -> Opti
 }
 
 /// What a bucket's run does once its findings are written: compared with the last completed
-/// run ([`compare_run`]), then, when `sends` (a state machine's part does not: its run's last
-/// step sends the whole run), sent to Security Hub if `SECURITY_HUB` is on; the first error.
+/// run ([`compare_run`]), then sent to Security Hub if `SECURITY_HUB` is on, in the account and
+/// region of `sent_as` (the function's ARN; `None` for a state machine's part, whose run's last
+/// step sends the whole run); the first error.
 pub async fn after_run(
     clients: &crate::clients::Clients,
     config: &Config,
-    function_arn: &str,
+    sent_as: Option<&str>,
     comparison: Option<Comparison>,
     folder: Option<&S3Location>,
     report: &mut acl_audit::AuditReport,
     resumed: bool,
-    sends: bool,
 ) -> Option<NotWritten> {
     if let Some(err) = compare_run(&clients.s3, comparison, folder, report, resumed).await {
         return Some(err);
     }
-    if !sends {
-        return None;
-    }
+    let function_arn = sent_as?;
     let sent = crate::to_security_hub::send(
         clients,
         config,

@@ -111,12 +111,11 @@ pub async fn run(
             let after = compare_runs::after_run(
                 clients,
                 config,
-                &context.invoked_function_arn,
+                (!matches!(origin, Origin::Part { .. })).then_some(context.invoked_function_arn.as_str()),
                 comparison,
                 folder.as_ref(),
                 &mut report,
                 resumed,
-                !matches!(origin, Origin::Part { .. }),
             )
             .await;
             let report = RunReport::new(report, resumed_from);

@@ -95,12 +95,11 @@ pub async fn run(
             let after = compare_runs::after_run(
                 clients,
                 config,
-                &context.invoked_function_arn,
+                (!matches!(origin, Origin::Part { .. })).then_some(context.invoked_function_arn.as_str()),
                 comparison,
                 folder.as_ref(),
                 &mut report,
                 found,
-                !matches!(origin, Origin::Part { .. }),
             )
             .await;
             let report = RunReport::new(report, resumed_from);
