@@ -117,6 +117,17 @@ pub async fn compare_sweep(
     report: &mut SweepOutcome,
     resumed: bool,
 ) -> Option<NotWritten> {
+    // Boxed, as `compare_runs::after_run`.
+    Box::pin(compare_sweep_here(client, comparison, folder, report, resumed)).await
+}
+
+async fn compare_sweep_here(
+    client: &aws_sdk_s3::Client,
+    comparison: compare_runs::Comparison,
+    folder: &S3Location,
+    report: &mut SweepOutcome,
+    resumed: bool,
+) -> Option<NotWritten> {
     let findings_file = report.findings_uri()?;
     let complete = !resumed && report.is_whole();
     let counted = {
@@ -148,7 +159,15 @@ pub async fn send_sweep(
     report: &mut SweepOutcome,
 ) -> Option<NotWritten> {
     let findings = report.findings_written();
-    let sent = crate::to_security_hub::send(clients, config, function_arn, findings.as_ref(), report.changes()).await;
+    // Boxed, as `compare_runs::after_run`.
+    let sent = Box::pin(crate::to_security_hub::send(
+        clients,
+        config,
+        function_arn,
+        findings.as_ref(),
+        report.changes(),
+    ))
+    .await;
     match sent {
         Ok(imported) => {
             report.set_security_hub(imported);

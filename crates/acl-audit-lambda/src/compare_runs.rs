@@ -64,6 +64,12 @@ pub fn today() -> String {
 /// is logged and the run goes on uncompared (`None`); once complete it moves the pointer to its
 /// own findings, so the next run compares again.
 pub async fn begin(client: &Client, config: &Config, latest: S3Location) -> Option<Comparison> {
+    // Boxed, as `after_run`: reading the baseline holds a GetObject's body and buffer across
+    // awaits, too large to sit in each job's future on a debug build's stack.
+    Box::pin(begin_here(client, config, latest)).await
+}
+
+async fn begin_here(client: &Client, config: &Config, latest: S3Location) -> Option<Comparison> {
     config.findings.as_ref()?;
     let today = today();
     let pointer = match read_object_if_any(client, &latest.bucket, &latest.prefix).await {
@@ -104,6 +110,23 @@ pub async fn begin(client: &Client, config: &Config, latest: S3Location) -> Opti
 /// region of `sent_as` (the function's ARN; `None` for a state machine's part, whose run's last
 /// step sends the whole run); the first error.
 pub async fn after_run(
+    clients: &crate::clients::Clients,
+    config: &Config,
+    sent_as: Option<&str>,
+    comparison: Option<Comparison>,
+    folder: Option<&S3Location>,
+    report: &mut acl_audit::AuditReport,
+    resumed: bool,
+) -> Option<NotWritten> {
+    // Boxed: the comparison's and Security Hub's readers are too large to sit in each job's
+    // future (a debug build's test thread overflowed its stack).
+    Box::pin(after_run_here(
+        clients, config, sent_as, comparison, folder, report, resumed,
+    ))
+    .await
+}
+
+async fn after_run_here(
     clients: &crate::clients::Clients,
     config: &Config,
     sent_as: Option<&str>,
