@@ -118,37 +118,30 @@ pub async fn compare_sweep(
     resumed: bool,
 ) -> Option<NotWritten> {
     // Boxed, as `compare_runs::after_run`.
-    Box::pin(compare_sweep_here(client, comparison, folder, report, resumed)).await
-}
-
-async fn compare_sweep_here(
-    client: &aws_sdk_s3::Client,
-    comparison: compare_runs::Comparison,
-    folder: &S3Location,
-    report: &mut SweepOutcome,
-    resumed: bool,
-) -> Option<NotWritten> {
-    let findings_file = report.findings_uri()?;
-    let complete = !resumed && report.is_whole();
-    let counted = {
-        let outcome = &*report;
-        compare_runs::finish(
-            client,
-            comparison,
-            folder,
-            &findings_file,
-            complete,
-            |account, bucket| outcome.covers(account, bucket),
-        )
-        .await
-    };
-    match counted {
-        Ok(counts) => {
-            report.set_changes(counts);
-            None
+    Box::pin(async move {
+        let findings_file = report.findings_uri()?;
+        let complete = !resumed && report.is_whole();
+        let counted = {
+            let outcome = &*report;
+            compare_runs::finish(
+                client,
+                comparison,
+                folder,
+                &findings_file,
+                complete,
+                |account, bucket| outcome.covers(account, bucket),
+            )
+            .await
+        };
+        match counted {
+            Ok(counts) => {
+                report.set_changes(counts);
+                None
+            }
+            Err(err) => Some(err),
         }
-        Err(err) => Some(err),
-    }
+    })
+    .await
 }
 
 /// The sweep's findings (and resolved changes) to Security Hub when `SECURITY_HUB` is on.

@@ -66,43 +66,42 @@ pub fn today() -> String {
 pub async fn begin(client: &Client, config: &Config, latest: S3Location) -> Option<Comparison> {
     // Boxed, as `after_run`: reading the baseline holds a GetObject's body and buffer across
     // awaits, too large to sit in each job's future on a debug build's stack.
-    Box::pin(begin_here(client, config, latest)).await
-}
-
-async fn begin_here(client: &Client, config: &Config, latest: S3Location) -> Option<Comparison> {
-    config.findings.as_ref()?;
-    let today = today();
-    let pointer = match read_object_if_any(client, &latest.bucket, &latest.prefix).await {
-        Ok(pointer) => pointer,
-        Err(detail) => {
-            tracing::error!(pointer = %latest, %detail, "the last run's pointer not read: this run is not compared");
-            return None;
-        }
-    };
-    let baseline = match pointer {
-        None => Baseline::none(&today),
-        Some(bytes) => {
-            let read = match serde_json::from_slice::<Latest>(&bytes) {
-                Ok(pointer) => match LineSource::open(client, &pointer.findings) {
-                    Ok(mut source) => Baseline::read(&mut source, &today).await.map_err(|err| err.to_string()),
-                    Err(err) => Err(err.to_string()),
-                },
-                Err(err) => Err(format!("{latest} is not a pointer: {err}")),
-            };
-            match read {
-                Ok(baseline) => baseline,
-                Err(detail) => {
-                    tracing::error!(pointer = %latest, %detail, "the last run's findings not read: this run is not compared");
-                    return None;
+    Box::pin(async move {
+        config.findings.as_ref()?;
+        let today = today();
+        let pointer = match read_object_if_any(client, &latest.bucket, &latest.prefix).await {
+            Ok(pointer) => pointer,
+            Err(detail) => {
+                tracing::error!(pointer = %latest, %detail, "the last run's pointer not read: this run is not compared");
+                return None;
+            }
+        };
+        let baseline = match pointer {
+            None => Baseline::none(&today),
+            Some(bytes) => {
+                let read = match serde_json::from_slice::<Latest>(&bytes) {
+                    Ok(pointer) => match LineSource::open(client, &pointer.findings) {
+                        Ok(mut source) => Baseline::read(&mut source, &today).await.map_err(|err| err.to_string()),
+                        Err(err) => Err(err.to_string()),
+                    },
+                    Err(err) => Err(format!("{latest} is not a pointer: {err}")),
+                };
+                match read {
+                    Ok(baseline) => baseline,
+                    Err(detail) => {
+                        tracing::error!(pointer = %latest, %detail, "the last run's findings not read: this run is not compared");
+                        return None;
+                    }
                 }
             }
-        }
-    };
-    tracing::info!(pointer = %latest, baseline = baseline.uri(), objects = baseline.len(), "comparing with the last completed run");
-    Some(Comparison {
-        baseline: Arc::new(baseline),
-        latest,
+        };
+        tracing::info!(pointer = %latest, baseline = baseline.uri(), objects = baseline.len(), "comparing with the last completed run");
+        Some(Comparison {
+            baseline: Arc::new(baseline),
+            latest,
+        })
     })
+    .await
 }
 
 /// What a bucket's run does once its findings are written: compared with the last completed
@@ -120,40 +119,28 @@ pub async fn after_run(
 ) -> Option<NotWritten> {
     // Boxed: the comparison's and Security Hub's readers are too large to sit in each job's
     // future (a debug build's test thread overflowed its stack).
-    Box::pin(after_run_here(
-        clients, config, sent_as, comparison, folder, report, resumed,
-    ))
-    .await
-}
-
-async fn after_run_here(
-    clients: &crate::clients::Clients,
-    config: &Config,
-    sent_as: Option<&str>,
-    comparison: Option<Comparison>,
-    folder: Option<&S3Location>,
-    report: &mut acl_audit::AuditReport,
-    resumed: bool,
-) -> Option<NotWritten> {
-    if let Some(err) = compare_run(&clients.s3, comparison, folder, report, resumed).await {
-        return Some(err);
-    }
-    let function_arn = sent_as?;
-    let sent = crate::to_security_hub::send(
-        clients,
-        config,
-        function_arn,
-        report.findings.as_ref(),
-        report.changes.as_ref(),
-    )
-    .await;
-    match sent {
-        Ok(imported) => {
-            report.security_hub = imported;
-            None
+    Box::pin(async move {
+        if let Some(err) = compare_run(&clients.s3, comparison, folder, report, resumed).await {
+            return Some(err);
         }
-        Err(err) => Some(err),
-    }
+        let function_arn = sent_as?;
+        let sent = crate::to_security_hub::send(
+            clients,
+            config,
+            function_arn,
+            report.findings.as_ref(),
+            report.changes.as_ref(),
+        )
+        .await;
+        match sent {
+            Ok(imported) => {
+                report.security_hub = imported;
+                None
+            }
+            Err(err) => Some(err),
+        }
+    })
+    .await
 }
 
 /// A bucket's run compared: its changes into `report`, complete when it neither took up a
