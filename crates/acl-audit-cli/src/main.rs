@@ -2,6 +2,7 @@
 //! the user's AWS configuration (profile, region, `AWS_ENDPOINT_URL`). The report goes to
 //! stdout as JSON; the exit code says what a script needs to know.
 
+use acl_audit::strategy::InFlight;
 use std::io::IsTerminal as _;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -177,9 +178,10 @@ struct Scan {
     /// How to schedule the GetObjectAcl calls.
     #[arg(long, default_value = "join-all", value_parser = parse_strategy)]
     strategy: StrategyKind,
-    /// join-all's calls in flight at most (0: no limit).
-    #[arg(long, default_value_t = 64)]
-    max_in_flight: usize,
+    /// join-all's calls in flight at most, fixed (0: no limit). Default: up to 64, fewer while
+    /// S3 answers SlowDown or slows down.
+    #[arg(long)]
+    max_in_flight: Option<usize>,
     /// Stop listing after this many keys (the report then has a resume token).
     #[arg(long)]
     max_objects: Option<NonZeroUsize>,
@@ -419,6 +421,9 @@ async fn run(scan: Scan) -> Result<u8, String> {
     })
 }
 
+/// join-all's calls in flight at most when `--max-in-flight` is not given.
+const DEFAULT_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(64).unwrap();
+
 fn strategy_of(scan: &Scan) -> Strategy {
     match scan.strategy {
         StrategyKind::Sequential => Strategy::Sequential,
@@ -426,7 +431,11 @@ fn strategy_of(scan: &Scan) -> Strategy {
             pool_size: default_blocking_pool_size(),
         },
         StrategyKind::JoinAll => Strategy::JoinAll {
-            max_in_flight: NonZeroUsize::new(scan.max_in_flight),
+            in_flight: match scan.max_in_flight.map(NonZeroUsize::new) {
+                None => InFlight::Adaptive(DEFAULT_IN_FLIGHT),
+                Some(None) => InFlight::All,
+                Some(Some(most)) => InFlight::Fixed(most),
+            },
         },
     }
 }

@@ -1,6 +1,7 @@
 //! The function's settings, from its environment variables, and the core's [`Strategy`] they
 //! make of each function's strategy kind.
 
+use acl_audit::strategy::InFlight;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -324,7 +325,11 @@ impl Config {
                 pool_size: self.blocking_pool_size,
             },
             StrategyKind::JoinAll => Strategy::JoinAll {
-                max_in_flight: self.max_in_flight,
+                in_flight: match self.max_in_flight {
+                    None => InFlight::All,
+                    Some(most) if self.max_in_flight_adapts => InFlight::Adaptive(most),
+                    Some(most) => InFlight::Fixed(most),
+                },
             },
         }
     }

@@ -26,7 +26,7 @@ use crate::s3::listing::{KeyPages, ListingEnd};
 use crate::s3::region::RegionalClients;
 use crate::s3::retries::RetryCount;
 use crate::s3::upload::{Artifact, NotWritten, StreamingUpload};
-use crate::strategy::{self, Record, Strategy};
+use crate::strategy::{self, LimitCourse, Record, Strategy};
 use crate::suppressions::Suppressions;
 
 /// ListObjectsV2's largest page: a resume token's keys are fed in pages of this size too.
@@ -533,6 +533,8 @@ struct Fetched {
     /// Keys not fetched because the bucket's ACLs are disabled.
     skipped: usize,
     written: Written,
+    /// How `join-all`'s adaptive limit went, when it had one.
+    in_flight: Option<LimitCourse>,
 }
 
 /// The one pipeline every run goes through, whatever its source: each page's known ACLs
@@ -576,23 +578,26 @@ async fn fetch_and_record(
             }
             page.to_fetch
         });
-        let skipped = if skip_acls {
-            keys.map(|keys| keys.len())
+        let (skipped, in_flight) = if skip_acls {
+            let skipped = keys
+                .map(|keys| keys.len())
                 .fold(0, |sum, n| async move { sum + n })
-                .await
+                .await;
+            (skipped, None)
         } else {
-            strategy::fetch_acls_into(client, bucket, keys, strategy, stop_at, recorded).await;
-            0
+            let in_flight = strategy::fetch_acls_into(client, bucket, keys, strategy, stop_at, recorded).await;
+            (0, in_flight)
         };
         // Dropping the recorder closes the writer's channel: it finishes the file.
-        (recorder.tally.into_inner(), skipped)
+        (recorder.tally.into_inner(), skipped, in_flight)
     };
-    let ((mut tally, skipped), written) = beside_writer(fetch, writer).await;
+    let ((mut tally, skipped, in_flight), written) = beside_writer(fetch, writer).await;
     tally.not_fetched.sort_unstable();
     Fetched {
         tally,
         skipped,
         written,
+        in_flight,
     }
 }
 
@@ -741,6 +746,7 @@ async fn audit(
         mut tally,
         skipped,
         written,
+        in_flight,
     } = fetched;
     let truncated = match (listing_error, pages.end()) {
         (Some(err), _) => Some(Truncation::ListingFailed { error: err.to_string() }),
@@ -753,6 +759,7 @@ async fn audit(
         .is_some()
         .then(|| pages.resume(target, std::mem::take(&mut tally.not_fetched)));
     let mut report = report_of(strategy, target.bucket.clone(), tally, truncated, resume, context);
+    report.in_flight = in_flight;
     report.suppressions = suppressions.as_deref().map(Suppressions::used);
     report.prefix = target.prefix.clone();
     report.max_objects = target.max_objects;
@@ -910,7 +917,12 @@ async fn audit_inventory_once(
         carried_pages.chain(pages),
     ))
     .await;
-    let Fetched { mut tally, written, .. } = fetched;
+    let Fetched {
+        mut tally,
+        written,
+        in_flight,
+        ..
+    } = fetched;
     let truncated = match inventory_error {
         Some(err) => Some(Truncation::ListingFailed { error: err.to_string() }),
         None if reading_stopped || !tally.not_fetched.is_empty() => Some(Truncation::Deadline),
@@ -934,6 +946,7 @@ async fn audit_inventory_once(
         ..Resume::keys_only(source.clone(), std::mem::take(&mut tally.not_fetched))
     });
     let mut report = report_of(strategy, source, tally, truncated, resume, context);
+    report.in_flight = in_flight;
     report.suppressions = suppressions.as_deref().map(Suppressions::used);
     report.objects_listed = rows;
     report.acls_from_inventory = from_inventory;

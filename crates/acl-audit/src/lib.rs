@@ -34,4 +34,4 @@ pub use audit::{AuditError, AuditOptions, FindingsOutput, audit_bucket, audit_bu
 pub use model::{AclOutcome, Grant, Grantee, ObjectAcl, ObjectFailure, ObjectRef, Resume, StrategyKind, Target};
 pub use report::AuditReport;
 pub use s3::error::ListError;
-pub use strategy::Strategy;
+pub use strategy::{InFlight, Strategy};

@@ -1,6 +1,7 @@
 //! The invocation's result: what was listed, fetched and failed, and what the ACLs say.
 //! Its JSON field names are a stable interface: docs/report.md has the schema.
 
+use crate::strategy::LimitCourse;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -61,6 +62,9 @@ pub struct AuditReport {
     pub bucket_settings: Option<BucketContext>,
     /// Calls under way at once at most; `null` for no limit.
     pub concurrency_limit: Option<usize>,
+    /// How `join-all`'s adaptive in-flight limit moved under the run (absent with a fixed one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<LimitCourse>,
     pub timings_ms: Timings,
     /// The suppression file the run applied: its active entries and those past their end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +107,7 @@ impl AuditReport {
             findings: None,
             bucket_settings: None,
             concurrency_limit: None,
+            in_flight: None,
             timings_ms: Timings::default(),
             suppressions: None,
             changes: None,
@@ -136,6 +141,7 @@ impl AuditReport {
             self.bucket = other.bucket;
         }
         self.concurrency_limit = self.concurrency_limit.or(other.concurrency_limit);
+        self.in_flight = self.in_flight.take().or(other.in_flight);
         self.suppressions = self.suppressions.take().or(other.suppressions);
         self.objects_listed += other.objects_listed;
         self.acls_fetched += other.acls_fetched;

@@ -17,6 +17,10 @@ use crate::model::{AclOutcome, ObjectFailure, ObjectRef, StrategyKind};
 use crate::s3::fetch::fetch_acl;
 use crate::s3::retries::RetryCount;
 
+mod limit;
+use limit::AdaptiveLimit;
+pub use limit::LimitCourse;
+
 /// A scheduler with its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -25,9 +29,20 @@ pub enum Strategy {
     /// Each call blocks a thread of tokio's blocking pool (`Handle::block_on`) from start to
     /// end, at most `pool_size` at a time: Python's `run_in_executor` with a thread pool.
     SpawnBlocking { pool_size: NonZeroUsize },
-    /// Every call a future on the invoking task, awaited together with `join_all`; at most
-    /// `max_in_flight` requests at once (`None`: all of them).
-    JoinAll { max_in_flight: Option<NonZeroUsize> },
+    /// Every call a future on the invoking task, awaited together with `join_all`, as many in
+    /// flight at once as `in_flight` allows.
+    JoinAll { in_flight: InFlight },
+}
+
+/// How many calls `join-all` puts in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlight {
+    /// All of them.
+    All,
+    /// At most this many, however the server answers.
+    Fixed(NonZeroUsize),
+    /// At most this many, fewer while the server pushes back ([`limit`]).
+    Adaptive(NonZeroUsize),
 }
 
 /// Python's default executor size, `min(32, os.cpu_count() + 4)`: what `run_in_executor(None, …)`
@@ -51,7 +66,12 @@ impl Strategy {
         match self {
             Strategy::Sequential => Some(1),
             Strategy::SpawnBlocking { pool_size } => Some(pool_size.get()),
-            Strategy::JoinAll { max_in_flight } => max_in_flight.map(NonZeroUsize::get),
+            Strategy::JoinAll {
+                in_flight: InFlight::All,
+            } => None,
+            Strategy::JoinAll {
+                in_flight: InFlight::Fixed(most) | InFlight::Adaptive(most),
+            } => Some(most.get()),
         }
     }
 }
@@ -90,8 +110,8 @@ pub async fn fetch_acls<K: Into<ObjectRef>>(
     strategy: Strategy,
     stop_at: Option<Instant>,
     record: impl FnMut(AclOutcome) + Send,
-) {
-    fetch_acls_into(client, bucket, pages, strategy, stop_at, &Tallying(Mutex::new(record))).await;
+) -> Option<LimitCourse> {
+    fetch_acls_into(client, bucket, pages, strategy, stop_at, &Tallying(Mutex::new(record))).await
 }
 
 /// The same, handing each outcome to a [`Record`].
@@ -102,7 +122,7 @@ pub async fn fetch_acls_into<K: Into<ObjectRef>>(
     strategy: Strategy,
     stop_at: Option<Instant>,
     record: &impl Record,
-) {
+) -> Option<LimitCourse> {
     let pages = pages.map(|keys| keys.into_iter().map(Into::into).collect::<Vec<ObjectRef>>());
     let call = Call {
         client,
@@ -113,8 +133,9 @@ pub async fn fetch_acls_into<K: Into<ObjectRef>>(
     match strategy {
         Strategy::Sequential => sequential(&call, pages).await,
         Strategy::SpawnBlocking { pool_size } => spawn_blocking(&call, pages, pool_size).await,
-        Strategy::JoinAll { max_in_flight } => join_all_capped(&call, pages, max_in_flight).await,
+        Strategy::JoinAll { in_flight } => return join_all_capped(&call, pages, in_flight).await,
     }
+    None
 }
 
 /// The one thing every strategy schedules: fetch a key's ACL, unless the run has stopped,
@@ -128,8 +149,12 @@ struct Call<'a, R> {
 
 impl<R: Record> Call<'_, R> {
     async fn run(&self, object: ObjectRef) {
-        let outcome = fetch_before(self.client, self.bucket, object, self.stop_at).await;
+        let outcome = self.fetch(object).await;
         self.record.record(outcome).await;
+    }
+
+    async fn fetch(&self, object: ObjectRef) -> AclOutcome {
+        fetch_before(self.client, self.bucket, object, self.stop_at).await
     }
 }
 
@@ -205,17 +230,45 @@ async fn spawn_blocking<R: Record>(
 async fn join_all_capped<R: Record>(
     call: &Call<'_, R>,
     pages: impl Stream<Item = Vec<ObjectRef>>,
-    max_in_flight: Option<NonZeroUsize>,
-) {
-    let in_flight = &Semaphore::new(max_in_flight.map_or(Semaphore::MAX_PERMITS, NonZeroUsize::get));
-    let capped_call = |object: ObjectRef| async move {
-        // The semaphore lives as long as this function and is never closed.
-        let _slot = in_flight.acquire().await;
-        call.run(object).await;
-    };
-    pages
-        .for_each_concurrent(PAGES_AT_ONCE, |keys| {
-            join_all(keys.into_iter().map(capped_call)).map(drop)
-        })
-        .await;
+    in_flight: InFlight,
+) -> Option<LimitCourse> {
+    match in_flight {
+        InFlight::Adaptive(ceiling) => {
+            let limit = &AdaptiveLimit::new(ceiling.get());
+            let limited_call = |object: ObjectRef| async move {
+                let slot = limit.acquire().await;
+                let outcome = call.fetch(object).await;
+                limit.release(slot, RetryCount::current().map_or(0, |count| count.pushbacks()));
+                call.record.record(outcome).await;
+            };
+            pages
+                .for_each_concurrent(PAGES_AT_ONCE, |keys| {
+                    join_all(keys.into_iter().map(limited_call)).map(drop)
+                })
+                .await;
+            let course = limit.course();
+            if course.lowest < course.ceiling {
+                tracing::info!(?course, "S3 pushed back: the in-flight limit came down");
+            }
+            Some(course)
+        }
+        InFlight::All | InFlight::Fixed(_) => {
+            let most = match in_flight {
+                InFlight::Fixed(most) => most.get(),
+                _ => Semaphore::MAX_PERMITS,
+            };
+            let in_flight = &Semaphore::new(most);
+            let capped_call = |object: ObjectRef| async move {
+                // The semaphore lives as long as this function and is never closed.
+                let _slot = in_flight.acquire().await;
+                call.run(object).await;
+            };
+            pages
+                .for_each_concurrent(PAGES_AT_ONCE, |keys| {
+                    join_all(keys.into_iter().map(capped_call)).map(drop)
+                })
+                .await;
+            None
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! 500 InternalError, closed connections): retries recover every ACL, the report counts
 //! them, and whatever happens every listed object is either fetched or a counted failure.
 
+use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::collections::BTreeSet;
@@ -201,7 +202,9 @@ async fn a_later_listing_page_that_keeps_failing_truncates_the_report_after_audi
     let report = audit_bucket(
         &impatient_client(&client),
         &Target::bucket("halfway"),
-        Strategy::JoinAll { max_in_flight: None },
+        Strategy::JoinAll {
+            in_flight: InFlight::All,
+        },
     )
     .await
     .unwrap();

@@ -5,6 +5,7 @@
 //! each test starts its own server on a free loopback port and stops it when it ends. Without
 //! `MOTO_SERVER` these tests say so and pass, so that a bare `cargo test` needs no Python.
 
+use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use acl_audit::model::KeyRange;
@@ -152,7 +153,9 @@ async fn acls_decode_and_audit_the_same_with_every_strategy() {
         Strategy::SpawnBlocking {
             pool_size: std::num::NonZeroUsize::new(4).unwrap(),
         },
-        Strategy::JoinAll { max_in_flight: None },
+        Strategy::JoinAll {
+            in_flight: InFlight::All,
+        },
     ] {
         let report = audit_bucket(&client, &Target::bucket("acls"), strategy).await.unwrap();
         assert_eq!((report.objects_listed, report.acls_fetched), (4, 4), "{strategy:?}");
@@ -360,9 +363,15 @@ async fn a_public_noncurrent_version_is_found_on_moto_too() {
         include_versions: true,
         ..Target::bucket("history")
     };
-    let report = audit_bucket(&client, &every_version, Strategy::JoinAll { max_in_flight: None })
-        .await
-        .unwrap();
+    let report = audit_bucket(
+        &client,
+        &every_version,
+        Strategy::JoinAll {
+            in_flight: InFlight::All,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.acls_fetched, arranged.versions);
     assert_eq!(report.delete_markers, arranged.delete_markers);
     assert_eq!(report.failures.count, 0, "{:?}", report.failures);

@@ -9,6 +9,7 @@
 //! report with its state, and no GetObjectAcl on an ACLs-disabled bucket (its objects' public
 //! grants would be named otherwise).
 
+use acl_audit::strategy::InFlight;
 use std::collections::BTreeSet;
 
 use acl_audit::findings::FindingLine;
@@ -41,9 +42,15 @@ async fn an_organization_sweep_names_every_exposed_object_with_its_account() {
         organizations: &organizations,
         sts: &sts,
     };
-    let report = sweep_organization(clients, Strategy::JoinAll { max_in_flight: None }, options)
-        .await
-        .unwrap();
+    let report = sweep_organization(
+        clients,
+        Strategy::JoinAll {
+            in_flight: InFlight::All,
+        },
+        options,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.accounts.len(), 4, "{report:#?}");
     assert_eq!((report.accounts_swept, report.accounts_failed), (3, 1));
     for account in &report.accounts {
@@ -125,7 +132,9 @@ async fn an_organization_sweep_stopped_early_is_taken_up_where_it_stopped() {
         organizations: &organizations,
         sts: &sts,
     };
-    let strategy = Strategy::JoinAll { max_in_flight: None };
+    let strategy = Strategy::JoinAll {
+        in_flight: InFlight::All,
+    };
     let mut ids: Vec<String> = arranged.members.clone();
     ids.push(arranged.management.clone());
     ids.sort();

@@ -1,6 +1,7 @@
 //! The pool gauge against a real endpoint: the connections it counts open are the ones the
 //! endpoint accepted, and it counts none once the pool's idle timeout has passed.
 
+use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::num::NonZeroUsize;
@@ -16,7 +17,7 @@ async fn the_gauge_counts_the_connections_a_run_left_open_until_they_expire() {
     let client = gauge.watch(&client);
     assert_eq!(gauge.open_now(), 0);
     let strategy = Strategy::JoinAll {
-        max_in_flight: NonZeroUsize::new(8),
+        in_flight: InFlight::Fixed(NonZeroUsize::new(8).unwrap()),
     };
     let report = audit_bucket(&client, &Target::bucket("gauged"), strategy)
         .await

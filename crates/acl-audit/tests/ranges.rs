@@ -3,6 +3,7 @@
 //! (keys equal to a cut point, keys with characters the pages did not show, keys past every
 //! guess), across budgets and resumed runs.
 
+use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::collections::BTreeSet;
@@ -227,7 +228,7 @@ async fn audits_resumed_from_range_tokens_fetch_every_acl_once() {
         // A few calls in flight: unbounded, each run would open a connection per listed key
         // and see few of them answered before its stop.
         let strategy = Strategy::JoinAll {
-            max_in_flight: std::num::NonZeroUsize::new(16),
+            in_flight: InFlight::Fixed(std::num::NonZeroUsize::new(16).unwrap()),
         };
         let report = audit_bucket_with(&client, &target, strategy, options).await.unwrap();
         assert!(report.accounts_for_every_object(), "{report:?}");

@@ -4,6 +4,7 @@
 //! state; the one findings file names exactly the exposed objects with their bucket and
 //! region; no GetObjectAcl is sent to a bucket whose ACLs are disabled.
 
+use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::collections::BTreeSet;
@@ -100,7 +101,9 @@ async fn an_account_sweep_reports_every_bucket_and_crawls_only_where_acls_apply(
         ..SweepOptions::default()
     };
     let clients = RegionalClients::new(client);
-    let strategy = Strategy::JoinAll { max_in_flight: None };
+    let strategy = Strategy::JoinAll {
+        in_flight: InFlight::All,
+    };
     let report = sweep_account(&clients, None, strategy, options).await.unwrap();
 
     let state = |name: &str| report.buckets.iter().find(|b| b.bucket == name).unwrap().state;

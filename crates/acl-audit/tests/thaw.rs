@@ -4,6 +4,7 @@
 //! current-thread runtime stands still meanwhile (its thread sleeps, as a frozen process's
 //! does), so that it sees nothing of the close until it runs again.
 
+use acl_audit::strategy::InFlight;
 use std::time::Duration;
 
 use acl_audit::s3::client::{POOL_IDLE_TIMEOUT, client_with_http_client, https_client};
@@ -31,7 +32,7 @@ fn audit_around(
         .build()
         .unwrap();
     let strategy = Strategy::JoinAll {
-        max_in_flight: std::num::NonZeroUsize::new(8),
+        in_flight: InFlight::Fixed(std::num::NonZeroUsize::new(8).unwrap()),
     };
     let audit = || {
         runtime

@@ -2,6 +2,7 @@
 //! named by its version id, delete markers are counted and never fetched, and a listing of
 //! versions resumes where it stopped without losing or repeating a version.
 
+use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::collections::BTreeSet;
@@ -21,9 +22,16 @@ async fn audit_with_lines(client: &Client, target: &Target, name: &str) -> (acl_
         findings: Some(FindingsOutput::file(&path).unwrap()),
         ..AuditOptions::default()
     };
-    let report = audit_bucket_with(client, target, Strategy::JoinAll { max_in_flight: None }, options)
-        .await
-        .unwrap();
+    let report = audit_bucket_with(
+        client,
+        target,
+        Strategy::JoinAll {
+            in_flight: InFlight::All,
+        },
+        options,
+    )
+    .await
+    .unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     let lines = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();

@@ -4,7 +4,9 @@
 #
 # A child that runs 1 warm invocation and one that runs 1 + RUNS are each counted whole; their
 # difference over RUNS × OBJECTS is the steady per-ACL cost, with init and the warm-up (TLS
-# handshakes, first-call set-up) cancelled out.
+# handshakes, first-call set-up) cancelled out. The same difference, function by function and
+# grouped by what the work is (signing, endpoint resolution, TLS, ...), is the breakdown printed
+# after it (breakdown.py). KEEP=DIR keeps both profiles there, for callgrind_annotate.
 set -euo pipefail
 BIN=${BIN:-target/profiling}
 OBJECTS=${OBJECTS:-100}
@@ -33,3 +35,7 @@ per_invocation=$(( (many - one) / RUNS ))
 echo "strategy $STRATEGY, $OBJECTS objects, warm, HTTPS to local-s3 on loopback; callgrind, $BIN"
 echo "instructions: 1 invocation $one, $((1 + RUNS)) invocations $many"
 echo "per warm invocation: $per_invocation; per ACL: $(( per_invocation / OBJECTS ))"
+python3 "$(dirname "$0")/breakdown.py" "$work/cg.1" "$work/cg.$((1 + RUNS))" $((RUNS * OBJECTS))
+if [[ -n ${KEEP:-} ]]; then
+    mkdir -p "$KEEP" && cp "$work/cg.1" "$work/cg.$((1 + RUNS))" "$KEEP/"
+fi

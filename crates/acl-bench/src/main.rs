@@ -1,6 +1,7 @@
 //! `acl-bench`: run the three strategies against an embedded `local-s3`, or measure how many
 //! requests the endpoint itself serves.
 
+use acl_audit::strategy::InFlight;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -54,6 +55,30 @@ enum Command {
         /// Requests in flight at once.
         #[arg(long, default_value = "64")]
         concurrency: NonZeroUsize,
+    },
+    /// join-all against local-s3 pushing back, fixed in-flight limits and the adaptive default
+    /// side by side: a request rate per prefix (503 SlowDown beyond it) for each --rate, then
+    /// answers that slow as requests pile up (docs/benchmark.md, "When S3 pushes back").
+    Pushback {
+        #[arg(long, default_value_t = 4000)]
+        objects: usize,
+        /// Requests per second per prefix; repeatable.
+        #[arg(long = "rate", default_values_t = [2000.0, 5500.0])]
+        rates: Vec<f64>,
+        /// The network round trip with a rate limit, milliseconds.
+        #[arg(long, default_value_t = 10.0)]
+        rtt_ms: f64,
+        /// The slowing server's knee (its workers) and service time.
+        #[arg(long, default_value_t = 32)]
+        knee: u32,
+        #[arg(long, default_value_t = 10.0)]
+        service_ms: f64,
+        /// Fixed limits to compare, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [8, 16, 32, 64, 128].map(|n| NonZeroUsize::new(n).unwrap()))]
+        fixed: Vec<NonZeroUsize>,
+        /// The adaptive limit's ceiling: the functions' default at 1 024 MB and above.
+        #[arg(long, default_value = "128")]
+        ceiling: NonZeroUsize,
     },
     /// The seed's experiment: every strategy at every Lambda memory size, against an HTTPS
     /// local-s3 with a network model, each variant in its own CPU-limited process.
@@ -192,6 +217,39 @@ fn main() -> anyhow::Result<()> {
     match command {
         Command::Compare { objects, bucket, json } => runtime.block_on(compare(objects, &bucket, json)),
         Command::Endpoint { requests, concurrency } => runtime.block_on(endpoint_throughput(requests, concurrency)),
+        Command::Pushback {
+            objects,
+            rates,
+            rtt_ms,
+            knee,
+            service_ms,
+            fixed,
+            ceiling,
+        } => runtime.block_on(async {
+            let mut scenarios = Vec::new();
+            for rate in rates {
+                scenarios.push(acl_bench::pushback::Scenario {
+                    load: local_s3::Load {
+                        rate_per_prefix: Some(rate),
+                        slowing_knee: None,
+                    },
+                    network: NetworkModel::from_millis(rtt_ms, 0.0, 1)?,
+                });
+            }
+            scenarios.push(acl_bench::pushback::Scenario {
+                load: local_s3::Load {
+                    rate_per_prefix: None,
+                    slowing_knee: Some(knee),
+                },
+                network: NetworkModel::from_millis(0.0, service_ms, 1)?,
+            });
+            for scenario in scenarios {
+                let outcomes = acl_bench::pushback::run(scenario, objects, &fixed, ceiling).await?;
+                acl_bench::pushback::print(&scenario, objects, &outcomes);
+                println!();
+            }
+            anyhow::Ok(())
+        }),
         Command::Bench {
             sizes,
             objects,
@@ -417,7 +475,7 @@ async fn endpoint_throughput(requests: usize, concurrency: NonZeroUsize) -> anyh
     let started = Instant::now();
     let mut tally = Tally::default();
     let strategy = Strategy::JoinAll {
-        max_in_flight: Some(concurrency),
+        in_flight: InFlight::Fixed(concurrency),
     };
     fetch_acls(
         &client,

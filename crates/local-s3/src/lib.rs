@@ -15,6 +15,7 @@ mod credentials;
 pub mod faults;
 pub mod inventory;
 pub mod listing;
+mod load;
 pub mod moto;
 mod network;
 mod seed;
@@ -24,6 +25,7 @@ pub mod store;
 mod tls;
 
 pub use faults::{Fault, FaultCounts, FaultRule, Faults, InvalidFaultRule, Operation};
+pub use load::Load;
 pub use network::{InvalidDelay, NetworkModel};
 pub use seed::{SeedAcl, SeedSummary, seed_bucket, seed_bucket_with, seed_key};
 pub use server::{Credentials, LocalS3, Options, S3_IDLE_TIMEOUT};

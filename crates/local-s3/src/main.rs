@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use local_s3::{Credentials, FaultRule, Faults, LocalS3, NetworkModel, Options, SeedAcl, seed_bucket_with};
+use local_s3::{Credentials, FaultRule, Faults, Load, LocalS3, NetworkModel, Options, SeedAcl, seed_bucket_with};
 
 /// An in-memory S3-compatible endpoint with object ACLs, for local runs and tests.
 #[derive(Debug, Parser)]
@@ -60,6 +60,16 @@ struct Args {
     /// How late a `slow` fault's answer comes, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     slow_response_ms: u64,
+    /// Requests per second each partition (the bucket and the key's first path segment)
+    /// serves, with a burst of 100 ms of them; beyond it, 503 SlowDown, as S3 answers beyond
+    /// about 5 500 GETs a second per prefix. Default: no limit.
+    #[arg(long, value_name = "R")]
+    rate_per_prefix: Option<f64>,
+    /// Slow answers as requests pile up: with n under way, each takes --service-ms ×
+    /// (1 + (n / KNEE)²), so throughput peaks at KNEE in flight and falls beyond, as a server
+    /// that struggles rather than refuses (moto) does. Default: off.
+    #[arg(long, value_name = "KNEE")]
+    slowing_knee: Option<u32>,
     /// Close a keep-alive connection idle this long, in milliseconds, as S3 does (about
     /// 20 s); 0: never. SIGUSR1 closes every idle connection at once.
     #[arg(long, default_value_t = 20_000)]
@@ -106,6 +116,14 @@ async fn main() -> anyhow::Result<()> {
         secret_access_key: args.secret_access_key,
     };
     let addr = SocketAddr::new(args.host, args.port);
+    if let Some(rate) = args.rate_per_prefix.filter(|rate| !(rate.is_finite() && *rate > 0.0)) {
+        anyhow::bail!("--rate-per-prefix must be a positive number of requests per second, not {rate}");
+    }
+    match args.slowing_knee {
+        Some(0) => anyhow::bail!("--slowing-knee must be at least 1"),
+        Some(_) if args.service_ms <= 0.0 => anyhow::bail!("--slowing-knee stretches --service-ms, which is 0"),
+        _ => {}
+    }
     let handshake_rtts = args.handshake_rtts.unwrap_or(1 + u32::from(args.tls));
     let network = NetworkModel::from_millis(args.rtt_ms, args.service_ms, handshake_rtts)?;
     let fault_rules: Vec<String> = args.faults.iter().map(ToString::to_string).collect();
@@ -118,6 +136,10 @@ async fn main() -> anyhow::Result<()> {
             seed: args.fault_seed,
             rules: args.faults,
             slow_response: std::time::Duration::from_millis(args.slow_response_ms),
+        },
+        load: Load {
+            rate_per_prefix: args.rate_per_prefix,
+            slowing_knee: args.slowing_knee,
         },
         idle_timeout: (args.idle_timeout_ms > 0).then(|| std::time::Duration::from_millis(args.idle_timeout_ms)),
     };

@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::control::AccountControl;
 pub use crate::credentials::Credentials;
 use crate::faults::{Fault, FaultCounts, FaultInjector, Faults};
+use crate::load::{Load, LoadModel};
 use crate::network::{NetworkModel, wait};
 use crate::service::LocalS3Service;
 use crate::store::Store;
@@ -43,6 +44,9 @@ pub struct Options {
     /// A keep-alive connection idle this long is closed, as S3 closes them (widely reported
     /// at about 20 s); `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// A request-rate limit per partition, and answers that slow under concurrency; none by
+    /// default.
+    pub load: Load,
 }
 
 /// S3's idle timeout as clients observe it.
@@ -57,6 +61,7 @@ impl Default for Options {
             network: NetworkModel::default(),
             faults: Faults::default(),
             idle_timeout: Some(S3_IDLE_TIMEOUT),
+            load: Load::default(),
         }
     }
 }
@@ -69,6 +74,7 @@ pub struct LocalS3 {
     ca_pem: Option<String>,
     store: Arc<Store>,
     faults: Arc<FaultInjector>,
+    load: Arc<LoadModel>,
     requests: Arc<RequestCounts>,
     accepted: Arc<AtomicU64>,
     server: JoinHandle<()>,
@@ -169,9 +175,11 @@ impl LocalS3 {
             network,
             faults,
             idle_timeout,
+            load,
         } = options;
         let (close_idle, closing) = watch::channel(0);
         let faults = Arc::new(FaultInjector::new(faults));
+        let load = Arc::new(LoadModel::new(load));
         let tls = tls.then(crate::tls::generate).transpose()?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -201,6 +209,7 @@ impl LocalS3 {
             Connections {
                 network,
                 faults: Arc::clone(&faults),
+                load: Arc::clone(&load),
                 idle_timeout,
                 closing,
                 accepted: Arc::clone(&accepted),
@@ -213,6 +222,7 @@ impl LocalS3 {
             ca_pem: tls.map(|tls| tls.ca_pem),
             store,
             faults,
+            load,
             requests,
             accepted,
             server,
@@ -258,6 +268,16 @@ impl LocalS3 {
         self.faults.injected()
     }
 
+    /// Answers load with `load` from now on, its partitions' tokens full again.
+    pub fn set_load(&self, load: Load) {
+        self.load.replace(load);
+    }
+
+    /// Requests answered `503 SlowDown` for their partition's request rate so far.
+    pub fn refused_for_rate(&self) -> u64 {
+        self.load.refused()
+    }
+
     /// Requests of the S3 operation `operation` (its API name, `GetObjectAcl`) answered so far.
     pub fn requests(&self, operation: &str) -> u64 {
         self.requests.0.lock().get(operation).copied().unwrap_or(0)
@@ -286,6 +306,7 @@ impl Drop for LocalS3 {
 struct Connections {
     network: NetworkModel,
     faults: Arc<FaultInjector>,
+    load: Arc<LoadModel>,
     idle_timeout: Option<Duration>,
     closing: watch::Receiver<u64>,
     accepted: Arc<AtomicU64>,
@@ -332,6 +353,7 @@ async fn serve_connection(
     let Connections {
         network,
         faults,
+        load,
         idle_timeout,
         mut closing,
         accepted: _,
@@ -339,13 +361,19 @@ async fn serve_connection(
     // Closing idle connections concerns those open then, not this one, opened after.
     closing.mark_unchanged();
     wait(network.connection_delay()).await;
-    let request_delay = network.request_delay();
     let activity = Arc::new(Activity::new());
     let counted = Arc::clone(&activity);
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         let busy = counted.begin();
         let service = service.clone();
-        let fault = faults.draw(request.method(), request.uri());
+        let (admitted, under_way) = load.arrive(request.uri().path());
+        // A refused request is answered at once, after its round trip.
+        let fault = if admitted {
+            faults.draw(request.method(), request.uri())
+        } else {
+            Some(Fault::SlowDown)
+        };
+        let load = Arc::clone(&load);
         // The plan is read again only for a late answer: the common path takes one lock.
         let slow_response = match fault {
             Some(Fault::Slow) => faults.slow_response(),
@@ -353,8 +381,13 @@ async fn serve_connection(
         };
         async move {
             // Under way until its answer is ready (bodies here are small and sent at once).
-            let _busy = busy;
-            wait(request_delay).await;
+            let _busy = (busy, under_way);
+            wait(network.rtt).await;
+            let _serving = if admitted {
+                Some(load.serve(network.service_time).await)
+            } else {
+                None
+            };
             match fault {
                 None => Service::call(&service, request).await,
                 Some(Fault::Slow) => {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-const LAYERS: [(&str, u8); 14] = [
+const LAYERS: [(&str, u8); 15] = [
     ("acl", 1),
     ("credentials", 1),
     ("faults", 1),
@@ -11,6 +11,7 @@ const LAYERS: [(&str, u8); 14] = [
     ("tls", 1),
     ("moto", 1),
     ("store", 2),
+    ("load", 2),
     ("listing", 3),
     ("seed", 3),
     ("inventory", 3),

@@ -7,6 +7,7 @@ pub mod hostile;
 pub mod layers;
 pub mod organization;
 
+use acl_audit::strategy::InFlight;
 use std::num::NonZeroUsize;
 
 use acl_audit::Strategy;
@@ -66,9 +67,11 @@ pub fn all_strategies() -> [Strategy; 4] {
             pool_size: NonZeroUsize::new(6).unwrap(),
         },
         Strategy::JoinAll {
-            max_in_flight: NonZeroUsize::new(8),
+            in_flight: InFlight::Adaptive(NonZeroUsize::new(8).unwrap()),
         },
-        Strategy::JoinAll { max_in_flight: None },
+        Strategy::JoinAll {
+            in_flight: InFlight::All,
+        },
     ]
 }
 

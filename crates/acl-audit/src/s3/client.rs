@@ -13,6 +13,7 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+use crate::s3::call_cost::{FixedUserAgent, OncePerBucket};
 use crate::s3::retries::CountRetries;
 
 /// The file of CA certificates to trust instead of the system's, as the AWS CLI and the other
@@ -169,6 +170,8 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
     };
     let config = aws_sdk_s3::config::Builder::from(sdk_config)
         .retry_config(retry_config)
+        .endpoint_resolver(OncePerBucket::default())
+        .interceptor(FixedUserAgent)
         .interceptor(CountRetries)
         .timeout_config(timeouts())
         // Stalled-stream protection watches the throughput of large uploads and downloads with

@@ -1,11 +1,13 @@
 //! Counting the retries the SDK makes on a run's behalf, so that a report says how hard it
 //! had to try: a run that needed 300 retries for 100 ACLs met a struggling endpoint even if
-//! it lost nothing.
+//! it lost nothing. Also the attempts S3 pushed back on (a 5xx answer such as 503 SlowDown, or
+//! none), counted as each one ends, before the SDK's backoff: what `join-all`'s adaptive limit
+//! reacts to.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::interceptors::{BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef};
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
@@ -18,11 +20,22 @@ tokio::task_local! {
 
 /// Retries made within a run, from every task it runs calls on.
 #[derive(Debug, Clone, Default)]
-pub struct RetryCount(Arc<AtomicUsize>);
+pub struct RetryCount(Arc<Counts>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    retries: AtomicUsize,
+    pushbacks: AtomicUsize,
+}
 
 impl RetryCount {
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.0.retries.load(Ordering::Relaxed)
+    }
+
+    /// Attempts answered with a 5xx or with nothing (a timeout, a lost connection).
+    pub fn pushbacks(&self) -> usize {
+        self.0.pushbacks.load(Ordering::Relaxed)
     }
 
     /// Runs `work` with its retries counted here.
@@ -56,7 +69,22 @@ impl Intercept for CountRetries {
             .is_some_and(|attempts| attempts.attempts() > 1);
         if retry {
             // Outside a counted run (a bare SDK call) there is nothing to count into.
-            let _ = RUN_RETRIES.try_with(|count| count.0.fetch_add(1, Ordering::Relaxed));
+            let _ = RUN_RETRIES.try_with(|count| count.0.retries.fetch_add(1, Ordering::Relaxed));
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let pushed_back = context
+            .response()
+            .is_none_or(|response| response.status().is_server_error());
+        if pushed_back {
+            let _ = RUN_RETRIES.try_with(|count| count.0.pushbacks.fetch_add(1, Ordering::Relaxed));
         }
         Ok(())
     }
