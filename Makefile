@@ -71,7 +71,7 @@ $(VENV)/.peers-installed: $(VENV)/bin/python requirements/peers.txt
 	touch $@
 
 ## instructions: instructions per ACL of a warm join-all invocation, counted by callgrind
-## (valgrind): the repeatable yardstick for a change to the client path
+## (valgrind), and where they go: the repeatable yardstick for a change to the client path
 instructions:
 	@command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 2; }
 	$(CARGO) build --profile profiling --quiet -p local-s3 -p acl-bench

@@ -131,6 +131,7 @@ async fn the_report_serializes_with_its_documented_field_names() {
             "delete_markers",
             "failures",
             "findings",
+            "in_flight",
             "include_versions",
             "max_objects",
             "objects_listed",

@@ -25,7 +25,7 @@
 //! It starts at the ceiling, so a run that meets no pushback runs as with a fixed limit, and a
 //! run of fewer than [`PROBE_AFTER`] calls never probes.
 
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -174,7 +174,13 @@ impl AdaptiveLimit {
     /// 5xx or nothing so far ([`crate::s3::retries::RetryCount::pushbacks`]), so that any growth
     /// since the last call is a sign of pushback.
     pub(crate) fn release(&self, slot: Slot<'_>, pushbacks: usize) {
-        let latency = slot.started.elapsed().as_secs_f64();
+        let latency = slot.started.elapsed();
+        self.release_after(slot, latency, pushbacks);
+    }
+
+    /// [`AdaptiveLimit::release`] for a call that took `latency`.
+    fn release_after(&self, slot: Slot<'_>, latency: Duration, pushbacks: usize) {
+        let latency = latency.as_secs_f64();
         let mut state = self.state.lock();
         let pushed_back = pushbacks.saturating_sub(state.pushbacks_seen);
         state.pushbacks_seen = state.pushbacks_seen.max(pushbacks);
@@ -332,24 +338,21 @@ impl AdaptiveLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// `n` calls one after another, each taking `latency`, with the run's retry count at
     /// `retries` when each ends.
     async fn calls(limit: &AdaptiveLimit, n: usize, latency: Duration, retries: usize) {
         for _ in 0..n {
             let slot = limit.acquire().await;
-            tokio::time::sleep(latency).await;
-            limit.release(slot, retries);
+            limit.release_after(slot, latency, retries);
         }
     }
 
     /// `n` calls at once.
     async fn round(limit: &AdaptiveLimit, n: usize, latency: Duration, retries: usize) {
         let slots: Vec<_> = futures::future::join_all((0..n).map(|_| limit.acquire())).await;
-        tokio::time::sleep(latency).await;
         for slot in slots {
-            limit.release(slot, retries);
+            limit.release_after(slot, latency, retries);
         }
     }
 
@@ -359,14 +362,13 @@ mod tests {
     /// pushed back, counted from `before`.
     async fn pushed_round(limit: &AdaptiveLimit, n: usize, pushed_back: usize, before: usize) -> usize {
         let slots: Vec<_> = futures::future::join_all((0..n).map(|_| limit.acquire())).await;
-        tokio::time::sleep(10 * MS).await;
         for (i, slot) in slots.into_iter().enumerate() {
-            limit.release(slot, before + pushed_back.min(i + 1));
+            limit.release_after(slot, 10 * MS, before + pushed_back.min(i + 1));
         }
         before + pushed_back
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn pushback_cuts_to_the_share_answered_once_a_round_is_in_and_calm_brings_it_back() {
         let limit = AdaptiveLimit::new(64);
         let mut pushbacks = pushed_round(&limit, 64, 32, 0).await;
@@ -389,15 +391,15 @@ mod tests {
         assert_eq!(limit.slots.available_permits(), 64);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_cut_below_the_calls_under_way_takes_their_permits_back_as_they_end() {
         let limit = AdaptiveLimit::new(8);
         let pushbacks = pushed_round(&limit, 8, 4, 0).await;
         let mut slots: Vec<_> = futures::future::join_all((0..8).map(|_| limit.acquire())).await;
-        limit.release(slots.remove(0), pushbacks);
+        limit.release_after(slots.remove(0), 10 * MS, pushbacks);
         assert_eq!(limit.now(), 4, "4 of 9 answers pushed back");
         for slot in slots {
-            limit.release(slot, pushbacks);
+            limit.release_after(slot, 10 * MS, pushbacks);
         }
         assert_eq!(
             limit.slots.available_permits(),
@@ -406,7 +408,7 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_queue_that_grows_with_the_limit_brings_it_down_after_the_probe() {
         // A server whose answer takes 1 ms per call in flight beyond 8: a queue.
         let limit = AdaptiveLimit::new(64);
@@ -429,7 +431,7 @@ mod tests {
         assert_eq!(limit.course().cuts_for_pushback, 0);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn latency_that_cuts_do_not_bring_down_raises_the_floor_instead() {
         let limit = AdaptiveLimit::new(32);
         while limit.course().floor_us.is_none() {
@@ -447,7 +449,7 @@ mod tests {
         assert_eq!(limit.now(), 32, "back to the ceiling");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_run_shorter_than_the_probe_never_slows_for_it() {
         let limit = AdaptiveLimit::new(16);
         for _ in 0..(PROBE_AFTER / 16 - 1) {
