@@ -2,7 +2,6 @@
 //! the user's AWS configuration (profile, region, `AWS_ENDPOINT_URL`). The report goes to
 //! stdout as JSON; the exit code says what a script needs to know.
 
-use acl_audit::strategy::InFlight;
 use std::io::IsTerminal as _;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -24,6 +23,7 @@ use acl_audit::s3::client::{
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::{Artifact, put_object};
 use acl_audit::security_hub::{Imported, Product, import};
+use acl_audit::strategy::InFlight;
 use acl_audit::strategy::default_blocking_pool_size;
 use acl_audit::sweep::{BucketAudit, OnBucket, SweepError, SweepOptions, SweepTotals, sweep_account};
 use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target};

@@ -1,11 +1,11 @@
 //! The function's settings, from its environment variables, and the core's [`Strategy`] they
 //! make of each function's strategy kind.
 
-use acl_audit::strategy::InFlight;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use acl_audit::model::S3Location;
+use acl_audit::strategy::InFlight;
 use acl_audit::strategy::default_blocking_pool_size;
 
 use crate::event::AuditScope;

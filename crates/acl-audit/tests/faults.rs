@@ -2,7 +2,6 @@
 //! 500 InternalError, closed connections): retries recover every ACL, the report counts
 //! them, and whatever happens every listed object is either fetched or a counted failure.
 
-use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::collections::BTreeSet;
@@ -11,6 +10,7 @@ use std::time::Duration;
 
 use acl_audit::report::Truncation;
 use acl_audit::s3::client::client_from_sdk_config;
+use acl_audit::strategy::InFlight;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AclOutcome, Strategy, Target, audit_bucket};
 use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition};

@@ -5,7 +5,6 @@
 //! each test starts its own server on a free loopback port and stops it when it ends. Without
 //! `MOTO_SERVER` these tests say so and pass, so that a bare `cargo test` needs no Python.
 
-use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use acl_audit::model::KeyRange;
@@ -13,6 +12,7 @@ use acl_audit::model::{ALL_USERS_URI, AUTHENTICATED_USERS_URI, Grantee};
 use acl_audit::s3::client::client_for_endpoint;
 use acl_audit::s3::fetch::fetch_acl;
 use acl_audit::s3::listing::{KeyPages, list_keys};
+use acl_audit::strategy::InFlight;
 use acl_audit::{ListError, Strategy, Target, audit_bucket};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;

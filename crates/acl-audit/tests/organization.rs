@@ -9,12 +9,12 @@
 //! report with its state, and no GetObjectAcl on an ACLs-disabled bucket (its objects' public
 //! grants would be named otherwise).
 
-use acl_audit::strategy::InFlight;
 use std::collections::BTreeSet;
 
 use acl_audit::findings::FindingLine;
 use acl_audit::organization::{AccountState, OrganizationClients, OrganizationOptions, sweep_organization};
 use acl_audit::s3::client::client_for_endpoint;
+use acl_audit::strategy::InFlight;
 use acl_audit::sweep::BucketState;
 use acl_audit::{FindingsOutput, Strategy};
 use local_s3::moto::MotoServer;

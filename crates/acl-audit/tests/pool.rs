@@ -1,13 +1,13 @@
 //! The pool gauge against a real endpoint: the connections it counts open are the ones the
 //! endpoint accepted, and it counts none once the pool's idle timeout has passed.
 
-use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use acl_audit::s3::pool::PoolGauge;
+use acl_audit::strategy::InFlight;
 use acl_audit::{Strategy, Target, audit_bucket};
 
 #[tokio::test(flavor = "multi_thread")]

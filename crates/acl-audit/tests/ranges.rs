@@ -3,7 +3,6 @@
 //! (keys equal to a cut point, keys with characters the pages did not show, keys past every
 //! guess), across budgets and resumed runs.
 
-use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::collections::BTreeSet;
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 use acl_audit::model::{Cursor, KeyRange, ObjectRef, Resume};
 use acl_audit::s3::listing::{KeyPages, ListingEnd};
 use acl_audit::s3::ranges;
+use acl_audit::strategy::InFlight;
 use acl_audit::{AuditOptions, Strategy, Target, audit_bucket_with};
 use futures::FutureExt as _;
 use local_s3::acl::Acl;

@@ -4,13 +4,13 @@
 //! state; the one findings file names exactly the exposed objects with their bucket and
 //! region; no GetObjectAcl is sent to a bucket whose ACLs are disabled.
 
-use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::collections::BTreeSet;
 
 use acl_audit::findings::FindingLine;
 use acl_audit::s3::region::RegionalClients;
+use acl_audit::strategy::InFlight;
 use acl_audit::sweep::{BucketState, SweepOptions, sweep_account};
 use acl_audit::{FindingsOutput, Strategy};
 use local_s3::acl::{Acl, CannedAcl, Grantee, Permission};

@@ -4,10 +4,10 @@
 //! current-thread runtime stands still meanwhile (its thread sleeps, as a frozen process's
 //! does), so that it sees nothing of the close until it runs again.
 
-use acl_audit::strategy::InFlight;
 use std::time::Duration;
 
 use acl_audit::s3::client::{POOL_IDLE_TIMEOUT, client_with_http_client, https_client};
+use acl_audit::strategy::InFlight;
 use acl_audit::{Strategy, Target, audit_bucket};
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::config::retry::RetryPartition;

@@ -2,7 +2,6 @@
 //! named by its version id, delete markers are counted and never fetched, and a listing of
 //! versions resumes where it stopped without losing or repeating a version.
 
-use acl_audit::strategy::InFlight;
 use test_support as common;
 
 use std::collections::BTreeSet;
@@ -10,6 +9,7 @@ use std::collections::BTreeSet;
 use acl_audit::audit::{AuditOptions, FindingsOutput, audit_bucket_with};
 use acl_audit::findings::{FindingKind, FindingLine};
 use acl_audit::model::ObjectRef;
+use acl_audit::strategy::InFlight;
 use acl_audit::{Resume, Strategy, Target, audit_bucket};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;

@@ -1,13 +1,13 @@
 //! `acl-bench`: run the three strategies against an embedded `local-s3`, or measure how many
 //! requests the endpoint itself serves.
 
-use acl_audit::strategy::InFlight;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use acl_audit::report::Tally;
 use acl_audit::s3::client::client_for_endpoint;
+use acl_audit::strategy::InFlight;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AuditReport, Strategy, StrategyKind, Target};
 use acl_audit_lambda::Clients;

@@ -7,11 +7,11 @@ pub mod hostile;
 pub mod layers;
 pub mod organization;
 
-use acl_audit::strategy::InFlight;
 use std::num::NonZeroUsize;
 
 use acl_audit::Strategy;
 use acl_audit::s3::client::client_for_endpoint;
+use acl_audit::strategy::InFlight;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryPartition;
 use local_s3::{Faults, LocalS3, Options};
