@@ -232,43 +232,44 @@ async fn join_all_capped<R: Record>(
     pages: impl Stream<Item = Vec<ObjectRef>>,
     in_flight: InFlight,
 ) -> Option<LimitCourse> {
-    match in_flight {
-        InFlight::Adaptive(ceiling) => {
-            let limit = &AdaptiveLimit::new(ceiling.get());
-            let limited_call = |object: ObjectRef| async move {
-                let slot = limit.acquire().await;
-                let outcome = call.fetch(object).await;
-                limit.release(slot, RetryCount::current().map_or(0, |count| count.pushbacks()));
-                call.record.record(outcome).await;
-            };
-            pages
-                .for_each_concurrent(PAGES_AT_ONCE, |keys| {
-                    join_all(keys.into_iter().map(limited_call)).map(drop)
-                })
-                .await;
-            let course = limit.course();
-            if course.lowest < course.ceiling {
-                tracing::info!(?course, "S3 pushed back: the in-flight limit came down");
-            }
-            Some(course)
-        }
-        InFlight::All | InFlight::Fixed(_) => {
-            let most = match in_flight {
-                InFlight::Fixed(most) => most.get(),
-                _ => Semaphore::MAX_PERMITS,
-            };
-            let in_flight = &Semaphore::new(most);
-            let capped_call = |object: ObjectRef| async move {
+    let limit = &match in_flight {
+        InFlight::All => Limit::Fixed(Semaphore::new(Semaphore::MAX_PERMITS)),
+        InFlight::Fixed(most) => Limit::Fixed(Semaphore::new(most.get())),
+        InFlight::Adaptive(ceiling) => Limit::Adaptive(AdaptiveLimit::new(ceiling.get())),
+    };
+    // The run's counter, looked up once rather than for every call.
+    let retries = &RetryCount::current().unwrap_or_default();
+    let limited_call = |object: ObjectRef| async move {
+        match limit {
+            Limit::Fixed(in_flight) => {
                 // The semaphore lives as long as this function and is never closed.
                 let _slot = in_flight.acquire().await;
                 call.run(object).await;
-            };
-            pages
-                .for_each_concurrent(PAGES_AT_ONCE, |keys| {
-                    join_all(keys.into_iter().map(capped_call)).map(drop)
-                })
-                .await;
-            None
+            }
+            Limit::Adaptive(limit) => {
+                let slot = limit.acquire().await;
+                call.run(object).await;
+                limit.release(slot, retries.pushbacks());
+            }
         }
+    };
+    pages
+        .for_each_concurrent(PAGES_AT_ONCE, |keys| {
+            join_all(keys.into_iter().map(limited_call)).map(drop)
+        })
+        .await;
+    let Limit::Adaptive(limit) = limit else {
+        return None;
+    };
+    let course = limit.course();
+    if course.lowest < course.ceiling {
+        tracing::info!(?course, "S3 pushed back: the in-flight limit came down");
     }
+    Some(course)
+}
+
+/// `join-all`'s bound on the calls in flight.
+enum Limit {
+    Fixed(Semaphore),
+    Adaptive(AdaptiveLimit),
 }

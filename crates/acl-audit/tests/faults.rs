@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use acl_audit::report::Truncation;
 use acl_audit::s3::client::client_from_sdk_config;
+use acl_audit::s3::retries::RetryCount;
 use acl_audit::strategy::InFlight;
 use acl_audit::strategy::fetch_acls;
 use acl_audit::{AclOutcome, Strategy, Target, audit_bucket};
@@ -142,6 +143,37 @@ async fn when_retries_run_out_every_listed_object_is_fetched_or_a_counted_failur
         outcome_keys.sort_unstable();
         assert_eq!(outcome_keys, keys, "{strategy:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pushback_counts_calls_whose_first_attempt_failed_not_their_retries() {
+    let faults = Faults {
+        seed: 5,
+        rules: ["get-object-acl:slow-down=0.5".parse().unwrap()].into(),
+        ..Faults::default()
+    };
+    let (s3, client) = common::faulty("echoes", 100, faults).await;
+    let client = impatient_client(&client);
+    let keys: Vec<String> = (0..100).map(local_s3::seed_key).collect();
+    let retries = RetryCount::default();
+    let mut failed = 0;
+    let record = |outcome: AclOutcome| failed += usize::from(matches!(outcome, AclOutcome::Failed(_)));
+    retries
+        .count(fetch_acls(
+            &client,
+            "echoes",
+            stream::iter([keys]),
+            Strategy::Sequential,
+            None,
+            record,
+        ))
+        .await;
+    let injected = s3.faults_injected().failed_requests() as usize;
+    // Half the first attempts fail, and half the retries after them again.
+    assert!((25..=75).contains(&retries.pushbacks()), "{}", retries.pushbacks());
+    assert!(retries.pushbacks() < injected, "{} of {injected}", retries.pushbacks());
+    // Every failed attempt was retried but the last of a call that failed.
+    assert_eq!(retries.get(), injected - failed);
 }
 
 #[tokio::test(flavor = "multi_thread")]

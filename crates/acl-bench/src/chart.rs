@@ -108,6 +108,7 @@ mod tests {
                 retries: None,
             },
             init_ms: 1.0,
+            first_invocation_p50_ms: None,
             peak_rss_kb: 1,
             vs_fastest: 1.0,
             vs_floor: Some(1.0),

@@ -68,7 +68,8 @@ enum Command {
         /// The network round trip with a rate limit, milliseconds.
         #[arg(long, default_value_t = 10.0)]
         rtt_ms: f64,
-        /// The slowing server's knee (its workers) and service time.
+        /// The slowing server's knee (its workers) and service time; 0 leaves the slowing
+        /// server out.
         #[arg(long, default_value_t = 32)]
         knee: u32,
         #[arg(long, default_value_t = 10.0)]
@@ -236,13 +237,15 @@ fn main() -> anyhow::Result<()> {
                     network: NetworkModel::from_millis(rtt_ms, 0.0, 1)?,
                 });
             }
-            scenarios.push(acl_bench::pushback::Scenario {
-                load: local_s3::Load {
-                    rate_per_prefix: None,
-                    slowing_knee: Some(knee),
-                },
-                network: NetworkModel::from_millis(0.0, service_ms, 1)?,
-            });
+            if knee > 0 {
+                scenarios.push(acl_bench::pushback::Scenario {
+                    load: local_s3::Load {
+                        rate_per_prefix: None,
+                        slowing_knee: Some(knee),
+                    },
+                    network: NetworkModel::from_millis(0.0, service_ms, 1)?,
+                });
+            }
             for scenario in scenarios {
                 let outcomes = acl_bench::pushback::run(scenario, objects, &fixed, ceiling).await?;
                 acl_bench::pushback::print(&scenario, objects, &outcomes);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use acl_audit::report::Tally;
 use acl_audit::s3::client::client_for_endpoint;
 use acl_audit::s3::retries::RetryCount;
-use acl_audit::strategy::{InFlight, Strategy, fetch_acls};
+use acl_audit::strategy::{InFlight, LimitCourse, Strategy, fetch_acls};
 use anyhow::Context as _;
 use local_s3::{Load, LocalS3, NetworkModel, Options, seed_bucket, seed_key};
 
@@ -45,6 +45,10 @@ pub struct Outcome {
     pub failed: usize,
     pub retries: usize,
     pub refused: u64,
+    /// From the 99th percent of calls ended to the last: the calls waiting out a backoff.
+    pub tail: Duration,
+    /// The adaptive limit's course.
+    pub course: Option<LimitCourse>,
 }
 
 const BUCKET: &str = "pushback";
@@ -79,16 +83,21 @@ pub async fn run(
         let retries = RetryCount::default();
         let mut tally = Tally::default();
         let started = Instant::now();
-        retries
+        let mut ends = Vec::with_capacity(objects);
+        let course = retries
             .count(fetch_acls(
                 &client,
                 BUCKET,
                 futures::stream::iter([keys.clone()]),
                 Strategy::JoinAll { in_flight },
                 None,
-                |outcome| tally.add(outcome),
+                |outcome| {
+                    tally.add(outcome);
+                    ends.push(started.elapsed());
+                },
             ))
             .await;
+        let tail = started.elapsed() - ends.get(objects * 99 / 100).copied().unwrap_or_default();
         outcomes.push(Outcome {
             in_flight,
             elapsed: started.elapsed(),
@@ -96,6 +105,8 @@ pub async fn run(
             failed: tally.failures.count,
             retries: retries.get(),
             refused: s3.refused_for_rate(),
+            tail,
+            course,
         });
     }
     Ok(outcomes)
@@ -104,8 +115,10 @@ pub async fn run(
 /// The table `pushback` prints for one scenario.
 pub fn print(scenario: &Scenario, objects: usize, outcomes: &[Outcome]) {
     println!("{objects} GetObjectAcl calls, {}:", scenario.describe());
-    println!("| in flight | time (s) | calls/s | failed | retries | retries per call | refused | time / best fixed |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| in flight | time (s) | calls/s | last 1 % (s) | failed | retries | retries per call | refused | time / best fixed | limit: lowest, last (cuts) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let best_fixed = outcomes
         .iter()
         .filter(|outcome| matches!(outcome.in_flight, InFlight::Fixed(_)))
@@ -119,9 +132,16 @@ pub fn print(scenario: &Scenario, objects: usize, outcomes: &[Outcome]) {
             InFlight::All => "all".to_owned(),
         };
         let seconds = outcome.elapsed.as_secs_f64();
+        let course = outcome.course.map_or_else(String::new, |course| {
+            format!(
+                "{}, {} ({} for pushback, {} for latency)",
+                course.lowest, course.last, course.cuts_for_pushback, course.cuts_for_latency
+            )
+        });
         println!(
-            "| {name} | {seconds:.2} | {:.0} | {} | {} | {:.3} | {} | {:.2} |",
+            "| {name} | {seconds:.2} | {:.0} | {:.2} | {} | {} | {:.3} | {} | {:.2} | {course} |",
             outcome.fetched as f64 / seconds,
+            outcome.tail.as_secs_f64(),
             outcome.failed,
             outcome.retries,
             outcome.retries as f64 / objects.max(1) as f64,

@@ -18,7 +18,7 @@ use crate::cores::{self, CorePlan};
 use crate::cpu_limit::{CpuCgroup, CpuController, cpu_share};
 use crate::invoke::{ChildReport, Start};
 use crate::lambda_child::{FunctionRun, InitCpu};
-use crate::stats::{Sample, Summary, floor_ms};
+use crate::stats::{Sample, Summary, floor_ms, percentile};
 
 pub const BUCKET: &str = "bench";
 /// The sweep's cgroups are `acl-bench-<pid>-<MB>mb`: the pid tells whose they are.
@@ -274,6 +274,10 @@ pub struct Cell {
     pub concurrency: usize,
     pub summary: Summary,
     pub init_ms: f64,
+    /// Cold starts: the p50 of the first invocation alone, from the event's hand-out to its
+    /// answer (Lambda's Duration; the sample's wall time is init plus this).
+    #[serde(default)]
+    pub first_invocation_p50_ms: Option<f64>,
     pub peak_rss_kb: u64,
     /// p50 over the fastest variant's p50 at this memory size.
     pub vs_fastest: f64,
@@ -540,6 +544,14 @@ pub fn run(options: &SweepOptions, mut progress: impl FnMut(&Cell)) -> anyhow::R
                 vs_floor: floor.map(|floor| summary.p50_ms / floor),
                 floor_ms: floor,
                 init_ms: reports.iter().map(|r| r.init_ms).sum::<f64>() / reports.len() as f64,
+                first_invocation_p50_ms: (options.start == Start::Cold).then(|| {
+                    let mut firsts: Vec<f64> = reports
+                        .iter()
+                        .flat_map(|r| r.samples.iter().map(|s| s.wall_ms - r.init_ms))
+                        .collect();
+                    firsts.sort_by(f64::total_cmp);
+                    percentile(&firsts, 50.0)
+                }),
                 peak_rss_kb: reports.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0),
                 vs_fastest: 1.0,
                 summary,
@@ -695,7 +707,7 @@ pub fn print_table(result: &SweepResult) {
         result.cpu_pinning.as_deref().unwrap_or("not pinned")
     );
     println!(
-        "{:>6} {:<20} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7}",
+        "{:>6} {:<20} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7} {:>8}",
         "MB",
         "variant",
         "limit",
@@ -711,12 +723,13 @@ pub fn print_table(result: &SweepResult) {
         "vs floor",
         "failed",
         "init ms",
-        "retries"
+        "retries",
+        "1st ms"
     );
     for cell in &result.cells {
         let s = &cell.summary;
         println!(
-            "{:>6} {:<20} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>8.0} {:>9.1} {:>8.0} {:>6} {:>8.1} {:>7.2}x {:>8} {:>7} {:>8.1} {:>7}",
+            "{:>6} {:<20} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>8.0} {:>9.1} {:>8.0} {:>6} {:>8.1} {:>7.2}x {:>8} {:>7} {:>8.1} {:>7} {:>8}",
             cell.memory_mb,
             cell.variant,
             cell.concurrency,
@@ -734,7 +747,9 @@ pub fn print_table(result: &SweepResult) {
                 .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}x")),
             s.failures,
             cell.init_ms,
-            s.retries.map_or_else(|| "?".to_owned(), |n| n.to_string())
+            s.retries.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+            cell.first_invocation_p50_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}"))
         );
     }
 }

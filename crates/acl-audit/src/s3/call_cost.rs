@@ -27,7 +27,7 @@ use aws_smithy_types::endpoint::Endpoint;
 use parking_lot::RwLock;
 
 /// The parameters an endpoint depends on: all but the key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Inputs {
     bucket: Option<String>,
     region: Option<String>,
@@ -35,6 +35,22 @@ struct Inputs {
     prefix: Option<String>,
     copy_source: Option<String>,
     flags: [Option<bool>; 11],
+}
+
+fn flags(params: &Params) -> [Option<bool>; 11] {
+    [
+        params.use_fips(),
+        params.use_dual_stack(),
+        params.force_path_style(),
+        params.accelerate(),
+        params.use_global_endpoint(),
+        params.use_object_lambda_endpoint(),
+        params.disable_access_points(),
+        params.disable_multi_region_access_points(),
+        params.use_arn_region(),
+        params.use_s3_express_control_endpoint(),
+        params.disable_s3_express_session_auth(),
+    ]
 }
 
 impl Inputs {
@@ -46,20 +62,18 @@ impl Inputs {
             endpoint: owned(params.endpoint()),
             prefix: owned(params.prefix()),
             copy_source: owned(params.copy_source()),
-            flags: [
-                params.use_fips(),
-                params.use_dual_stack(),
-                params.force_path_style(),
-                params.accelerate(),
-                params.use_global_endpoint(),
-                params.use_object_lambda_endpoint(),
-                params.disable_access_points(),
-                params.disable_multi_region_access_points(),
-                params.use_arn_region(),
-                params.use_s3_express_control_endpoint(),
-                params.disable_s3_express_session_auth(),
-            ],
+            flags: flags(params),
         }
+    }
+
+    /// Compared in place: a lookup allocates nothing.
+    fn fit(&self, params: &Params) -> bool {
+        self.bucket.as_deref() == params.bucket()
+            && self.region.as_deref() == params.region()
+            && self.endpoint.as_deref() == params.endpoint()
+            && self.prefix.as_deref() == params.prefix()
+            && self.copy_source.as_deref() == params.copy_source()
+            && self.flags == flags(params)
     }
 }
 
@@ -67,18 +81,27 @@ impl Inputs {
 /// starts afresh, so an organization's sweep cannot grow it without bound.
 const KEPT: usize = 256;
 
+/// The endpoints resolved, by bucket name, then by the rest of the inputs compared in place.
+type Resolved = HashMap<String, Vec<(Inputs, Endpoint)>>;
+
 /// The SDK's own rules, asked once per bucket (and region and flags).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct OncePerBucket {
     rules: Arc<DefaultResolver>,
-    resolved: Arc<RwLock<HashMap<Inputs, Endpoint>>>,
+    resolved: Arc<RwLock<Resolved>>,
 }
 
 impl ResolveEndpoint for OncePerBucket {
     fn resolve_endpoint<'a>(&'a self, params: &'a Params) -> EndpointFuture<'a> {
-        let inputs = Inputs::of(params);
-        if let Some(endpoint) = self.resolved.read().get(&inputs) {
-            return EndpointFuture::ready(Ok(endpoint.clone()));
+        let bucket = params.bucket().unwrap_or_default();
+        let known = self.resolved.read().get(bucket).and_then(|endpoints| {
+            endpoints
+                .iter()
+                .find(|(inputs, _)| inputs.fit(params))
+                .map(|(_, endpoint)| endpoint.clone())
+        });
+        if let Some(endpoint) = known {
+            return EndpointFuture::ready(Ok(endpoint));
         }
         EndpointFuture::new(async move {
             let endpoint = self.rules.resolve_endpoint(params).await?;
@@ -86,7 +109,11 @@ impl ResolveEndpoint for OncePerBucket {
             if resolved.len() >= KEPT {
                 resolved.clear();
             }
-            resolved.insert(inputs, endpoint.clone());
+            let endpoints = resolved.entry(bucket.to_owned()).or_default();
+            if endpoints.len() >= KEPT {
+                endpoints.clear();
+            }
+            endpoints.push((Inputs::of(params), endpoint.clone()));
             Ok(endpoint)
         })
     }
@@ -172,6 +199,14 @@ mod tests {
             }
         }
         assert_eq!(resolver.resolved.read().len(), 2);
+        let path_style = params("one", "k", Some("http://127.0.0.1:9000"));
+        let got = resolver.resolve_endpoint(&path_style).await.unwrap();
+        assert_eq!(got, DefaultResolver::new().resolve_endpoint(&path_style).await.unwrap());
+        assert_eq!(
+            resolver.resolved.read()["one"].len(),
+            2,
+            "one bucket, two sets of inputs"
+        );
         let bad_region = Params::builder()
             .bucket("one")
             .region("not a region!")

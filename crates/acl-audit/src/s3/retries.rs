@@ -1,8 +1,9 @@
 //! Counting the retries the SDK makes on a run's behalf, so that a report says how hard it
 //! had to try: a run that needed 300 retries for 100 ACLs met a struggling endpoint even if
-//! it lost nothing. Also the attempts S3 pushed back on (a 5xx answer such as 503 SlowDown, or
-//! none), counted as each one ends, before the SDK's backoff: what `join-all`'s adaptive limit
-//! reacts to.
+//! it lost nothing. Also the calls S3 pushed back on (a 5xx answer such as 503 SlowDown, or
+//! none, to a call's first attempt), counted as the attempt ends, before the SDK's backoff:
+//! what `join-all`'s adaptive limit reacts to. A retry pushed back again is not counted: it
+//! echoes the load of up to a second before, which the limit has answered already.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,7 +34,8 @@ impl RetryCount {
         self.0.retries.load(Ordering::Relaxed)
     }
 
-    /// Attempts answered with a 5xx or with nothing (a timeout, a lost connection).
+    /// Calls whose first attempt was answered with a 5xx or with nothing (a timeout, a lost
+    /// connection).
     pub fn pushbacks(&self) -> usize {
         self.0.pushbacks.load(Ordering::Relaxed)
     }
@@ -78,11 +80,15 @@ impl Intercept for CountRetries {
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let pushed_back = context
-            .response()
-            .is_none_or(|response| response.status().is_server_error());
+        let first = cfg
+            .load::<RequestAttempts>()
+            .is_none_or(|attempts| attempts.attempts() <= 1);
+        let pushed_back = first
+            && context
+                .response()
+                .is_none_or(|response| response.status().is_server_error());
         if pushed_back {
             let _ = RUN_RETRIES.try_with(|count| count.0.pushbacks.fetch_add(1, Ordering::Relaxed));
         }

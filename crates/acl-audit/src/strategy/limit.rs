@@ -6,11 +6,14 @@
 //! later as calls pile up. This is additive increase, multiplicative decrease, as TCP's
 //! congestion window and Netflix's concurrency-limits `AIMDLimit` do it, with a latency check
 //! in the manner of TCP Vegas:
-//! - attempts S3 pushed back on (503 SlowDown, another 5xx, a timeout or a lost connection:
-//!   what the SDK retries), seen as each ends rather than after the retry's backoff, cut the
-//!   limit once a round of calls is in: to the share of the round's answers that were not
-//!   pushed back (as DCTCP sizes its cut by the share of marked packets), by at least a tenth
-//!   and at most by half. Against a request-rate limit that share is what the rate allows;
+//! - calls S3 pushed back on (503 SlowDown, another 5xx, a timeout or a lost connection to
+//!   their first attempt: what the SDK retries), seen as the attempt ends rather than after
+//!   the retry's backoff, cut the limit once a round of calls is in: to the share of the
+//!   round's answers that were not pushed back (as DCTCP sizes its cut by the share of marked
+//!   packets), by at most half. Against a request-rate limit that share is what the rate
+//!   allows, and one call refused in a round of thirty costs one place, not a tenth of them.
+//!   Retries pushed back again are not counted: they echo the load of up to a second before
+//!   (the SDK's backoff), which an earlier cut answered;
 //! - once a run has made [`PROBE_AFTER`] calls, it measures what a call costs without a queue:
 //!   one round at an eighth of the limit, whose mean latency is the floor. From then on, calls
 //!   whose recent latency is over [`TOLERANCE`] times the floor are queueing, and the limit
@@ -41,12 +44,8 @@ const PROBE_SHARE: f64 = 0.125;
 /// How much each call's latency moves the recent latency (an exponential moving average over
 /// about ten calls: enough to see through one slow answer, few enough to follow a queue).
 const RECENT_WEIGHT: f64 = 0.1;
-/// The deepest cut, for pushback or for latency; a round with any pushback cuts at least to
-/// [`MILD_BACKOFF`].
+/// The deepest cut, for pushback or for latency.
 const BACKOFF: f64 = 0.5;
-const MILD_BACKOFF: f64 = 0.9;
-/// Answers a round needs before it is judged, unless the limit is smaller.
-const ROUND_SAMPLES: usize = 8;
 /// A halving that leaves the recent latency above this share of what it was did not help.
 const HELPED: f64 = 0.9;
 
@@ -170,8 +169,8 @@ impl AdaptiveLimit {
         }
     }
 
-    /// The call in `slot` ended; `pushbacks` is the run's count of attempts answered with a
-    /// 5xx or nothing so far ([`crate::s3::retries::RetryCount::pushbacks`]), so that any growth
+    /// The call in `slot` ended; `pushbacks` is the run's count of calls whose first attempt
+    /// was answered with a 5xx or nothing so far ([`crate::s3::retries::RetryCount::pushbacks`]), so that any growth
     /// since the last call is a sign of pushback.
     pub(crate) fn release(&self, slot: Slot<'_>, pushbacks: usize) {
         let latency = slot.started.elapsed();
@@ -192,8 +191,10 @@ impl AdaptiveLimit {
         }
         let seen = state.round.pushed_back + state.round.answered;
         let mut cut = false;
-        if slot.number >= state.round.ends_at && seen >= ROUND_SAMPLES.min(state.limit as usize) {
-            // A call started after the round began has ended: the round's answers are in.
+        if slot.number >= state.round.ends_at && seen >= state.limit as usize {
+            // A call started after the round began has ended, and as many answers are in as
+            // calls were allowed in flight: the round's answers are in, and one refused call
+            // is one share of the limit.
             let Round { pushed_back, .. } = state.round;
             state.round = Round {
                 ends_at: state.started,
@@ -201,7 +202,7 @@ impl AdaptiveLimit {
             };
             if pushed_back > 0 {
                 let answered_share = 1.0 - pushed_back as f64 / seen as f64;
-                let limit = state.limit * answered_share.clamp(BACKOFF, MILD_BACKOFF);
+                let limit = state.limit * answered_share.max(BACKOFF);
                 state.course.cuts_for_pushback += 1;
                 self.set(&mut state, limit, true);
                 cut = true;
@@ -377,17 +378,17 @@ mod tests {
         assert_eq!(limit.now(), 32, "32 of 65 pushed back: halved");
         pushbacks = pushed_round(&limit, 32, 1, pushbacks).await;
         calls(&limit, 1, 10 * MS, pushbacks).await;
-        assert_eq!(limit.now(), 28, "one in 33: cut by a tenth, the least cut");
-        pushbacks = pushed_round(&limit, 28, 28, pushbacks).await;
+        assert_eq!(limit.now(), 31, "one in 33: cut by one in 33");
+        pushbacks = pushed_round(&limit, 31, 31, pushbacks).await;
         calls(&limit, 1, 10 * MS, pushbacks).await;
-        assert_eq!(limit.now(), 14, "all pushed back: halved, the most cut");
+        assert_eq!(limit.now(), 15, "all pushed back: halved, the most cut");
         // Calm: one more call per round, back to the ceiling and no further.
         for _ in 0..100 {
             round(&limit, limit.now(), 10 * MS, pushbacks).await;
         }
         assert_eq!(limit.now(), 64);
         let course = limit.course();
-        assert_eq!((course.lowest, course.last, course.cuts_for_pushback), (14, 64, 3));
+        assert_eq!((course.lowest, course.last, course.cuts_for_pushback), (15, 64, 3));
         assert_eq!(limit.slots.available_permits(), 64);
     }
 
