@@ -34,8 +34,8 @@ pub const INCLUDE_VERSIONS: &str = "INCLUDE_VERSIONS";
 /// `false`: a run stopped before the end of its target stores no resume token under
 /// `FINDINGS_URI` and a run does not take one up. Default `true` (with `FINDINGS_URI` set).
 pub const RESUME_FROM_STORE: &str = "RESUME_FROM_STORE";
-/// Connections to open during init; 0 for none. Default: as many as the strategy has calls
-/// in flight ([`Config::warm_connections`]).
+/// Connections to open during init; 0 for none. Default: up to 384 MB, as many as the
+/// strategy has calls in flight; none above ([`Config::warm_connections`]).
 pub const WARM_CONNECTIONS: &str = "WARM_CONNECTIONS";
 /// tokio's blocking pool runs at most this many threads: more would only wait for them.
 pub const MOST_BLOCKING_THREADS: usize = 512;
@@ -94,6 +94,11 @@ pub const FEWEST_WARM_CONNECTIONS: usize = 64;
 
 /// Connections opened during init at most.
 pub const MOST_WARM_CONNECTIONS: usize = MOST_IN_FLIGHT;
+
+/// The largest memory size whose functions open connections during init by default: cold
+/// starts measured faster with warming at 128 to 320 MB, even at 384 MB, slower from 448 MB
+/// up (docs/benchmark.md, "Init CPU and warming").
+pub const WARMING_PAYS_UP_TO_MB: usize = 384;
 
 /// How long before the invocation's deadline a run stops starting calls, abandons those
 /// under way and returns its partial report: time to build, log and send the report, with
@@ -286,17 +291,20 @@ impl Config {
     }
 
     /// How many connections a function of `kind` opens during its init: `WARM_CONNECTIONS`,
-    /// else one per call its strategy has in flight (at most [`MOST_WARM_CONNECTIONS`]), so
-    /// that a cold start's first invocation finds every connection it will use open. Init
-    /// has burst CPU on Lambda, where handshakes cost a fraction of what they cost at small
-    /// memory sizes afterwards (docs/benchmark.md, "Init CPU and warming").
+    /// else, up to [`WARMING_PAYS_UP_TO_MB`], one per call its strategy has in flight (at most
+    /// [`MOST_WARM_CONNECTIONS`]), so that a cold start's first invocation finds every
+    /// connection it will use open. Init has burst CPU on Lambda, where handshakes cost a
+    /// fraction of what they cost inside a small memory size's share afterwards; above it the
+    /// invocation's own CPU opens them while it waits on the network, for less than init takes
+    /// to open them (docs/benchmark.md, "Init CPU and warming").
     ///
     /// `join-all` with its adaptive default opens at least [`FEWEST_WARM_CONNECTIONS`]: its
-    /// first run puts every open connection in flight, and a handshake at init's burst CPU
-    /// costs a fraction of one inside a small memory size's share (docs/benchmark.md, "Cold"
-    /// and "Init CPU and warming").
+    /// first run puts every open connection in flight.
     pub fn warm_connections(&self, kind: StrategyKind) -> usize {
         self.warm_connections.unwrap_or_else(|| {
+            if self.memory_mb.is_some_and(|mb| mb > WARMING_PAYS_UP_TO_MB) {
+                return 0;
+            }
             let calls = self.strategy(kind).concurrency_limit().unwrap_or(MOST_WARM_CONNECTIONS);
             let fewest = if kind == StrategyKind::JoinAll && self.max_in_flight_adapts {
                 FEWEST_WARM_CONNECTIONS
@@ -332,5 +340,29 @@ impl Config {
                 },
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let var = |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned());
+        Config::from_vars(var).expect("valid test configuration")
+    }
+
+    #[test]
+    fn connections_are_warmed_by_default_up_to_384_mb_only() {
+        let at = |mb: &str| config(&[(LAMBDA_MEMORY_SIZE, mb)]);
+        assert_eq!(at("128").warm_connections(StrategyKind::JoinAll), FEWEST_WARM_CONNECTIONS);
+        assert_eq!(at("128").warm_connections(StrategyKind::Sequential), 1);
+        assert_eq!(at("384").warm_connections(StrategyKind::JoinAll), FEWEST_WARM_CONNECTIONS);
+        assert_eq!(at("448").warm_connections(StrategyKind::JoinAll), 0);
+        assert_eq!(at("1769").warm_connections(StrategyKind::SpawnBlocking), 0);
+        let set = config(&[(LAMBDA_MEMORY_SIZE, "1769"), (WARM_CONNECTIONS, "32")]);
+        assert_eq!(set.warm_connections(StrategyKind::JoinAll), 32, "a value set is kept");
+        let unknown = config(&[]);
+        assert_eq!(unknown.warm_connections(StrategyKind::JoinAll), FEWEST_WARM_CONNECTIONS);
     }
 }

@@ -82,13 +82,13 @@ impl Intercept for CountRetries {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let first = cfg
-            .load::<RequestAttempts>()
-            .is_none_or(|attempts| attempts.attempts() <= 1);
-        let pushed_back = first
-            && context
-                .response()
-                .is_none_or(|response| response.status().is_server_error());
+        // The attempt number is looked up only for the rare answer that needs it.
+        let pushed_back = context
+            .response()
+            .is_none_or(|response| response.status().is_server_error())
+            && cfg
+                .load::<RequestAttempts>()
+                .is_none_or(|attempts| attempts.attempts() <= 1);
         if pushed_back {
             let _ = RUN_RETRIES.try_with(|count| count.0.pushbacks.fetch_add(1, Ordering::Relaxed));
         }

@@ -170,8 +170,9 @@ impl AdaptiveLimit {
     }
 
     /// The call in `slot` ended; `pushbacks` is the run's count of calls whose first attempt
-    /// was answered with a 5xx or nothing so far ([`crate::s3::retries::RetryCount::pushbacks`]), so that any growth
-    /// since the last call is a sign of pushback.
+    /// was answered with a 5xx or nothing so far
+    /// ([`crate::s3::retries::RetryCount::pushbacks`]), so that any growth since the last call
+    /// is a sign of pushback.
     pub(crate) fn release(&self, slot: Slot<'_>, pushbacks: usize) {
         let latency = slot.started.elapsed();
         self.release_after(slot, latency, pushbacks);
