@@ -355,9 +355,15 @@ mod tests {
     #[test]
     fn connections_are_warmed_by_default_up_to_384_mb_only() {
         let at = |mb: &str| config(&[(LAMBDA_MEMORY_SIZE, mb)]);
-        assert_eq!(at("128").warm_connections(StrategyKind::JoinAll), FEWEST_WARM_CONNECTIONS);
+        assert_eq!(
+            at("128").warm_connections(StrategyKind::JoinAll),
+            FEWEST_WARM_CONNECTIONS
+        );
         assert_eq!(at("128").warm_connections(StrategyKind::Sequential), 1);
-        assert_eq!(at("384").warm_connections(StrategyKind::JoinAll), FEWEST_WARM_CONNECTIONS);
+        assert_eq!(
+            at("384").warm_connections(StrategyKind::JoinAll),
+            FEWEST_WARM_CONNECTIONS
+        );
         assert_eq!(at("448").warm_connections(StrategyKind::JoinAll), 0);
         assert_eq!(at("1769").warm_connections(StrategyKind::SpawnBlocking), 0);
         let set = config(&[(LAMBDA_MEMORY_SIZE, "1769"), (WARM_CONNECTIONS, "32")]);
