@@ -97,7 +97,7 @@ pub const MOST_WARM_CONNECTIONS: usize = MOST_IN_FLIGHT;
 
 /// The largest memory size whose functions open connections during init by default: cold
 /// starts measured faster with warming at 128 to 320 MB, even at 384 MB, slower from 448 MB
-/// up (docs/benchmark.md, "Init CPU and warming").
+/// up (docs/benchmark.md, "How many connections to warm, per memory size").
 pub const WARMING_PAYS_UP_TO_MB: usize = 384;
 
 /// How long before the invocation's deadline a run stops starting calls, abandons those
@@ -296,7 +296,7 @@ impl Config {
     /// connection it will use open. Init has burst CPU on Lambda, where handshakes cost a
     /// fraction of what they cost inside a small memory size's share afterwards; above it the
     /// invocation's own CPU opens them while it waits on the network, for less than init takes
-    /// to open them (docs/benchmark.md, "Init CPU and warming").
+    /// to open them (docs/benchmark.md, "How many connections to warm, per memory size").
     ///
     /// `join-all` with its adaptive default opens at least [`FEWEST_WARM_CONNECTIONS`]: its
     /// first run puts every open connection in flight.
