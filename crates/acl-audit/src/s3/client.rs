@@ -22,17 +22,22 @@ pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 
 /// Standard retry mode with five attempts, unless `AWS_RETRY_MODE` or `AWS_MAX_ATTEMPTS` say
 /// otherwise. Standard retries throttling (503 SlowDown), 5xx answers, timeouts and lost
-/// connections, backing off exponentially with full jitter (a random wait of up to 1 s, 2 s,
-/// 4 s, 8 s), and stops retrying when the client's retry quota runs out: a retry costs 5 of
-/// its 500 tokens (10 after a timeout or lost connection), a first-try success earns one back,
-/// so the quota holds at any scale with up to one failure in six. Five attempts, not the SDK's
-/// three: with one request in ten failing, three lose one key in a thousand, five one in a
-/// hundred thousand. Not adaptive by default: adaptive mode slows every later request of the
-/// client after the first SlowDown, which costs a scheduled audit more than the occasional
-/// throttled retry does; `AWS_RETRY_MODE=adaptive` is for a bucket whose prefix really is at
-/// S3's request-rate limit (docs/reliability.md has the figures).
+/// connections, backing off exponentially with full jitter (from [`THROTTLING_BACKOFF`]: a
+/// random wait of up to 0.25 s, 0.5 s, 1 s, 2 s), and stops retrying when the client's retry
+/// quota runs out: a retry costs 5 of its 500 tokens (10 after a timeout or lost connection), a
+/// first-try success earns one back, so the quota holds at any scale with up to one failure in
+/// six. Five attempts, not the SDK's three: with one request in ten failing, three lose one key
+/// in a thousand, five one in a hundred thousand. Not adaptive by default: adaptive mode slows
+/// every later request of the client after the first SlowDown, which costs a scheduled audit
+/// more than the occasional throttled retry does; `AWS_RETRY_MODE=adaptive` is for a bucket
+/// whose prefix really is at S3's request-rate limit (docs/reliability.md has the figures).
 const MAX_ATTEMPTS: u32 = 5;
 const RETRY_ENV: [&str; 2] = ["AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"];
+/// The first throttled retry's longest wait, a quarter of the SDK's 1 s. A run's in-flight
+/// limit already answers SlowDown for the whole run (`strategy::limit`), so a call's own wait
+/// only has to spread its retry; with 1 s the last calls refused held a run of 20 000 calls at
+/// S3's per-prefix rate for a second (docs/benchmark.md, "When S3 pushes back").
+const THROTTLING_BACKOFF: Duration = Duration::from_millis(250);
 /// An S3 endpoint in the same region connects in milliseconds; a dead one should not eat
 /// the function's whole timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -166,7 +171,9 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
         .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
     let retry_config = match sdk_config.retry_config() {
         Some(chosen) if user_chose_retries => chosen.clone(),
-        _ => RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS),
+        _ => RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(THROTTLING_BACKOFF),
     };
     let config = aws_sdk_s3::config::Builder::from(sdk_config)
         .retry_config(retry_config)
