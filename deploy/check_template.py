@@ -236,8 +236,9 @@ def definition_findings(source):
             plan_payload.get("prefix") != "example-ObjectPrefix" or plan_payload.get("inventory") != "example-InventorySource" or \
             "example-ResultsBucketName/parts/" not in plan_payload.get("folder.$", "") or \
             plan_payload.get("scope") != "example-AuditScope" or plan_payload.get("role_name") != "example-MemberRoleName" or \
-            plan_payload.get("parts_per_bucket.$") != "$.settings.parts_per_bucket":
-        yield f"{path.name}: no plan step handing join-all the bucket, prefix, inventory, scope, member role, parts per bucket and a parts/ folder of the results bucket before {name}"
+            plan_payload.get("parts_per_bucket.$") != "$.settings.parts_per_bucket" or \
+            plan_payload.get("max_concurrency.$") != "$.settings.max_concurrency":
+        yield f"{path.name}: no plan step handing join-all the bucket, prefix, inventory, scope, member role, parts per bucket, the Map's concurrency and a parts/ folder of the results bucket before {name}"
     reader = state.get("ItemReader", {})
     expectations = {
         "ItemReader.Resource": (reader.get("Resource"), "arn:aws:states:::s3:getObject"),

@@ -432,7 +432,7 @@ fn strategy_of(scan: &Scan) -> Strategy {
         },
         StrategyKind::JoinAll => Strategy::JoinAll {
             in_flight: match scan.max_in_flight.map(NonZeroUsize::new) {
-                None => InFlight::Adaptive(DEFAULT_IN_FLIGHT),
+                None => InFlight::adaptive(DEFAULT_IN_FLIGHT),
                 Some(None) => InFlight::All,
                 Some(Some(most)) => InFlight::Fixed(most),
             },

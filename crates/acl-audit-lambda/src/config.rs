@@ -335,7 +335,7 @@ impl Config {
             StrategyKind::JoinAll => Strategy::JoinAll {
                 in_flight: match self.max_in_flight {
                     None => InFlight::All,
-                    Some(most) if self.max_in_flight_adapts => InFlight::Adaptive(most),
+                    Some(most) if self.max_in_flight_adapts => InFlight::adaptive(most),
                     Some(most) => InFlight::Fixed(most),
                 },
             },

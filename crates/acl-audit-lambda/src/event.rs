@@ -45,6 +45,11 @@ pub struct Request {
     /// A sweep's part: the account its bucket is in, and the role to assume there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<PartAccount>,
+    /// A part: how many parts of its bucket the state machine may run at once (the plan and
+    /// collect steps write it), whose `join-all` limits start and grow by their share of one
+    /// invocation's, so that together they ask what one would (docs/reliability.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts_at_once: Option<NonZeroUsize>,
     /// What the run audits: one bucket (the default), or every bucket of the account;
     /// overrides `AUDIT_SCOPE`.
     #[serde(default)]
@@ -127,6 +132,10 @@ pub struct PlanRequest {
     /// Map's MaxConcurrency.
     #[serde(default)]
     pub parts_per_bucket: Option<usize>,
+    /// The Map's MaxConcurrency: how many parts run at once, of which those of one bucket
+    /// share its limit (`Request::parts_at_once`). Absent: every part of a pass at once.
+    #[serde(default)]
+    pub max_concurrency: Option<NonZeroUsize>,
 }
 
 /// Parts a listing is cut into by default: a few per Map worker at the template's default
@@ -160,6 +169,9 @@ pub struct Pass {
     /// file (`held-<n>.json`) for a later pass.
     #[serde(default)]
     pub per_bucket: Option<usize>,
+    /// The Map's MaxConcurrency, as the plan step was given it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<NonZeroUsize>,
     /// Where the pointer to the target's last completed run lives (`s3://…/latest/…json`),
     /// when runs are compared: the last step compares the run with it (a sweep's names its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +203,8 @@ pub struct PartEvent {
     pub folder: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<PartAccount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts_at_once: Option<NonZeroUsize>,
 }
 
 /// The account a sweep's part is in: its id (for the findings lines) and the member role the
@@ -204,12 +218,18 @@ pub struct PartAccount {
 }
 
 impl PartEvent {
-    pub fn new(resume: Resume, folder: String, account: Option<PartAccount>) -> Self {
+    pub fn new(
+        resume: Resume,
+        folder: String,
+        account: Option<PartAccount>,
+        parts_at_once: Option<NonZeroUsize>,
+    ) -> Self {
         PartEvent {
             resume,
             map_part: true,
             folder,
             account,
+            parts_at_once,
         }
     }
 }

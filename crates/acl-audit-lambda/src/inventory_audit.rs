@@ -103,8 +103,8 @@ pub async fn run(
         baseline: comparison.as_ref().map(|comparison| comparison.baseline.clone()),
         ..run_options(client, config, context, folder.as_ref())
     };
-    let audited =
-        acl_audit::audit::audit_inventory(&located, &manifest, resume.as_ref(), config.strategy(kind), options).await;
+    let strategy = config.strategy(kind).shared_by(origin.runs_sharing_the_keys());
+    let audited = acl_audit::audit::audit_inventory(&located, &manifest, resume.as_ref(), strategy, options).await;
     let (report, findings_error) = match audited {
         Ok(mut report) => {
             let resumed = resume.is_some();

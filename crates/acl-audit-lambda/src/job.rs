@@ -60,7 +60,20 @@ pub enum Origin {
     Part {
         folder: S3Location,
         account: Option<PartAccount>,
+        /// How many parts of its bucket may run at once, this one included.
+        parts_at_once: NonZeroUsize,
     },
+}
+
+impl Origin {
+    /// How many runs make their calls to this run's keys at once: a part's parts at once,
+    /// else one.
+    pub fn runs_sharing_the_keys(&self) -> NonZeroUsize {
+        match self {
+            Origin::Part { parts_at_once, .. } => *parts_at_once,
+            _ => NonZeroUsize::MIN,
+        }
+    }
 }
 
 /// An audit of a listing.
@@ -196,12 +209,18 @@ fn audit(mut request: Request, config: &Config) -> Result<Job, RequestError> {
             "account is a sweep's part's: it needs \"map_part\": true".to_owned(),
         ));
     }
+    if request.parts_at_once.is_some() && !request.map_part {
+        return Err(RequestError::InvalidEvent(
+            "parts_at_once is a part's: it needs \"map_part\": true".to_owned(),
+        ));
+    }
     let origin = match (&request.resume, request.map_part, request.folder.take()) {
         (_, true, Some(folder)) => Origin::Part {
             folder: folder
                 .parse()
                 .map_err(|err| RequestError::InvalidEvent(format!("folder: {err}")))?,
             account: request.account.take(),
+            parts_at_once: request.parts_at_once.unwrap_or(NonZeroUsize::MIN),
         },
         (_, true, None) => {
             return Err(RequestError::InvalidEvent(
@@ -275,6 +294,7 @@ fn sweep(scope: AuditScope, request: Request, config: &Config) -> Result<Job, Re
         ("map_part", request.map_part),
         ("folder", request.folder.is_some()),
         ("account", request.account.is_some()),
+        ("parts_at_once", request.parts_at_once.is_some()),
     ];
     if let Some((field, _)) = bucket_fields.iter().find(|(_, given)| *given) {
         return Err(RequestError::InvalidEvent(format!(
@@ -503,16 +523,36 @@ mod tests {
         assert_eq!(job.pass.bucket, "b-1");
         let part = json!({"resume": {"bucket": "b-1", "prefix": null, "start_after": null, "listing_complete": true, "keys": ["k"]}, "map_part": true, "folder": "s3://results/parts/x/pass-0/part-3/"});
         let Ok(Job::Audit(job)) = resolved(part) else { panic!() };
-        let Origin::Part { folder, account: None } = job.origin else {
+        let Origin::Part {
+            folder,
+            account: None,
+            parts_at_once,
+        } = job.origin
+        else {
             panic!()
         };
         assert_eq!(folder.prefix, "parts/x/pass-0/part-3/");
+        assert_eq!(
+            parts_at_once.get(),
+            1,
+            "a part on its own unless the step says otherwise"
+        );
+        let shared = json!({"resume": {"bucket": "b-1", "prefix": null, "start_after": null, "listing_complete": true, "keys": ["k"]}, "map_part": true, "folder": "s3://results/parts/x/pass-0/part-3/", "parts_at_once": 4});
+        let Ok(Job::Audit(job)) = resolved(shared) else {
+            panic!()
+        };
+        assert_eq!(job.origin.runs_sharing_the_keys().get(), 4);
         for (part, says) in [
             (
                 json!({"resume": {"bucket": "b-1", "prefix": null, "start_after": null, "listing_complete": true, "keys": ["k"]}, "map_part": true}),
                 "needs the folder",
             ),
             (json!({"bucket": "b-1", "folder": "s3://results/p/"}), "map_part"),
+            (
+                json!({"bucket": "b-1", "parts_at_once": 4}),
+                "parts_at_once is a part's",
+            ),
+            (json!({"scope": "account", "parts_at_once": 4}), "drop parts_at_once"),
         ] {
             let Err(RequestError::InvalidEvent(message)) = resolved(part) else {
                 panic!()

@@ -86,9 +86,8 @@ pub async fn run(
         .zip(account_id)
         .map(|(client, account_id)| AccountCheck { client, account_id });
     let clients_by_region = RegionalClients::new(audited_with);
-    let audited =
-        acl_audit::audit::audit_bucket_located(&clients_by_region, account, &target, config.strategy(kind), options)
-            .await;
+    let strategy = config.strategy(kind).shared_by(origin.runs_sharing_the_keys());
+    let audited = acl_audit::audit::audit_bucket_located(&clients_by_region, account, &target, strategy, options).await;
     let (report, findings_error) = match audited {
         Ok(mut report) => {
             let found = resumed_from.is_some();

@@ -8,6 +8,7 @@
 //! the [`Pass`] the state machine carries on.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 
 use acl_audit::Resume;
 use acl_audit::model::S3Location;
@@ -72,6 +73,7 @@ async fn plan_bucket(
         parts: most,
         include,
         exclude,
+        max_concurrency,
         ..
     } = request;
     if include.is_some() || exclude.is_some() {
@@ -129,6 +131,7 @@ async fn plan_bucket(
         scope: AuditScope::Bucket,
         // One bucket's parts at once are the Map's MaxConcurrency.
         per_bucket: None,
+        max_concurrency,
         latest: config
             .findings
             .as_ref()
@@ -160,6 +163,7 @@ async fn plan_sweep(
         exclude,
         role_name,
         parts_per_bucket,
+        max_concurrency,
         ..
     } = request;
     let given = |value: &Option<String>| value.as_deref().is_some_and(|value| !value.trim().is_empty());
@@ -273,6 +277,7 @@ async fn plan_sweep(
         },
         scope,
         per_bucket: Some(per_bucket),
+        max_concurrency,
         latest: None,
     };
     write_pass(&clients.s3, &folder, pass, planned, Vec::new()).await
@@ -367,6 +372,25 @@ fn hold_back(parts: Vec<Part>, per_bucket: Option<usize>) -> (Vec<Part>, Vec<Par
     })
 }
 
+/// For each part, how many parts of its bucket (of its account) the Map may run at once: as
+/// many as the pass holds, at most `max_concurrency`. Their `join-all` limits share one
+/// invocation's, as S3's request rate per prefix is theirs together.
+fn parts_at_once(parts: &[Part], max_concurrency: Option<NonZeroUsize>) -> Vec<NonZeroUsize> {
+    let bucket_of = |(token, account): &Part| (account.as_ref().map(|a| a.account_id.clone()), token.bucket.clone());
+    let mut per_bucket: BTreeMap<(Option<String>, String), usize> = BTreeMap::new();
+    for part in parts {
+        *per_bucket.entry(bucket_of(part)).or_default() += 1;
+    }
+    let most = max_concurrency.map_or(usize::MAX, NonZeroUsize::get);
+    parts
+        .iter()
+        .map(|part| {
+            let in_pass = per_bucket.get(&bucket_of(part)).copied().unwrap_or(1);
+            NonZeroUsize::new(in_pass.min(most)).unwrap_or(NonZeroUsize::MIN)
+        })
+        .collect()
+}
+
 /// The parts held back from pass `pass` (`held-<pass>.json`), none when there is no file.
 async fn read_held(client: &Client, folder: &S3Location, pass: usize) -> Result<Vec<Part>, HandlerError> {
     let file = held_file(folder, pass);
@@ -428,17 +452,20 @@ async fn write_pass(
     let (parts, more) = hold_back(parts, pass.per_bucket);
     held.extend(more);
     let file = pass_file(folder, pass.pass);
+    let at_once = parts_at_once(&parts, pass.max_concurrency);
     let events: Vec<PartEvent> = parts
         .into_iter()
+        .zip(at_once)
         .enumerate()
-        .map(|(index, (token, account))| {
-            PartEvent::new(token, part_folder(folder, pass.pass, index).to_string(), account)
+        .map(|(index, ((token, account), at_once))| {
+            let folder = part_folder(folder, pass.pass, index).to_string();
+            PartEvent::new(token, folder, account, (at_once.get() > 1).then_some(at_once))
         })
         .collect();
     if !held.is_empty() {
         let held: Vec<PartEvent> = held
             .into_iter()
-            .map(|(token, account)| PartEvent::new(token, String::new(), account))
+            .map(|(token, account)| PartEvent::new(token, String::new(), account, None))
             .collect();
         // Plain data with string keys: serialising cannot fail.
         let body = serde_json::to_vec(&held).unwrap_or_default();
@@ -494,5 +521,24 @@ mod tests {
             (6, 0),
             "one bucket's run: the Map's concurrency limits it"
         );
+    }
+
+    #[test]
+    fn parts_of_one_bucket_share_a_limit_among_as_many_as_the_map_runs_at_once() {
+        let parts = vec![
+            part("a", Some("1"), 0),
+            part("a", Some("1"), 1),
+            part("a", Some("1"), 2),
+            part("a", Some("2"), 3),
+            part("b", Some("1"), 4),
+        ];
+        let at_once = |most: Option<usize>| -> Vec<usize> {
+            parts_at_once(&parts, most.and_then(NonZeroUsize::new))
+                .into_iter()
+                .map(NonZeroUsize::get)
+                .collect()
+        };
+        assert_eq!(at_once(None), [3, 3, 3, 1, 1], "every part of a pass at once");
+        assert_eq!(at_once(Some(2)), [2, 2, 2, 1, 1], "no more than MaxConcurrency");
     }
 }

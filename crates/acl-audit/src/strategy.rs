@@ -14,6 +14,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::model::{AclOutcome, ObjectFailure, ObjectRef, StrategyKind};
+use crate::s3::client::without_run_limit;
 use crate::s3::fetch::fetch_acl;
 use crate::s3::retries::RetryCount;
 
@@ -41,8 +42,25 @@ pub enum InFlight {
     All,
     /// At most this many, however the server answers.
     Fixed(NonZeroUsize),
-    /// At most this many, fewer while the server pushes back ([`limit`]).
-    Adaptive(NonZeroUsize),
+    /// At most `ceiling`, fewer while the server pushes back ([`limit`]). `shared_by`: how
+    /// many runs, this one included, make their calls to the same keys at once (the state
+    /// machine's parts of one bucket, each an invocation of its own): each starts at its share
+    /// of the ceiling and grows by its share of a call per round, so that together they ask
+    /// what one run would ([`limit`]).
+    Adaptive {
+        ceiling: NonZeroUsize,
+        shared_by: NonZeroUsize,
+    },
+}
+
+impl InFlight {
+    /// At most `ceiling`, fewer while the server pushes back, for a run on its own.
+    pub fn adaptive(ceiling: NonZeroUsize) -> Self {
+        InFlight::Adaptive {
+            ceiling,
+            shared_by: NonZeroUsize::MIN,
+        }
+    }
 }
 
 /// Python's default executor size, `min(32, os.cpu_count() + 4)`: what `run_in_executor(None, …)`
@@ -61,6 +79,23 @@ impl Strategy {
         }
     }
 
+    /// The strategy for one of `runs` runs making their calls to the same keys at once: an
+    /// adaptive limit's share ([`InFlight::Adaptive`]); the others as they are.
+    #[must_use]
+    pub fn shared_by(self, runs: NonZeroUsize) -> Self {
+        match self {
+            Strategy::JoinAll {
+                in_flight: InFlight::Adaptive { ceiling, .. },
+            } => Strategy::JoinAll {
+                in_flight: InFlight::Adaptive {
+                    ceiling,
+                    shared_by: runs,
+                },
+            },
+            other => other,
+        }
+    }
+
     /// How many calls may be under way at once; `None` means no limit.
     pub fn concurrency_limit(self) -> Option<usize> {
         match self {
@@ -70,7 +105,7 @@ impl Strategy {
                 in_flight: InFlight::All,
             } => None,
             Strategy::JoinAll {
-                in_flight: InFlight::Fixed(most) | InFlight::Adaptive(most),
+                in_flight: InFlight::Fixed(most) | InFlight::Adaptive { ceiling: most, .. },
             } => Some(most.get()),
         }
     }
@@ -124,6 +159,17 @@ pub async fn fetch_acls_into<K: Into<ObjectRef>>(
     record: &impl Record,
 ) -> Option<LimitCourse> {
     let pages = pages.map(|keys| keys.into_iter().map(Into::into).collect::<Vec<ObjectRef>>());
+    // Only a run that slows down as a whole may retry a throttled call soon.
+    let waiting_longer;
+    let client = match strategy {
+        Strategy::JoinAll {
+            in_flight: InFlight::Adaptive { .. },
+        } => client,
+        _ => {
+            waiting_longer = without_run_limit(client);
+            &waiting_longer
+        }
+    };
     let call = Call {
         client,
         bucket,
@@ -235,7 +281,9 @@ async fn join_all_capped<R: Record>(
     let limit = &match in_flight {
         InFlight::All => Limit::Fixed(Semaphore::new(Semaphore::MAX_PERMITS)),
         InFlight::Fixed(most) => Limit::Fixed(Semaphore::new(most.get())),
-        InFlight::Adaptive(ceiling) => Limit::Adaptive(AdaptiveLimit::new(ceiling.get())),
+        InFlight::Adaptive { ceiling, shared_by } => {
+            Limit::Adaptive(AdaptiveLimit::new(ceiling.get(), shared_by.get()))
+        }
     };
     // The run's counter, looked up once rather than for every call.
     let retries = &RetryCount::current().unwrap_or_default();

@@ -206,11 +206,20 @@ fn without_aws_retry_variables_the_functions_own_retry_policy_applies() {
         .build();
     let ours = client_from_sdk_config(&sdk_config);
     let retry = ours.config().retry_config().unwrap();
-    // With AWS_RETRY_MODE and AWS_MAX_ATTEMPTS unset, five standard attempts, the first
+    // With AWS_RETRY_MODE and AWS_MAX_ATTEMPTS unset, seven standard attempts, the first
     // throttled retry after at most a quarter second (the run's limit backs off for the run).
-    assert_eq!(retry.max_attempts(), 5);
+    assert_eq!(retry.max_attempts(), 7);
     assert_eq!(retry.mode(), aws_sdk_s3::config::retry::RetryMode::Standard);
     assert_eq!(retry.initial_backoff(), Duration::from_millis(250));
+    // A run whose limit stays put waits as the SDK does; nothing else changes.
+    let without_run_limit = acl_audit::s3::client::without_run_limit(&ours);
+    let retry = without_run_limit.config().retry_config().unwrap();
+    assert_eq!(retry.initial_backoff(), Duration::from_secs(1));
+    assert_eq!(retry.max_attempts(), 5);
+    assert_eq!(
+        without_run_limit.config().timeout_config(),
+        ours.config().timeout_config()
+    );
 }
 
 #[test]

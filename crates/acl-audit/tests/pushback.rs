@@ -6,16 +6,18 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use acl_audit::report::Tally;
 use acl_audit::s3::client::client_for_endpoint;
-use acl_audit::strategy::InFlight;
+use acl_audit::strategy::{InFlight, fetch_acls};
 use acl_audit::{Strategy, Target, audit_bucket};
+use aws_sdk_s3::config::retry::RetryPartition;
 use local_s3::{Load, LocalS3, NetworkModel, Options, seed_bucket};
 
 const CEILING: usize = 64;
 
 fn adaptive() -> Strategy {
     Strategy::JoinAll {
-        in_flight: InFlight::Adaptive(NonZeroUsize::new(CEILING).unwrap()),
+        in_flight: InFlight::adaptive(NonZeroUsize::new(CEILING).unwrap()),
     }
 }
 
@@ -84,7 +86,7 @@ async fn answers_slowing_under_load_bring_the_limit_down_with_nothing_lost() {
     let network = NetworkModel::from_millis(0.0, 10.0, 1).unwrap();
     let (s3, client) = endpoint("slowing", OBJECTS, slowing, network).await;
     let strategy = Strategy::JoinAll {
-        in_flight: InFlight::Adaptive(NonZeroUsize::new(CEILING).unwrap()),
+        in_flight: InFlight::adaptive(NonZeroUsize::new(CEILING).unwrap()),
     };
     let report = audit_bucket(&client, &Target::bucket("slowing"), strategy)
         .await
@@ -113,4 +115,60 @@ async fn a_fixed_limit_reports_no_course_and_an_adaptive_one_unpushed_stays_at_i
         .unwrap();
     let course = report.in_flight.unwrap();
     assert_eq!((course.lowest, course.cuts_for_pushback), (CEILING, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_sharing_a_throttled_prefix_start_at_their_share_of_the_limit_and_lose_nothing() {
+    // The state machine's parts of one bucket: four invocations, each with its own client
+    // (its own connections and retry quota), their keys under one prefix of one bucket. The
+    // rate allows five calls in flight in all (and the four runs at their least, four): their
+    // shares of 64 start at 16 each.
+    const OBJECTS: usize = 2000;
+    const RUNS: usize = 4;
+    let throttled = Load {
+        rate_per_prefix: Some(500.0),
+        slowing_knee: None,
+    };
+    let network = NetworkModel::from_millis(10.0, 0.0, 1).unwrap();
+    let (s3, client) = endpoint("shared", OBJECTS, throttled, network).await;
+    let keys: Vec<String> = (0..OBJECTS).map(local_s3::seed_key).collect();
+    let shared = Strategy::JoinAll {
+        in_flight: InFlight::Adaptive {
+            ceiling: NonZeroUsize::new(CEILING).unwrap(),
+            shared_by: NonZeroUsize::new(RUNS).unwrap(),
+        },
+    };
+    let runs = keys.chunks(OBJECTS / RUNS).enumerate().map(|(run, range)| {
+        let client = aws_sdk_s3::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .retry_partition(RetryPartition::new(format!("run-{run}")))
+                .build(),
+        );
+        let range = range.to_vec();
+        tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let course = fetch_acls(
+                &client,
+                "shared",
+                futures::stream::iter([range]),
+                shared,
+                None,
+                |outcome| tally.add(outcome),
+            )
+            .await;
+            (tally, course.expect("an adaptive run has a course"))
+        })
+    });
+    let mut fetched = 0;
+    for run in futures::future::join_all(runs).await {
+        let (tally, course) = run.unwrap();
+        fetched += tally.acls_fetched;
+        assert_eq!(tally.failures.count, 0, "{:?}", tally.failures);
+        assert_eq!(course.ceiling, CEILING);
+        assert!(course.lowest <= CEILING / RUNS, "started at its share: {course:?}");
+    }
+    assert_eq!(fetched, OBJECTS, "every key fetched once");
+    assert!(s3.refused_for_rate() > 0, "the endpoint throttled");
 }

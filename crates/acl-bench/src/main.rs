@@ -80,6 +80,10 @@ enum Command {
         /// The adaptive limit's ceiling: the functions' default at 1 024 MB and above.
         #[arg(long, default_value = "128")]
         ceiling: NonZeroUsize,
+        /// Split the keys into this many ranges audited at once, each by a client and a limit
+        /// of its own, as the state machine's parts of one bucket are.
+        #[arg(long, default_value = "1")]
+        parts: NonZeroUsize,
     },
     /// The seed's experiment: every strategy at every Lambda memory size, against an HTTPS
     /// local-s3 with a network model, each variant in its own CPU-limited process.
@@ -226,6 +230,7 @@ fn main() -> anyhow::Result<()> {
             service_ms,
             fixed,
             ceiling,
+            parts,
         } => runtime.block_on(async {
             let mut scenarios = Vec::new();
             for rate in rates {
@@ -247,8 +252,8 @@ fn main() -> anyhow::Result<()> {
                 });
             }
             for scenario in scenarios {
-                let outcomes = acl_bench::pushback::run(scenario, objects, &fixed, ceiling).await?;
-                acl_bench::pushback::print(&scenario, objects, &outcomes);
+                let outcomes = acl_bench::pushback::run(scenario, objects, &fixed, ceiling, parts).await?;
+                acl_bench::pushback::print(&scenario, objects, parts, &outcomes);
                 println!();
             }
             anyhow::Ok(())

@@ -74,6 +74,7 @@ pub fn plan_payload(options: &RunOptions) -> Value {
         "scope": "bucket",
         "role_name": "",
         "parts_per_bucket": options.parts,
+        "max_concurrency": options.workers,
     }})
 }
 

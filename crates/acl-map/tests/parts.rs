@@ -355,6 +355,7 @@ fn the_driver_sends_the_payloads_the_definition_builds() {
         &[
             ("$.settings.parts", json!(64)),
             ("$.settings.parts_per_bucket", json!(64)),
+            ("$.settings.max_concurrency", json!(1)),
             (folder.as_str(), json!(format!("s3://{RESULTS}/parts/exec-1/"))),
         ],
     );

@@ -67,7 +67,7 @@ pub fn all_strategies() -> [Strategy; 4] {
             pool_size: NonZeroUsize::new(6).unwrap(),
         },
         Strategy::JoinAll {
-            in_flight: InFlight::Adaptive(NonZeroUsize::new(8).unwrap()),
+            in_flight: InFlight::adaptive(NonZeroUsize::new(8).unwrap()),
         },
         Strategy::JoinAll {
             in_flight: InFlight::All,

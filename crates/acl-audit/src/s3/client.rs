@@ -20,24 +20,39 @@ use crate::s3::retries::CountRetries;
 /// SDKs read it; aws-sdk-s3 does not read it itself.
 pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 
-/// Standard retry mode with five attempts, unless `AWS_RETRY_MODE` or `AWS_MAX_ATTEMPTS` say
-/// otherwise. Standard retries throttling (503 SlowDown), 5xx answers, timeouts and lost
-/// connections, backing off exponentially with full jitter (from [`THROTTLING_BACKOFF`]: a
-/// random wait of up to 0.25 s, 0.5 s, 1 s, 2 s), and stops retrying when the client's retry
-/// quota runs out: a retry costs 5 of its 500 tokens (10 after a timeout or lost connection), a
-/// first-try success earns one back, so the quota holds at any scale with up to one failure in
-/// six. Five attempts, not the SDK's three: with one request in ten failing, three lose one key
-/// in a thousand, five one in a hundred thousand. Not adaptive by default: adaptive mode slows
-/// every later request of the client after the first SlowDown, which costs a scheduled audit
-/// more than the occasional throttled retry does; `AWS_RETRY_MODE=adaptive` is for a bucket
-/// whose prefix really is at S3's request-rate limit (docs/reliability.md has the figures).
-const MAX_ATTEMPTS: u32 = 5;
-const RETRY_ENV: [&str; 2] = ["AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"];
-/// The first throttled retry's longest wait, a quarter of the SDK's 1 s. A run's in-flight
-/// limit already answers SlowDown for the whole run (`strategy::limit`), so a call's own wait
-/// only has to spread its retry; with 1 s the last calls refused held a run of 20 000 calls at
-/// S3's per-prefix rate for a second (docs/benchmark.md, "When S3 pushes back").
+/// Standard retry mode, unless `AWS_RETRY_MODE` or `AWS_MAX_ATTEMPTS` say otherwise. Standard
+/// retries throttling (503 SlowDown), 5xx answers, timeouts and lost connections, backing off
+/// exponentially with full jitter, and stops retrying when the client's retry quota runs out: a
+/// retry costs 5 of its 500 tokens (10 after a timeout or lost connection), a first-try success
+/// earns one back, so the quota holds at any scale with up to one failure in six. Not adaptive
+/// by default: adaptive mode slows every later request of the client after the first SlowDown,
+/// which costs a scheduled audit more than the occasional throttled retry does;
+/// `AWS_RETRY_MODE=adaptive` is for a bucket whose prefix really is at S3's request-rate limit
+/// (docs/reliability.md has the figures).
+///
+/// The client's own: seven attempts, the first throttled retry after at most a quarter of the
+/// SDK's 1 s (a random wait of up to 0.25 s, 0.5, 1, 2, 4, 8: at most 15.75 s in all, about
+/// what the SDK's five attempts wait). It is for runs whose in-flight limit answers SlowDown for
+/// the whole run (`join-all`'s adaptive default, `strategy::limit`): a call's own wait then only
+/// has to spread its retry, and with 1 s the last calls refused held a run of 20 000 calls at
+/// S3's per-prefix rate for a second (docs/benchmark.md, "When S3 pushes back"). More attempts
+/// than the SDK's three: with one request in ten failing, three lose one key in a thousand.
+const MAX_ATTEMPTS: u32 = 7;
 const THROTTLING_BACKOFF: Duration = Duration::from_millis(250);
+/// Runs whose limit stays where it is however S3 answers ([`without_run_limit`]) wait as the
+/// SDK does, from 1 s, five attempts (up to 1 s, 2, 4, 8): their calls' waits are all that
+/// slows them down.
+const MAX_ATTEMPTS_WITHOUT_RUN_LIMIT: u32 = 5;
+const THROTTLING_BACKOFF_WITHOUT_RUN_LIMIT: Duration = Duration::from_secs(1);
+const RETRY_ENV: [&str; 2] = ["AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"];
+
+/// `AWS_RETRY_MODE` or `AWS_MAX_ATTEMPTS` is set: the SDK's configuration loader reads them,
+/// and the user's choice stands.
+fn user_chose_retries() -> bool {
+    RETRY_ENV
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
 /// An S3 endpoint in the same region connects in milliseconds; a dead one should not eat
 /// the function's whole timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -166,11 +181,8 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
     // S3-compatible endpoints (local-s3, moto, MinIO) seldom resolve bucket subdomains.
     let endpoint_overridden = sdk_config.endpoint_url().is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|url| !url.is_empty());
-    let user_chose_retries = RETRY_ENV
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
     let retry_config = match sdk_config.retry_config() {
-        Some(chosen) if user_chose_retries => chosen.clone(),
+        Some(chosen) if user_chose_retries() => chosen.clone(),
         _ => RetryConfig::standard()
             .with_max_attempts(MAX_ATTEMPTS)
             .with_initial_backoff(THROTTLING_BACKOFF),
@@ -190,6 +202,21 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
         .force_path_style(endpoint_overridden)
         .build();
     Client::from_conf(config)
+}
+
+/// `client` for a run whose in-flight limit does not come down when S3 pushes back (a fixed
+/// `join-all` limit, `spawn-blocking`'s threads, `sequential`): the same connections, endpoint
+/// cache and retry quota, its throttled retries waiting as the SDK's do, unless the user chose
+/// the retries. With the quarter second, 128 calls in flight against 2 000 requests a second
+/// retried 0.30 times a call and ran out of attempts for 4 keys in 20 000; with 1 s, none.
+pub fn without_run_limit(client: &Client) -> Client {
+    if user_chose_retries() {
+        return client.clone();
+    }
+    let retry = RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS_WITHOUT_RUN_LIMIT)
+        .with_initial_backoff(THROTTLING_BACKOFF_WITHOUT_RUN_LIMIT);
+    Client::from_conf(client.config().to_builder().retry_config(retry).build())
 }
 
 /// A client for an S3-compatible endpoint with its own static key pair (`local-s3`, moto):
@@ -327,7 +354,7 @@ pub fn control_client_for_endpoint(
 /// them, rather than to `<account id>.<host>`, which resolves only on AWS.
 fn control_client_from_sdk_config(sdk_config: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_s3control::Client {
     let mut config = aws_sdk_s3control::config::Builder::from(sdk_config)
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS_WITHOUT_RUN_LIMIT))
         .timeout_config(timeouts());
     if let Some(url) = endpoint_url {
         config = config.endpoint_resolver(FixedEndpoint(url.trim_end_matches('/').to_owned()));

@@ -25,8 +25,12 @@
 //! - otherwise each call ending adds 1/limit, one more call in flight per round, up to the
 //!   ceiling the run was given (the memory size's default, or the CLI's).
 //!
-//! It starts at the ceiling, so a run that meets no pushback runs as with a fixed limit, and a
-//! run of fewer than [`PROBE_AFTER`] calls never probes.
+//! A run on its own starts at the ceiling, so that one that meets no pushback runs as with a
+//! fixed limit. Runs that make their calls to the same keys at once (the state machine's parts
+//! of one bucket, invocations that share no counter) each start at their share of the ceiling
+//! and grow by their share of a call per round: each cuts by the share of its own answers
+//! pushed back, which is the share of all of them, so together they move as one run's limit
+//! would. A run of fewer than [`PROBE_AFTER`] calls never probes.
 
 use std::time::{Duration, Instant};
 
@@ -52,9 +56,9 @@ const HELPED: f64 = 0.9;
 /// The limit's course over a run, for its report and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct LimitCourse {
-    /// Where it started: the ceiling.
+    /// The most it may reach: where a run on its own starts.
     pub ceiling: usize,
-    /// The lowest it was cut to (the probe's round aside).
+    /// The lowest it was: where it started, or cut to (the probe's round aside).
     pub lowest: usize,
     /// Where it ended.
     pub last: usize,
@@ -93,6 +97,8 @@ enum Phase {
 #[derive(Debug)]
 struct State {
     limit: f64,
+    /// Calls added per round while nothing pushes back: one, or a run's share of one.
+    growth: f64,
     /// Permits the semaphore stands for, in use or not; `owed` of them are taken back as
     /// their calls end. The calls allowed in flight are `granted - owed`.
     granted: usize,
@@ -126,28 +132,34 @@ pub(crate) struct Slot<'a> {
 }
 
 impl AdaptiveLimit {
-    pub(crate) fn new(ceiling: usize) -> Self {
+    /// A limit of at most `ceiling` for one of `shared_by` runs making their calls to the same
+    /// keys at once: it starts at its share of the ceiling and grows by its share of a call
+    /// per round.
+    pub(crate) fn new(ceiling: usize, shared_by: usize) -> Self {
         let ceiling = ceiling.max(1);
+        let shared_by = shared_by.max(1);
+        let start = ceiling.div_ceil(shared_by);
         AdaptiveLimit {
-            slots: Semaphore::new(ceiling),
+            slots: Semaphore::new(start),
             state: Mutex::new(State {
-                limit: ceiling as f64,
-                granted: ceiling,
+                limit: start as f64,
+                growth: 1.0 / shared_by as f64,
+                granted: start,
                 owed: 0,
                 started: 0,
                 cut_at: 0,
                 pushbacks_seen: 0,
                 // The first round is the first volley of calls.
                 round: Round {
-                    ends_at: ceiling as u64,
+                    ends_at: start as u64,
                     ..Round::default()
                 },
                 recent: None,
                 phase: Phase::Warming,
                 course: LimitCourse {
                     ceiling,
-                    lowest: ceiling,
-                    last: ceiling,
+                    lowest: start,
+                    last: start,
                     ..LimitCourse::default()
                 },
             }),
@@ -292,10 +304,10 @@ impl AdaptiveLimit {
         }
     }
 
-    /// One more call per round, up to the ceiling.
+    /// One more call per round (a shared run's share of one), up to the ceiling.
     fn grow(&self, state: &mut State) {
         let ceiling = state.course.ceiling as f64;
-        let limit = (state.limit + 1.0 / state.limit).min(ceiling);
+        let limit = (state.limit + state.growth / state.limit).min(ceiling);
         self.set(state, limit, false);
     }
 
@@ -372,7 +384,7 @@ mod tests {
 
     #[tokio::test]
     async fn pushback_cuts_to_the_share_answered_once_a_round_is_in_and_calm_brings_it_back() {
-        let limit = AdaptiveLimit::new(64);
+        let limit = AdaptiveLimit::new(64, 1);
         let mut pushbacks = pushed_round(&limit, 64, 32, 0).await;
         assert_eq!(limit.now(), 64, "judged once a call of the next round ends");
         calls(&limit, 1, 10 * MS, pushbacks).await;
@@ -395,7 +407,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_below_the_calls_under_way_takes_their_permits_back_as_they_end() {
-        let limit = AdaptiveLimit::new(8);
+        let limit = AdaptiveLimit::new(8, 1);
         let pushbacks = pushed_round(&limit, 8, 4, 0).await;
         let mut slots: Vec<_> = futures::future::join_all((0..8).map(|_| limit.acquire())).await;
         limit.release_after(slots.remove(0), 10 * MS, pushbacks);
@@ -413,7 +425,7 @@ mod tests {
     #[tokio::test]
     async fn a_queue_that_grows_with_the_limit_brings_it_down_after_the_probe() {
         // A server whose answer takes 1 ms per call in flight beyond 8: a queue.
-        let limit = AdaptiveLimit::new(64);
+        let limit = AdaptiveLimit::new(64, 1);
         let latency = |in_flight: usize| MS * in_flight.saturating_sub(8).max(1) as u32;
         while limit.course().floor_us.is_none() {
             let n = limit.now();
@@ -435,7 +447,7 @@ mod tests {
 
     #[tokio::test]
     async fn latency_that_cuts_do_not_bring_down_raises_the_floor_instead() {
-        let limit = AdaptiveLimit::new(32);
+        let limit = AdaptiveLimit::new(32, 1);
         while limit.course().floor_us.is_none() {
             round(&limit, limit.now(), 10 * MS, 0).await;
         }
@@ -452,8 +464,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_limit_shared_by_runs_starts_and_grows_by_its_share_while_none_is_pushed_back() {
+        // One of four runs sharing a ceiling of 64.
+        let limit = AdaptiveLimit::new(64, 4);
+        assert_eq!((limit.now(), limit.slots.available_permits()), (16, 16));
+        for _ in 0..8 {
+            round(&limit, limit.now(), 10 * MS, 0).await;
+        }
+        assert_eq!(
+            limit.now(),
+            17,
+            "a quarter of a call more per round: four runs, one call"
+        );
+        for _ in 0..400 {
+            round(&limit, limit.now(), 10 * MS, 0).await;
+        }
+        assert_eq!(limit.now(), 64, "up to the ceiling and no further");
+        let course = limit.course();
+        assert_eq!((course.ceiling, course.lowest, course.cuts_for_pushback), (64, 16, 0));
+    }
+
+    #[tokio::test]
     async fn a_run_shorter_than_the_probe_never_slows_for_it() {
-        let limit = AdaptiveLimit::new(16);
+        let limit = AdaptiveLimit::new(16, 1);
         for _ in 0..(PROBE_AFTER / 16 - 1) {
             round(&limit, 16, 10 * MS, 0).await;
             assert_eq!(limit.now(), 16);
