@@ -3,7 +3,7 @@
 //! it lost nothing. Also the calls S3 pushed back on (a 5xx answer such as 503 SlowDown, or
 //! none, to a call's first attempt), counted as the attempt ends, before the SDK's backoff:
 //! what `join-all`'s adaptive limit reacts to. A retry pushed back again is not counted: it
-//! echoes the load of up to a second before, which the limit has answered already.
+//! echoes the load from before its backoff, which the limit has answered already.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

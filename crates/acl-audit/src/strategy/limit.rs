@@ -12,8 +12,8 @@
 //!   round's answers that were not pushed back (as DCTCP sizes its cut by the share of marked
 //!   packets), by at most half. Against a request-rate limit that share is what the rate
 //!   allows, and one call refused in a round of thirty costs one place, not a tenth of them.
-//!   Retries pushed back again are not counted: they echo the load of up to a second before
-//!   (the SDK's backoff), which an earlier cut answered;
+//!   Retries pushed back again are not counted: they echo the load from before their
+//!   backoff, which an earlier cut answered;
 //! - once a run has made [`PROBE_AFTER`] calls, it measures what a call costs without a queue:
 //!   one round at an eighth of the limit, whose mean latency is the floor. From then on, calls
 //!   whose recent latency is over [`TOLERANCE`] times the floor are queueing, and the limit
