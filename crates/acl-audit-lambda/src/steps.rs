@@ -364,19 +364,22 @@ fn hold_back(parts: Vec<Part>, per_bucket: Option<usize>) -> (Vec<Part>, Vec<Par
         return (parts, Vec::new());
     };
     let mut taken: BTreeMap<(Option<String>, String), usize> = BTreeMap::new();
-    parts.into_iter().partition(|(token, account)| {
-        let key = (account.as_ref().map(|a| a.account_id.clone()), token.bucket.clone());
-        let count = taken.entry(key).or_default();
+    parts.into_iter().partition(|part| {
+        let count = taken.entry(bucket_of(part)).or_default();
         *count += 1;
         *count <= most
     })
+}
+
+/// A part's bucket, and the account it is in (a sweep's).
+fn bucket_of((token, account): &Part) -> (Option<String>, String) {
+    (account.as_ref().map(|a| a.account_id.clone()), token.bucket.clone())
 }
 
 /// For each part, how many parts of its bucket (of its account) the Map may run at once: as
 /// many as the pass holds, at most `max_concurrency`. Their `join-all` limits share one
 /// invocation's, as S3's request rate per prefix is theirs together.
 fn parts_at_once(parts: &[Part], max_concurrency: Option<NonZeroUsize>) -> Vec<NonZeroUsize> {
-    let bucket_of = |(token, account): &Part| (account.as_ref().map(|a| a.account_id.clone()), token.bucket.clone());
     let mut per_bucket: BTreeMap<(Option<String>, String), usize> = BTreeMap::new();
     for part in parts {
         *per_bucket.entry(bucket_of(part)).or_default() += 1;
@@ -501,16 +504,21 @@ mod tests {
         (token, account)
     }
 
-    #[test]
-    fn at_most_per_bucket_parts_of_each_bucket_of_each_account_go_into_a_pass() {
-        let parts = vec![
+    /// Three parts of bucket a and two of b in account 1, one of a in account 2.
+    fn parts_of_two_buckets_in_two_accounts() -> Vec<Part> {
+        vec![
             part("a", Some("1"), 0),
             part("a", Some("1"), 1),
             part("a", Some("1"), 2),
             part("a", Some("2"), 3),
             part("b", Some("1"), 4),
             part("b", Some("1"), 5),
-        ];
+        ]
+    }
+
+    #[test]
+    fn at_most_per_bucket_parts_of_each_bucket_of_each_account_go_into_a_pass() {
+        let parts = parts_of_two_buckets_in_two_accounts();
         let (now, held) = hold_back(parts.clone(), Some(2));
         let keys = |parts: &[Part]| -> Vec<String> { parts.iter().map(|(t, _)| t.keys[0].key.clone()).collect() };
         assert_eq!(keys(&now), ["k0", "k1", "k3", "k4", "k5"]);
@@ -525,20 +533,14 @@ mod tests {
 
     #[test]
     fn parts_of_one_bucket_share_a_limit_among_as_many_as_the_map_runs_at_once() {
-        let parts = vec![
-            part("a", Some("1"), 0),
-            part("a", Some("1"), 1),
-            part("a", Some("1"), 2),
-            part("a", Some("2"), 3),
-            part("b", Some("1"), 4),
-        ];
+        let parts = parts_of_two_buckets_in_two_accounts();
         let at_once = |most: Option<usize>| -> Vec<usize> {
             parts_at_once(&parts, most.and_then(NonZeroUsize::new))
                 .into_iter()
                 .map(NonZeroUsize::get)
                 .collect()
         };
-        assert_eq!(at_once(None), [3, 3, 3, 1, 1], "every part of a pass at once");
-        assert_eq!(at_once(Some(2)), [2, 2, 2, 1, 1], "no more than MaxConcurrency");
+        assert_eq!(at_once(None), [3, 3, 3, 1, 2, 2], "every part of a pass at once");
+        assert_eq!(at_once(Some(2)), [2, 2, 2, 1, 2, 2], "no more than MaxConcurrency");
     }
 }
