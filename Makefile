@@ -105,9 +105,10 @@ summarize:
 test: template-check $(MOTO_VENV)/.installed $(OCSF_VENV)/.installed $(NODE_PEERS)/node_modules/.installed
 	# The benchmark's tests run the functions' own binaries, which `cargo test` does not build;
 	# the state machine's test under moto's interpreter runs join-all's release build.
+	# --no-fail-fast: one run names every failing test, not only the first binary's.
 	$(CARGO) build --workspace --bins
 	$(CARGO) build --release --quiet -p join-all
-	ACL_BENCH_REQUIRE_PEERS=$$(test -f $(NODE_PEERS)/node_modules/.installed && echo 1) MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server OCSF_VALIDATOR=$(CURDIR)/$(OCSF_VENV)/bin/python $(CARGO) test --workspace --all-targets
+	ACL_BENCH_REQUIRE_PEERS=$$(test -f $(NODE_PEERS)/node_modules/.installed && echo 1) MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server OCSF_VALIDATOR=$(CURDIR)/$(OCSF_VENV)/bin/python $(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 	$(MAKE) local-loop-test
 	$(MAKE) sam-build-check
