@@ -11,6 +11,13 @@ use crate::s3::error::{error_code, error_message};
 
 /// S3's smallest part but for the last one: the least memory a multipart upload can use.
 pub const PART_SIZE: usize = 5 * 1024 * 1024;
+/// Past this, a buffer that must grow is given a whole part's room at once ([`PART_ROOM`]): a
+/// part is then one allocation rather than a series of doublings to 8 MiB, each copying the
+/// last and leaving the allocator a freed block to keep (docs/benchmark.md, "Findings at
+/// scale").
+const SMALL: usize = 64 * 1024;
+/// A part and the write that fills it.
+const PART_ROOM: usize = PART_SIZE + SMALL;
 
 /// An object that could not be written, in S3's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,6 +119,10 @@ impl StreamingUpload {
 
     /// Appends `bytes`, sending a part whenever the buffer holds one.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), UploadError> {
+        let needed = self.buffer.len() + bytes.len();
+        if needed > self.buffer.capacity() && needed > SMALL {
+            self.buffer.reserve_exact(PART_ROOM.max(needed) - self.buffer.len());
+        }
         self.buffer.extend_from_slice(bytes);
         self.bytes_written += bytes.len();
         if self.buffer.len() >= PART_SIZE {
@@ -260,4 +271,30 @@ pub async fn put_object(
     let mut upload = StreamingUpload::new(client, &location.bucket, &location.prefix, content_type);
     upload.write(&body).await?;
     upload.finish().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_part_is_filled_in_one_allocation_of_its_room() {
+        // Never contacted: the object stays under a part.
+        let client = crate::s3::client::client_for_endpoint("http://127.0.0.1:9", "key", "secret");
+        let mut upload = StreamingUpload::new(&client, "bucket", "findings.jsonl", "application/x-ndjson");
+        let line = [b'x'; 1000];
+        upload.write(&line).await.unwrap();
+        assert!(upload.buffer.capacity() <= SMALL, "a small object stays small");
+        let mut grew_to_room = false;
+        while upload.buffer.len() + line.len() < PART_SIZE {
+            upload.write(&line).await.unwrap();
+            // Doubling stops short of twice SMALL; the next growth is the part's room.
+            if upload.buffer.len() > 2 * SMALL {
+                assert_eq!(upload.buffer.capacity(), PART_ROOM, "grown once, to a part's room");
+                grew_to_room = true;
+            }
+        }
+        assert!(grew_to_room);
+        assert_eq!(upload.bytes_written(), upload.buffer.len());
+    }
 }
