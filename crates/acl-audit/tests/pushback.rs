@@ -15,9 +15,9 @@ use local_s3::{Load, LocalS3, NetworkModel, Options, seed_bucket};
 
 const CEILING: usize = 64;
 
-fn adaptive() -> Strategy {
+fn adaptive(ceiling: usize) -> Strategy {
     Strategy::JoinAll {
-        in_flight: InFlight::adaptive(NonZeroUsize::new(CEILING).unwrap()),
+        in_flight: InFlight::adaptive(NonZeroUsize::new(ceiling).unwrap()),
     }
 }
 
@@ -64,10 +64,7 @@ async fn slow_down_brings_the_limit_down_and_its_end_lets_it_back_up_with_nothin
             s3.set_load(Load::default());
         })
     };
-    let strategy = Strategy::JoinAll {
-        in_flight: InFlight::adaptive(NonZeroUsize::new(CEILING).unwrap()),
-    };
-    let report = audit_bucket(&client, &Target::bucket("throttled"), strategy)
+    let report = audit_bucket(&client, &Target::bucket("throttled"), adaptive(CEILING))
         .await
         .unwrap();
     lifts.abort();
@@ -96,10 +93,7 @@ async fn answers_slowing_under_load_bring_the_limit_down_with_nothing_lost() {
     };
     let network = NetworkModel::from_millis(0.0, 10.0, 1).unwrap();
     let (s3, client) = endpoint("slowing", OBJECTS, slowing, network).await;
-    let strategy = Strategy::JoinAll {
-        in_flight: InFlight::adaptive(NonZeroUsize::new(CEILING).unwrap()),
-    };
-    let report = audit_bucket(&client, &Target::bucket("slowing"), strategy)
+    let report = audit_bucket(&client, &Target::bucket("slowing"), adaptive(CEILING))
         .await
         .unwrap();
     assert_eq!(report.acls_fetched, OBJECTS);
@@ -121,7 +115,7 @@ async fn a_fixed_limit_reports_no_course_and_an_adaptive_one_unpushed_stays_at_i
     };
     let report = audit_bucket(&client, &Target::bucket("calm"), fixed).await.unwrap();
     assert_eq!(report.in_flight, None);
-    let report = audit_bucket(&client, &Target::bucket("calm"), adaptive())
+    let report = audit_bucket(&client, &Target::bucket("calm"), adaptive(CEILING))
         .await
         .unwrap();
     let course = report.in_flight.unwrap();
