@@ -103,11 +103,9 @@ summarize:
 ## test: every test of the workspace, against real local-s3 endpoints and moto_server on loopback,
 ## and the template's checks
 test: template-check $(MOTO_VENV)/.installed $(OCSF_VENV)/.installed $(NODE_PEERS)/node_modules/.installed
-	# The benchmark's tests run the functions' own binaries, which `cargo test` does not build;
-	# the state machine's test under moto's interpreter runs join-all's release build.
+	# The benchmark's tests run the functions' own binaries, which `cargo test` does not build.
 	# --no-fail-fast: one run names every failing test, not only the first binary's.
 	$(CARGO) build --workspace --bins
-	$(CARGO) build --release --quiet -p join-all
 	ACL_BENCH_REQUIRE_PEERS=$$(test -f $(NODE_PEERS)/node_modules/.installed && echo 1) MOTO_SERVER=$(CURDIR)/$(MOTO_VENV)/bin/moto_server OCSF_VALIDATOR=$(CURDIR)/$(OCSF_VENV)/bin/python $(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 	$(MAKE) local-loop-test
@@ -158,9 +156,14 @@ build: $(VENV)/bin/cargo-lambda aarch64-target
 sam-build: $(VENV)/bin/cargo-lambda $(DEPLOY_VENV)/.installed aarch64-target
 	$(WITH_TOOLS) $(SAM_OFFLINE) sam build
 
-## sam-build-check: sam build offline, then check the three artefacts are aarch64 bootstraps
-sam-build-check: sam-build
-	$(PYTHON) deploy/check_artifacts.py
+## sam-build-check: sam build offline, in debug mode, into .aws-sam/check, then check the three
+## artefacts are aarch64 bootstraps
+# SAM_BUILD_MODE=debug: cargo lambda builds without --release, so that the check takes minutes
+# rather than three LTO links; `make sam-build` and `make deploy` build the release profile into
+# .aws-sam/build, which this check leaves alone.
+sam-build-check: $(VENV)/bin/cargo-lambda $(DEPLOY_VENV)/.installed aarch64-target
+	$(WITH_TOOLS) $(SAM_OFFLINE) SAM_BUILD_MODE=debug sam build --build-dir .aws-sam/check
+	$(PYTHON) deploy/check_artifacts.py .aws-sam/check
 
 ## deploy: sam build + sam deploy (--guided until samconfig.toml holds BucketName)
 deploy: sam-build

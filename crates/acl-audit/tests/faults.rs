@@ -220,6 +220,10 @@ fn without_aws_retry_variables_the_functions_own_retry_policy_applies() {
         without_run_limit.config().timeout_config(),
         ours.config().timeout_config()
     );
+    // A caller's own retry configuration stands, as the user's does.
+    let impatient = impatient_client(&ours);
+    let kept = acl_audit::s3::client::without_run_limit(&impatient);
+    assert_eq!(kept.config().retry_config(), impatient.config().retry_config());
 }
 
 #[test]

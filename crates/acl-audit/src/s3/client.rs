@@ -183,9 +183,7 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|url| !url.is_empty());
     let retry_config = match sdk_config.retry_config() {
         Some(chosen) if user_chose_retries() => chosen.clone(),
-        _ => RetryConfig::standard()
-            .with_max_attempts(MAX_ATTEMPTS)
-            .with_initial_backoff(THROTTLING_BACKOFF),
+        _ => own_retry_config(),
     };
     let config = aws_sdk_s3::config::Builder::from(sdk_config)
         .retry_config(retry_config)
@@ -204,13 +202,21 @@ pub fn client_from_sdk_config(sdk_config: &SdkConfig) -> Client {
     Client::from_conf(config)
 }
 
+fn own_retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(THROTTLING_BACKOFF)
+}
+
 /// `client` for a run whose in-flight limit does not come down when S3 pushes back (a fixed
 /// `join-all` limit, `spawn-blocking`'s threads, `sequential`): the same connections, endpoint
-/// cache and retry quota, its throttled retries waiting as the SDK's do, unless the user chose
-/// the retries. With the quarter second, 128 calls in flight against 2 000 requests a second
-/// retried 0.30 times a call and ran out of attempts for 4 keys in 20 000; with 1 s, none.
+/// cache and retry quota, its throttled retries waiting as the SDK's do. Only the retries this
+/// crate chose change: the user's (`AWS_RETRY_MODE`, `AWS_MAX_ATTEMPTS`) and a caller's own
+/// client configuration stand. With the quarter second, 128 calls in flight against 2 000
+/// requests a second retried 0.30 times a call and ran out of attempts for 4 keys in 20 000;
+/// with 1 s, none.
 pub fn without_run_limit(client: &Client) -> Client {
-    if user_chose_retries() {
+    if client.config().retry_config() != Some(&own_retry_config()) {
         return client.clone();
     }
     let retry = RetryConfig::standard()
