@@ -1,8 +1,9 @@
 """The template checker catches what it is for: run with `python -m unittest discover deploy`."""
 
+import contextlib
+import io
 import json
 import pathlib
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -11,18 +12,24 @@ DEPLOY = pathlib.Path(__file__).resolve().parent
 TEMPLATE = (DEPLOY.parent / "template.yaml").read_text()
 
 
+sys.path.insert(0, str(DEPLOY))
+import check_template  # noqa: E402 (beside this file, not a package)
+
+
 def check(template_text):
+    """check_template.py's exit code and output for `template_text`, run in this process: a
+    process each would import cfn-lint and SAM's translator again, seconds a test."""
     # Beside the real template, so that CodeUri paths resolve the same way.
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=DEPLOY.parent, delete=False) as file:
         file.write(template_text)
     path = pathlib.Path(file.name)
+    output = io.StringIO()
     try:
-        run = subprocess.run(
-            [sys.executable, str(DEPLOY / "check_template.py"), str(path)], capture_output=True, text=True
-        )
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            code = check_template.main(path)
     finally:
         path.unlink()
-    return run.returncode, run.stdout + run.stderr
+    return code, output.getvalue()
 
 
 class CheckTemplate(unittest.TestCase):
@@ -375,8 +382,6 @@ class CheckMemberRole(unittest.TestCase):
     """The member role's check, on mutations of deploy/member-role.yaml."""
 
     def findings(self, old, new):
-        sys.path.insert(0, str(DEPLOY))
-        import check_template
         from cfnlint.decode import decode_str
 
         text = (DEPLOY / "member-role.yaml").read_text()
@@ -387,8 +392,6 @@ class CheckMemberRole(unittest.TestCase):
         return list(check_template.member_role_findings(source))
 
     def test_the_member_role_passes(self):
-        sys.path.insert(0, str(DEPLOY))
-        import check_template
         from cfnlint.decode import decode
 
         source, _ = decode(str(DEPLOY / "member-role.yaml"))
