@@ -604,13 +604,20 @@ mod tests {
         }
     }
 
-    fn file(name: &str, lines: &[serde_json::Value]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("acl-audit-changes-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    /// A test's file, removed when the test ends, passed or failed.
+    struct TestFile(PathBuf);
+
+    impl Drop for TestFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn file(name: &str, lines: &[serde_json::Value]) -> TestFile {
+        let path = std::env::temp_dir().join(format!("acl-audit-changes-{}-{name}", std::process::id()));
         let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
         std::fs::write(&path, text).unwrap();
-        path
+        TestFile(path)
     }
 
     fn finding(key: &str, kinds: &[&str], first_seen: &str) -> serde_json::Value {
@@ -629,7 +636,7 @@ mod tests {
                 finding("grew", &["public_read"], "2026-01-04"),
             ],
         );
-        let baseline = Baseline::read(&mut LineSource::file(&previous).unwrap(), "2026-02-01")
+        let baseline = Baseline::read(&mut LineSource::file(&previous.0).unwrap(), "2026-02-01")
             .await
             .unwrap();
         let place = Place {
@@ -652,8 +659,8 @@ mod tests {
         let mut sink = Lines(Vec::new());
         let counts = compare(
             &baseline,
-            &mut LineSource::file(&current).unwrap(),
-            Some(&mut LineSource::file(&previous).unwrap()),
+            &mut LineSource::file(&current.0).unwrap(),
+            Some(&mut LineSource::file(&previous.0).unwrap()),
             |_, _| true,
             &mut sink,
         )
@@ -693,7 +700,7 @@ mod tests {
                 finding("failed", &["public_read"], "2026-01-01"),
             ],
         );
-        let baseline = Baseline::read(&mut LineSource::file(&previous).unwrap(), "2026-02-01")
+        let baseline = Baseline::read(&mut LineSource::file(&previous.0).unwrap(), "2026-02-01")
             .await
             .unwrap();
         let mut neutralised = finding("ignored", &["public_read"], "2026-01-01");
@@ -704,8 +711,8 @@ mod tests {
         let mut sink = Lines(Vec::new());
         let counts = compare(
             &baseline,
-            &mut LineSource::file(&current).unwrap(),
-            Some(&mut LineSource::file(&previous).unwrap()),
+            &mut LineSource::file(&current.0).unwrap(),
+            Some(&mut LineSource::file(&previous.0).unwrap()),
             |_, _| false,
             &mut sink,
         )
@@ -719,7 +726,7 @@ mod tests {
     #[tokio::test]
     async fn a_line_that_is_not_a_finding_is_an_error_naming_the_file() {
         let path = file("broken.jsonl", &[serde_json::json!({"no": "bucket"})]);
-        let err = Baseline::read(&mut LineSource::file(&path).unwrap(), "2026-02-01")
+        let err = Baseline::read(&mut LineSource::file(&path.0).unwrap(), "2026-02-01")
             .await
             .unwrap_err();
         assert!(

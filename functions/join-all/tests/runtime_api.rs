@@ -133,7 +133,8 @@ impl Drop for Function {
 /// Starts this package's binary as Lambda starts it: the Runtime API's
 /// address, the function's settings, and the endpoint's own keys (no one's real ones).
 fn start_function(api: &RuntimeApi, endpoint: &str, keys: (&str, &str), findings_uri: &str) -> Function {
-    let home = std::env::temp_dir().join(format!("join-all-test-home-{}", std::process::id()));
+    let home =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("join-all-test-home-{}", std::process::id()));
     std::fs::create_dir_all(&home).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_join-all"))
         .env_clear()
