@@ -12,10 +12,14 @@ fn scan(endpoint: &str, key: &str, secret: &str, args: &[&str]) -> Output {
     command(endpoint, key, secret, "scan", args)
 }
 
+/// `name` under Cargo's directory for integration tests' files (target/tmp), for this process.
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("acl-audit-cli-{}-{name}", std::process::id()))
+}
+
 /// Any subcommand, as [`scan`] runs `scan`.
 fn command(endpoint: &str, key: &str, secret: &str, subcommand: &str, args: &[&str]) -> Output {
-    let home =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("acl-audit-cli-home-{}", std::process::id()));
+    let home = scratch("home");
     std::fs::create_dir_all(&home).unwrap();
     Command::new(env!("CARGO_BIN_EXE_acl-audit"))
         .arg(subcommand)
@@ -54,8 +58,7 @@ async fn run(f: impl FnOnce() -> Output + Send + 'static) -> Output {
 async fn a_bucket_with_findings_exits_3_and_writes_every_finding() {
     let s3 = LocalS3::start().await.unwrap();
     local_s3::seed_bucket(s3.store(), "mixed", 200).unwrap();
-    let file =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("acl-audit-cli-{}.jsonl", std::process::id()));
+    let file = scratch("findings.jsonl");
     let file_arg = file.display().to_string();
     let s3 = std::sync::Arc::new(s3);
     let shared = std::sync::Arc::clone(&s3);
@@ -204,8 +207,7 @@ fn against_moto_the_findings_are_the_same() {
     assert_eq!(report(&output)["audit"]["findings"]["by_kind"]["public_read"], 1);
 
     // --security-hub: the finding goes to moto's Security Hub, in the caller's account.
-    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-audit-cli-hub-{}.jsonl", std::process::id()));
+    let file = scratch("hub.jsonl");
     let file_arg = file.display().to_string();
     let output = scan(
         &endpoint,
@@ -238,8 +240,7 @@ fn against_moto_the_findings_are_the_same() {
         "{}",
         String::from_utf8_lossy(&fixed.stderr)
     );
-    let after = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-audit-cli-hub-after-{}", std::process::id()));
+    let after = scratch("hub-after");
     std::fs::create_dir_all(&after).unwrap();
     let after_arg = after.join("findings.jsonl").display().to_string();
     let output = scan(
@@ -287,8 +288,7 @@ async fn all_buckets_sweeps_the_account_into_one_report_and_findings_file() {
         .set_ownership("enforced", Some(local_s3::store::ObjectOwnership::BucketOwnerEnforced))
         .unwrap();
     s3.store().create_bucket("skipped").unwrap();
-    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-audit-cli-sweep-{}.jsonl", std::process::id()));
+    let file = scratch("sweep.jsonl");
     let file_arg = file.display().to_string();
     let s3 = std::sync::Arc::new(s3);
     let shared = std::sync::Arc::clone(&s3);
@@ -329,8 +329,7 @@ async fn organization_sweeps_every_account_on_moto() {
     };
     let mut arranged = test_support::organization::arrange_organization(&moto).await;
     let guarded = test_support::organization::guard(&moto, &mut arranged).await;
-    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-audit-cli-org-{}.jsonl", std::process::id()));
+    let file = scratch("org.jsonl");
     let file_arg = file.display().to_string();
     let endpoint = moto.endpoint_url().to_owned();
     let (key, secret) = (guarded.access_key_id.clone(), guarded.secret_access_key.clone());
@@ -394,8 +393,7 @@ async fn organization_sweeps_every_account_on_moto() {
 async fn suppressed_findings_are_written_marked_and_do_not_make_the_exit_code_3() {
     let s3 = std::sync::Arc::new(LocalS3::start().await.unwrap());
     local_s3::seed_bucket(s3.store(), "site", 20).unwrap();
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-audit-cli-suppressions-{}", std::process::id()));
+    let dir = scratch("suppressions");
     std::fs::create_dir_all(&dir).unwrap();
     let accepted = dir.join("accepted.json");
     std::fs::write(&accepted, r#"[{"bucket": "site", "reason": "the public website"}]"#).unwrap();
@@ -448,8 +446,7 @@ async fn compare_with_names_what_changed_since_the_earlier_findings() {
     let s3 = std::sync::Arc::new(LocalS3::start().await.unwrap());
     // Objects 7 and 17 public-read, 8 and 18 authenticated-read, 9 and 19 another account's.
     local_s3::seed_bucket(s3.store(), "site", 20).unwrap();
-    let dir =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("acl-audit-cli-compare-{}", std::process::id()));
+    let dir = scratch("compare");
     for run in ["first", "second"] {
         std::fs::create_dir_all(dir.join(run)).unwrap();
     }
@@ -555,8 +552,7 @@ async fn fix_apply_leaves_no_exposed_object_and_the_next_run_says_resolved() {
     let s3 = std::sync::Arc::new(LocalS3::start().await.unwrap());
     // Objects 7 and 17 public-read, 8 and 18 authenticated-read, 9 and 19 another account's.
     local_s3::seed_bucket(s3.store(), "site", 20).unwrap();
-    let dir =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("acl-audit-cli-fix-{}", std::process::id()));
+    let dir = scratch("fix");
     for run in ["before", "after", "plan"] {
         std::fs::create_dir_all(dir.join(run)).unwrap();
     }
@@ -645,8 +641,7 @@ async fn ocsf_findings_validate_against_the_schema_and_read_back() {
     // Objects 7 and 17 public-read, 8 and 18 authenticated-read, 9 and 19 another account's.
     local_s3::seed_bucket(s3.store(), "site", 20).unwrap();
     s3.store().set_acl_readable("site", "object-0000003", false).unwrap();
-    let dir =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("acl-audit-cli-ocsf-{}", std::process::id()));
+    let dir = scratch("ocsf");
     for run in ["first", "second"] {
         std::fs::create_dir_all(dir.join(run)).unwrap();
     }
