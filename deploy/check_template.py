@@ -536,13 +536,13 @@ def member_role_findings(source):
         yield "MemberRole: must trust only AuditingRoleArn, with an aws:PrincipalOrgID condition"
 
 
-def main(path=None):
+def main(path):
     member_path = ROOT / "deploy" / "member-role.yaml"
     member, member_errors = decode(str(member_path))
     member_problems = [str(error) for error in member_errors] or list(member_role_findings(member))
     for problem in member_problems:
         print(f"{member_path}: {problem}")
-    path = pathlib.Path(path or (sys.argv[1] if len(sys.argv) > 1 else ROOT / "template.yaml"))
+    path = pathlib.Path(path)
     source, errors = decode(str(path))
     if errors:
         for error in errors:
@@ -573,4 +573,4 @@ def main(path=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else ROOT / "template.yaml"))

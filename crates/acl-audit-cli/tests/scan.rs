@@ -14,7 +14,7 @@ fn scan(endpoint: &str, key: &str, secret: &str, args: &[&str]) -> Output {
 
 /// `name` under Cargo's directory for integration tests' files (target/tmp), for this process.
 fn scratch(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("acl-audit-cli-{}-{name}", std::process::id()))
+    test_support::scratch!("acl-audit-cli-{name}")
 }
 
 /// Any subcommand, as [`scan`] runs `scan`.

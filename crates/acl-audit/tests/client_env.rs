@@ -21,8 +21,7 @@ enum Trust<'a> {
 }
 
 fn scratch_file(name: &str, contents: &str) -> PathBuf {
-    let dir =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("acl-audit-client-env-{}", std::process::id()));
+    let dir = test_support::scratch!("acl-audit-client-env");
     std::fs::create_dir_all(&dir).expect("a writable temporary directory");
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("a writable temporary directory");

@@ -144,8 +144,7 @@ async fn findings_that_cannot_be_written_fail_the_run_after_the_audit_with_its_r
 #[tokio::test(flavor = "multi_thread")]
 async fn findings_go_to_a_local_file_as_well() {
     let (_s3, client) = common::seeded("audited", 100).await;
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-audit-findings-{}.jsonl", std::process::id()));
+    let path = test_support::scratch!("acl-audit-findings.jsonl");
     let options = AuditOptions {
         findings: Some(FindingsOutput::file(&path).unwrap()),
         ..AuditOptions::default()

@@ -19,8 +19,7 @@ async fn every_strategy_judges_every_hostile_key(client: &Client, bucket: &str, 
     let expected: BTreeSet<String> = hostile::public_keys(keys).into_iter().collect();
     let mut strategies = common::all_strategies().to_vec();
     strategies.push(Strategy::Sequential);
-    let dir =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hostile-{}-{bucket}", std::process::id()));
+    let dir = test_support::scratch!("hostile-{bucket}");
     std::fs::create_dir_all(&dir).unwrap();
     for (n, strategy) in strategies.into_iter().enumerate() {
         let path = dir.join(format!("{n}.jsonl"));

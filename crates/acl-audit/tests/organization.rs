@@ -30,8 +30,7 @@ async fn an_organization_sweep_names_every_exposed_object_with_its_account() {
     let organizations = aws_sdk_organizations::Client::new(&config);
     let sts = aws_sdk_sts::Client::new(&config);
     let s3 = client_for_endpoint(moto.endpoint_url(), &guarded.access_key_id, &guarded.secret_access_key);
-    let path =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("organization-{}.jsonl", std::process::id()));
+    let path = test_support::scratch!("organization.jsonl");
     let options = OrganizationOptions {
         role_name: organization::ROLE.to_owned(),
         findings: Some(FindingsOutput::file(&path).unwrap()),

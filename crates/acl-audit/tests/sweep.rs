@@ -95,7 +95,7 @@ fn arrange(s3: &local_s3::LocalS3) -> BTreeSet<(String, String)> {
 async fn an_account_sweep_reports_every_bucket_and_crawls_only_where_acls_apply() {
     let (s3, client) = common::endpoint().await;
     let expected = arrange(&s3);
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sweep-{}.jsonl", std::process::id()));
+    let path = test_support::scratch!("sweep.jsonl");
     let options = SweepOptions {
         findings: Some(FindingsOutput::file(&path).unwrap()),
         ..SweepOptions::default()

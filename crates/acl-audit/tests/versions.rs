@@ -17,8 +17,7 @@ use aws_sdk_s3::types::ObjectCannedAcl;
 
 /// Audits `target`, writing its findings to a file, and returns the report and the lines.
 async fn audit_with_lines(client: &Client, target: &Target, name: &str) -> (acl_audit::AuditReport, Vec<FindingLine>) {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-audit-versions-{name}-{}.jsonl", std::process::id()));
+    let path = test_support::scratch!("acl-audit-versions-{name}.jsonl");
     let options = AuditOptions {
         findings: Some(FindingsOutput::file(&path).unwrap()),
         ..AuditOptions::default()

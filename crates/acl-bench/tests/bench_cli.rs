@@ -20,8 +20,7 @@ fn binaries() -> (PathBuf, PathBuf) {
 /// the table, the JSON and that no cgroup is left behind.
 fn small_sweep(start: &str) {
     let (exe, _) = binaries();
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-bench-cli-{}-{start}.json", std::process::id()));
+    let out = test_support::scratch!("acl-bench-cli-{start}.json");
     let child = Command::new(&exe)
         .args([
             "bench",
@@ -123,8 +122,7 @@ fn the_node_peers_join_a_sweep_when_their_sdk_is_installed() {
         return;
     }
     for start in ["warm", "cold"] {
-        let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("acl-bench-node-{}-{start}.json", std::process::id()));
+        let out = test_support::scratch!("acl-bench-node-{start}.json");
         let output = Command::new(&exe)
             .args([
                 "bench",
@@ -215,8 +213,7 @@ fn bench_against(endpoint: &ExternalEndpoint, extra: &[&str]) -> std::process::O
         .find(|(name, _)| name == "AWS_ENDPOINT_URL")
         .unwrap()
         .1;
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-bench-external-{}.json", std::process::id()));
+    let out = test_support::scratch!("acl-bench-external.json");
     let output = Command::new(exe)
         .args(["bench", "--endpoint", url, "--bucket", "outside"])
         .args(["--sizes", "3008", "--objects", "15", "--runs", "1", "--caps", "--out"])
@@ -272,8 +269,7 @@ fn a_missing_external_bucket_is_named_before_any_child_runs() {
 #[test]
 fn with_findings_every_object_is_a_finding_written_by_the_children() {
     let (exe, _) = binaries();
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("acl-bench-cli-{}-findings.json", std::process::id()));
+    let out = test_support::scratch!("acl-bench-cli-findings.json");
     let output = Command::new(&exe)
         .args(["bench", "--sizes", "3008", "--objects", "40", "--runs", "1", "--caps"])
         .args([

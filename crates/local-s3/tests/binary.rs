@@ -65,8 +65,7 @@ async fn the_binary_serves_a_seeded_bucket_and_prints_its_environment() {
 
 #[test]
 fn with_tls_the_binary_serves_https_and_writes_its_ca_for_aws_ca_bundle() {
-    let bundle = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("local-s3-binary-test-{}.pem", std::process::id()));
+    let bundle = test_support::scratch!("local-s3-binary-test.pem");
     let bundle_arg = bundle.display().to_string();
     let (_server, exports) = start(&["--port", "0", "--tls", "--ca-bundle-out", &bundle_arg], 5);
     assert!(var(&exports, "AWS_ENDPOINT_URL").starts_with("https://127.0.0.1:"));

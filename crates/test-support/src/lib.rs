@@ -9,6 +9,18 @@ pub mod organization;
 
 use std::num::NonZeroUsize;
 
+/// `$name` (a `format!` string) under Cargo's directory for an integration test's files
+/// (`target/tmp`, which `cargo clean` removes), after this process's id: tests leave nothing in
+/// the system's temporary directory. A macro because only the test crate itself knows
+/// `CARGO_TARGET_TMPDIR`.
+#[macro_export]
+macro_rules! scratch {
+    ($($name:tt)+) => {
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{}-{}", std::process::id(), format!($($name)+)))
+    };
+}
+
 use acl_audit::Strategy;
 use acl_audit::s3::client::client_for_endpoint;
 use acl_audit::strategy::InFlight;
