@@ -33,26 +33,9 @@ use crate::suppressions::Suppressions;
 const PAGE_SIZE: usize = 1000;
 
 /// Lists `target` and fetches every listed object's ACL with `strategy`, tallying each
-/// outcome as it arrives.
+/// outcome as it arrives: [`audit_bucket_with`] without a findings file or a deadline.
 pub async fn audit_bucket(client: &Client, target: &Target, strategy: Strategy) -> Result<AuditReport, ListError> {
-    audit_bucket_until(client, target, strategy, None).await
-}
-
-/// The same, stopping at `stop_at`: no call starts after it and calls under way are
-/// abandoned; the report is then truncated, with a resume token for the keys not fetched and
-/// the listing not done. The listing is read a page at a time while ACLs are fetched, so
-/// memory stays bounded whatever the bucket's size.
-pub async fn audit_bucket_until(
-    client: &Client,
-    target: &Target,
-    strategy: Strategy,
-    stop_at: Option<Instant>,
-) -> Result<AuditReport, ListError> {
-    let options = AuditOptions {
-        stop_at,
-        ..AuditOptions::default()
-    };
-    match audit_bucket_with(client, target, strategy, options).await {
+    match audit_bucket_with(client, target, strategy, AuditOptions::default()).await {
         Ok(report) => Ok(report),
         Err(AuditError::List(err)) => Err(err),
         // No findings output, so nothing to fail writing.
@@ -69,7 +52,10 @@ pub async fn audit_bucket_until(
 /// What a run does besides the audit.
 #[derive(Default)]
 pub struct AuditOptions {
-    /// See [`audit_bucket_until`].
+    /// No call starts after it and calls under way are abandoned; the report is then
+    /// truncated, with a resume token for the keys not fetched and the listing not done. The
+    /// listing is read a page at a time while ACLs are fetched, so memory stays bounded
+    /// whatever the bucket's size.
     pub stop_at: Option<Instant>,
     /// Where every finding and per-object failure goes, a line each, as they arrive.
     pub findings: Option<FindingsOutput>,

@@ -30,7 +30,7 @@ pub mod strategy;
 pub mod suppressions;
 pub mod sweep;
 
-pub use audit::{AuditError, AuditOptions, FindingsOutput, audit_bucket, audit_bucket_until, audit_bucket_with};
+pub use audit::{AuditError, AuditOptions, FindingsOutput, audit_bucket, audit_bucket_with};
 pub use model::{AclOutcome, Grant, Grantee, ObjectAcl, ObjectFailure, ObjectRef, Resume, StrategyKind, Target};
 pub use report::AuditReport;
 pub use s3::error::ListError;
