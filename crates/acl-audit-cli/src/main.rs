@@ -298,13 +298,6 @@ fn findings_choice(text: &str, bucket: &str) -> Result<FindingsChoice, String> {
     )))
 }
 
-fn in_folder(folder: &S3Location, file: &str) -> S3Location {
-    S3Location {
-        bucket: folder.bucket.clone(),
-        prefix: format!("{}{file}", folder.prefix),
-    }
-}
-
 async fn run(scan: Scan) -> Result<u8, String> {
     let Some(location) = scan.location.clone() else {
         return if scan.organization {
@@ -340,7 +333,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
         None => None,
         Some(FindingsChoice::File(path)) => Some(FindingsOutput::file(path).map_err(|err| err.to_string())?),
         Some(FindingsChoice::Object(file)) => Some(FindingsOutput::s3(&client, file)),
-        Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE))),
+        Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &folder.join(FINDINGS_FILE))),
     };
     let suppressions = load_suppressions(&scan, &client).await?;
     let baseline = load_baseline(&scan, &client).await?;
@@ -403,7 +396,7 @@ async fn run(scan: Scan) -> Result<u8, String> {
     if let Some(FindingsChoice::Folder(folder)) = &choice {
         // Plain data with string keys: serialising cannot fail.
         let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
-        put_object(&client, &in_folder(folder, REPORT_FILE), "application/json", body)
+        put_object(&client, &folder.join(REPORT_FILE), "application/json", body)
             .await
             .map_err(|err| {
                 print_report(&report);
@@ -478,9 +471,7 @@ impl SweepIo {
             None => None,
             Some(FindingsChoice::File(path)) => Some(FindingsOutput::file(path).map_err(|err| err.to_string())?),
             Some(FindingsChoice::Object(file)) => Some(FindingsOutput::s3(&client, file)),
-            Some(FindingsChoice::Folder(folder)) => {
-                Some(FindingsOutput::s3(&client, &in_folder(folder, FINDINGS_FILE)))
-            }
+            Some(FindingsChoice::Folder(folder)) => Some(FindingsOutput::s3(&client, &folder.join(FINDINGS_FILE))),
         };
         let bar = (!scan.quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
@@ -534,7 +525,7 @@ impl SweepIo {
         if let Some(FindingsChoice::Folder(folder)) = &self.choice {
             // Plain data with string keys: serialising cannot fail.
             let body = serde_json::to_vec_pretty(report).unwrap_or_default();
-            put_object(&self.client, &in_folder(folder, REPORT_FILE), "application/json", body)
+            put_object(&self.client, &folder.join(REPORT_FILE), "application/json", body)
                 .await
                 .map_err(|err| {
                     print_json(report);
@@ -809,21 +800,14 @@ async fn compare(
             FindingsOutput::file(path).map_err(|err| err.to_string())?
         }
         FindingsChoice::Object(file) => {
-            let folder = file.prefix.rsplit_once('/').map_or("", |(folder, _)| folder);
-            let prefix = if folder.is_empty() {
-                CHANGES_FILE.to_owned()
-            } else {
-                format!("{folder}/{CHANGES_FILE}")
+            // Beside the findings file: in its folder, or at the top of its bucket.
+            let folder = S3Location {
+                bucket: file.bucket.clone(),
+                prefix: file.prefix.rsplit_once('/').map_or("", |(folder, _)| folder).to_owned(),
             };
-            FindingsOutput::s3(
-                client,
-                &S3Location {
-                    bucket: file.bucket.clone(),
-                    prefix,
-                },
-            )
+            FindingsOutput::s3(client, &folder.join(CHANGES_FILE))
         }
-        FindingsChoice::Folder(folder) => FindingsOutput::s3(client, &in_folder(folder, CHANGES_FILE)),
+        FindingsChoice::Folder(folder) => FindingsOutput::s3(client, &folder.join(CHANGES_FILE)),
     };
     write_changes(client, baseline, findings, output, covered)
         .await

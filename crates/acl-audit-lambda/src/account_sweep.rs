@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::SweepJob;
 use crate::outcome::{Invocation, SweepOutcome};
-use crate::record::{in_folder, run_folder, stop_at, write_report};
+use crate::record::{run_folder, stop_at, write_report};
 use crate::stored_resume::{clear, load_sweep_place, store, sweep_place_location};
 
 pub async fn run(
@@ -46,7 +46,7 @@ pub async fn run(
     );
     let findings = folder
         .as_ref()
-        .map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE)));
+        .map(|folder| FindingsOutput::s3(client, &folder.join(FINDINGS_FILE)));
     // A scheduled sweep takes up where the last one from this account stopped, and leaves
     // its own place for the next (docs/sweeps.md).
     let place_at = match (&config.findings, account_id, config.resume_from_store) {

@@ -22,7 +22,7 @@ use crate::compare_runs::{self, latest_of_sweep};
 use crate::event::{AddUpRequest, AuditScope, Pass};
 use crate::map_run::{CopyTo, SummarizeError, Summary, summarize_passes};
 use crate::outcome::{Invocation, Scope};
-use crate::record::{RunReport, in_folder, log_report, run_folder, write_report};
+use crate::record::{RunReport, log_report, run_folder, write_report};
 use crate::steps::{SWEEP_PLAN, parts_folder, read_sweep_plan};
 use acl_audit::changes::Baseline;
 
@@ -163,7 +163,7 @@ async fn sum(
     config: &Config,
     baseline: Option<&Baseline>,
 ) -> Result<(Summary, Option<StreamingUpload>), SummarizeError> {
-    let file = folder.map(|folder| in_folder(folder, FINDINGS_FILE));
+    let file = folder.map(|folder| folder.join(FINDINGS_FILE));
     let mut upload = file
         .as_ref()
         .map(|file| StreamingUpload::new(client, &file.bucket, &file.prefix, JSON_LINES));

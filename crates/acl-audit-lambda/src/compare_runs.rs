@@ -43,14 +43,7 @@ pub fn latest_of_sweep(base: &S3Location, scope: &str) -> S3Location {
 }
 
 fn latest(base: &S3Location, scope: &str, what: &str) -> S3Location {
-    let mut prefix = base.prefix.clone();
-    if !prefix.is_empty() && !prefix.ends_with('/') {
-        prefix.push('/');
-    }
-    S3Location {
-        bucket: base.bucket.clone(),
-        prefix: format!("{prefix}latest/{scope}/{what}.json"),
-    }
+    base.join(&format!("latest/{scope}/{what}.json"))
 }
 
 /// Today (UTC) as a findings line's `first_seen` names it.
@@ -176,7 +169,7 @@ pub async fn finish(
     complete: bool,
     covered: impl Fn(Option<&str>, &str) -> bool,
 ) -> Result<ChangeCounts, NotWritten> {
-    let file = crate::record::in_folder(folder, CHANGES_FILE);
+    let file = folder.join(CHANGES_FILE);
     let output = FindingsOutput::s3(client, &file);
     let mut counts = write_changes(
         client,

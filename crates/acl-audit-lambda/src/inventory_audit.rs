@@ -3,7 +3,6 @@
 //! report holds, GetObjectAcl only for rows whose ACL is UNAVAILABLE; findings and report
 //! written as a listing's run writes them.
 
-use acl_audit::audit::AuditError;
 use acl_audit::bucket::BucketContext;
 use acl_audit::model::{S3Location, check_bucket_name, excerpt};
 use acl_audit::s3::inventory::{newest_manifest, read_manifest};
@@ -12,12 +11,12 @@ use acl_audit::{AuditOptions, StrategyKind};
 use lambda_runtime::Context;
 
 use crate::clients::Clients;
-use crate::compare_runs::{self, latest_of_target};
+use crate::compare_runs::latest_of_target;
 use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{InventoryJob, Origin, RequestError};
 use crate::outcome::{Invocation, Scope};
-use crate::record::{RunReport, log_report, record_run, run_folder, run_options};
+use crate::record::{Leaving, leave, log_report, run_folder, target_run_options};
 use crate::stored_resume;
 
 pub async fn run(
@@ -81,51 +80,32 @@ pub async fn run(
         Origin::Part { folder, .. } => Some(folder.clone()),
         _ => run_folder(config, &bucket, &context.request_id),
     };
-    let suppressions = match crate::suppression_file::load(client, config).await {
-        Ok(suppressions) => suppressions,
-        Err(err) => return failed(Some(&bucket), err.into()),
-    };
     // A schedule's report of the whole bucket is compared with the bucket's last completed run.
-    let comparison = match (&config.findings, &origin) {
-        (Some(base), Origin::Whole) => {
-            compare_runs::begin(
-                client,
-                config,
-                latest_of_target(base, &acl_audit::Target::bucket(bucket.clone())),
-            )
-            .await
-        }
+    let latest = match (&config.findings, &origin) {
+        (Some(base), Origin::Whole) => Some(latest_of_target(base, &acl_audit::Target::bucket(bucket.clone()))),
         _ => None,
+    };
+    let (options, comparison) = match target_run_options(clients, config, context, folder.as_ref(), latest).await {
+        Ok(prepared) => prepared,
+        Err(err) => return failed(Some(&bucket), err),
     };
     let options = AuditOptions {
         bucket: Some(settings),
-        suppressions,
-        baseline: comparison.as_ref().map(|comparison| comparison.baseline.clone()),
-        ..run_options(client, config, context, folder.as_ref())
+        ..options
     };
     let strategy = config.strategy(kind).shared_by(origin.runs_sharing_the_keys());
     let audited = acl_audit::audit::audit_inventory(&located, &manifest, resume.as_ref(), strategy, options).await;
-    let (report, findings_error) = match audited {
-        Ok(mut report) => {
-            let resumed = resume.is_some();
-            let after = compare_runs::after_run(
-                clients,
-                config,
-                (!matches!(origin, Origin::Part { .. })).then_some(context.invoked_function_arn.as_str()),
-                comparison,
-                folder.as_ref(),
-                &mut report,
-                resumed,
-            )
-            .await;
-            let report = RunReport::new(report, resumed_from);
-            let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
-            let written = after.or(written);
-            (report, written)
-        }
-        Err(AuditError::NotWritten { error, report }) => (RunReport::new(*report, resumed_from), Some(error)),
-        Err(AuditError::Inventory(err)) => return failed(Some(&bucket), HandlerError::Inventory(err)),
-        Err(AuditError::List(err)) => return failed(Some(&bucket), err.into()),
+    let leaving = Leaving {
+        comparison,
+        folder: folder.as_ref(),
+        token: token.as_ref(),
+        found,
+        resumed_from,
+        sent_as: (!matches!(origin, Origin::Part { .. })).then_some(context.invoked_function_arn.as_str()),
+    };
+    let (report, findings_error) = match leave(clients, config, leaving, audited).await {
+        Ok(left) => left,
+        Err(err) => return failed(Some(&bucket), err),
     };
     log_report(kind, &context.request_id, &report);
     Invocation::audited(report, findings_error, Scope::of(&origin))

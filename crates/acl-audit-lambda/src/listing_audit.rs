@@ -6,16 +6,16 @@ use acl_audit::bucket::AccountCheck;
 use acl_audit::organization::assume_role;
 use acl_audit::s3::client::{control_with_credentials, with_credentials};
 use acl_audit::s3::region::RegionalClients;
-use acl_audit::{AuditError, AuditOptions, StrategyKind};
+use acl_audit::{AuditOptions, StrategyKind};
 use lambda_runtime::Context;
 
 use crate::clients::{Clients, account_of};
-use crate::compare_runs::{self, latest_of_target};
+use crate::compare_runs::latest_of_target;
 use crate::config::Config;
 use crate::error::HandlerError;
 use crate::job::{AuditJob, Origin};
 use crate::outcome::{Invocation, Scope};
-use crate::record::{RunReport, log_report, record_run, run_folder, run_options};
+use crate::record::{Leaving, leave, log_report, run_folder, target_run_options};
 use crate::stored_resume;
 
 pub async fn run(
@@ -65,21 +65,19 @@ pub async fn run(
     let account_id = member
         .map(|account| account.account_id.as_str())
         .or_else(|| account_of(&context.invoked_function_arn));
-    let suppressions = match crate::suppression_file::load(client, config).await {
-        Ok(suppressions) => suppressions,
-        Err(err) => return Invocation::failed(Some(target.bucket), HandlerError::from(err), "audit refused"),
-    };
     // A schedule's whole target is compared with its last completed run.
-    let comparison = match (&config.findings, &origin) {
-        (Some(base), Origin::Whole) => compare_runs::begin(client, config, latest_of_target(base, &target)).await,
+    let latest = match (&config.findings, &origin) {
+        (Some(base), Origin::Whole) => Some(latest_of_target(base, &target)),
         _ => None,
+    };
+    let (options, comparison) = match target_run_options(clients, config, context, folder.as_ref(), latest).await {
+        Ok(prepared) => prepared,
+        Err(err) => return Invocation::failed(Some(target.bucket), err, "audit refused"),
     };
     let options = AuditOptions {
         fetch_when_acls_disabled,
         account_id: member.map(|account| account.account_id.clone()),
-        suppressions,
-        baseline: comparison.as_ref().map(|comparison| comparison.baseline.clone()),
-        ..run_options(client, config, context, folder.as_ref())
+        ..options
     };
     let account = control
         .as_ref()
@@ -88,29 +86,17 @@ pub async fn run(
     let clients_by_region = RegionalClients::new(audited_with);
     let strategy = config.strategy(kind).shared_by(origin.runs_sharing_the_keys());
     let audited = acl_audit::audit::audit_bucket_located(&clients_by_region, account, &target, strategy, options).await;
-    let (report, findings_error) = match audited {
-        Ok(mut report) => {
-            let found = resumed_from.is_some();
-            let after = compare_runs::after_run(
-                clients,
-                config,
-                (!matches!(origin, Origin::Part { .. })).then_some(context.invoked_function_arn.as_str()),
-                comparison,
-                folder.as_ref(),
-                &mut report,
-                found,
-            )
-            .await;
-            let report = RunReport::new(report, resumed_from);
-            let written = record_run(client, token.as_ref(), found, folder.as_ref(), &report).await;
-            let written = after.or(written);
-            (report, written)
-        }
-        Err(AuditError::NotWritten { error, report }) => (RunReport::new(*report, resumed_from), Some(error)),
-        Err(AuditError::List(err)) => return Invocation::failed(Some(target.bucket), err, "audit failed"),
-        Err(AuditError::Inventory(err)) => {
-            return Invocation::failed(Some(target.bucket), HandlerError::Inventory(err), "audit failed");
-        }
+    let leaving = Leaving {
+        comparison,
+        folder: folder.as_ref(),
+        found: resumed_from.is_some(),
+        token: token.as_ref(),
+        resumed_from,
+        sent_as: (!matches!(origin, Origin::Part { .. })).then_some(context.invoked_function_arn.as_str()),
+    };
+    let (report, findings_error) = match leave(clients, config, leaving, audited).await {
+        Ok(left) => left,
+        Err(err) => return Invocation::failed(Some(target.bucket), err, "audit failed"),
     };
     log_report(kind, &context.request_id, &report);
     Invocation::audited(report, findings_error, Scope::of(&origin))

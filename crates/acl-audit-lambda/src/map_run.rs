@@ -33,18 +33,12 @@ pub const PART_NOT_REPORTED: &str = "PartNotReported";
 
 /// The parts file of pass `pass` in the run's `folder`.
 pub fn pass_file(folder: &S3Location, pass: usize) -> S3Location {
-    S3Location {
-        bucket: folder.bucket.clone(),
-        prefix: format!("{}pass-{pass}.json", folder.prefix),
-    }
+    folder.join(&format!("pass-{pass}.json"))
 }
 
 /// The folder of part `index` of pass `pass`: its findings file and report.
 pub fn part_folder(folder: &S3Location, pass: usize, index: usize) -> S3Location {
-    S3Location {
-        bucket: folder.bucket.clone(),
-        prefix: format!("{}pass-{pass}/part-{index}/", folder.prefix),
-    }
+    folder.join(&format!("pass-{pass}/part-{index}/"))
 }
 
 /// A part, and its report once it finished.
@@ -117,10 +111,7 @@ pub async fn read_pass(client: &Client, folder: &S3Location, pass: usize) -> Res
             .folder
             .parse()
             .map_err(|err| malformed(&file, format!("a part's folder: {err}")))?;
-        let report_file = S3Location {
-            prefix: format!("{}{PART_REPORT}", part.prefix),
-            bucket: part.bucket,
-        };
+        let report_file = part.join(PART_REPORT);
         let report = match read_object_if_any(client, &report_file.bucket, &report_file.prefix).await {
             Ok(Some(bytes)) => Some(
                 serde_json::from_slice::<AuditReport>(&bytes)

@@ -6,11 +6,14 @@ use std::time::{Duration, Instant, SystemTime};
 use acl_audit::findings::{self, FINDINGS_FILE, REPORT_FILE};
 use acl_audit::model::S3Location;
 use acl_audit::s3::upload::{Artifact, NotWritten, put_object};
-use acl_audit::{AuditOptions, AuditReport, FindingsOutput, StrategyKind};
+use acl_audit::{AuditError, AuditOptions, AuditReport, FindingsOutput, StrategyKind};
 use aws_sdk_s3::Client;
 use lambda_runtime::Context;
 
+use crate::clients::Clients;
+use crate::compare_runs::{self, Comparison};
 use crate::config::Config;
+use crate::error::HandlerError;
 use crate::stored_resume;
 
 /// A run's report as the function answers it and writes it beside its findings: the core's
@@ -48,21 +51,83 @@ pub fn run_folder(config: &Config, bucket: &str, run_id: &str) -> Option<S3Locat
         .map(|base| findings::run_folder(base, bucket, date, run_id))
 }
 
-pub fn in_folder(folder: &S3Location, file: &str) -> S3Location {
-    S3Location {
-        bucket: folder.bucket.clone(),
-        prefix: format!("{}{file}", folder.prefix),
-    }
-}
-
 /// A run's options under the function's settings: its stop before the invocation's deadline,
 /// and its findings file in `folder` when `FINDINGS_URI` names one.
 pub fn run_options(client: &Client, config: &Config, context: &Context, folder: Option<&S3Location>) -> AuditOptions {
     AuditOptions {
         stop_at: stop_at(context, config.deadline_margin),
-        findings: folder.map(|folder| FindingsOutput::s3(client, &in_folder(folder, FINDINGS_FILE))),
+        findings: folder.map(|folder| FindingsOutput::s3(client, &folder.join(FINDINGS_FILE))),
         format: config.findings_format,
         ..AuditOptions::default()
+    }
+}
+
+/// A target's run options ([`run_options`]) with the suppressions in force and, when `latest`
+/// names the pointer of a schedule's whole target, the last completed run to compare with.
+pub async fn target_run_options(
+    clients: &Clients,
+    config: &Config,
+    context: &Context,
+    folder: Option<&S3Location>,
+    latest: Option<S3Location>,
+) -> Result<(AuditOptions, Option<Comparison>), HandlerError> {
+    let client = &clients.s3;
+    let suppressions = crate::suppression_file::load(client, config).await?;
+    let comparison = match latest {
+        Some(latest) => compare_runs::begin(client, config, latest).await,
+        None => None,
+    };
+    let options = AuditOptions {
+        suppressions,
+        baseline: comparison.as_ref().map(|comparison| comparison.baseline.clone()),
+        ..run_options(client, config, context, folder)
+    };
+    Ok((options, comparison))
+}
+
+/// What a target's run leaves, and where.
+pub struct Leaving<'a> {
+    pub comparison: Option<Comparison>,
+    pub folder: Option<&'a S3Location>,
+    /// A schedule's stored token ([`record_run`]), and whether the run found one there.
+    pub token: Option<&'a S3Location>,
+    pub found: bool,
+    /// The stored token the run took up.
+    pub resumed_from: Option<String>,
+    /// The function's ARN, to send the findings to Security Hub as; `None` for a state
+    /// machine's part, whose run's last step sends them.
+    pub sent_as: Option<&'a str>,
+}
+
+/// A target's run ended: compared and sent ([`compare_runs::after_run`]), then recorded
+/// ([`record_run`]); its report and the first write that failed. A run whose findings were
+/// not written keeps its report; one that could not list or read its source has none.
+pub async fn leave(
+    clients: &Clients,
+    config: &Config,
+    leaving: Leaving<'_>,
+    audited: Result<AuditReport, AuditError>,
+) -> Result<(RunReport, Option<NotWritten>), HandlerError> {
+    let Leaving {
+        comparison,
+        folder,
+        token,
+        found,
+        resumed_from,
+        sent_as,
+    } = leaving;
+    match audited {
+        Ok(mut report) => {
+            let resumed = resumed_from.is_some();
+            let after =
+                compare_runs::after_run(clients, config, sent_as, comparison, folder, &mut report, resumed).await;
+            let report = RunReport::new(report, resumed_from);
+            let written = record_run(&clients.s3, token, found, folder, &report).await;
+            Ok((report, after.or(written)))
+        }
+        Err(AuditError::NotWritten { error, report }) => Ok((RunReport::new(*report, resumed_from), Some(error))),
+        Err(AuditError::List(err)) => Err(err.into()),
+        Err(AuditError::Inventory(err)) => Err(HandlerError::Inventory(err)),
     }
 }
 
@@ -107,7 +172,7 @@ pub async fn write_report(
 ) -> Result<(), NotWritten> {
     // Plain data with string keys: serialising cannot fail.
     let body = serde_json::to_vec_pretty(report).unwrap_or_default();
-    put_object(client, &in_folder(folder, REPORT_FILE), "application/json", body)
+    put_object(client, &folder.join(REPORT_FILE), "application/json", body)
         .await
         .map_err(|err| err.of(Artifact::Report))
 }

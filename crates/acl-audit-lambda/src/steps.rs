@@ -251,10 +251,7 @@ async fn plan_sweep(
         }
     }
     outcome.retotal();
-    let plan = S3Location {
-        bucket: folder.bucket.clone(),
-        prefix: format!("{}{SWEEP_PLAN}", folder.prefix),
-    };
+    let plan = folder.join(SWEEP_PLAN);
     // Plain data with string keys: serialising cannot fail.
     let body = serde_json::to_vec(&outcome).unwrap_or_default();
     put_object(&clients.s3, &plan, "application/json", body)
@@ -421,10 +418,7 @@ async fn read_held(client: &Client, folder: &S3Location, pass: usize) -> Result<
 }
 
 fn held_file(folder: &S3Location, pass: usize) -> S3Location {
-    S3Location {
-        bucket: folder.bucket.clone(),
-        prefix: format!("{}held-{pass}.json", folder.prefix),
-    }
+    folder.join(&format!("held-{pass}.json"))
 }
 
 pub(crate) fn parts_folder(folder: &str) -> Result<S3Location, RequestError> {

@@ -53,14 +53,7 @@ pub fn inventory_token_location(base: &S3Location, kind: StrategyKind, bucket: &
 }
 
 fn in_base(base: &S3Location, kind: StrategyKind, bucket: &str, what: &str) -> S3Location {
-    let mut prefix = base.prefix.clone();
-    if !prefix.is_empty() && !prefix.ends_with('/') {
-        prefix.push('/');
-    }
-    S3Location {
-        bucket: base.bucket.clone(),
-        prefix: format!("{prefix}resume/{}/{bucket}/{what}.json", kind.name()),
-    }
+    base.join(&format!("resume/{}/{bucket}/{what}.json", kind.name()))
 }
 
 /// The token stored for `target`, if there is one that fits it. A token that cannot be read

@@ -305,15 +305,8 @@ pub struct FindingsWritten {
 /// A run's folder under a findings location: `<base><bucket>/<yyyy>/<mm>/<dd>/<run id>/`,
 /// so that a date-partitioned table (Athena, Glue) reads it as it is.
 pub fn run_folder(base: &S3Location, bucket: &str, date: (i32, u8, u8), run_id: &str) -> S3Location {
-    let mut prefix = base.prefix.clone();
-    if !prefix.is_empty() && !prefix.ends_with('/') {
-        prefix.push('/');
-    }
     let (year, month, day) = date;
-    S3Location {
-        bucket: base.bucket.clone(),
-        prefix: format!("{prefix}{bucket}/{year:04}/{month:02}/{day:02}/{run_id}/"),
-    }
+    base.join(&format!("{bucket}/{year:04}/{month:02}/{day:02}/{run_id}/"))
 }
 
 /// The UTC calendar date of `time` (proleptic Gregorian), as a run's folder names it.

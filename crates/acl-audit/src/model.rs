@@ -479,6 +479,22 @@ pub enum InvalidS3Location {
     NoBucket(String),
 }
 
+impl S3Location {
+    /// `path` inside this location taken as a folder: after its prefix, with a `/` between
+    /// them unless the prefix is empty or ends with one already.
+    pub fn join(&self, path: &str) -> S3Location {
+        let mut prefix = self.prefix.clone();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        prefix.push_str(path);
+        S3Location {
+            bucket: self.bucket.clone(),
+            prefix,
+        }
+    }
+}
+
 impl FromStr for S3Location {
     type Err = InvalidS3Location;
 
@@ -546,6 +562,18 @@ mod tests {
         assert!(!glob_matches("exact", "exactly"));
         assert!(glob_matches("a*b*c", "axxbyyc"));
         assert!(!glob_matches("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn a_path_joins_a_location_as_a_folder() {
+        let join = |location: &str, path: &str| {
+            location
+                .parse::<super::S3Location>()
+                .map(|at| at.join(path).to_string())
+        };
+        assert_eq!(join("s3://b", "f.json"), Ok("s3://b/f.json".to_owned()));
+        assert_eq!(join("s3://b/runs", "f.json"), Ok("s3://b/runs/f.json".to_owned()));
+        assert_eq!(join("s3://b/runs/", "f.json"), Ok("s3://b/runs/f.json".to_owned()));
     }
 
     use super::*;
