@@ -25,7 +25,7 @@ use acl_audit::s3::upload::{Artifact, put_object};
 use acl_audit::security_hub::{Imported, Product, import};
 use acl_audit::strategy::InFlight;
 use acl_audit::strategy::default_blocking_pool_size;
-use acl_audit::sweep::{BucketAudit, OnBucket, SweepError, SweepOptions, SweepTotals, sweep_account};
+use acl_audit::sweep::{BucketAudit, OnBucket, SweepError, SweepOptions, SweepScope, SweepTotals, sweep_account};
 use acl_audit::{AuditReport, ListError, Strategy, StrategyKind, Target};
 use clap::{Parser, Subcommand};
 
@@ -555,6 +555,19 @@ fn not_audited(totals: &SweepTotals) -> usize {
     totals.failed + totals.truncated + totals.not_reached + totals.failures
 }
 
+/// Which buckets a sweep audits and how, from the flags both sweeps take.
+async fn sweep_scope(scan: &Scan, client: &aws_sdk_s3::Client) -> Result<SweepScope, String> {
+    Ok(SweepScope {
+        include: scan.include.clone(),
+        exclude: scan.exclude.clone(),
+        fetch_when_acls_disabled: scan.audit_when_acls_disabled,
+        suppressions: load_suppressions(scan, client).await?,
+        baseline: load_baseline(scan, client).await?,
+        format: scan.format,
+        ..SweepScope::default()
+    })
+}
+
 /// `--all-buckets`: every bucket the caller can list, into one report and findings file.
 async fn sweep(scan: Scan) -> Result<u8, String> {
     let mut io = SweepIo::new(
@@ -563,18 +576,13 @@ async fn sweep(scan: Scan) -> Result<u8, String> {
     )
     .await?;
     let options = SweepOptions {
-        include: scan.include.clone(),
-        exclude: scan.exclude.clone(),
-        fetch_when_acls_disabled: scan.audit_when_acls_disabled,
+        scope: sweep_scope(&scan, &io.client).await?,
         findings: io.output.take(),
         on_bucket: Some(io.on_bucket()),
         account_id: scan.account_id.clone(),
-        suppressions: load_suppressions(&scan, &io.client).await?,
-        baseline: load_baseline(&scan, &io.client).await?,
-        format: scan.format,
-        ..SweepOptions::default()
+        resume: None,
     };
-    let baseline = options.baseline.clone();
+    let baseline = options.scope.baseline.clone();
     let control = control_for(&scan, &io.choices).await?;
     let account = control
         .as_ref()
@@ -623,17 +631,12 @@ async fn sweep_org(scan: Scan) -> Result<u8, String> {
     let options = OrganizationOptions {
         role_name: scan.role_name.clone().unwrap_or_default(),
         external_id: scan.external_id.clone(),
-        include: scan.include.clone(),
-        exclude: scan.exclude.clone(),
-        fetch_when_acls_disabled: scan.audit_when_acls_disabled,
+        scope: sweep_scope(&scan, &io.client).await?,
         findings: io.output.take(),
         on_bucket: Some(io.on_bucket()),
-        suppressions: load_suppressions(&scan, &io.client).await?,
-        baseline: load_baseline(&scan, &io.client).await?,
-        format: scan.format,
-        ..OrganizationOptions::default()
+        resume: None,
     };
-    let baseline = options.baseline.clone();
+    let baseline = options.scope.baseline.clone();
     let clients = OrganizationClients {
         s3: &io.client,
         control: Some(&control),

@@ -12,7 +12,7 @@ use acl_audit::organization::{
 };
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::s3::upload::NotWritten;
-use acl_audit::sweep::{SweepError, SweepOptions, SweepPlace, sweep_account};
+use acl_audit::sweep::{SweepError, SweepOptions, SweepPlace, SweepScope, sweep_account};
 use acl_audit::{FindingsOutput, Strategy};
 use lambda_runtime::Context;
 
@@ -266,6 +266,16 @@ pub async fn sweep(
         suppressions,
         baseline,
     } = how;
+    let scope = SweepScope {
+        include,
+        exclude,
+        fetch_when_acls_disabled,
+        stop_at,
+        settings_only,
+        suppressions,
+        baseline,
+        format: config.findings_format,
+    };
     let client = &clients.s3;
     let strategy: Strategy = config.strategy(kind);
     let on_bucket = || -> acl_audit::sweep::OnBucket {
@@ -274,10 +284,7 @@ pub async fn sweep(
     match organization {
         None => {
             let options = SweepOptions {
-                include,
-                exclude,
-                fetch_when_acls_disabled,
-                stop_at,
+                scope,
                 findings,
                 on_bucket: Some(on_bucket()),
                 account_id: account_of(&context.invoked_function_arn).map(str::to_owned),
@@ -285,10 +292,6 @@ pub async fn sweep(
                     Some(Place::Account(place)) => Some(place),
                     _ => None,
                 },
-                settings_only,
-                suppressions,
-                baseline,
-                format: config.findings_format,
             };
             let regional = RegionalClients::new(client.clone());
             let account = clients.account_check(&context.invoked_function_arn);
@@ -307,20 +310,13 @@ pub async fn sweep(
             let options = OrganizationOptions {
                 role_name: role.name,
                 external_id: role.external_id,
-                include,
-                exclude,
-                fetch_when_acls_disabled,
-                stop_at,
+                scope,
                 findings,
                 on_bucket: Some(on_bucket()),
-                settings_only,
                 resume: match resume {
                     Some(Place::Organization(place)) => Some(place),
                     _ => None,
                 },
-                suppressions,
-                baseline,
-                format: config.findings_format,
             };
             let org_clients = OrganizationClients {
                 s3: client,

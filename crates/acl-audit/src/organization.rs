@@ -19,7 +19,7 @@ use crate::s3::client::{control_with_credentials, with_credentials};
 use crate::s3::error::error_code;
 use crate::s3::region::RegionalClients;
 use crate::strategy::Strategy;
-use crate::sweep::{OnBucket, SweepError, SweepOptions, SweepReport, SweepTotals, sweep_account};
+use crate::sweep::{OnBucket, SweepError, SweepOptions, SweepReport, SweepScope, SweepTotals, sweep_account};
 
 /// The clients an organization's sweep starts from: the caller's.
 pub struct OrganizationClients<'a> {
@@ -36,26 +36,15 @@ pub struct OrganizationOptions {
     pub role_name: String,
     /// The external id the member role's trust policy asks for, if any.
     pub external_id: Option<String>,
-    /// Each account's sweep's bucket globs, `audit_when_acls_disabled` and deadline.
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-    pub fetch_when_acls_disabled: bool,
-    pub stop_at: Option<Instant>,
+    /// Which buckets every account's sweep audits, and how.
+    pub scope: SweepScope,
     /// The organization's one findings file.
     pub findings: Option<FindingsOutput>,
     /// Told `account/bucket` as each bucket's crawl starts.
     pub on_bucket: Option<OnBucket>,
-    /// Read every account's buckets' settings and crawl none ([`SweepOptions::settings_only`]).
-    pub settings_only: bool,
     /// Where an earlier sweep of the organization stopped: accounts before its account (in
     /// account-id order) are not swept again, and that account's sweep goes on from its place.
     pub resume: Option<OrganizationPlace>,
-    /// Findings a team has accepted, in every account ([`crate::suppressions`]).
-    pub suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
-    /// The last completed sweep's findings ([`crate::changes`]).
-    pub baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
-    /// The findings file's format ([`crate::ocsf`]).
-    pub format: crate::ocsf::FindingsFormat,
 }
 
 /// Where an organization's sweep stopped: the first account it did not finish, and the place
@@ -157,17 +146,10 @@ pub async fn sweep_organization(
     let OrganizationOptions {
         role_name,
         external_id,
-        include,
-        exclude,
-        fetch_when_acls_disabled,
-        stop_at,
+        scope,
         findings,
         on_bucket,
-        settings_only,
         resume,
-        suppressions,
-        baseline,
-        format,
     } = options;
     let refused = |code: String, message: String| OrganizationError::ListAccounts { code, message };
     let identity = Box::pin(clients.sts.get_caller_identity().send())
@@ -195,7 +177,7 @@ pub async fn sweep_organization(
     let sweeps = |shared: Option<SharedFindings>| async move {
         let mut swept = Vec::with_capacity(accounts.len());
         for (account_id, name) in accounts {
-            if stop_at.is_some_and(|at| Instant::now() >= at) {
+            if scope.stop_at.is_some_and(|at| Instant::now() >= at) {
                 swept.push(AccountSweep {
                     account_id,
                     name,
@@ -240,20 +222,13 @@ pub async fn sweep_organization(
             let account_label = account_id.clone();
             let told = on_bucket.clone();
             let sweep_options = SweepOptions {
-                include: include.clone(),
-                exclude: exclude.clone(),
-                fetch_when_acls_disabled,
-                stop_at,
+                scope: scope.clone(),
                 findings: shared.clone().map(FindingsOutput::Shared),
                 on_bucket: told.map(|told| -> OnBucket {
                     Box::new(move |bucket: &str| told(&format!("{account_label}/{bucket}")))
                 }),
                 account_id: Some(account_id.clone()),
                 resume: carried.take_if(|(id, _)| *id == account_id).map(|(_, place)| place),
-                settings_only,
-                suppressions: suppressions.clone(),
-                baseline: baseline.clone(),
-                format,
             };
             let regional = RegionalClients::new(s3);
             let (state, error, report) = match sweep_account(&regional, account, strategy, sweep_options).await {

@@ -28,9 +28,9 @@ const SETTINGS_AT_ONCE: usize = 16;
 /// ListBuckets' largest page.
 const BUCKETS_PER_PAGE: i32 = 1000;
 
-/// What a sweep does besides the audit.
-#[derive(Default)]
-pub struct SweepOptions {
+/// Which buckets a sweep audits and how: the same in every account of an organization's.
+#[derive(Default, Clone)]
+pub struct SweepScope {
     /// Bucket-name globs (`*`, `?`) a bucket must match one of; empty: every bucket.
     pub include: Vec<String>,
     /// Bucket-name globs no audited bucket may match.
@@ -40,6 +40,21 @@ pub struct SweepOptions {
     /// No bucket's crawl starts after it, and the one under way stops there (its token in
     /// the report).
     pub stop_at: Option<Instant>,
+    /// Read every bucket's settings and crawl none: each bucket a crawl would audit is left
+    /// `NotReached`, for a caller that crawls them its own way (the state machine's plan).
+    pub settings_only: bool,
+    /// Findings a team has accepted ([`crate::suppressions`]).
+    pub suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
+    /// The last completed sweep's findings ([`crate::changes`]).
+    pub baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
+    /// The findings file's format ([`crate::ocsf`]).
+    pub format: crate::ocsf::FindingsFormat,
+}
+
+/// What an account's sweep does besides the audit.
+#[derive(Default)]
+pub struct SweepOptions {
+    pub scope: SweepScope,
     /// The sweep's one findings file.
     pub findings: Option<FindingsOutput>,
     /// Told the name of each bucket as its crawl starts (a progress bar).
@@ -50,15 +65,6 @@ pub struct SweepOptions {
     /// Where an earlier sweep of the account stopped: buckets before its bucket are not
     /// audited again, and that bucket goes on from its token.
     pub resume: Option<SweepPlace>,
-    /// Read every bucket's settings and crawl none: each bucket a crawl would audit is left
-    /// `NotReached`, for a caller that crawls them its own way (the state machine's plan).
-    pub settings_only: bool,
-    /// Findings a team has accepted ([`crate::suppressions`]).
-    pub suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
-    /// The last completed sweep's findings ([`crate::changes`]).
-    pub baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
-    /// The findings file's format ([`crate::ocsf`]).
-    pub format: crate::ocsf::FindingsFormat,
 }
 
 /// Where a sweep stopped: the first bucket it did not finish, and that bucket's own token when
@@ -220,25 +226,18 @@ pub async fn sweep_account(
 ) -> Result<SweepReport, SweepError> {
     let started = Instant::now();
     let SweepOptions {
-        include,
-        exclude,
-        fetch_when_acls_disabled,
-        stop_at,
+        scope,
         findings,
         on_bucket,
         account_id,
         resume,
-        settings_only,
-        suppressions,
-        baseline,
-        format,
     } = options;
     let listed = list_buckets(clients.base()).await?;
     let chosen: Vec<(String, Option<String>)> = listed
         .into_iter()
         .filter(|(name, _)| {
-            (include.is_empty() || include.iter().any(|glob| glob_matches(glob, name)))
-                && !exclude.iter().any(|glob| glob_matches(glob, name))
+            (scope.include.is_empty() || scope.include.iter().any(|glob| glob_matches(glob, name)))
+                && !scope.exclude.iter().any(|glob| glob_matches(glob, name))
                 // Buckets an earlier sweep finished (ListBuckets names them in order).
                 && resume.as_ref().is_none_or(|place| name.as_str() >= place.bucket.as_str())
         })
@@ -256,19 +255,17 @@ pub async fn sweep_account(
         .collect::<Vec<_>>()
         .await;
 
-    let used = suppressions.as_deref().map(crate::suppressions::Suppressions::used);
+    let used = scope
+        .suppressions
+        .as_deref()
+        .map(crate::suppressions::Suppressions::used);
     let crawl = |shared: Option<SharedFindings>| async move {
         let mut buckets = Vec::with_capacity(read.len());
         for bucket in read {
             let carried = token.take_if(|(name, _)| *name == bucket.name).map(|(_, token)| token);
             let crawl = Crawl {
                 strategy,
-                stop_at,
-                settings_only,
-                suppressions: suppressions.clone(),
-                baseline: baseline.clone(),
-                format,
-                fetch_when_acls_disabled,
+                scope: &scope,
                 shared: shared.as_ref(),
                 account_id: account_id.as_deref(),
                 on_bucket: on_bucket.as_deref(),
@@ -400,12 +397,7 @@ async fn read_bucket(
 /// How every bucket of a sweep is crawled.
 struct Crawl<'a> {
     strategy: Strategy,
-    stop_at: Option<Instant>,
-    settings_only: bool,
-    suppressions: Option<std::sync::Arc<crate::suppressions::Suppressions>>,
-    baseline: Option<std::sync::Arc<crate::changes::Baseline>>,
-    format: crate::ocsf::FindingsFormat,
-    fetch_when_acls_disabled: bool,
+    scope: &'a SweepScope,
     shared: Option<&'a SharedFindings>,
     account_id: Option<&'a str>,
     on_bucket: Option<&'a (dyn Fn(&str) + Send + Sync)>,
@@ -416,12 +408,7 @@ struct Crawl<'a> {
 async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'_>) -> BucketAudit {
     let &Crawl {
         strategy,
-        stop_at,
-        settings_only,
-        suppressions: _,
-        baseline: _,
-        format: _,
-        fetch_when_acls_disabled,
+        scope,
         shared,
         account_id,
         on_bucket,
@@ -459,11 +446,11 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         }
     };
     audit.settings = Some(context.clone());
-    if context.acls_disabled && !fetch_when_acls_disabled {
+    if context.acls_disabled && !scope.fetch_when_acls_disabled {
         audit.state = BucketState::AclsDisabled;
         return audit;
     }
-    if settings_only || stop_at.is_some_and(|at| Instant::now() >= at) {
+    if scope.settings_only || scope.stop_at.is_some_and(|at| Instant::now() >= at) {
         audit.state = BucketState::NotReached;
         return audit;
     }
@@ -471,14 +458,14 @@ async fn crawl_bucket(bucket: ReadBucket, token: Option<Resume>, crawl: &Crawl<'
         on_bucket(&audit.bucket);
     }
     let options = AuditOptions {
-        stop_at,
+        stop_at: scope.stop_at,
         findings: shared.cloned().map(FindingsOutput::Shared),
         bucket: Some(context),
-        fetch_when_acls_disabled,
+        fetch_when_acls_disabled: scope.fetch_when_acls_disabled,
         account_id: account_id.map(str::to_owned),
-        suppressions: crawl.suppressions.clone(),
-        baseline: crawl.baseline.clone(),
-        format: crawl.format,
+        suppressions: scope.suppressions.clone(),
+        baseline: scope.baseline.clone(),
+        format: scope.format,
         ..AuditOptions::default()
     };
     let target = Target {

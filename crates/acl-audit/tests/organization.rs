@@ -15,7 +15,7 @@ use acl_audit::findings::FindingLine;
 use acl_audit::organization::{AccountState, OrganizationClients, OrganizationOptions, sweep_organization};
 use acl_audit::s3::client::client_for_endpoint;
 use acl_audit::strategy::InFlight;
-use acl_audit::sweep::BucketState;
+use acl_audit::sweep::{BucketState, SweepScope};
 use acl_audit::{FindingsOutput, Strategy};
 use local_s3::moto::MotoServer;
 use test_support::organization;
@@ -141,7 +141,10 @@ async fn an_organization_sweep_stopped_early_is_taken_up_where_it_stopped() {
 
     let stopped = OrganizationOptions {
         role_name: organization::ROLE.to_owned(),
-        stop_at: Some(std::time::Instant::now()),
+        scope: SweepScope {
+            stop_at: Some(std::time::Instant::now()),
+            ..SweepScope::default()
+        },
         ..OrganizationOptions::default()
     };
     let report = sweep_organization(clients(), strategy, stopped).await.unwrap();

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use acl_audit::findings::FindingLine;
 use acl_audit::s3::region::RegionalClients;
 use acl_audit::strategy::InFlight;
-use acl_audit::sweep::{BucketState, SweepOptions, sweep_account};
+use acl_audit::sweep::{BucketState, SweepOptions, SweepScope, sweep_account};
 use acl_audit::{FindingsOutput, Strategy};
 use local_s3::acl::{Acl, CannedAcl, Grantee, Permission};
 use local_s3::store::{ObjectOwnership, PublicAccessBlock, StoredObject};
@@ -152,8 +152,11 @@ async fn include_and_exclude_globs_choose_the_buckets() {
     let (s3, client) = common::endpoint().await;
     arrange(&s3);
     let options = SweepOptions {
-        include: vec!["disabled-*".to_owned(), "enabled".to_owned()],
-        exclude: vec!["*-b".to_owned()],
+        scope: SweepScope {
+            include: vec!["disabled-*".to_owned(), "enabled".to_owned()],
+            exclude: vec!["*-b".to_owned()],
+            ..SweepScope::default()
+        },
         ..SweepOptions::default()
     };
     let clients = RegionalClients::new(client);
