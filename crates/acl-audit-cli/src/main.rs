@@ -781,9 +781,7 @@ async fn load_baseline(scan: &Scan, client: &aws_sdk_s3::Client) -> Result<Optio
         return Ok(None);
     };
     let mut lines = LineSource::open(client, source).map_err(|err| err.to_string())?;
-    let (year, month, day) = findings::utc_date(std::time::SystemTime::now());
-    let today = format!("{year:04}-{month:02}-{day:02}");
-    Baseline::read(&mut lines, &today)
+    Baseline::read(&mut lines, &findings::utc_today())
         .await
         .map(|baseline| Some(Arc::new(baseline)))
         .map_err(|err| err.to_string())
@@ -834,9 +832,7 @@ async fn load_suppressions(
     } else {
         std::fs::read(source).map_err(|err| format!("cannot read the suppression file {source}: {err}"))?
     };
-    let (year, month, day) = findings::utc_date(std::time::SystemTime::now());
-    let today = format!("{year:04}-{month:02}-{day:02}");
-    acl_audit::suppressions::Suppressions::parse(&bytes, source, &today)
+    acl_audit::suppressions::Suppressions::parse(&bytes, source, &findings::utc_today())
         .map(|suppressions| Some(Arc::new(suppressions)))
         .map_err(|err| err.to_string())
 }

@@ -5,7 +5,6 @@
 //! pointer where it was (docs/report.md, "Changes between runs").
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use acl_audit::audit::write_changes;
 use acl_audit::changes::{Baseline, CHANGES_FILE, ChangeCounts, CompareError, LineSource};
@@ -46,12 +45,6 @@ fn latest(base: &S3Location, scope: &str, what: &str) -> S3Location {
     base.join(&format!("latest/{scope}/{what}.json"))
 }
 
-/// Today (UTC) as a findings line's `first_seen` names it.
-pub fn today() -> String {
-    let (year, month, day) = findings::utc_date(SystemTime::now());
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
 /// The comparison of a run whose pointer is at `latest`: the last completed run's findings
 /// read as its baseline (none on the first run). A pointer or findings file that cannot be read
 /// is logged and the run goes on uncompared (`None`); once complete it moves the pointer to its
@@ -61,7 +54,7 @@ pub async fn begin(client: &Client, config: &Config, latest: S3Location) -> Opti
     // awaits, too large to sit in each job's future on a debug build's stack.
     Box::pin(async move {
         config.findings.as_ref()?;
-        let today = today();
+        let today = findings::utc_today();
         let pointer = match read_object_if_any(client, &latest.bucket, &latest.prefix).await {
             Ok(pointer) => pointer,
             Err(detail) => {

@@ -3,9 +3,8 @@
 //! malformed fails the invocation before any ACL is fetched, naming the entry.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use acl_audit::findings::utc_date;
+use acl_audit::findings::utc_today;
 use acl_audit::s3::read::read_object;
 use acl_audit::suppressions::Suppressions;
 use aws_sdk_s3::Client;
@@ -33,8 +32,6 @@ pub async fn load(client: &Client, config: &Config) -> Result<Option<Arc<Suppres
             uri: uri.clone(),
             detail,
         })?;
-    let (year, month, day) = utc_date(SystemTime::now());
-    let today = format!("{year:04}-{month:02}-{day:02}");
-    let suppressions = Suppressions::parse(&bytes, &uri, &today)?;
+    let suppressions = Suppressions::parse(&bytes, &uri, &utc_today())?;
     Ok(Some(Arc::new(suppressions)))
 }

@@ -309,6 +309,12 @@ pub fn run_folder(base: &S3Location, bucket: &str, date: (i32, u8, u8), run_id: 
     base.join(&format!("{bucket}/{year:04}/{month:02}/{day:02}/{run_id}/"))
 }
 
+/// Today (UTC) as `yyyy-mm-dd`: a findings line's `first_seen`, a suppression's `expires`.
+pub fn utc_today() -> String {
+    let (year, month, day) = utc_date(std::time::SystemTime::now());
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// The UTC calendar date of `time` (proleptic Gregorian), as a run's folder names it.
 pub fn utc_date(time: std::time::SystemTime) -> (i32, u8, u8) {
     let secs = time
