@@ -138,10 +138,12 @@ $(MOTO_VENV)/.installed: requirements/moto.txt | python-venv
 	$(MOTO_VENV)/bin/pip install --quiet -r requirements/moto.txt
 	touch $@
 
-## lint: formatting and clippy, warnings as errors
+## lint: formatting, clippy and the libraries' rustdoc, warnings as errors
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	# The libraries' doc links name real items (architecture.md sends readers to them).
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --lib --quiet
 
 ## fmt: format every crate (cargo fmt)
 fmt:

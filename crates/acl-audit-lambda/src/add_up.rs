@@ -48,6 +48,7 @@ pub async fn run(
         .unwrap_or("run")
         .to_owned();
     if pass.scope != AuditScope::Bucket {
+        // Boxed for the invocation's future's size, as the plan's sweep (`steps`).
         return Box::pin(add_up_sweep(kind, clients, config, context, pass, parts, run_id)).await;
     }
     let client = &clients.s3;

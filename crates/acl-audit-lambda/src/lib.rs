@@ -5,7 +5,7 @@
 //!   [`inventory_audit`], the state machine's [`steps`] and its last step [`add_up`] (over
 //!   [`map_run`]'s results), each leaving behind what [`record`] and [`stored_resume`] write;
 //! - [`outcome`] is what it did, [`error`] its `errorType`s, [`metrics`] its EMF line, and
-//!   [`runtime`] the process that serves Lambda's Runtime API with the [`clients`] it builds once.
+//!   [`mod@runtime`] the process that serves Lambda's Runtime API with the [`clients`] it builds once.
 //!
 //! The audit itself is the `acl-audit` crate's.
 

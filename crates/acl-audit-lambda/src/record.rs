@@ -131,7 +131,7 @@ pub async fn leave(
     }
 }
 
-/// What a finished run leaves behind: its token passed on at `token` (see [`pass_on`]), then
+/// What a finished run leaves behind: its token passed on at `token` (stored if it stopped, removed once done), then
 /// its report in its `folder`; the first write that fails is the run's findings error.
 pub async fn record_run(
     client: &Client,

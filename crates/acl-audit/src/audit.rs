@@ -129,7 +129,7 @@ pub enum FindingsOutput {
 }
 
 /// A findings file many runs write into at once (a sweep's): each run's lines go to the one
-/// writer [`SharedFindings::new`] returns, which the caller runs beside them all and which
+/// writer [`SharedFindings::beside`] runs beside them all, and which
 /// finishes the file once every handle is dropped.
 #[derive(Clone)]
 pub struct SharedFindings(mpsc::Sender<Line>);

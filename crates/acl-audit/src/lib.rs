@@ -14,6 +14,10 @@
 //!    last run, the findings sent to AWS Security Hub, and the findings file as OCSF events.
 //! 5. [`sweep`]: every bucket of an account, each audited where its ACLs still apply.
 //! 6. [`organization`]: every account of an AWS Organization, each swept with a role assumed.
+//!
+//! Every AWS SDK request future is boxed where it is sent (`Box::pin(… .send())`): each is
+//! kilobytes, more in a debug build, and boxed at the leaves a run's future stays small enough
+//! for any caller to hold on its stack (`audit`'s `a_runs_future_stays_small_without_boxing`).
 
 pub mod audit;
 pub mod bucket;

@@ -104,7 +104,7 @@ impl fmt::Display for ObjectRef {
 }
 
 /// Where a truncated run stopped, as its report gives it and the next run's event takes it.
-/// On the wire it keeps the flat shape tokens have always had ([`ResumeWire`]), so a token
+/// On the wire it keeps the flat shape tokens have always had (`ResumeWire`), so a token
 /// stored or handed on by an earlier build still reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "ResumeWire", into = "ResumeWire")]

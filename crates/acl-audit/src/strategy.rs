@@ -42,11 +42,11 @@ pub enum InFlight {
     All,
     /// At most this many, however the server answers.
     Fixed(NonZeroUsize),
-    /// At most `ceiling`, fewer while the server pushes back ([`limit`]). `shared_by`: how
+    /// At most `ceiling`, fewer while the server pushes back (`strategy/limit.rs`). `shared_by`: how
     /// many runs, this one included, make their calls to the same keys at once (the state
     /// machine's parts of one bucket, each an invocation of its own): each starts at its share
     /// of the ceiling and grows by its share of a call per round, so that together they ask
-    /// what one run would ([`limit`]).
+    /// what one run would (docs/reliability.md).
     Adaptive {
         ceiling: NonZeroUsize,
         shared_by: NonZeroUsize,
