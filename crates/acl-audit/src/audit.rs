@@ -128,9 +128,9 @@ pub enum FindingsOutput {
     Shared(SharedFindings),
 }
 
-/// A findings file many runs write into at once (a sweep's): each run's lines go to the one
-/// writer [`SharedFindings::beside`] runs beside them all, and which
-/// finishes the file once every handle is dropped.
+/// A findings file many runs write into at once (a sweep's): each run's lines go to one
+/// writer, which [`SharedFindings::beside`] runs beside them all and which finishes the file
+/// once every handle is dropped.
 #[derive(Clone)]
 pub struct SharedFindings(mpsc::Sender<Line>);
 

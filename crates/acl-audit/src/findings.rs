@@ -309,7 +309,8 @@ pub fn run_folder(base: &S3Location, bucket: &str, date: (i32, u8, u8), run_id: 
     base.join(&format!("{bucket}/{year:04}/{month:02}/{day:02}/{run_id}/"))
 }
 
-/// Today (UTC) as `yyyy-mm-dd`: a findings line's `first_seen`, a suppression's `expires`.
+/// Today (UTC) as `yyyy-mm-dd`: a new finding's `first_seen`, and the day a suppression's
+/// `expires` is compared with.
 pub fn utc_today() -> String {
     let (year, month, day) = utc_date(std::time::SystemTime::now());
     format!("{year:04}-{month:02}-{day:02}")
