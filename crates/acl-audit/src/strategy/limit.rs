@@ -21,7 +21,10 @@
 //!   down shows the latency is not of this run's making (S3's own varies): the floor is raised
 //!   to it instead;
 //! - at most one cut per round of calls: a signal from a call that started before the last cut
-//!   is the same congestion, already answered;
+//!   is the same congestion, already answered. So is one from a call that started with more
+//!   calls in flight than the limit allowed, after the limit came down (a cut, or the probe):
+//!   a released permit goes straight to a waiting task, which may run only later, with the
+//!   calls of the limit before;
 //! - otherwise each call ending adds 1/limit, one more call in flight per round, up to the
 //!   ceiling the run was given (the memory size's default, or the CLI's).
 //!
@@ -128,6 +131,9 @@ struct Round {
 pub(crate) struct Slot<'a> {
     permit: SemaphorePermit<'a>,
     number: u64,
+    /// It started while permits were owed, with more calls in flight than the limit allowed:
+    /// no permit is free then, so it was handed this one before the limit came down.
+    over_limit: bool,
     started: Instant,
 }
 
@@ -177,6 +183,7 @@ impl AdaptiveLimit {
         Slot {
             permit,
             number,
+            over_limit: state.owed > 0,
             started: Instant::now(),
         }
     }
@@ -196,8 +203,8 @@ impl AdaptiveLimit {
         let mut state = self.state.lock();
         let pushed_back = pushbacks.saturating_sub(state.pushbacks_seen);
         state.pushbacks_seen = state.pushbacks_seen.max(pushbacks);
-        let after_cut = slot.number >= state.cut_at;
         // A call that started before the last cut belongs to the congestion that cut answered.
+        let after_cut = slot.number >= state.cut_at && !slot.over_limit;
         if after_cut {
             state.round.pushed_back += pushed_back;
             state.round.answered += usize::from(pushed_back == 0);
@@ -443,6 +450,34 @@ mod tests {
         );
         assert!(limit.course().cuts_for_latency >= 2);
         assert_eq!(limit.course().cuts_for_pushback, 0);
+    }
+
+    #[tokio::test]
+    async fn a_permit_handed_over_before_the_probe_does_not_count_towards_its_floor() {
+        // Under CPU contention a task can be handed a released permit and be numbered only
+        // after the probe began: its call then runs with the old limit's calls in flight (in the
+        // pushback test, a floor of 78 ms for calls of 15 ms).
+        let limit = AdaptiveLimit::new(16, 1);
+        calls(&limit, PROBE_AFTER as usize - 17, MS, 0).await;
+        let mut old: Vec<_> = futures::future::join_all((0..16).map(|_| limit.acquire())).await;
+        let mut late = std::pin::pin!(limit.acquire());
+        assert!(futures::poll!(&mut late).is_pending());
+        // The permit goes to `late`, which has not yet run; `prompt` takes the next one.
+        limit.release_after(old.remove(0), 100 * MS, 0);
+        let prompt = limit.acquire();
+        limit.release_after(old.remove(0), 100 * MS, 0);
+        old.push(prompt.await);
+        // This release begins the probe, at 2 calls; `late` is numbered within it.
+        limit.release_after(old.remove(0), 100 * MS, 0);
+        assert_eq!(limit.now(), 2);
+        let late = late.await;
+        assert!(late.over_limit);
+        limit.release_after(late, 100 * MS, 0);
+        for slot in old {
+            limit.release_after(slot, 100 * MS, 0);
+        }
+        calls(&limit, 2, MS, 0).await;
+        assert_eq!(limit.course().floor_us, Some(1000), "only the probe's own calls count");
     }
 
     #[tokio::test]
