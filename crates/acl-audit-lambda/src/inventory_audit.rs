@@ -101,7 +101,9 @@ pub async fn run(
         token: token.as_ref(),
         found,
         resumed_from,
-        sent_as: (!matches!(origin, Origin::Part { .. })).then_some(context.invoked_function_arn.as_str()),
+        sent_as: origin
+            .sends_its_findings()
+            .then_some(context.invoked_function_arn.as_str()),
     };
     let (report, findings_error) = match leave(clients, config, leaving, audited).await {
         Ok(left) => left,

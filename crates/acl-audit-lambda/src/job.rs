@@ -74,6 +74,12 @@ impl Origin {
             _ => NonZeroUsize::MIN,
         }
     }
+
+    /// Whether the run sends its findings to Security Hub itself: all but a state machine's
+    /// part, whose run's last step sends them.
+    pub fn sends_its_findings(&self) -> bool {
+        !matches!(self, Origin::Part { .. })
+    }
 }
 
 /// An audit of a listing.
